@@ -1,0 +1,69 @@
+// Typed errors. Each carries what an operator needs to act on it; the CLI and the agent
+// log or print them once, at the edge, and map them to exit codes.
+
+/** One problem in user input, located as precisely as we can. */
+export interface FieldProblem {
+  /** Dotted path inside the object, e.g. "spec.backend.vni". */
+  field: string;
+  message: string;
+  file?: string;
+  line?: number;
+  /** "network/default" style reference, when known. */
+  object?: string;
+}
+
+export function formatProblem(p: FieldProblem): string {
+  const where = p.file ? `${p.file}:${p.line ?? 1}: ` : '';
+  const obj = p.object ? `${p.object}: ` : '';
+  const field = p.field ? `${p.field}: ` : '';
+  return `${where}${obj}${field}${p.message}`;
+}
+
+/** Invalid user input: every problem found, not just the first. Exit code 1. */
+export class ValidationError extends Error {
+  override readonly name = 'ValidationError';
+  constructor(readonly problems: FieldProblem[]) {
+    super(problems.map(formatProblem).join('\n'));
+  }
+}
+
+/** The object changed since the caller read it (stale resourceVersion, lost CAS). Exit 1. */
+export class ConflictError extends Error {
+  override readonly name = 'ConflictError';
+}
+
+/** The named object does not exist. Exit 1. */
+export class NotFoundError extends Error {
+  override readonly name = 'NotFoundError';
+}
+
+/** A user request that is well-formed but refused (e.g. would orphan leases). Exit 1. */
+export class RefusedError extends Error {
+  override readonly name = 'RefusedError';
+}
+
+/** etcd could not be reached or answered with a failure. Exit 2. */
+export class StoreUnavailableError extends Error {
+  override readonly name = 'StoreUnavailableError';
+  constructor(
+    message: string,
+    readonly endpoints: string[],
+    override readonly cause?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+/** etcd refused our credentials or certificate. Retrying will not help. Exit 2. */
+export class StoreAuthError extends Error {
+  override readonly name = 'StoreAuthError';
+}
+
+export function isUserError(err: unknown): boolean {
+  return (
+    err instanceof ValidationError ||
+    err instanceof ConflictError ||
+    err instanceof NotFoundError ||
+    err instanceof RefusedError
+  );
+}

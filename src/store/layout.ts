@@ -1,0 +1,72 @@
+// Where things live in etcd. Flannel's layout for what flanneld reads; weft's own metadata
+// under <prefix>/_weft, which no flanneld ever looks at and which can never be mistaken for
+// a lease key (nothing but lease keys may start with <prefix>/subnets).
+
+export const DEFAULT_PREFIX = '/coreos.com/network';
+export const DEFAULT_NETWORK = 'default';
+
+/** "/coreos.com//network/" -> "/coreos.com/network". */
+export function normalizePrefix(prefix: string): string {
+  const collapsed = ('/' + prefix).replace(/\/+/g, '/').replace(/\/$/, '');
+  return collapsed === '' ? '' : collapsed;
+}
+
+const NETWORK_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** Why a network name cannot be used, or undefined when it can. */
+export function networkNameProblem(name: string): string | undefined {
+  if (!NETWORK_NAME.test(name)) return `"${name}" is not a DNS label (lowercase letters, digits and '-', at most 63)`;
+  if (name === 'config' || name.startsWith('subnets')) {
+    return `"${name}" collides with flannel's own keys under the prefix`;
+  }
+  return undefined;
+}
+
+export class Layout {
+  readonly prefix: string;
+  constructor(prefix: string = DEFAULT_PREFIX) {
+    this.prefix = normalizePrefix(prefix);
+  }
+
+  /** The default network lives at the prefix itself; network N at <prefix>/N. */
+  networkRoot(network: string): string {
+    return network === DEFAULT_NETWORK ? this.prefix : `${this.prefix}/${network}`;
+  }
+
+  configKey(network: string): string {
+    return `${this.networkRoot(network)}/config`;
+  }
+
+  /** With the trailing slash: only lease keys live under it. */
+  subnetsPrefix(network: string): string {
+    return `${this.networkRoot(network)}/subnets/`;
+  }
+
+  subnetKey(network: string, key: string): string {
+    return this.subnetsPrefix(network) + key;
+  }
+
+  get metaRoot(): string {
+    return `${this.prefix}/_weft/`;
+  }
+
+  networkMetaKey(network: string): string {
+    return `${this.metaRoot}networks/${network}`;
+  }
+
+  subnetMetaPrefix(): string {
+    return `${this.metaRoot}subnets/`;
+  }
+
+  subnetMetaKey(name: string): string {
+    return this.subnetMetaPrefix() + name;
+  }
+
+  /** Network name from a config key, or undefined when the key is not one. */
+  networkOfConfigKey(key: string): string | undefined {
+    if (key === `${this.prefix}/config`) return DEFAULT_NETWORK;
+    const rest = key.startsWith(this.prefix + '/') ? key.slice(this.prefix.length + 1) : undefined;
+    const m = rest && /^([^/]+)\/config$/.exec(rest);
+    return m && !networkNameProblem(m[1]!) && m[1] !== DEFAULT_NETWORK ? m[1] : undefined;
+  }
+}
