@@ -1,0 +1,55 @@
+// The seam between the agent (which knows leases) and the dataplane (which knows the kernel).
+import type { Cidr, Ipv4 } from '../alloc/cidr.js';
+
+/** A remote host's lease, already decoded and validated by the agent. */
+export interface Peer {
+  /** The lease key ("10.5.3.0-24"), for logs. */
+  key: string;
+  subnet: Cidr;
+  publicIP: Ipv4;
+  backendType: string;
+  /** Canonical lowercase MAC; present for vxlan peers. */
+  vtepMAC?: string;
+  vni?: number;
+}
+
+/** What the host's uplink looks like, as chosen by the agent's interface selection. */
+export interface Uplink {
+  name: string;
+  index: number;
+  mtu: number;
+  address: Ipv4;
+}
+
+export interface BackendSettings {
+  type: 'vxlan' | 'host-gw';
+  vni: number;
+  /** 0 = kernel default (8472). */
+  port: number;
+  mtu?: number;
+  directRouting: boolean;
+  gbp: boolean;
+}
+
+export interface ReconcileReport {
+  /** Kernel operations applied (route/neigh/fdb adds, replaces, deletes). */
+  operations: number;
+  /** Operations the kernel refused; the next resync retries them. */
+  failures: number;
+  /** The VTEP MAC in use; changes only when the device had to be recreated. */
+  vtepMAC?: string;
+}
+
+/**
+ * One network's kernel state on this host. Level-triggered: every call carries the full
+ * desired set of peers, and the backend converges the kernel to it.
+ */
+export interface Backend {
+  /** Creates or adopts the device (vxlan) and returns what the lease must publish. */
+  prepare(): Promise<{ vtepMAC?: string; mtu: number }>;
+  /**
+   * Converges kernel state to ownSubnet + peers. With `resync`, state is re-read from the
+   * kernel first (drift repair); otherwise the backend trusts what it last applied.
+   */
+  reconcile(ownSubnet: Cidr, peers: Peer[], opts?: { resync?: boolean }): Promise<ReconcileReport>;
+}
