@@ -1,0 +1,82 @@
+// Acquiring a lease: list, plan (pure), write with one CAS; on a lost race, list again.
+import type { Cidr } from '../alloc/cidr.js';
+import type { LeaseValue } from '../api/lease.js';
+import type { NetworkConfig } from '../api/network.js';
+import type { Logger } from '../log.js';
+import type { HeldLease, LeaseWriter } from '../store/leases.js';
+import type { Store } from '../store/store.js';
+import { planAcquisition, type Identity } from './acquire-plan.js';
+
+export class OutOfSubnetsError extends Error {
+  override readonly name = 'OutOfSubnetsError';
+}
+
+export class ContentionError extends Error {
+  override readonly name = 'ContentionError';
+}
+
+export interface AcquireDeps {
+  store: Store;
+  writer: LeaseWriter;
+  config: NetworkConfig;
+  identity: Identity;
+  /** The value to publish; the subnet is the key, so it is the same for any subnet. */
+  leaseValue: LeaseValue;
+  previous?: Cidr | undefined;
+  logger: Logger;
+  random?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  maxAttempts?: number;
+}
+
+export interface AcquireResult {
+  held: HeldLease;
+  /** 1 when the first CAS won. */
+  attempts: number;
+  how: string;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
+  const { store, writer, config, identity, leaseValue, logger } = deps;
+  const random = deps.random ?? Math.random;
+  const sleep = deps.sleep ?? defaultSleep;
+  const maxAttempts = deps.maxAttempts ?? 25;
+
+  for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+    const { records } = await store.listSubnets(config.name);
+    const plan = planAcquisition(config, records, identity, deps.previous, random);
+
+    for (const r of plan.release) {
+      const why = r.cidr ? `it does not fit network ${config.network} /${config.subnetLen}` : 'its key does not parse';
+      logger.warn('releasing a lease of this node', { key: r.kv.key, reason: plan.action === 'adopt-reservation' ? 'a reservation exists for this node' : why });
+      await writer.release(r.kv.key, r.kv.modRevision);
+    }
+
+    let outcome;
+    let how: string;
+    switch (plan.action) {
+      case 'full':
+        throw new OutOfSubnetsError(
+          `out of subnets: every /${config.subnetLen} between ${config.subnetMin} and ${config.subnetMax} in ${config.network} is taken`,
+        );
+      case 'adopt-reservation':
+        how = 'adopted reservation';
+        outcome = await writer.adopt(plan.record.cidr!, plan.record.kv.modRevision, plan.record.kv.value, leaseValue);
+        break;
+      case 'reuse':
+        how = `reused lease (matched by ${plan.matchedBy})`;
+        outcome = await writer.renew(plan.record.cidr!, plan.record.kv.modRevision, leaseValue, config.leaseTTLms);
+        break;
+      case 'create':
+        how = plan.source === 'previous' ? 'reclaimed subnet from subnet file' : 'allocated new subnet';
+        outcome = await writer.create(plan.subnet, leaseValue, config.leaseTTLms);
+        break;
+    }
+    if (outcome.ok) return { held: outcome.held, attempts: attempt, how };
+    // Lost a race: someone wrote the key between our list and our CAS. Spread the retries.
+    await sleep(Math.floor(random() * Math.min(1000, 20 * 2 ** Math.min(attempt, 6))));
+  }
+  throw new ContentionError(`could not acquire a subnet after ${maxAttempts} attempts (heavy contention)`);
+}

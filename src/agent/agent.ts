@@ -1,0 +1,381 @@
+// The agent's lifecycle: network config -> uplink -> device -> lease -> subnet.env ->
+// watch leases -> converge the kernel; renew the lease and resync the kernel periodically.
+// Everything that talks to the outside (etcd, kernel, files) is injected or at the edge.
+import type { Cidr } from '../alloc/cidr.js';
+import { isUserError, StoreAuthError } from '../api/errors.js';
+import type { LeaseValue } from '../api/lease.js';
+import { resolveNetwork, type NetworkConfig } from '../api/network.js';
+import type { Backend, BackendSettings } from '../dataplane/types.js';
+import type { Logger } from '../log.js';
+import { isTransientStoreError } from '../store/client.js';
+import { LeaseWriter, type HeldLease } from '../store/leases.js';
+import type { Store } from '../store/store.js';
+import { acquireLease, OutOfSubnetsError } from './acquire.js';
+import type { AgentOptions } from './flags.js';
+import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
+import { defaultBackoff, LeaseWatch } from './lease-watch.js';
+import { PeerSelector } from './peers.js';
+import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
+
+export interface AgentDeps {
+  options: AgentOptions;
+  store: Store;
+  logger: Logger;
+  readHost: (canReach?: string) => Promise<HostSnapshot>;
+  createBackend: (settings: BackendSettings, selection: Selection) => Backend;
+  now?: () => number;
+  random?: () => number;
+}
+
+/** The agent cannot go on (bad flags for this host, refused credentials). */
+export class FatalAgentError extends Error {
+  override readonly name = 'FatalAgentError';
+}
+
+type Phase = 'config' | 'acquiring' | 'out-of-subnets' | 'running';
+
+export class Agent {
+  private phase: Phase = 'config';
+  private config: NetworkConfig | undefined;
+  private selection: Selection | undefined;
+  private backend: Backend | undefined;
+  private leaseValue: LeaseValue | undefined;
+  private held: HeldLease | undefined;
+  private mtu = 0;
+  private watch: LeaseWatch | undefined;
+  private peers: PeerSelector | undefined;
+  private writer: LeaseWriter;
+  private converged = false;
+  private stopped = false;
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private wake: (() => void) | undefined;
+  private leaseOps: Promise<void> = Promise.resolve();
+  private reconcile = { pending: false, resync: false, running: false, failures: 0 };
+  private readonly now: () => number;
+  private readonly log: Logger;
+
+  constructor(private readonly deps: AgentDeps) {
+    this.now = deps.now ?? Date.now;
+    this.log = deps.logger;
+    this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
+  }
+
+  ready(): { ok: boolean; reason: string } {
+    if (this.phase === 'config') return { ok: false, reason: 'waiting for the network config' };
+    if (this.phase === 'out-of-subnets') return { ok: false, reason: 'out of subnets' };
+    if (this.phase === 'acquiring' || !this.held) return { ok: false, reason: 'acquiring a lease' };
+    if (!this.converged) return { ok: false, reason: 'converging the dataplane' };
+    return { ok: true, reason: `ok ${this.held.subnet}` };
+  }
+
+  /** The lease currently held (for tests and status). */
+  get lease(): HeldLease | undefined {
+    return this.held;
+  }
+
+  /** Runs until stop(); throws FatalAgentError when it cannot start at all. */
+  async run(): Promise<void> {
+    const { options } = this.deps;
+    this.config = await this.untilDone('network config', () => this.readConfig());
+    if (this.stopped) return;
+    const config = this.config;
+
+    try {
+      this.selection = selectInterface(options, await this.deps.readHost(options.ifaceCanReach));
+    } catch (err) {
+      throw new FatalAgentError((err as Error).message);
+    }
+    const sel = this.selection;
+    this.log.info('using interface', { iface: sel.uplink.name, address: sel.uplink.address.toString(), publicIP: sel.publicIP.toString(), how: sel.how, mtu: sel.uplink.mtu });
+
+    const settings: BackendSettings = {
+      type: config.backend.type as 'vxlan' | 'host-gw',
+      vni: config.backend.vni,
+      port: config.backend.port,
+      ...(config.backend.mtu !== undefined ? { mtu: config.backend.mtu } : {}),
+      directRouting: config.backend.directRouting,
+      gbp: config.backend.gbp,
+    };
+    this.backend = this.deps.createBackend(settings, sel);
+    const prepared = await this.backend.prepare();
+    this.mtu = prepared.mtu;
+    this.leaseValue = {
+      publicIP: sel.publicIP.toString(),
+      backendType: settings.type,
+      ...(settings.type === 'vxlan' && prepared.vtepMAC ? { backendData: { VNI: settings.vni, VtepMAC: prepared.vtepMAC } } : {}),
+      nodeName: options.nodeName,
+    };
+    this.peers = new PeerSelector(this.log, settings.type);
+
+    await this.acquire(readPreviousSubnet(options.subnetFile));
+    if (this.stopped) return;
+
+    this.watch = new LeaseWatch(this.deps.store, options.network, this.log, {
+      onChange: () => this.onLeasesChanged(),
+    });
+    await this.untilDone('lease watch', () => this.watch!.start());
+    if (this.stopped) return;
+    this.phase = 'running';
+    this.every(options.resyncIntervalMs, () => this.scheduleReconcile(true));
+    await new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await this.watch?.stop();
+    this.wake?.();
+  }
+
+  // ---- network config ----
+
+  private async readConfig(): Promise<NetworkConfig | undefined> {
+    const { network } = this.deps.options;
+    const record = await this.deps.store.readNetwork(network);
+    const key = this.deps.store.layout.configKey(network);
+    if (!record) return this.once('config-missing', `no network config at ${key}; waiting (apply a Network named ${network})`);
+    if (!record.spec.ok) return this.once(`config-bad-${record.kv.modRevision}`, `network config at ${key} is unusable: ${record.spec.error}`);
+    const { config, problems } = resolveNetwork(network, record.spec.value);
+    if (!config) {
+      return this.once(`config-bad-${record.kv.modRevision}`, `network config at ${key} is invalid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
+    }
+    return config;
+  }
+
+  private readonly said = new Set<string>();
+  private once(tag: string, message: string): undefined {
+    if (!this.said.has(tag)) {
+      this.said.add(tag);
+      this.log.warn(message);
+    }
+    return undefined;
+  }
+
+  // ---- lease ----
+
+  private serialize(op: () => Promise<void>): Promise<void> {
+    const next = this.leaseOps.then(op, op);
+    this.leaseOps = next.catch(() => {});
+    return next;
+  }
+
+  private acquire(previous: Cidr | undefined): Promise<void> {
+    return this.serialize(async () => {
+      const before = this.held;
+      this.phase = this.phase === 'running' ? 'running' : 'acquiring';
+      const result = await this.untilDone('lease', async () => {
+        try {
+          return await acquireLease({
+            store: this.deps.store,
+            writer: this.writer,
+            config: this.config!,
+            identity: { nodeName: this.deps.options.nodeName, publicIP: this.selection!.publicIP },
+            leaseValue: this.leaseValue!,
+            previous,
+            logger: this.log,
+            ...(this.deps.random ? { random: this.deps.random } : {}),
+          });
+        } catch (err) {
+          if (err instanceof OutOfSubnetsError) {
+            if (this.phase !== 'running') this.phase = 'out-of-subnets';
+            this.once('full', `${err.message}; retrying until a subnet frees up`);
+            return undefined;
+          }
+          throw err;
+        }
+      });
+      if (!result) return;
+      this.said.delete('full');
+      this.held = result.held;
+      this.log.info('lease acquired', {
+        subnet: result.held.subnet.toString(),
+        how: result.how,
+        reservation: result.held.reserved,
+        attempts: result.attempts,
+        ...(before && !before.subnet.equals(result.held.subnet) ? { previous: before.subnet.toString() } : {}),
+      });
+      this.writeEnv();
+      this.scheduleRenewal();
+      if (this.phase !== 'running' && this.watch) this.phase = 'running';
+      this.scheduleReconcile(false);
+    });
+  }
+
+  private writeEnv(): void {
+    const content = formatSubnetEnv({
+      network: this.config!.network,
+      subnet: this.held!.subnet,
+      mtu: this.mtu,
+      ipMasq: this.deps.options.ipMasq,
+    });
+    if (writeSubnetEnv(this.deps.options.subnetFile, content)) {
+      this.log.info('wrote subnet file', { path: this.deps.options.subnetFile });
+    }
+  }
+
+  private renewalTimer: NodeJS.Timeout | undefined;
+  private scheduleRenewal(delayOverride?: number): void {
+    if (this.renewalTimer) {
+      clearTimeout(this.renewalTimer);
+      this.timers.delete(this.renewalTimer);
+      this.renewalTimer = undefined;
+    }
+    const held = this.held;
+    if (!held || held.reserved || this.stopped) return;
+    const ttl = this.config!.leaseTTLms;
+    const margin = Math.min(this.deps.options.renewMarginMs, ttl / 2);
+    const delay = delayOverride ?? Math.max(0, held.expiresAt - margin - this.now());
+    this.renewalTimer = this.after(delay, () => void this.renew());
+  }
+
+  private renewFailures = 0;
+  private renew(): Promise<void> {
+    return this.serialize(async () => {
+      const held = this.held;
+      if (!held || held.reserved || this.stopped) return;
+      try {
+        const out = await this.writer.renew(held.subnet, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
+        if (this.renewFailures > 0) this.log.info('lease renewal succeeded after etcd came back', { attempts: this.renewFailures + 1 });
+        this.renewFailures = 0;
+        if (out.ok) {
+          this.held = out.held;
+          this.scheduleRenewal();
+        } else {
+          this.log.warn('lease was changed or removed by someone else; re-acquiring', { key: held.key, reason: out.reason });
+          void this.acquire(held.subnet);
+        }
+      } catch (err) {
+        if (!isTransientStoreError(err)) throw err;
+        if (this.renewFailures++ === 0) this.log.warn('lease renewal failed; retrying with backoff', { err: (err as Error).message });
+        this.scheduleRenewal(defaultBackoff(this.renewFailures));
+      }
+    });
+  }
+
+  /** Checks, on every change of the lease set, that our key is still ours. */
+  private checkOwnLease(): void {
+    const held = this.held;
+    if (!held || !this.watch) return;
+    const record = this.watch.records.get(held.key);
+    if (record && record.kv.value === held.value) {
+      if (record.kv.modRevision > held.modRevision) held.modRevision = record.kv.modRevision;
+      return;
+    }
+    if (this.reacquiring) return;
+    this.reacquiring = true;
+    this.log.warn(record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring', { key: held.key });
+    void this.acquire(held.subnet).finally(() => (this.reacquiring = false));
+  }
+  private reacquiring = false;
+
+  private async republish(vtepMAC: string): Promise<void> {
+    await this.serialize(async () => {
+      const held = this.held;
+      if (!held || !this.leaseValue?.backendData) return;
+      this.leaseValue = { ...this.leaseValue, backendData: { ...this.leaseValue.backendData, VtepMAC: vtepMAC } };
+      const out = held.reserved
+        ? await this.writer.adopt(held.subnet, held.modRevision, held.value, this.leaseValue)
+        : await this.writer.renew(held.subnet, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
+      if (out.ok) {
+        this.held = out.held;
+        this.scheduleRenewal();
+        this.log.info('published new VTEP MAC', { vtepMAC });
+      } else {
+        void this.acquire(held.subnet);
+      }
+    });
+  }
+
+  // ---- dataplane ----
+
+  private onLeasesChanged(): void {
+    this.checkOwnLease();
+    this.scheduleReconcile(false);
+  }
+
+  /** Coalesces triggers: whatever arrives while a reconcile runs is folded into the next. */
+  private scheduleReconcile(resync: boolean): void {
+    const r = this.reconcile;
+    r.pending = true;
+    r.resync ||= resync;
+    if (r.running || this.stopped || !this.held || !this.watch) return;
+    r.running = true;
+    setImmediate(() => void this.reconcileLoop());
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    const r = this.reconcile;
+    try {
+      while (r.pending && !this.stopped && this.held && this.watch) {
+        const resync = r.resync;
+        r.pending = false;
+        r.resync = false;
+        const peers = this.peers!.select(this.watch.records.values(), this.held.key);
+        try {
+          const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
+          if (report.operations > 0 || report.failures > 0) {
+            this.log.info('dataplane converged', { peers: peers.length, operations: report.operations, failures: report.failures, resync });
+          }
+          if (report.failures > 0) {
+            this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile(true));
+          } else {
+            r.failures = 0;
+            if (!this.converged) {
+              this.converged = true;
+              this.log.info('ready', { subnet: this.held.subnet.toString(), peers: peers.length });
+            }
+          }
+          const mac = this.leaseValue?.backendData?.VtepMAC;
+          if (report.vtepMAC && mac && report.vtepMAC !== mac) void this.republish(report.vtepMAC);
+        } catch (err) {
+          this.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
+          this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile(true));
+        }
+      }
+    } finally {
+      r.running = false;
+    }
+  }
+
+  // ---- plumbing ----
+
+  /** Retries op while etcd is unavailable (logging the outage once) or op returns undefined. */
+  private async untilDone<T>(what: string, op: () => Promise<T | undefined>): Promise<T> {
+    let attempt = 0;
+    let outage = false;
+    for (;;) {
+      if (this.stopped) return undefined as T;
+      try {
+        const v = await op();
+        if (outage) this.log.info(`etcd reachable again (${what})`, { attempts: attempt });
+        if (v !== undefined) return v;
+      } catch (err) {
+        if (err instanceof StoreAuthError || isUserError(err)) throw new FatalAgentError((err as Error).message);
+        if (!isTransientStoreError(err) && !(err instanceof Error && err.name === 'ContentionError')) throw err;
+        if (!outage) this.log.warn(`etcd unavailable (${what}); retrying with backoff`, { err: (err as Error).message });
+        outage = true;
+      }
+      attempt++;
+      await new Promise<void>((resolve) => this.after(defaultBackoff(attempt), resolve));
+    }
+  }
+
+  private after(ms: number, fn: () => void): NodeJS.Timeout {
+    const t = setTimeout(() => {
+      this.timers.delete(t);
+      fn();
+    }, ms);
+    this.timers.add(t);
+    return t;
+  }
+
+  private every(ms: number, fn: () => void): void {
+    const tick = () => {
+      fn();
+      this.after(ms, tick);
+    };
+    this.after(ms, tick);
+  }
+}

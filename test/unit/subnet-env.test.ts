@@ -1,0 +1,45 @@
+import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Cidr } from '../../src/alloc/cidr.js';
+import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from '../../src/agent/subnet-env.js';
+
+const dirs: string[] = [];
+afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
+
+describe('subnet.env', () => {
+  it("matches flannel's bytes and line order", () => {
+    const text = formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.72.0/24')!, mtu: 1450, ipMasq: false });
+    expect(text).toBe('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
+  });
+
+  it('is written atomically with mode 0644, parents created, and rewritten only on change', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
+    dirs.push(dir);
+    const path = join(dir, 'run', 'flannel', 'subnet.env');
+    const old = process.umask(0o077);
+    try {
+      expect(writeSubnetEnv(path, 'A=1\n')).toBe(true);
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(path).mode & 0o777).toBe(0o644);
+    expect(statSync(join(dir, 'run', 'flannel')).isDirectory()).toBe(true);
+    const before = statSync(path).mtimeMs;
+    expect(writeSubnetEnv(path, 'A=1\n')).toBe(false);
+    expect(statSync(path).mtimeMs).toBe(before);
+    expect(writeSubnetEnv(path, 'A=2\n')).toBe(true);
+    expect(readFileSync(path, 'utf8')).toBe('A=2\n');
+    expect(readdirSync(join(dir, 'run', 'flannel'))).toEqual(['subnet.env']); // no temp files left
+  });
+
+  it('reads the previous subnet back', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
+    dirs.push(dir);
+    const path = join(dir, 'subnet.env');
+    expect(readPreviousSubnet(path)).toBeUndefined();
+    writeSubnetEnv(path, formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.9.0/24')!, mtu: 1450, ipMasq: true }));
+    expect(readPreviousSubnet(path)?.toString()).toBe('10.5.9.0/24');
+  });
+});
