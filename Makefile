@@ -39,10 +39,11 @@ unit: node-deps
 	npx vitest run test/unit
 
 demo: deps build
-	./examples/demo.sh
+	node dist/testbed/demo.js
 
 demo-down:
-	./examples/demo.sh down
+	@if [ -f dist/testbed/demo.js ]; then node dist/testbed/demo.js down; \
+	else echo "dist/testbed/demo.js is missing; run \`make build\` first"; exit 1; fi
 
 bench: deps build
 	@echo "no benches yet"

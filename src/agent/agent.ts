@@ -95,6 +95,7 @@ export class Agent {
       ...(config.backend.mtu !== undefined ? { mtu: config.backend.mtu } : {}),
       directRouting: config.backend.directRouting,
       gbp: config.backend.gbp,
+      network: config.network,
     };
     this.backend = this.deps.createBackend(settings, sel);
     const prepared = await this.backend.prepare();
@@ -113,7 +114,10 @@ export class Agent {
     this.watch = new LeaseWatch(this.deps.store, options.network, this.log, {
       onChange: () => this.onLeasesChanged(),
     });
-    await this.untilDone('lease watch', () => this.watch!.start());
+    await this.untilDone('lease watch', async () => {
+      await this.watch!.start();
+      return true;
+    });
     if (this.stopped) return;
     this.phase = 'running';
     this.every(options.resyncIntervalMs, () => this.scheduleReconcile(true));
@@ -257,7 +261,7 @@ export class Agent {
   /** Checks, on every change of the lease set, that our key is still ours. */
   private checkOwnLease(): void {
     const held = this.held;
-    if (!held || !this.watch) return;
+    if (!held || !this.watch || this.stopped) return;
     const record = this.watch.records.get(held.key);
     if (record && record.kv.value === held.value) {
       if (record.kv.modRevision > held.modRevision) held.modRevision = record.kv.modRevision;
@@ -315,6 +319,7 @@ export class Agent {
         const peers = this.peers!.select(this.watch.records.values(), this.held.key);
         try {
           const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
+          if (resync) this.log.debug('resync done', { peers: peers.length, operations: report.operations });
           if (report.operations > 0 || report.failures > 0) {
             this.log.info('dataplane converged', { peers: peers.length, operations: report.operations, failures: report.failures, resync });
           }

@@ -19,6 +19,11 @@ export interface Uplink {
   index: number;
   mtu: number;
   address: Ipv4;
+  /**
+   * Prefix length of `address` on the uplink: peers whose public IP falls in that connected
+   * subnet are on-link (directRouting, host-gw).
+   */
+  prefixLength: number;
 }
 
 export interface BackendSettings {
@@ -29,6 +34,11 @@ export interface BackendSettings {
   mtu?: number;
   directRouting: boolean;
   gbp: boolean;
+  /**
+   * The overlay network. When given, peers whose subnet lies outside it are never routed
+   * (a hostile lease cannot install, say, a default route).
+   */
+  network?: Cidr;
 }
 
 export interface ReconcileReport {

@@ -1,0 +1,285 @@
+// Store records <-> resources. Pure: the store layer reads and writes keys, this module only
+// says what a set of keys means as a Network, Subnet or Lease, and which bytes a resource
+// becomes.
+import { Cidr } from '../alloc/cidr.js';
+import type { KV, NetworkMeta, SubnetRecord } from '../store/store.js';
+import { encodeLease, isValidNodeName, type LeaseValue } from './lease.js';
+import { capacityOf, decodeFlannelConfig, encodeFlannelConfig, resolveNetwork, subnetFits, type NetworkConfig } from './network.js';
+import {
+  API_VERSION,
+  type LeaseResource,
+  type NetworkResource,
+  type NetworkSpec,
+  type NetworkStatus,
+  type ObjectMeta,
+  type SubnetResource,
+  type SubnetSpec,
+} from './types.js';
+
+/** weft's record of a Subnet reservation, at <prefix>/_weft/subnets/<name>. */
+export interface SubnetMeta {
+  network: string;
+  cidr: string;
+  node?: string;
+  publicIP?: string;
+  uid: string;
+  creationTimestamp: string;
+  generation: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+const MAX_META_BYTES = 64 * 1024;
+
+function parseObject(text: string): Record<string, unknown> | undefined {
+  if (text.length > MAX_META_BYTES) return undefined;
+  try {
+    const v = JSON.parse(text) as unknown;
+    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function stringMap(v: unknown): Record<string, string> | undefined {
+  if (!v || typeof v !== 'object' || Array.isArray(v)) return undefined;
+  const out: Record<string, string> = {};
+  for (const [k, s] of Object.entries(v)) if (typeof s === 'string') out[k] = s;
+  return Object.keys(out).length ? out : undefined;
+}
+
+function common(o: Record<string, unknown>) {
+  return {
+    uid: typeof o.uid === 'string' ? o.uid : '',
+    creationTimestamp: typeof o.creationTimestamp === 'string' ? o.creationTimestamp : '',
+    generation: typeof o.generation === 'number' && Number.isInteger(o.generation) ? o.generation : 1,
+    ...optional('labels', stringMap(o.labels)),
+    ...optional('annotations', stringMap(o.annotations)),
+  };
+}
+
+function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
+/** Reads a network meta value; hostile input yields undefined rather than a crash. */
+export function parseNetworkMeta(text: string): NetworkMeta | undefined {
+  const o = parseObject(text);
+  if (!o) return undefined;
+  return { ...common(o), ...optional('leaseTTL', typeof o.leaseTTL === 'string' ? o.leaseTTL : undefined) };
+}
+
+export function parseSubnetMeta(text: string): SubnetMeta | undefined {
+  const o = parseObject(text);
+  if (!o || typeof o.network !== 'string' || typeof o.cidr !== 'string' || !Cidr.parse(o.cidr, { strict: true })) {
+    return undefined;
+  }
+  return {
+    network: o.network,
+    cidr: o.cidr,
+    ...optional('node', isValidNodeName(o.node) ? o.node : undefined),
+    ...optional('publicIP', typeof o.publicIP === 'string' ? o.publicIP : undefined),
+    ...common(o),
+  };
+}
+
+/** Key order is fixed so that equal metas are equal bytes. */
+export function encodeNetworkMeta(m: NetworkMeta): string {
+  return JSON.stringify({
+    uid: m.uid,
+    creationTimestamp: m.creationTimestamp,
+    generation: m.generation,
+    labels: m.labels ?? {},
+    annotations: m.annotations ?? {},
+    ...optional('leaseTTL', m.leaseTTL),
+  });
+}
+
+export function encodeSubnetMeta(m: SubnetMeta): string {
+  return JSON.stringify({
+    network: m.network,
+    cidr: m.cidr,
+    ...optional('node', m.node),
+    ...optional('publicIP', m.publicIP),
+    uid: m.uid,
+    creationTimestamp: m.creationTimestamp,
+    generation: m.generation,
+    labels: m.labels ?? {},
+    annotations: m.annotations ?? {},
+  });
+}
+
+/** The value a fresh reservation key holds: no BackendType, so peers ignore it until adopted. */
+export function reservationValue(spec: SubnetSpec): string {
+  return encodeLease({ publicIP: spec.publicIP ?? '0.0.0.0', ...optional('nodeName', spec.node) });
+}
+
+/** Whether a key's current holder is the host a Subnet spec names (every given field matches). */
+export function holderMatches(value: LeaseValue, spec: SubnetSpec): boolean {
+  if (spec.node === undefined && spec.publicIP === undefined) return false;
+  return (
+    (spec.node === undefined || value.nodeName === spec.node) &&
+    (spec.publicIP === undefined || value.publicIP === spec.publicIP)
+  );
+}
+
+/** The config bytes and meta fields a Network resource becomes. */
+export function networkRecordsOf(spec: NetworkSpec): { config: string; leaseTTL?: string } {
+  return { config: encodeFlannelConfig(spec), ...optional('leaseTTL', spec.leaseTTL) };
+}
+
+function metadata(name: string, kv: KV | undefined, meta: Partial<NetworkMeta> | undefined): ObjectMeta {
+  const out: ObjectMeta = { name };
+  if (meta?.uid) out.uid = meta.uid;
+  if (kv) out.resourceVersion = String(kv.modRevision);
+  out.generation = meta?.generation ?? 1;
+  if (meta?.creationTimestamp) out.creationTimestamp = meta.creationTimestamp;
+  if (meta?.labels && Object.keys(meta.labels).length) out.labels = meta.labels;
+  if (meta?.annotations && Object.keys(meta.annotations).length) out.annotations = meta.annotations;
+  return out;
+}
+
+export interface NetworkView {
+  resource: NetworkResource;
+  /** The resolved config, when the stored one follows Flannel's rules. */
+  config?: NetworkConfig;
+  /** Why the stored config cannot be used, when it cannot. */
+  problem?: string;
+}
+
+/** A Network from its config key (written by weft, flanneld's operator or etcdctl) and meta. */
+export function networkFromStore(
+  name: string,
+  configKv: KV,
+  meta: NetworkMeta | undefined,
+  subnets: SubnetRecord[],
+): NetworkView {
+  let spec: NetworkSpec;
+  let problem: string | undefined;
+  try {
+    spec = decodeFlannelConfig(configKv.value);
+  } catch (err) {
+    spec = { cidr: '', backend: { type: '' } };
+    problem = (err as Error).message;
+  }
+  if (meta?.leaseTTL) spec.leaseTTL = meta.leaseTTL;
+  spec = orderedSpec(spec);
+  const resource: NetworkResource = { apiVersion: API_VERSION, kind: 'Network', metadata: metadata(name, configKv, meta), spec };
+  if (problem) return { resource, problem };
+  const resolved = resolveNetwork(name, spec);
+  if (!resolved.config) {
+    return { resource, problem: resolved.problems.map((p) => `${p.field}: ${p.message}`).join('; ') };
+  }
+  resource.status = networkStatus(resolved.config, subnets);
+  return { resource, config: resolved.config };
+}
+
+/** leases counts every subnet in use (leased or reserved); reservations is the lease-less part. */
+/** The field order users write (and the CRD lists), so `get -o yaml` reads naturally. */
+function orderedSpec(spec: NetworkSpec): NetworkSpec {
+  const b = spec.backend;
+  return {
+    cidr: spec.cidr,
+    ...optional('subnetLength', spec.subnetLength),
+    ...optional('subnetMin', spec.subnetMin),
+    ...optional('subnetMax', spec.subnetMax),
+    backend: {
+      type: b.type,
+      ...optional('vni', b.vni),
+      ...optional('port', b.port),
+      ...optional('mtu', b.mtu),
+      ...optional('directRouting', b.directRouting),
+      ...optional('gbp', b.gbp),
+    },
+    ...optional('leaseTTL', spec.leaseTTL),
+  };
+}
+
+export function networkStatus(config: NetworkConfig, subnets: SubnetRecord[]): NetworkStatus {
+  const capacity = capacityOf(config);
+  let leases = 0;
+  let reservations = 0;
+  for (const s of subnets) {
+    if (!s.cidr || !subnetFits(config, s.cidr)) continue;
+    leases++;
+    if (s.reserved) reservations++;
+  }
+  return { capacity, leases, reservations, free: Math.max(0, capacity - leases) };
+}
+
+/**
+ * A Subnet from its meta (a weft reservation) and/or its key. A lease-less key with no meta
+ * is a reservation made outside weft: it shows under its key's name with the spec its
+ * value implies.
+ */
+export function subnetFromStore(
+  name: string,
+  meta: { kv: KV; meta: SubnetMeta } | undefined,
+  record: SubnetRecord | undefined,
+): SubnetResource {
+  const value = record?.lease.ok ? record.lease.value : undefined;
+  let spec: SubnetSpec;
+  if (meta) {
+    spec = {
+      network: meta.meta.network,
+      cidr: meta.meta.cidr,
+      ...optional('node', meta.meta.node),
+      ...optional('publicIP', meta.meta.publicIP),
+    };
+  } else {
+    spec = {
+      network: record?.network ?? '',
+      cidr: record?.cidr?.toString() ?? '',
+      ...optional('node', value?.nodeName),
+      ...optional('publicIP', value && value.publicIP !== '0.0.0.0' ? value.publicIP : undefined),
+    };
+  }
+  const rvKv = record?.kv ?? meta?.kv;
+  const resource: SubnetResource = {
+    apiVersion: API_VERSION,
+    kind: 'Subnet',
+    metadata: metadata(name, rvKv, meta?.meta),
+    spec,
+  };
+  if (value?.backendType) {
+    resource.status = {
+      ...optional('adoptedBy', value.nodeName),
+      publicIP: value.publicIP,
+      ...optional('vtepMAC', value.backendData?.VtepMAC),
+    };
+  }
+  return resource;
+}
+
+/** A Lease from a subnets key; ttlSeconds is what etcd says is left on its lease. */
+export function leaseFromStore(
+  record: SubnetRecord,
+  ttlSeconds: number | undefined,
+  now: number,
+  creationTimestamp?: string,
+): LeaseResource {
+  const value = record.lease.ok ? record.lease.value : undefined;
+  const metadata: ObjectMeta = { name: record.name, resourceVersion: String(record.kv.modRevision) };
+  if (creationTimestamp) metadata.creationTimestamp = creationTimestamp;
+  if (!record.lease.ok) metadata.annotations = { 'weft.io/invalid-value': record.lease.error };
+  const backend: LeaseResource['spec']['backend'] = { type: value?.backendType ?? '' };
+  if (value?.backendData) {
+    backend.vni = value.backendData.VNI;
+    backend.vtepMAC = value.backendData.VtepMAC;
+  }
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Lease',
+    metadata,
+    spec: {
+      network: record.network,
+      subnet: record.cidr?.toString() ?? '',
+      ...optional('node', value?.nodeName),
+      publicIP: value?.publicIP ?? '',
+      backend,
+      ...(record.reserved
+        ? { reserved: true }
+        : optional('expiry', ttlSeconds === undefined ? undefined : new Date(now + ttlSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'))),
+    },
+  };
+}

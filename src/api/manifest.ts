@@ -1,0 +1,308 @@
+// Manifests: multi-document YAML in, validated resources out, or every problem found with
+// the file and line it comes from (`FILE:LINE: kind/name: spec.field: what is wrong`).
+//
+// Input is hostile: its size is bounded, alias expansion is bounded (billion laughs),
+// duplicate keys are errors, and nothing reaches the store before the CRD schema and
+// Flannel's rules have both passed.
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { Cidr } from '../alloc/cidr.js';
+import { networkNameProblem } from '../store/layout.js';
+import type { FieldProblem } from './errors.js';
+import { parseLeaseKey } from './lease.js';
+import { resolveNetwork } from './network.js';
+import { PATTERN_NOUNS, schemaFor, type ErrorObject } from './schema.js';
+import { API_VERSION, KINDS, type Kind, type NetworkSpec, type Resource } from './types.js';
+
+export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
+/** Aliases a document may expand; a handful is normal, thousands is an attack. */
+export const MAX_ALIAS_COUNT = 100;
+
+type Path = (string | number)[];
+
+/** One object from a manifest, with what is needed to point back at its source. */
+export interface ManifestObject {
+  kind: Kind;
+  name: string;
+  /** "network/default": how problems name the object. */
+  ref: string;
+  resource: Resource;
+  file: string;
+  /** Line of the document's first node. */
+  line: number;
+  /** Best line for a dotted field path ("spec.cidr"), falling back to the nearest parent. */
+  lineOf(field: string): number;
+}
+
+export interface ParseResult {
+  objects: ManifestObject[];
+  problems: FieldProblem[];
+}
+
+export function kindRef(kind: string, name: string | undefined): string {
+  return `${kind.toLowerCase()}/${name ?? '(unnamed)'}`;
+}
+
+/** Parses and validates one input (a file or stdin). Empty documents are skipped. */
+export function parseManifest(text: string, file: string): ParseResult {
+  const objects: ManifestObject[] = [];
+  const problems: FieldProblem[] = [];
+  if (Buffer.byteLength(text) > MAX_MANIFEST_BYTES) {
+    problems.push({ file, line: 1, field: '', message: `input is larger than ${MAX_MANIFEST_BYTES} bytes` });
+    return { objects, problems };
+  }
+  const lineCounter = new LineCounter();
+  const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: true });
+  const lineAt = (offset: number) => lineCounter.linePos(offset).line;
+  for (const doc of docs) {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) {
+        problems.push({ file, line: lineAt(e.pos[0]), field: '', message: `invalid YAML: ${firstLine(e.message)}` });
+      }
+      continue;
+    }
+    if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
+    const docLine = lineAt(doc.contents.range?.[0] ?? 0);
+    let data: unknown;
+    try {
+      data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
+    } catch (err) {
+      problems.push({ file, line: docLine, field: '', message: `invalid YAML: ${firstLine((err as Error).message)}` });
+      continue;
+    }
+    const lineOf = (field: string) => locate(doc, fieldToPath(field), false, lineAt) ?? docLine;
+    if (!data || typeof data !== 'object' || Array.isArray(data)) {
+      problems.push({ file, line: docLine, field: '', message: 'a document must be a mapping with apiVersion, kind, metadata and spec' });
+      continue;
+    }
+    const obj = data as Record<string, unknown>;
+    const meta = obj.metadata as Record<string, unknown> | undefined;
+    const name = meta && typeof meta === 'object' && typeof meta.name === 'string' ? meta.name : undefined;
+    const kind = obj.kind;
+    const at = (field: string, message: string, onKey = false): FieldProblem => ({
+      file,
+      line: locate(doc, fieldToPath(field), onKey, lineAt) ?? docLine,
+      object: typeof kind === 'string' ? kindRef(kind, name) : undefined,
+      field,
+      message,
+    });
+
+    if (!KINDS.includes(kind as Kind)) {
+      problems.push(
+        at('kind', kind === undefined ? 'is required (Network, Subnet or Lease)' : `${describe(kind)} is not a weft kind; expected Network, Subnet or Lease`),
+      );
+      continue;
+    }
+    const k = kind as Kind;
+    const docProblems: FieldProblem[] = [];
+    if (obj.apiVersion !== undefined && obj.apiVersion !== API_VERSION) {
+      docProblems.push(at('apiVersion', `${describe(obj.apiVersion)} is not served; use ${API_VERSION}`));
+    }
+    const schema = schemaFor(k);
+    if (!schema.validate(obj)) {
+      for (const e of schema.validate.errors ?? []) docProblems.push(ajvProblem(e, at));
+    }
+    docProblems.push(...semanticProblems(k, obj, name, docProblems, at));
+    if (docProblems.length > 0) {
+      problems.push(...docProblems);
+      continue;
+    }
+    objects.push({
+      kind: k,
+      name: name!,
+      ref: kindRef(k, name),
+      resource: obj as unknown as Resource,
+      file,
+      line: docLine,
+      lineOf,
+    });
+  }
+  // ajv reports in schema order; people read top to bottom.
+  problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
+  return { objects, problems };
+}
+
+/** Parses several inputs; also refuses the same object twice. */
+export function parseManifests(inputs: { file: string; text: string }[]): ParseResult {
+  const objects: ManifestObject[] = [];
+  const problems: FieldProblem[] = [];
+  const seen = new Map<string, ManifestObject>();
+  for (const input of inputs) {
+    const r = parseManifest(input.text, input.file);
+    problems.push(...r.problems);
+    for (const o of r.objects) {
+      const id = o.kind === 'Lease' ? `${o.ref}@${(o.resource.spec as { network?: string }).network}` : o.ref;
+      const first = seen.get(id);
+      if (first) {
+        problems.push({
+          file: o.file,
+          line: o.line,
+          object: o.ref,
+          field: '',
+          message: `appears twice; first at ${first.file}:${first.line}`,
+        });
+        continue;
+      }
+      seen.set(id, o);
+      objects.push(o);
+    }
+  }
+  return { objects, problems };
+}
+
+type At = (field: string, message: string, onKey?: boolean) => FieldProblem;
+
+/** Checks the schema cannot express: Flannel's rules, name rules, cross-field rules. */
+function semanticProblems(
+  kind: Kind,
+  obj: Record<string, unknown>,
+  name: string | undefined,
+  schemaProblems: FieldProblem[],
+  at: At,
+): FieldProblem[] {
+  const out: FieldProblem[] = [];
+  const spec = obj.spec;
+  const specOk = spec !== null && typeof spec === 'object' && !Array.isArray(spec);
+  const s = (specOk ? spec : {}) as Record<string, unknown>;
+  const related = (field: string) =>
+    schemaProblems.some(
+      (p) => p.field === field || field.startsWith(p.field + '.') || p.field.startsWith(field + '.'),
+    );
+  if (kind === 'Network') {
+    if (name !== undefined) {
+      const problem = networkNameProblem(name);
+      if (problem && !related('metadata.name')) out.push(at('metadata.name', problem));
+    }
+    if (specOk) {
+      let resolved: ReturnType<typeof resolveNetwork> | undefined;
+      try {
+        resolved = resolveNetwork(name ?? '', spec as NetworkSpec);
+      } catch {
+        resolved = undefined; // the schema problems already describe why the shape is wrong
+      }
+      for (const p of resolved?.problems ?? []) if (!related(p.field)) out.push(at(p.field, p.message));
+    }
+  } else if (kind === 'Subnet') {
+    if (specOk && s.node === undefined && s.publicIP === undefined) {
+      out.push(at('spec', 'must set node, publicIP or both', true));
+    }
+    if (typeof s.cidr === 'string' && !related('spec.cidr')) {
+      const c = Cidr.parse(s.cidr);
+      if (c && c.hasHostBits(s.cidr)) {
+        out.push(at('spec.cidr', `"${s.cidr}" has host bits set; the subnet address is ${c}`));
+      }
+    }
+  } else if (kind === 'Lease') {
+    if (name !== undefined && !related('metadata.name') && !parseLeaseKey(name)) {
+      out.push(at('metadata.name', `"${name}" is not a lease key like 10.5.3.0-24`));
+    }
+  }
+  return out;
+}
+
+function ajvProblem(e: ErrorObject, at: At): FieldProblem {
+  const path = pointerToPath(e.instancePath);
+  const field = pathToField(path);
+  const data = e.data;
+  switch (e.keyword) {
+    case 'required': {
+      const missing = (e.params as { missingProperty: string }).missingProperty;
+      return { ...at(field, '', true), field: pathToField([...path, missing]), message: 'is required' };
+    }
+    case 'additionalProperties': {
+      const extra = (e.params as { additionalProperty: string }).additionalProperty;
+      const known = Object.keys((e.parentSchema?.properties as object | undefined) ?? {});
+      const hint = known.length ? `; known fields: ${known.join(', ')}` : '';
+      return at(pathToField([...path, extra]), `unknown field${hint}`, true);
+    }
+    case 'enum':
+      return at(field, `${describe(data)} is not one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`);
+    case 'pattern': {
+      const noun = PATTERN_NOUNS[(e.params as { pattern: string }).pattern];
+      return at(field, noun ? `${describe(data)} is not ${noun}` : `${describe(data)} ${e.message}`);
+    }
+    case 'type':
+      return at(field, `must be ${(e.params as { type: string }).type}, got ${describe(data)}`);
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return at(field, `${e.message}, got ${describe(data)}`);
+    case 'format':
+      return at(field, `${describe(data)} is not a valid ${(e.params as { format: string }).format}`);
+    default:
+      return at(field, e.message ?? 'is invalid');
+  }
+}
+
+/**
+ * The line of the node at path. With onKey, the line of the key naming it (what an unknown
+ * or missing field points at). Missing nodes fall back to their nearest existing parent.
+ */
+function locate(doc: Document.Parsed, path: Path, onKey: boolean, lineAt: (o: number) => number): number | undefined {
+  let node: unknown = doc.contents;
+  let keyNode: Node | undefined;
+  let best: number | undefined = rangeLine(node, lineAt);
+  for (const seg of path) {
+    if (isMap(node)) {
+      const pair = node.items.find((p) => isPair(p) && isScalar(p.key) && String(p.key.value) === String(seg));
+      if (!pair) return best;
+      keyNode = pair.key as Node;
+      node = pair.value;
+      best = rangeLine(keyNode, lineAt) ?? best;
+    } else if (isSeq(node) && typeof seg === 'number') {
+      node = node.items[seg];
+      keyNode = undefined;
+      best = rangeLine(node, lineAt) ?? best;
+    } else {
+      return best;
+    }
+  }
+  if (onKey && keyNode) return rangeLine(keyNode, lineAt) ?? best;
+  return rangeLine(node, lineAt) ?? best;
+}
+
+function rangeLine(node: unknown, lineAt: (o: number) => number): number | undefined {
+  const range = (node as { range?: [number, number, number] } | null)?.range;
+  return range ? lineAt(range[0]) : undefined;
+}
+
+function pointerToPath(pointer: string): Path {
+  if (!pointer) return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+export function fieldToPath(field: string): Path {
+  if (!field) return [];
+  const out: Path = [];
+  for (const part of field.split('.')) {
+    const m = /^([^[]*)((\[\d+\])*)$/.exec(part);
+    if (!m) {
+      out.push(part);
+      continue;
+    }
+    if (m[1]) out.push(m[1]);
+    for (const idx of m[2]!.matchAll(/\[(\d+)\]/g)) out.push(Number(idx[1]));
+  }
+  return out;
+}
+
+function pathToField(path: Path): string {
+  let out = '';
+  for (const seg of path) out += typeof seg === 'number' ? `[${seg}]` : out ? `.${seg}` : seg;
+  return out;
+}
+
+function firstLine(message: string): string {
+  return message.split('\n', 1)[0]!.replace(/ at line \d+, column \d+:?$/, '');
+}
+
+export function describe(v: unknown): string {
+  if (v === undefined) return '(missing)';
+  if (v === null) return 'null';
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}

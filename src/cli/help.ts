@@ -1,0 +1,86 @@
+// Help texts: `weft --help` and `weft COMMAND --help`.
+
+export const GLOBAL_FLAGS = `Global flags (any command):
+      --etcd-endpoints URLS   comma-separated etcd endpoints (default http://127.0.0.1:2379,
+                              or $WEFT_ETCD_ENDPOINTS)
+      --etcd-prefix PATH      etcd prefix of the Flannel layout (default /coreos.com/network)
+      --etcd-cafile FILE      CA bundle for TLS to etcd
+      --etcd-certfile FILE    client certificate for TLS to etcd
+      --etcd-keyfile FILE     client key for TLS to etcd
+      --etcd-username NAME    etcd user
+      --etcd-password PASS    etcd password
+  -h, --help                  show help
+`;
+
+export const HELP: Record<string, string> = {
+  '': `weft: a Flannel-compatible overlay network, declared as Kubernetes-style resources in etcd.
+
+Usage: weft COMMAND [flags]
+
+Commands:
+  apply     create or update resources from YAML (-f FILE|DIR|-)
+  get       list or show networks, subnets and leases
+  delete    delete resources by name or from YAML
+  diff      show what apply would change (exit 0 no change, 1 changes)
+  agent     run the per-node agent (see weft agent --help)
+  version   print the version
+
+Kinds (group weft.io, version v1alpha1): Network, Subnet (a reservation), Lease.
+Exit codes: 0 success, 1 user error (invalid input, conflict, not found, refused),
+2 etcd unreachable or other failure.
+
+${GLOBAL_FLAGS}`,
+  apply: `Usage: weft apply -f FILE|DIR|- [-R] [--dry-run] [--force]
+
+Validates every document first (CRD schemas in crds/ and Flannel's rules) and writes
+nothing if any is invalid; then writes each object in one etcd transaction, Networks
+before Subnets, printing "network.weft.io/NAME created|configured|unchanged".
+A metadata.resourceVersion in the input must match the live object (else a conflict).
+Leases cannot be applied: agents write them; reserve a subnet with kind Subnet.
+
+Flags:
+  -f, --filename PATH   file, directory or - for stdin (repeatable)
+  -R, --recursive       read directories recursively
+      --dry-run         validate against the live state; write nothing
+      --force           allow a Network change that leaves existing subnets outside it
+
+${GLOBAL_FLAGS}`,
+  get: `Usage: weft get networks|subnets|leases [NAME] [-o table|wide|yaml|json|name] [--network NAME]
+
+Kinds: networks (net), subnets (sn), leases. NAME shows one object.
+
+Flags:
+  -o, --output FORMAT   table (default), wide, yaml, json or name
+      --network NAME    only subnets/leases of this network
+
+${GLOBAL_FLAGS}`,
+  delete: `Usage: weft delete KIND NAME [NAME...] | weft delete -f FILE|DIR|- [-R]
+
+Deleting a Network that still has leases or reservations is refused unless --force,
+which deletes its config, leases, reservations and metadata in one transaction.
+"weft delete lease 10.5.3.0-24" evicts a dead host's lease.
+
+Flags:
+  -f, --filename PATH     file, directory or - for stdin (repeatable)
+  -R, --recursive         read directories recursively
+      --network NAME      the network of a lease or subnet name (when several have it)
+      --force             delete a Network together with its subnets
+      --ignore-not-found  treat a missing object as deleted
+
+${GLOBAL_FLAGS}`,
+  diff: `Usage: weft diff -f FILE|DIR|- [-R]
+
+Prints a unified diff of each live object against what apply would make of it
+(resourceVersion, uid, creationTimestamp and status left out). Exit 0 when nothing
+would change, 1 when something would (or on a user error), 2 on failure.
+
+Flags:
+  -f, --filename PATH   file, directory or - for stdin (repeatable)
+  -R, --recursive       read directories recursively
+
+${GLOBAL_FLAGS}`,
+  version: `Usage: weft version
+
+Prints weft's version.
+`,
+};

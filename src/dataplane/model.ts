@@ -1,0 +1,201 @@
+// Kernel entries as typed values, and the desired set computed from the leases. Pure.
+//
+// Every entry is keyed the way the kernel identifies it (a route by destination and metric,
+// a neighbour by IP on weft's device, an FDB entry by MAC), so that desired and observed
+// states are diffed with Map lookups, and a changed MAC or public IP shows up as the same key
+// with a different value (a replace) rather than a delete plus an add.
+import { Cidr, Ipv4, parseMac } from '../alloc/cidr.js';
+import type { BackendSettings, Peer, Uplink } from './types.js';
+
+/**
+ * The route protocol number weft installs its routes with: 119 (0x77, ASCII "w"), unused by
+ * iproute2's rt_protos and by the common routing daemons. Routes via the uplink are only ever
+ * deleted when they carry it, so an operator's routes there are never touched.
+ */
+export const WEFT_ROUTE_PROTO = 119;
+
+declare const macBrand: unique symbol;
+declare const linkBrand: unique symbol;
+/** A MAC in canonical lowercase colon form, validated. */
+export type Mac = string & { readonly [macBrand]: true };
+/** A network interface name, validated (safe as one batch token). */
+export type LinkName = string & { readonly [linkBrand]: true };
+
+export const ZERO_MAC = '00:00:00:00:00:00' as Mac;
+
+/** A unicast MAC, or undefined. */
+export function toMac(text: unknown): Mac | undefined {
+  return parseMac(text) as Mac | undefined;
+}
+
+/** A MAC as it may appear in a vxlan FDB: unicast, or all-zero (the flood entry). */
+export function toFdbMac(text: unknown): Mac | undefined {
+  if (typeof text === 'string' && text.toLowerCase() === ZERO_MAC) return ZERO_MAC;
+  return toMac(text);
+}
+
+const LINK = /^[A-Za-z0-9_.@-]{1,15}$/;
+
+export function toLinkName(text: unknown): LinkName | undefined {
+  if (typeof text !== 'string' || !LINK.test(text) || text === '.' || text === '..') return undefined;
+  return text as LinkName;
+}
+
+export function vxlanDeviceName(vni: number): LinkName {
+  return toLinkName(`flannel.${vni}`)!;
+}
+
+export interface RouteEntry {
+  dst: Cidr;
+  /** Undefined only for observed device routes without a gateway (never desired). */
+  via: Ipv4 | undefined;
+  dev: LinkName;
+  onlink: boolean;
+  /** Route protocol number; undefined for a protocol name we do not know (never ours). */
+  proto: number | undefined;
+  metric: number;
+}
+
+export interface NeighEntry {
+  ip: Ipv4;
+  mac: Mac;
+  dev: LinkName;
+  permanent: boolean;
+}
+
+export interface FdbEntry {
+  mac: Mac;
+  dst: Ipv4;
+  dev: LinkName;
+  permanent: boolean;
+  /** False when the entry carries a per-entry VNI, port or via that weft never sets. */
+  plain: boolean;
+}
+
+export interface KernelState {
+  routes: Map<string, RouteEntry>;
+  neighs: Map<string, NeighEntry>;
+  fdb: Map<string, FdbEntry>;
+}
+
+export function emptyState(): KernelState {
+  return { routes: new Map(), neighs: new Map(), fdb: new Map() };
+}
+
+export function routeKey(dst: Cidr, metric: number): string {
+  return metric === 0 ? dst.toString() : `${dst.toString()} metric ${metric}`;
+}
+
+export function neighKey(ip: Ipv4): string {
+  return ip.toString();
+}
+
+export function fdbKey(mac: Mac): string {
+  return mac;
+}
+
+export function routeEqual(a: RouteEntry, b: RouteEntry): boolean {
+  return (
+    a.dst.equals(b.dst) &&
+    (a.via === undefined ? b.via === undefined : b.via !== undefined && a.via.equals(b.via)) &&
+    a.dev === b.dev &&
+    a.onlink === b.onlink &&
+    a.proto === b.proto &&
+    a.metric === b.metric
+  );
+}
+
+export function neighEqual(a: NeighEntry, b: NeighEntry): boolean {
+  return a.ip.equals(b.ip) && a.mac === b.mac && a.dev === b.dev && a.permanent === b.permanent;
+}
+
+export function fdbEqual(a: FdbEntry, b: FdbEntry): boolean {
+  return a.mac === b.mac && a.dst.equals(b.dst) && a.dev === b.dev && a.permanent === b.permanent && a.plain === b.plain;
+}
+
+export interface ModelInput {
+  settings: BackendSettings;
+  uplink: Uplink;
+  /** The uplink's name, validated. */
+  uplinkDev: LinkName;
+  /** The vxlan device (vxlan backend only). */
+  vxlanDev?: LinkName;
+  ownSubnet: Cidr;
+  peers: Iterable<Peer>;
+}
+
+export interface Skipped {
+  key: string;
+  reason: string;
+}
+
+export interface Desired {
+  state: KernelState;
+  /** Peers left out, with why (own subnet and other backends' peers are not listed). */
+  skipped: Skipped[];
+}
+
+/** The kernel entries that the given peers call for on this host. */
+export function desiredState(input: ModelInput): Desired {
+  const { settings, uplink, uplinkDev, vxlanDev, ownSubnet } = input;
+  const state = emptyState();
+  const skipped: Skipped[] = [];
+  const uplinkNet = Cidr.of(uplink.address, uplink.prefixLength);
+  const macOwner = new Map<string, string>();
+
+  for (const peer of input.peers) {
+    if (peer.backendType !== settings.type) continue;
+    if (peer.subnet.equals(ownSubnet)) continue;
+    const skip = (reason: string) => skipped.push({ key: peer.key, reason });
+    if (peer.subnet.overlaps(ownSubnet)) {
+      skip(`subnet ${peer.subnet} overlaps this host's ${ownSubnet}`);
+      continue;
+    }
+    if (settings.network && !settings.network.contains(peer.subnet)) {
+      skip(`subnet ${peer.subnet} is outside the network ${settings.network}`);
+      continue;
+    }
+    if (peer.publicIP.equals(uplink.address)) {
+      skip(`public IP ${peer.publicIP} is this host's own`);
+      continue;
+    }
+    const rkey = routeKey(peer.subnet, 0);
+    if (state.routes.has(rkey)) {
+      skip(`subnet ${peer.subnet} is already routed for another lease`);
+      continue;
+    }
+    const direct = uplinkNet.contains(peer.publicIP);
+
+    if (settings.type === 'host-gw' || (settings.directRouting && direct)) {
+      if (!direct) {
+        skip(`public IP ${peer.publicIP} is not on-link on ${uplink.name} (${uplinkNet})`);
+        continue;
+      }
+      state.routes.set(rkey, { dst: peer.subnet, via: peer.publicIP, dev: uplinkDev, onlink: false, proto: WEFT_ROUTE_PROTO, metric: 0 });
+      continue;
+    }
+
+    if (!vxlanDev) continue;
+    const mac = toMac(peer.vtepMAC);
+    if (!mac) {
+      skip('vxlan lease without a usable VtepMAC');
+      continue;
+    }
+    const owner = macOwner.get(mac);
+    if (owner !== undefined) {
+      skip(`VtepMAC ${mac} is already used by ${owner}`);
+      continue;
+    }
+    const gw = peer.subnet.network;
+    const nkey = neighKey(gw);
+    if (state.neighs.has(nkey)) {
+      skip(`neighbour ${gw} is already used by another lease`);
+      continue;
+    }
+    macOwner.set(mac, peer.key);
+    state.neighs.set(nkey, { ip: gw, mac, dev: vxlanDev, permanent: true });
+    state.fdb.set(fdbKey(mac), { mac, dst: peer.publicIP, dev: vxlanDev, permanent: true, plain: true });
+    state.routes.set(rkey, { dst: peer.subnet, via: gw, dev: vxlanDev, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0 });
+  }
+  return { state, skipped };
+}

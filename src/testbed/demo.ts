@@ -1,0 +1,269 @@
+// `make demo`: a throwaway etcd and a few hosts in network namespaces, each running
+// `weft agent` with a container on its bridge; shows leases, subnet.env and pings across
+// hosts, then adds a host while traffic flows. `node dist/testbed/demo.js down` removes
+// whatever an interrupted run left behind.
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { nsPrefix, removeLeftovers } from './netns.js';
+import { REPO_ROOT } from './paths.js';
+import { poll, PollAbort } from './poll.js';
+import { tail, Testbed, type Container, type Host } from './topology.js';
+
+const RUN_ID = 'demo';
+const WORK_DIR = join(REPO_ROOT, '.demo');
+const HEALTHZ_PORT = 8285;
+const AGENT_ARGS = ['--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTHZ_PORT)];
+
+const FALLBACK_NETWORK = `apiVersion: weft.io/v1alpha1
+kind: Network
+metadata:
+  name: default
+spec:
+  cidr: 10.5.0.0/16
+  backend:
+    type: vxlan
+`;
+
+const tty = process.stdout.isTTY;
+const paint = (code: string, s: string) => (tty ? `\x1b[${code}m${s}\x1b[0m` : s);
+const bold = (s: string) => paint('1', s);
+const green = (s: string) => paint('32', s);
+const red = (s: string) => paint('31', s);
+const dim = (s: string) => paint('2', s);
+
+function heading(title: string): void {
+  console.log(`\n${bold(`== ${title}`)}`);
+}
+
+function indent(text: string, by = '  '): string {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => by + l)
+    .join('\n');
+}
+
+class DemoFailure extends Error {
+  override readonly name = 'DemoFailure';
+}
+
+// WEFT_BIN runs the demo against another weft executable (a node script), e.g. another build.
+const WEFT_BIN = process.env.WEFT_BIN || undefined;
+
+function preflight(): void {
+  if (process.getuid?.() !== 0) throw new DemoFailure('the demo creates network namespaces: run it as root');
+  if (!WEFT_BIN && !existsSync(join(REPO_ROOT, 'dist', 'cli', 'main.js'))) throw new DemoFailure('dist/ is missing: run `make build` first');
+}
+
+/** Agent readiness: subnet.env written, then /readyz (or, if the agent has none, /healthz) is 200. */
+async function waitReady(tb: Testbed, host: Host): Promise<void> {
+  await tb.waitForSubnetEnv(host, 30_000);
+  const base = `http://127.0.0.1:${HEALTHZ_PORT}`;
+  await poll(
+    async () => {
+      if (host.agent?.status) throw new PollAbort(new DemoFailure(`agent on ${host.name} exited`));
+      const ready = await tb.httpGet(host, `${base}/readyz`);
+      if (ready.status === 404) return (await tb.httpGet(host, `${base}/healthz`)).status === 200;
+      return ready.status === 200;
+    },
+    { timeoutMs: 30_000, intervalMs: 200, what: `${host.name} agent to report ready on ${base}/readyz` },
+  );
+}
+
+async function bringUpHost(tb: Testbed, index: number): Promise<{ host: Host; container: Container; startedAt: number }> {
+  const host = await tb.addHost(index);
+  const startedAt = Date.now();
+  tb.startAgent(host, AGENT_ARGS);
+  await waitReady(tb, host);
+  const container = await tb.addContainer(host);
+  return { host, container, startedAt };
+}
+
+function printSubnetEnv(tb: Testbed, host: Host): void {
+  const env = tb.readSubnetEnv(host);
+  console.log(`  ${bold(host.name)} ${dim(`(${host.ip}, ${host.subnetFile})`)}`);
+  console.log(indent(env?.text ?? '(missing)', '    '));
+}
+
+interface Cell {
+  ok: boolean;
+  text: string;
+}
+
+/** Pings every container from every other one; waits for each path up to timeoutMs first. */
+async function pingMatrix(tb: Testbed, from: Container[], to: Container[], timeoutMs = 10_000): Promise<boolean> {
+  // One deadline for the whole table, so a broken overlay fails in seconds, not per pair.
+  const deadline = Date.now() + timeoutMs;
+  const rows: Cell[][] = [];
+  let allOk = true;
+  for (const a of from) {
+    const row: Cell[] = [];
+    for (const b of to) {
+      if (a === b) {
+        row.push({ ok: true, text: '-' });
+        continue;
+      }
+      const reachable = await tb.waitReachable(a, b.ip, Math.max(1000, deadline - Date.now())).then(
+        () => true,
+        () => false,
+      );
+      const r = reachable ? await tb.ping(a, b.ip, { count: 3, intervalSec: 0.05 }) : undefined;
+      const ok = r !== undefined && r.received === r.sent && r.sent > 0;
+      allOk &&= ok;
+      const rtt = r?.rttAvgMs !== undefined ? ` ${r.rttAvgMs.toFixed(2)} ms` : '';
+      row.push({ ok, text: ok ? `OK${rtt}` : `FAIL${r ? ` ${r.received}/${r.sent}` : ''}` });
+    }
+    rows.push(row);
+  }
+  const label = (c: Container) => `${c.name} ${c.ip}`;
+  const first = Math.max('from \\ to'.length, ...from.map((c) => `${label(c)} @${c.host.name}`.length)) + 2;
+  const width = Math.max(14, ...to.map((c) => label(c).length)) + 2;
+  const header = to.map((c, j) => (j === to.length - 1 ? label(c) : label(c).padEnd(width))).join('');
+  console.log(`  ${bold('from \\ to'.padEnd(first) + header)}`);
+  from.forEach((a, i) => {
+    const cells = rows[i]!.map((cell, j) => {
+      const padded = j === to.length - 1 ? cell.text : cell.text.padEnd(width);
+      return cell.text === '-' ? dim(padded) : cell.ok ? green(padded) : red(padded);
+    });
+    console.log(`  ${`${label(a)} @${a.host.name}`.padEnd(first)}${cells.join('')}`);
+  });
+  return allOk;
+}
+
+async function showLeases(tb: Testbed): Promise<void> {
+  const r = await tb.weft(['get', 'leases', '-o', 'wide']);
+  if (r.exitCode !== 0) console.log(red(indent(`weft get leases failed (exit ${r.exitCode}):\n${r.stderr || r.stdout}`)));
+  else console.log(indent(r.stdout));
+}
+
+async function run(tb: Testbed): Promise<boolean> {
+  heading('Underlay');
+  console.log(`  namespace ${tb.underlay}: bridge br0 192.0.2.254/24, etcd at ${tb.etcdEndpoint}`);
+
+  heading('Network');
+  let file = join(REPO_ROOT, 'examples', 'network.yaml');
+  if (!existsSync(file)) {
+    file = join(tb.workDir, 'network.yaml');
+    writeFileSync(file, FALLBACK_NETWORK);
+    console.log(dim(`  (examples/network.yaml not found; using a vxlan Network 10.5.0.0/16)`));
+  }
+  const applied = await tb.weft(['apply', '-f', file]);
+  if (applied.exitCode !== 0) throw new DemoFailure(`weft apply -f ${file} failed (exit ${applied.exitCode}):\n${applied.stderr || applied.stdout}`);
+  console.log(`  $ weft apply -f ${file.startsWith(REPO_ROOT) ? file.slice(REPO_ROOT.length + 1) : file}`);
+  console.log(indent(applied.stdout || '(no output)', '    '));
+
+  heading('Three hosts, one agent and one container each');
+  const up = [];
+  for (const i of [1, 2, 3]) {
+    const u = await bringUpHost(tb, i);
+    console.log(`  ${u.host.name}: agent ready in ${Date.now() - u.startedAt} ms, ${u.container.name} = ${u.container.ip}`);
+    up.push(u);
+  }
+
+  heading('weft get leases -o wide');
+  await showLeases(tb);
+
+  heading('subnet.env on each host');
+  for (const u of up) printSubnetEnv(tb, u.host);
+
+  heading('Container to container, across hosts');
+  const three = up.map((u) => u.container);
+  let ok = await pingMatrix(tb, three, three);
+
+  heading('Rolling addition of h4 while c1 pings c2 every 50 ms');
+  const background = tb.startPing(three[0]!, three[1]!.ip, 50);
+  const added = await bringUpHost(tb, 4);
+  const c4 = added.container;
+  const readyMs = Date.now() - added.startedAt;
+  const reachedAt = await Promise.all(
+    three.map((c) =>
+      tb.waitReachable(c, c4.ip, 10_000).then(
+        () => `${c.name} after ${Date.now() - added.startedAt} ms`,
+        () => red(`not from ${c.name}`),
+      ),
+    ),
+  );
+  console.log(`  h4: agent ready in ${readyMs} ms; ${c4.name} = ${c4.ip}`);
+  console.log(`  ${c4.name} reachable from ${reachedAt.join(', ')} (counted from agent start)`);
+  const all = [...three, c4];
+  ok = (await pingMatrix(tb, all, all, 5000)) && ok;
+  const bg = await background.stop();
+  const bgOk = bg.sent > 0 && bg.lost === 0;
+  ok &&= bgOk;
+  const lostNote = bg.lost ? ` (lost icmp_seq ${bg.lostSeqs.slice(0, 10).join(', ')})` : '';
+  console.log(`  background ping c1 -> c2: ${bg.sent} sent, ${bg.received} received, ${(bgOk ? green : red)(`${bg.lost} lost`)}${lostNote}`);
+
+  heading('Leases after the addition');
+  await showLeases(tb);
+  return ok;
+}
+
+async function demo(): Promise<number> {
+  preflight();
+  console.log(bold('weft demo') + dim(`: namespaces ${nsPrefix(RUN_ID)}*, logs in ${WORK_DIR}`));
+  const tb = await Testbed.create({ runId: RUN_ID, workDir: WORK_DIR, graceMs: 3000, ...(WEFT_BIN ? { weftBin: WEFT_BIN } : {}) });
+  let interrupted = false;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (interrupted) return;
+    interrupted = true;
+    console.log(`\n${signal}: cleaning up...`);
+    void tb
+      .teardown()
+      .catch((err: unknown) => console.error(String(err)))
+      .then(() => removeLeftovers(nsPrefix(RUN_ID)))
+      .finally(() => process.exit(130));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  let ok = false;
+  try {
+    ok = await run(tb);
+  } catch (err) {
+    if (interrupted) return 130;
+    console.error(`\n${red('demo failed:')} ${err instanceof Error ? err.message : String(err)}`);
+  }
+  if (interrupted) return 130;
+  if (!ok) {
+    tb.keepWorkDir = true;
+    for (const h of tb.hosts.values()) {
+      if (h.agent) console.error(`\n${bold(`${h.name} agent log (last lines)`)}\n${indent(tail(h.agent.logPath, 15))}`);
+    }
+  }
+
+  heading('Cleaning up');
+  try {
+    await tb.teardown();
+    console.log(`  removed namespaces ${nsPrefix(RUN_ID)}*, stopped agents and etcd`);
+  } catch (err) {
+    console.error(red(`  cleanup incomplete (run \`make demo-down\`): ${String(err)}`));
+    return 1;
+  }
+  if (!ok) {
+    console.log(red(`\nDemo FAILED. Logs kept in ${WORK_DIR}; \`make demo-down\` removes them.`));
+    return 1;
+  }
+  console.log(green('\nDemo passed: every container reached every other one across hosts, and the new host joined without a lost packet.'));
+  return 0;
+}
+
+async function down(): Promise<number> {
+  const removed = await removeLeftovers(nsPrefix(RUN_ID));
+  rmSync(WORK_DIR, { recursive: true, force: true });
+  console.log(removed.length ? `removed ${removed.join(', ')}` : 'nothing left over from a demo');
+  return 0;
+}
+
+const command = process.argv[2];
+const main = command === 'down' ? down : command === undefined ? demo : undefined;
+if (!main) {
+  console.error('usage: node dist/testbed/demo.js [down]');
+  process.exit(2);
+}
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(red(`demo: ${err instanceof Error ? err.message : String(err)}`));
+    process.exit(1);
+  },
+);

@@ -1,0 +1,112 @@
+// The agent's lease lifecycle with real processes: real etcd in an underlay namespace, each
+// agent in its own host namespace with its own kernel.
+import { statSync } from 'node:fs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { poll } from '../../src/testbed/poll.js';
+import { Testbed } from '../../src/testbed/topology.js';
+import { agentRuns, applyYaml, etcdKey, linkMac, networkYaml, subnetKeys, waitForRun, watchKeys } from './helpers.js';
+
+const PREFIX = '/coreos.com/network';
+let tb: Testbed;
+
+beforeAll(async () => {
+  tb = await Testbed.create();
+  // A short TTL so renewals happen within the test: renewed at TTL/2 = 3 s.
+  await applyYaml(tb, 'network', networkYaml({ leaseTTL: '6s' }));
+});
+afterAll(async () => {
+  await tb?.teardown();
+});
+
+async function leaseKeyOf(node: string): Promise<string> {
+  for (const key of await subnetKeys(tb)) {
+    const kv = await etcdKey(tb, `${PREFIX}/subnets/${key}`);
+    if (kv && JSON.parse(kv.value).NodeName === node) return key;
+  }
+  throw new Error(`no lease for ${node}`);
+}
+
+describe('weft agent: lease lifecycle', () => {
+  it('acquires a lease, publishes its real VTEP MAC, writes flannel subnet.env and turns ready', async () => {
+    const h1 = await tb.addHost(1);
+    tb.startAgent(h1, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9102']);
+    const env = await tb.waitForSubnetEnv(h1);
+    expect(env.network.toString()).toBe('10.5.0.0/16');
+    expect(env.subnet.prefix).toBe(24);
+    expect(env.text).toBe(`FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=${env.bridgeIp}/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n`);
+    expect(statSync(h1.subnetFile).mode & 0o777).toBe(0o644);
+    await poll(async () => (await tb.httpGet(h1, 'http://127.0.0.1:9102/readyz')).status === 200, { timeoutMs: 10_000, what: 'readyz' });
+    expect((await tb.httpGet(h1, 'http://127.0.0.1:9102/healthz')).status).toBe(200);
+
+    const key = env.subnet.toKey();
+    const kv = await etcdKey(tb, `${PREFIX}/subnets/${key}`);
+    const mac = await linkMac(h1, 'flannel.1');
+    expect(kv?.value).toBe(`{"PublicIP":"${h1.ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"${mac}"},"NodeName":"h1"}`);
+    expect(kv?.lease).not.toBe(0);
+  });
+
+  it('renews a lease with a 6 s TTL without a gap', async () => {
+    const key = await leaseKeyOf('h1');
+    const watch = watchKeys(tb, `${PREFIX}/subnets/${key}`);
+    try {
+      // Each renewal is a put under a fresh etcd lease; three of them span more than two TTLs.
+      await poll(() => watch.events().filter((e) => e.startsWith('PUT')).length >= 3, { timeoutMs: 20_000, what: 'three renewals' });
+      expect(watch.events().filter((e) => e.startsWith('DELETE'))).toEqual([]);
+    } finally {
+      watch.stop();
+    }
+  });
+
+  it('re-acquires the same subnet when an operator deletes its lease, and keeps running', async () => {
+    const h1 = tb.host(1);
+    const key = await leaseKeyOf('h1');
+    expect((await tb.weft(['delete', 'lease', key])).exitCode).toBe(0);
+    await poll(async () => (await etcdKey(tb, `${PREFIX}/subnets/${key}`)) !== undefined, { timeoutMs: 10_000, what: 'the lease to come back' });
+    expect(tb.agentLog(h1)).toMatch(/our lease was deleted; re-acquiring/);
+    expect(h1.agent?.status).toBeUndefined();
+    expect(tb.readSubnetEnv(h1)?.subnet.toKey()).toBe(key);
+  });
+
+  it('leaves its lease on SIGTERM and gets the same subnet and device MAC back on restart', async () => {
+    const h1 = tb.host(1);
+    const key = await leaseKeyOf('h1');
+    const mac = await linkMac(h1, 'flannel.1');
+    const status = await tb.stopAgent(h1, 'SIGTERM');
+    expect(status).toEqual({ code: 0, signal: null });
+    expect(await etcdKey(tb, `${PREFIX}/subnets/${key}`)).toBeDefined();
+    const runs = agentRuns(tb, h1).length;
+    tb.startAgent(h1);
+    const log = await waitForRun(tb, h1, runs, /lease acquired/);
+    expect(log).toMatch(/how="reused lease \(matched by node-name\)"/);
+    expect(tb.readSubnetEnv(h1)?.subnet.toKey()).toBe(key);
+    expect(await linkMac(h1, 'flannel.1')).toBe(mac);
+  });
+
+  it('adopts a reservation for its node and keeps it lease-less across restarts and renewals', async () => {
+    await applyYaml(
+      tb,
+      'reservation',
+      `apiVersion: weft.io/v1alpha1
+kind: Subnet
+metadata:
+  name: h2-reserved
+spec:
+  network: default
+  cidr: 10.5.200.0/24
+  node: h2
+`,
+    );
+    const h2 = await tb.addHost(2);
+    tb.startAgent(h2);
+    const env = await tb.waitForSubnetEnv(h2);
+    expect(env.subnet.toString()).toBe('10.5.200.0/24');
+    const key = `${PREFIX}/subnets/10.5.200.0-24`;
+    await poll(async () => JSON.parse((await etcdKey(tb, key))!.value).BackendType === 'vxlan', { timeoutMs: 5000, what: 'adoption' });
+    expect((await etcdKey(tb, key))?.lease).toBe(0);
+    await tb.stopAgent(h2, 'SIGKILL');
+    tb.startAgent(h2);
+    expect(await waitForRun(tb, h2, 1, /lease acquired/)).toMatch(/how="adopted reservation"/);
+    expect((await etcdKey(tb, key))?.lease).toBe(0);
+    expect(tb.readSubnetEnv(h2)?.subnet.toString()).toBe('10.5.200.0/24');
+  });
+});

@@ -1,0 +1,130 @@
+// Shared pieces of the multi-host tests: networks applied through the real CLI, kernel
+// state read back from a host namespace, and an etcd watch stream for "never missing" checks.
+import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect } from 'vitest';
+import { execIn, ipIn } from '../../src/testbed/netns.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+
+export async function applyYaml(tb: Testbed, name: string, yaml: string): Promise<string> {
+  const file = join(tb.workDir, `${name}.yaml`);
+  writeFileSync(file, yaml);
+  const r = await tb.weft(['apply', '-f', file]);
+  expect(r.exitCode, `weft apply failed: ${r.stderr}`).toBe(0);
+  return r.stdout;
+}
+
+export function networkYaml(opts: { backend?: string; leaseTTL?: string; cidr?: string; extraBackend?: string } = {}): string {
+  return `apiVersion: weft.io/v1alpha1
+kind: Network
+metadata:
+  name: default
+spec:
+  cidr: ${opts.cidr ?? '10.5.0.0/16'}
+  subnetLength: 24
+  backend:
+    type: ${opts.backend ?? 'vxlan'}
+${opts.extraBackend ?? ''}${opts.leaseTTL ? `  leaseTTL: ${opts.leaseTTL}\n` : ''}`;
+}
+
+export interface KernelState {
+  routes: string[];
+  neighbours: string[];
+  fdb: string[];
+}
+
+/** Routes, permanent neighbours and FDB entries on a device, as sorted comparable strings. */
+export async function kernelState(host: Host, dev = 'flannel.1'): Promise<KernelState> {
+  const json = async (cmd: string, args: string[]) => {
+    const r = await execIn(host.ns, cmd, ['-json', ...args]);
+    return r.exitCode === 0 && r.stdout.trim() ? (JSON.parse(r.stdout) as Record<string, unknown>[]) : [];
+  };
+  const routes = (await json('ip', ['route', 'show', 'dev', dev])).map((r) => `${r.dst} via ${r.gateway ?? '-'}`);
+  const neighbours = (await json('ip', ['neigh', 'show', 'dev', dev]))
+    .filter((n) => Array.isArray(n.state) && (n.state as string[]).includes('PERMANENT'))
+    .map((n) => `${n.dst} ${n.lladdr}`);
+  const fdb = (await json('bridge', ['fdb', 'show', 'dev', dev]))
+    .filter((f) => f.dst && f.mac !== '00:00:00:00:00:00')
+    .map((f) => `${f.mac} ${f.dst}`);
+  return { routes: routes.sort(), neighbours: neighbours.sort(), fdb: fdb.sort() };
+}
+
+export async function linkMac(host: Host, dev: string): Promise<string | undefined> {
+  const r = await ipIn(host.ns, ['-json', 'link', 'show', dev]);
+  if (r.exitCode !== 0) return undefined;
+  return (JSON.parse(r.stdout) as { address?: string }[])[0]?.address;
+}
+
+/** The value and attached etcd lease of a key, read with etcdctl from the underlay. */
+export async function etcdKey(tb: Testbed, key: string): Promise<{ value: string; lease: number } | undefined> {
+  const r = await tb.etcdctl(['get', key, '-w', 'json']);
+  expect(r.exitCode, r.stderr).toBe(0);
+  const kvs = (JSON.parse(r.stdout) as { kvs?: { value: string; lease?: number }[] }).kvs;
+  if (!kvs?.length) return undefined;
+  return { value: Buffer.from(kvs[0]!.value, 'base64').toString(), lease: kvs[0]!.lease ?? 0 };
+}
+
+export async function subnetKeys(tb: Testbed, prefix = '/coreos.com/network'): Promise<string[]> {
+  const r = await tb.etcdctl(['get', '--prefix', '--keys-only', `${prefix}/subnets/`]);
+  return r.stdout.split('\n').filter(Boolean).map((k) => k.slice(`${prefix}/subnets/`.length)).sort();
+}
+
+/** A running `etcdctl watch --prefix`; events() returns "PUT key" / "DELETE key" lines so far. */
+export function watchKeys(tb: Testbed, prefix: string) {
+  const proc = spawn('ip', ['netns', 'exec', tb.underlay, 'etcdctl', '--endpoints', tb.etcdEndpoint, 'watch', '--prefix', prefix], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    events: () => {
+      const lines = out.split('\n');
+      const events: string[] = [];
+      for (let i = 0; i < lines.length; i++) if (lines[i] === 'PUT' || lines[i] === 'DELETE') events.push(`${lines[i]} ${lines[i + 1] ?? ''}`);
+      return events;
+    },
+    stop: () => proc.kill('SIGKILL'),
+  };
+}
+
+/** Waits until every container answers pings from every other; returns the slowest wait (ms). */
+export async function expectFullMesh(tb: Testbed, timeoutMs = 15_000): Promise<number> {
+  const containers = [...tb.hosts.values()].flatMap((h) => h.containers);
+  let slowest = 0;
+  for (const from of containers) {
+    for (const to of containers) {
+      if (from === to) continue;
+      slowest = Math.max(slowest, await tb.waitReachable(from, to.ip, timeoutMs));
+    }
+  }
+  return slowest;
+}
+
+/** Starts an agent on a new host, waits for its subnet.env, and gives it a container. */
+export async function joinHost(tb: Testbed, index: number, agentArgs: string[] = [], opts: { segment?: number } = {}) {
+  const host = await tb.addHost(index, opts);
+  tb.startAgent(host, agentArgs);
+  await tb.waitForSubnetEnv(host);
+  const container = await tb.addContainer(host);
+  return { host, container };
+}
+
+/** The agent's log split per start: runs[0] is the first process's output. */
+export function agentRuns(tb: Testbed, host: Host): string[] {
+  return tb.agentLog(host).split(/^.*starting weft agent.*$/m).slice(1);
+}
+
+/** The part of an agent's log written since its last start. */
+export function currentRunLog(tb: Testbed, host: Host): string {
+  return agentRuns(tb, host).pop() ?? '';
+}
+
+/** Restarts nothing itself: waits until run number `run` (0-based) has logged the pattern. */
+export async function waitForRun(tb: Testbed, host: Host, run: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+  const { poll } = await import('../../src/testbed/poll.js');
+  return poll(() => {
+    const log = agentRuns(tb, host)[run];
+    return log !== undefined && pattern.test(log) ? log : undefined;
+  }, { timeoutMs, what: `${host.name} agent run ${run + 1} to log ${pattern}` });
+}

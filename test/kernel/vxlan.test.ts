@@ -1,0 +1,172 @@
+// The vxlan backend against a real kernel, inside a namespace each test creates.
+import { afterEach, describe, expect, it } from 'vitest';
+import { createHost, expectedVx, ip, OWN, VXLAN, vxPeer, vxState, type Host } from './fixture.js';
+
+const hosts: Host[] = [];
+async function host(role: string): Promise<Host> {
+  const h = await createHost(role);
+  hosts.push(h);
+  return h;
+}
+
+afterEach(async () => {
+  for (const h of hosts.splice(0)) await h.ns.delete();
+});
+
+describe('vxlan backend (kernel)', () => {
+  it('creates flannel.1 as flannel does and publishes its real MAC', async () => {
+    const h = await host('vxdev');
+    const prepared = await h.backend().prepare();
+    const link = (await h.link('flannel.1'))!;
+    expect(prepared).toEqual({ vtepMAC: link.address, mtu: 1450 });
+    expect(link.mtu).toBe(1450);
+    expect(link.flags).toContain('UP');
+    expect(link.linkinfo?.info_kind).toBe('vxlan');
+    expect(link.linkinfo?.info_data).toMatchObject({ id: 1, local: '192.0.2.1', link: 'eth0', port: 8472, learning: false });
+  });
+
+  it('converges peers, then does only the work each change needs', async () => {
+    const h = await host('vxconv');
+    const b = h.backend();
+    await b.prepare();
+    const peers = [vxPeer(2), vxPeer(3), vxPeer(4)];
+
+    const first = await b.reconcile(OWN, peers);
+    expect([first.operations, first.failures]).toEqual([9, 0]);
+    expect(await vxState(h)).toEqual(expectedVx([2, 3, 4]));
+    const addrs = (await h.link('flannel.1'))!.addr_info!.filter((a) => a.family === 'inet');
+    expect(addrs.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['10.5.1.0/32']);
+
+    // Same peers: nothing to do, and not even a process started.
+    const runs = h.ns.runner.runs;
+    expect((await b.reconcile(OWN, peers)).operations).toBe(0);
+    expect(h.ns.runner.runs).toBe(runs);
+
+    // One peer gone: exactly its three entries go, in at most three batch runs.
+    const removed = await b.reconcile(OWN, [vxPeer(2), vxPeer(4)]);
+    expect([removed.operations, removed.failures]).toEqual([3, 0]);
+    expect(h.ns.runner.runs - runs).toBe(3);
+    expect(await vxState(h)).toEqual(expectedVx([2, 4]));
+
+    // A new VTEP MAC: neighbour and FDB replaced, old FDB entry deleted, route kept.
+    const changed = await b.reconcile(OWN, [vxPeer(2), vxPeer(4, { vtepMAC: '02:00:00:00:aa:04' })]);
+    expect([changed.operations, changed.failures]).toEqual([3, 0]);
+    expect(await vxState(h)).toEqual(expectedVx([2, 4], { 4: '02:00:00:00:aa:04' }));
+
+    // A new public IP: one FDB replace.
+    const moved = await b.reconcile(OWN, [vxPeer(2, { publicIP: ip('192.0.2.22') }), vxPeer(4, { vtepMAC: '02:00:00:00:aa:04' })]);
+    expect([moved.operations, moved.failures]).toEqual([1, 0]);
+    expect(await vxState(h)).toEqual(expectedVx([2, 4], { 4: '02:00:00:00:aa:04' }, { 2: '192.0.2.22' }));
+  });
+
+  it('repairs entries deleted by hand on resync', async () => {
+    const h = await host('vxdrift');
+    const b = h.backend();
+    await b.prepare();
+    const peers = [vxPeer(2), vxPeer(3), vxPeer(4)];
+    await b.reconcile(OWN, peers);
+    await h.ns.ip(['route', 'del', '10.5.3.0/24', 'dev', 'flannel.1']);
+    await h.ns.ip(['neigh', 'del', '10.5.4.0', 'dev', 'flannel.1']);
+    await h.ns.runner.mustRun('bridge', ['fdb', 'del', '02:00:00:00:00:02', 'dev', 'flannel.1', 'dst', '192.0.2.2', 'self']);
+
+    // Without resync the backend trusts its belief (no dump per event).
+    expect((await b.reconcile(OWN, peers)).operations).toBe(0);
+    const repaired = await b.reconcile(OWN, peers, { resync: true });
+    expect([repaired.operations, repaired.failures]).toEqual([3, 0]);
+    expect(await vxState(h)).toEqual(expectedVx([2, 3, 4]));
+  });
+
+  it('recreates a deleted device on resync, restores everything and reports the new MAC', async () => {
+    const h = await host('vxgone');
+    const b = h.backend();
+    const { vtepMAC } = await b.prepare();
+    const peers = [vxPeer(2), vxPeer(3), vxPeer(4)];
+    await b.reconcile(OWN, peers);
+    await h.ns.ip(['link', 'del', 'flannel.1']);
+
+    const r = await b.reconcile(OWN, peers, { resync: true });
+    const link = (await h.link('flannel.1'))!;
+    expect([r.operations, r.failures]).toEqual([9, 0]);
+    expect(r.vtepMAC).toBe(link.address);
+    expect(r.vtepMAC).not.toBe(vtepMAC);
+    expect(link.addr_info!.filter((a) => a.family === 'inet').map((a) => a.local)).toEqual(['10.5.1.0']);
+    expect(await vxState(h)).toEqual(expectedVx([2, 3, 4]));
+  });
+
+  it('notices a deleted device through refused operations and recreates it on the next call', async () => {
+    const h = await host('vxgone2');
+    const b = h.backend();
+    await b.prepare();
+    await b.reconcile(OWN, [vxPeer(2)]);
+    await h.ns.ip(['link', 'del', 'flannel.1']);
+
+    const refused = await b.reconcile(OWN, [vxPeer(2), vxPeer(3)]);
+    expect(refused.failures).toBe(3);
+    const again = await b.reconcile(OWN, [vxPeer(2), vxPeer(3)]);
+    expect([again.operations, again.failures]).toEqual([6, 0]);
+    expect(again.vtepMAC).toBe((await h.link('flannel.1'))!.address);
+    expect(await vxState(h)).toEqual(expectedVx([2, 3]));
+    expect(h.logs.some((l) => l.includes('refused'))).toBe(true);
+  });
+
+  it('at startup adopts the device, keeps valid entries and removes only stale ones', async () => {
+    const h = await host('vxstart');
+    const before = h.backend();
+    const { vtepMAC } = await before.prepare();
+    await before.reconcile(OWN, [vxPeer(2), vxPeer(3), vxPeer(4)]);
+    // Left behind while the agent was down: a peer whose lease vanished, a host route, an
+    // extra address, weft's route on the uplink for a vanished direct peer, and the operator's
+    // own route on the uplink (never touched).
+    await h.ns.ip(['neigh', 'replace', '10.5.9.0', 'lladdr', '02:00:00:00:00:09', 'dev', 'flannel.1', 'nud', 'permanent']);
+    await h.ns.runner.mustRun('bridge', ['fdb', 'append', '02:00:00:00:00:09', 'dev', 'flannel.1', 'dst', '192.0.2.9', 'self', 'permanent']);
+    await h.ns.ip(['route', 'add', '10.5.9.0/24', 'via', '10.5.9.0', 'dev', 'flannel.1', 'onlink']);
+    await h.ns.ip(['route', 'add', '10.5.0.5/32', 'via', '10.5.2.0', 'dev', 'flannel.1', 'onlink', 'proto', 'static']);
+    await h.ns.ip(['addr', 'add', '10.5.77.1/24', 'dev', 'flannel.1']);
+    await h.ns.ip(['route', 'add', '10.5.8.0/24', 'via', '192.0.2.8', 'dev', 'eth0', 'proto', '119']);
+    await h.ns.ip(['route', 'add', '10.5.60.0/24', 'via', '192.0.2.60', 'dev', 'eth0', 'proto', 'static']);
+    await h.ns.ip(['route', 'add', '10.99.0.0/24', 'via', '192.0.2.60', 'dev', 'eth0', 'proto', '119']);
+
+    const after = h.backend(); // the agent restarted
+    expect((await after.prepare()).vtepMAC).toBe(vtepMAC);
+    const runsBefore = h.ns.runner.runs;
+    const r = await after.reconcile(OWN, [vxPeer(2), vxPeer(3), vxPeer(5)]);
+    // 4 and 9 removed (3 each), the host route and weft's uplink route removed, 5 added.
+    // Peers 2 and 3 were valid: not one operation for them.
+    expect([r.operations, r.failures]).toEqual([11, 0]);
+    expect(r.vtepMAC).toBe(vtepMAC);
+    expect(await vxState(h)).toEqual(expectedVx([2, 3, 5]));
+    expect(await h.routes('eth0')).toEqual(['10.5.60.0/24 via 192.0.2.60 proto 4', '10.99.0.0/24 via 192.0.2.60 proto 119']);
+    const addrs = (await h.link('flannel.1'))!.addr_info!.filter((a) => a.family === 'inet');
+    expect(addrs.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['10.5.1.0/32']);
+    // Device read, address fix, four dumps, three batches.
+    expect(h.ns.runner.runs - runsBefore).toBeLessThanOrEqual(9);
+  });
+
+  it('replaces an incompatible device (other VNI, other local address, learning on)', async () => {
+    const h = await host('vxincompat');
+    const variants: string[][] = [
+      ['id', '7', 'local', '192.0.2.1', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
+      ['id', '1', 'local', '192.0.2.99', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
+      ['id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'dstport', '8472'],
+      ['id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'nolearning', 'dstport', '4789'],
+    ];
+    for (const v of variants) {
+      await h.ns.ip(['link', 'add', 'flannel.1', 'type', 'vxlan', ...v]);
+      const old = (await h.link('flannel.1'))!.address;
+      const { vtepMAC } = await h.backend().prepare();
+      const link = (await h.link('flannel.1'))!;
+      expect(vtepMAC).toBe(link.address);
+      expect(vtepMAC).not.toBe(old);
+      expect(link.linkinfo?.info_data).toMatchObject({ id: 1, local: '192.0.2.1', link: 'eth0', port: 8472, learning: false });
+      await h.ns.ip(['link', 'del', 'flannel.1']);
+    }
+    expect(h.logs.filter((l) => l.includes('replacing incompatible vxlan device'))).toHaveLength(4);
+  });
+
+  it('honours the configured port and MTU', async () => {
+    const h = await host('vxport');
+    const { mtu } = await h.backend({ ...VXLAN, port: 4789, mtu: 1400 }).prepare();
+    const link = (await h.link('flannel.1'))!;
+    expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1400, 1400, 4789]);
+  });
+});

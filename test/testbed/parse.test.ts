@@ -1,0 +1,81 @@
+// The testbed's pure pieces: parsers of subnet.env and ping output, and name rules.
+import { describe, expect, it } from 'vitest';
+import { newRunId, nsName, removeLeftovers, vethLines } from '../../src/testbed/netns.js';
+import { parsePingStream, parsePingSummary, parseSubnetEnv, SubnetEnvError } from '../../src/testbed/parse.js';
+
+describe('parseSubnetEnv', () => {
+  it('reads the four Flannel variables', () => {
+    const env = parseSubnetEnv('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
+    expect(env.network.toString()).toBe('10.5.0.0/16');
+    expect(env.subnet.toString()).toBe('10.5.7.0/24');
+    expect(env.bridgeIp.toString()).toBe('10.5.7.1');
+    expect(env).toMatchObject({ mtu: 1450, ipMasq: false });
+  });
+
+  it.each([
+    ['missing MTU', 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.7.1/24\nFLANNEL_IPMASQ=false\n', /no FLANNEL_MTU/],
+    ['subnet as network address', 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.7.0/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n', /FLANNEL_SUBNET/],
+    ['hostile MTU', 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.7.1/24\nFLANNEL_MTU=1450 up; reboot\nFLANNEL_IPMASQ=false\n', /FLANNEL_MTU/],
+    ['bad masq', 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.7.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=yes\n', /IPMASQ/],
+  ])('refuses %s', (_what, text, message) => {
+    expect(() => parseSubnetEnv(text)).toThrow(SubnetEnvError);
+    expect(() => parseSubnetEnv(text)).toThrow(message);
+  });
+});
+
+describe('ping output', () => {
+  it('reads the summary and average rtt', () => {
+    const out =
+      'PING 10.5.2.2 (10.5.2.2) 56(84) bytes of data.\n\n--- 10.5.2.2 ping statistics ---\n' +
+      '3 packets transmitted, 2 received, 33.3333% packet loss, time 112ms\nrtt min/avg/max/mdev = 0.023/0.102/0.247/0.102 ms\n';
+    expect(parsePingSummary(out)).toEqual({ sent: 3, received: 2, lost: 1, rttAvgMs: 0.102 });
+  });
+
+  it('reports why there was no summary', () => {
+    expect(parsePingSummary('', 'ping: connect: Network is unreachable\n')).toEqual({
+      sent: 0,
+      received: 0,
+      lost: 0,
+      error: 'ping: connect: Network is unreachable',
+    });
+  });
+
+  it('counts lost sequence numbers and treats the unanswered last one as in flight', () => {
+    const out = [
+      'PING 10.5.2.2 (10.5.2.2) 56(84) bytes of data.',
+      '64 bytes from 10.5.2.2: icmp_seq=1 ttl=62 time=0.1 ms',
+      'no answer yet for icmp_seq=2',
+      '64 bytes from 10.5.2.2: icmp_seq=3 ttl=62 time=0.1 ms',
+      '64 bytes from 10.5.2.2: icmp_seq=3 ttl=62 time=0.1 ms (DUP!)',
+      '64 bytes from 10.5.2.2: icmp_seq=4 ttl=62 time=0.1 ms',
+      '',
+      '--- 10.5.2.2 ping statistics ---',
+      '5 packets transmitted, 3 received, +1 duplicates, 40% packet loss, time 200ms',
+      'rtt min/avg/max/mdev = 0.1/0.1/0.1/0.0 ms',
+    ].join('\n');
+    expect(parsePingStream(out)).toEqual({ sent: 4, received: 3, lost: 1, lostSeqs: [2], rttAvgMs: 0.1 });
+  });
+});
+
+describe('names', () => {
+  it('derives namespace names from a short run id', () => {
+    const id = newRunId();
+    expect(id).toMatch(/^[a-z0-9]{1,12}$/);
+    expect(nsName(id, 'h12')).toBe(`weft-${id}-h12`);
+    expect(() => nsName('Bad Id', 'h1')).toThrow(/run id/);
+    expect(() => nsName(id, 'h1; reboot')).toThrow(/role/);
+  });
+
+  it('keeps link names within 15 characters', () => {
+    expect(vethLines('v-c12-3', 'weft-x-c12-3', 'eth0', { master: 'cni0', mtu: 1450 })).toEqual([
+      'link add v-c12-3 mtu 1450 type veth peer name eth0 mtu 1450 netns weft-x-c12-3',
+      'link set v-c12-3 master cni0 up',
+    ]);
+    expect(() => vethLines('a-name-longer-than-15', 'ns', 'eth0')).toThrow(/link name/);
+  });
+
+  it('refuses to remove leftovers by a prefix wider than one run', async () => {
+    await expect(removeLeftovers('weft-')).rejects.toThrow(/refusing/);
+    await expect(removeLeftovers('')).rejects.toThrow(/refusing/);
+  });
+});

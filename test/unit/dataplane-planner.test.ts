@@ -1,0 +1,169 @@
+import { describe, expect, it } from 'vitest';
+import { Cidr, Ipv4 } from '../../src/alloc/cidr.js';
+import { renderOp } from '../../src/dataplane/batch.js';
+import { desiredState, emptyState, toLinkName, type KernelState, type LinkName } from '../../src/dataplane/model.js';
+import { applyToState, plan } from '../../src/dataplane/planner.js';
+import type { BackendSettings, Peer, Uplink } from '../../src/dataplane/types.js';
+
+const ip = (s: string) => Ipv4.parse(s)!;
+const cidr = (s: string) => Cidr.parse(s, { strict: true })!;
+const dev = (s: string) => toLinkName(s) as LinkName;
+
+const vxlan: BackendSettings = { type: 'vxlan', vni: 1, port: 0, directRouting: false, gbp: false, network: cidr('10.5.0.0/16') };
+const hostGw: BackendSettings = { ...vxlan, type: 'host-gw' };
+const uplink: Uplink = { name: 'eth0', index: 2, mtu: 1500, address: ip('192.0.2.1'), prefixLength: 24 };
+const own = cidr('10.5.1.0/24');
+
+function peer(n: number, over: Partial<Peer> = {}): Peer {
+  return {
+    key: `10.5.${n}.0-24`,
+    subnet: cidr(`10.5.${n}.0/24`),
+    publicIP: ip(`192.0.2.${n}`),
+    backendType: 'vxlan',
+    vtepMAC: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`,
+    vni: 1,
+    ...over,
+  };
+}
+
+function desired(peers: Peer[], settings = vxlan, ownSubnet = own): KernelState {
+  return desiredState({ settings, uplink, uplinkDev: dev('eth0'), vxlanDev: dev('flannel.1'), ownSubnet, peers }).state;
+}
+
+/** The plan as batch lines: what the kernel would be told, in order. */
+function lines(want: KernelState, have: KernelState): string[] {
+  return plan(want, have).map(renderOp);
+}
+
+describe('dataplane model', () => {
+  it('gives a vxlan peer a permanent neighbour, an FDB entry and an onlink route', () => {
+    const s = desired([peer(2)]);
+    expect(lines(s, emptyState())).toEqual([
+      'neigh replace 10.5.2.0 lladdr 02:00:00:00:00:02 dev flannel.1 nud permanent',
+      'fdb replace 02:00:00:00:00:02 dev flannel.1 dst 192.0.2.2 self permanent',
+      'route replace 10.5.2.0/24 via 10.5.2.0 dev flannel.1 onlink proto 119',
+    ]);
+  });
+
+  it('leaves out its own subnet, other backends, MAC-less peers, overlaps and subnets outside the network', () => {
+    const r = desiredState({
+      settings: vxlan,
+      uplink,
+      uplinkDev: dev('eth0'),
+      vxlanDev: dev('flannel.1'),
+      ownSubnet: own,
+      peers: [
+        peer(1),
+        peer(3, { backendType: 'host-gw' }),
+        peer(4, { vtepMAC: undefined }),
+        peer(5, { subnet: cidr('10.5.0.0/20'), key: '10.5.0.0-20' }),
+        peer(6, { subnet: cidr('0.0.0.0/0'), key: '0.0.0.0-0' }),
+        peer(7, { vtepMAC: '02:00:00:00:00:02' }),
+        peer(2),
+        peer(8, { vtepMAC: '02:00:00:00:00:02' }),
+        peer(9, { publicIP: ip('192.0.2.1') }),
+      ],
+    });
+    expect([...r.state.routes.keys()]).toEqual(['10.5.7.0/24']);
+    expect(r.skipped.map((s) => s.key)).toEqual(['10.5.4.0-24', '10.5.0.0-20', '0.0.0.0-0', '10.5.2.0-24', '10.5.8.0-24', '10.5.9.0-24']);
+    expect(r.skipped[3]!.reason).toMatch(/already used by 10\.5\.7\.0-24/);
+  });
+});
+
+describe('dataplane planner', () => {
+  it('adds a peer: neighbour, then FDB, then route', () => {
+    const have = desired([peer(2)]);
+    const ops = plan(desired([peer(2), peer(3)]), have);
+    expect(ops.map((o) => `${o.kind} ${o.action} ${o.key}`)).toEqual([
+      'neigh replace 10.5.3.0',
+      'fdb replace 02:00:00:00:00:03',
+      'route replace 10.5.3.0/24',
+    ]);
+  });
+
+  it('removes a peer: route, then FDB, then neighbour', () => {
+    expect(lines(desired([peer(2)]), desired([peer(2), peer(3)]))).toEqual([
+      'route del 10.5.3.0/24 dev flannel.1 proto 119',
+      'fdb del 02:00:00:00:00:03 dev flannel.1 dst 192.0.2.3 self',
+      'neigh del 10.5.3.0 dev flannel.1',
+    ]);
+  });
+
+  it('changes a MAC with replaces and a delete of the old FDB entry, without touching the route', () => {
+    const have = desired([peer(2), peer(3)]);
+    expect(lines(desired([peer(2), peer(3, { vtepMAC: '02:00:00:00:aa:03' })]), have)).toEqual([
+      'neigh replace 10.5.3.0 lladdr 02:00:00:00:aa:03 dev flannel.1 nud permanent',
+      'fdb replace 02:00:00:00:aa:03 dev flannel.1 dst 192.0.2.3 self permanent',
+      'fdb del 02:00:00:00:00:03 dev flannel.1 dst 192.0.2.3 self',
+    ]);
+  });
+
+  it('changes a public IP with one FDB replace', () => {
+    const have = desired([peer(2), peer(3)]);
+    expect(lines(desired([peer(2), peer(3, { publicIP: ip('192.0.2.33') })]), have)).toEqual([
+      'fdb replace 02:00:00:00:00:03 dev flannel.1 dst 192.0.2.33 self permanent',
+    ]);
+  });
+
+  it('plans nothing when the kernel already matches', () => {
+    const peers = [peer(2), peer(3), peer(4)];
+    expect(plan(desired(peers), desired(peers))).toEqual([]);
+  });
+
+  it('orders a mixed plan in three tool runs: ip, bridge, ip', () => {
+    const have = desired([peer(2), peer(3)]);
+    const ops = plan(desired([peer(2, { vtepMAC: '02:00:00:00:bb:02' }), peer(4)]), have);
+    expect(ops.map((o) => `${o.kind} ${o.action} ${o.key}`)).toEqual([
+      'route del 10.5.3.0/24',
+      'neigh replace 10.5.2.0',
+      'neigh replace 10.5.4.0',
+      'fdb replace 02:00:00:00:bb:02',
+      'fdb replace 02:00:00:00:00:04',
+      'fdb del 02:00:00:00:00:02',
+      'fdb del 02:00:00:00:00:03',
+      'route replace 10.5.4.0/24',
+      'neigh del 10.5.3.0',
+    ]);
+    const tools = ops.map((o) => (o.kind === 'fdb' ? 'bridge' : 'ip'));
+    const runs = tools.filter((t, i) => i === 0 || tools[i - 1] !== t);
+    expect(runs).toEqual(['ip', 'bridge', 'ip']);
+  });
+
+  it('with directRouting, routes on-link peers via their public IP on the uplink, others over vxlan', () => {
+    const settings = { ...vxlan, directRouting: true };
+    const far = peer(3, { publicIP: ip('198.51.100.3') });
+    expect(lines(desired([peer(2), far], settings), emptyState())).toEqual([
+      'neigh replace 10.5.3.0 lladdr 02:00:00:00:00:03 dev flannel.1 nud permanent',
+      'fdb replace 02:00:00:00:00:03 dev flannel.1 dst 198.51.100.3 self permanent',
+      'route replace 10.5.2.0/24 via 192.0.2.2 dev eth0 proto 119',
+      'route replace 10.5.3.0/24 via 10.5.3.0 dev flannel.1 onlink proto 119',
+    ]);
+  });
+
+  it('moves a peer between vxlan and direct routing with a route replace and clean-up', () => {
+    const settings = { ...vxlan, directRouting: true };
+    const before = desired([peer(3, { publicIP: ip('198.51.100.3') })], settings);
+    expect(lines(desired([peer(3)], settings), before)).toEqual([
+      'fdb del 02:00:00:00:00:03 dev flannel.1 dst 198.51.100.3 self',
+      'route replace 10.5.3.0/24 via 192.0.2.3 dev eth0 proto 119',
+      'neigh del 10.5.3.0 dev flannel.1',
+    ]);
+  });
+
+  it('host-gw: a route via the public IP, only for on-link peers', () => {
+    const peers = [peer(2, { backendType: 'host-gw' }), peer(3, { backendType: 'host-gw', publicIP: ip('198.51.100.3') })];
+    const r = desiredState({ settings: hostGw, uplink, uplinkDev: dev('eth0'), ownSubnet: own, peers });
+    expect(lines(r.state, emptyState())).toEqual(['route replace 10.5.2.0/24 via 192.0.2.2 dev eth0 proto 119']);
+    expect(r.skipped).toEqual([{ key: '10.5.3.0-24', reason: expect.stringMatching(/not on-link/) }]);
+    expect(lines(emptyState(), r.state)).toEqual(['route del 10.5.2.0/24 dev eth0 proto 119']);
+  });
+
+  it('updates the believed state only with operations that succeeded', () => {
+    const want = desired([peer(2)]);
+    const believed = emptyState();
+    const ops = plan(want, believed);
+    applyToState(believed, ops, [true, false, true]);
+    expect([believed.neighs.size, believed.fdb.size, believed.routes.size]).toEqual([1, 0, 1]);
+    expect(plan(want, believed).map(renderOp)).toEqual(['fdb replace 02:00:00:00:00:02 dev flannel.1 dst 192.0.2.2 self permanent']);
+  });
+});
