@@ -23,8 +23,11 @@ system-deps:
 	  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
 
-node_modules/.package-lock.json: package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
+# `npm install` (not `npm ci`): with the committed lock it installs the locked versions, while
+# npm 11's `ci` refuses this lock over rollup's platform-specific optional packages that npm
+# itself leaves out of it (npm/cli#4828 and friends).
+node_modules/.package-lock.json: package.json package-lock.json
+	npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 node-deps: node_modules/.package-lock.json
