@@ -12,10 +12,15 @@ export interface LeaseWatchOptions {
   onChange: (why: 'list' | 'event') => void;
   /** Backoff before re-listing after a failure; attempt starts at 1. Injected for tests. */
   backoffMs?: (attempt: number) => number;
+  /** How often to check that etcd still answers (0 = never). */
+  probeIntervalMs?: number;
+  /** How long a probe may take before etcd counts as unresponsive. */
+  probeTimeoutMs?: number;
 }
 
+/** 250 ms doubling to 3 s, with jitter: a returning etcd is noticed within ~3 s, cheaply. */
 export const defaultBackoff = (attempt: number): number => {
-  const base = Math.min(10_000, 250 * 2 ** Math.min(attempt - 1, 6));
+  const base = Math.min(3_000, 250 * 2 ** Math.min(attempt - 1, 6));
   return Math.round(base / 2 + Math.random() * (base / 2)); // jitter: spread reconnects
 };
 
@@ -27,6 +32,9 @@ export class LeaseWatch {
   private stopped = false;
   private restarting = false;
   private failures = 0;
+  private probeTimer: NodeJS.Timeout | undefined;
+  private probing = false;
+  private degraded = false;
   private readonly prefix: string;
 
   constructor(
@@ -42,10 +50,56 @@ export class LeaseWatch {
   async start(): Promise<void> {
     await this.relist();
     await this.watchFrom(this.revision + 1);
+    const every = this.opts.probeIntervalMs ?? 5000;
+    if (every > 0) {
+      this.probeTimer = setInterval(() => void this.probe(), every);
+      this.probeTimer.unref();
+    }
+  }
+
+  /**
+   * A frozen etcd (or a network that drops packets) can leave the watch stream open and
+   * silent. A cheap read with a short timeout tells; once etcd answers again after a failed
+   * probe, the stream cannot be trusted to have delivered everything, so we list again.
+   */
+  private async probe(): Promise<void> {
+    if (this.stopped || this.probing) return;
+    this.probing = true;
+    const timeout = this.opts.probeTimeoutMs ?? 3000;
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.store.get(this.prefix),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`etcd did not answer within ${timeout} ms`)), timeout);
+        }),
+      ]);
+      // Answering again: unless a re-list is already under way, start one.
+      if (this.degraded && !this.restarting && this.watcher) this.restart(this.watcher, undefined);
+    } catch (err) {
+      this.markDegraded(err);
+    } finally {
+      clearTimeout(timer);
+      this.probing = false;
+    }
+  }
+
+  /** One warning per outage, whichever path noticed it first. */
+  private markDegraded(err: unknown): void {
+    if (this.degraded || this.stopped) return;
+    this.degraded = true;
+    this.logger.warn('lost contact with etcd; keeping the current dataplane and retrying', { network: this.network, err: describe(err) });
+  }
+
+  private markHealthy(attempts: number): void {
+    if (!this.degraded) return;
+    this.degraded = false;
+    this.logger.info('etcd reachable again; leases re-listed and watched', { network: this.network, revision: this.revision, attempts });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    if (this.probeTimer) clearInterval(this.probeTimer);
     const w = this.watcher;
     this.watcher = undefined;
     if (w) await w.cancel().catch(() => {});
@@ -60,7 +114,24 @@ export class LeaseWatch {
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    const w = await this.store.client.watch().prefix(this.prefix).startRevision(String(revision)).create();
+    // Creating a watch has no deadline of its own; on a half-dead connection it can wait
+    // forever, and then nothing would ever re-list. Bound it and retry like any failure.
+    const creating = this.store.client.watch().prefix(this.prefix).startRevision(String(revision)).create();
+    let timer: NodeJS.Timeout | undefined;
+    let w: Watcher;
+    try {
+      w = await Promise.race([
+        creating,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('creating the watch timed out')), this.opts.probeTimeoutMs ?? 3000);
+        }),
+      ]);
+    } catch (err) {
+      void creating.then((late) => late.cancel()).catch(() => {});
+      throw err;
+    } finally {
+      clearTimeout(timer);
+    }
     if (this.stopped) {
       await w.cancel().catch(() => {});
       return;
@@ -90,14 +161,13 @@ export class LeaseWatch {
     }
   }
 
+  /** Drops the watch and re-lists; err is what broke it (undefined: a precautionary re-list). */
   private restart(w: Watcher, err: unknown): void {
     if (this.stopped || this.restarting || this.watcher !== w) return;
     this.restarting = true;
     this.watcher = undefined;
     void w.cancel().catch(() => {});
-    if (this.failures === 0) {
-      this.logger.warn('lease watch lost; re-listing until etcd answers', { network: this.network, err: describe(err) });
-    }
+    if (err !== undefined) this.markDegraded(err);
     void this.recover();
   }
 
@@ -110,11 +180,12 @@ export class LeaseWatch {
       try {
         await this.relist();
         await this.watchFrom(this.revision + 1);
-        this.logger.info('lease watch resumed', { network: this.network, revision: this.revision, attempts: this.failures });
+        this.markHealthy(this.failures);
         this.failures = 0;
         break;
-      } catch {
+      } catch (err) {
         // Logged once when the outage began; keep trying quietly.
+        this.logger.debug('re-list failed', { network: this.network, attempt: this.failures, err: describe(err) });
       }
     }
     this.restarting = false;

@@ -1,7 +1,9 @@
 // A real etcd server for tests: a free loopback port, a throwaway data dir, stopped and
-// removed afterwards. Optionally inside a network namespace (for multi-host tests).
+// removed afterwards. Optionally inside a network namespace (for multi-host tests), optionally
+// serving TLS with client-certificate auth.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +20,27 @@ export interface EtcdServer {
   pause(): void;
   resume(): void;
   logs(): string;
+  /** The TLS material the server was started with, if any. */
+  tls?: EtcdTls;
+  /** Runs etcdctl against this server (TLS flags added); resolves stdout, rejects on failure. */
+  etcdctl(args: string[], opts?: EtcdctlOptions): Promise<string>;
+}
+
+export interface EtcdTls {
+  ca: string;
+  cert: string;
+  key: string;
+  /** Require clients to present a certificate signed by `ca` (etcd --client-cert-auth). */
+  clientCertAuth?: boolean;
+  /** The client certificate the harness itself uses (health checks, etcdctl). */
+  client?: { cert: string; key: string };
+}
+
+export interface EtcdctlOptions {
+  /** "name:password" for etcd auth. */
+  user?: string;
+  /** Fed on stdin (e.g. a password with --interactive=false, so it never shows in ps). */
+  input?: string;
 }
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -40,6 +63,8 @@ export interface StartEtcdOptions {
   clientPort?: number;
   peerPort?: number;
   extraArgs?: string[];
+  /** Serve clients over https with these certificates. */
+  tls?: EtcdTls;
 }
 
 export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer> {
@@ -47,7 +72,8 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
   const clientPort = opts.clientPort ?? (await freePort());
   const peerPort = opts.peerPort ?? (await freePort());
   const dataDir = mkdtempSync(join(tmpdir(), 'weft-etcd-'));
-  const client = `http://${host}:${clientPort}`;
+  const tls = opts.tls;
+  const client = `${tls ? 'https' : 'http'}://${host}:${clientPort}`;
   const peer = `http://127.0.0.1:${peerPort}`;
   const args = [
     '--name', 'weft-test',
@@ -58,6 +84,7 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
     '--initial-advertise-peer-urls', peer,
     '--initial-cluster', `weft-test=${peer}`,
     '--log-level', 'error',
+    ...(tls ? tlsServerArgs(tls) : []),
     ...(opts.extraArgs ?? []),
   ];
   let output = '';
@@ -71,12 +98,19 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
     await waitFor(
       async () => {
         if (proc.exitCode !== null) throw new Error(`etcd exited ${proc.exitCode}:\n${output}`);
-        return isHealthy(client, opts.netns);
+        return isHealthy(client, opts.netns, tls);
       },
       { timeoutMs: 20000, what: `etcd at ${client} to become healthy` },
     );
   };
-  await launch();
+  try {
+    await launch();
+  } catch (err) {
+    // A server that never became healthy must not outlive the test or leave its data behind.
+    proc!.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+    throw err;
+  }
 
   const stopProcess = async () => {
     if (proc.exitCode !== null || proc.signalCode !== null) return;
@@ -109,16 +143,79 @@ export async function startEtcd(opts: StartEtcdOptions = {}): Promise<EtcdServer
       proc.kill('SIGCONT');
     },
     logs: () => output,
+    ...(tls ? { tls } : {}),
+    etcdctl: (argv, o) => etcdctl([client], argv, { ...o, ...(tls ? { tls } : {}), ...(opts.netns ? { netns: opts.netns } : {}) }),
   };
 }
 
-async function isHealthy(endpoint: string, netns?: string): Promise<boolean> {
+export function tlsServerArgs(tls: EtcdTls): string[] {
+  return [
+    '--cert-file', tls.cert,
+    '--key-file', tls.key,
+    '--trusted-ca-file', tls.ca,
+    ...(tls.clientCertAuth ? ['--client-cert-auth'] : []),
+  ];
+}
+
+/** etcdctl (API v3) against the given endpoints; TLS flags from tls. */
+export async function etcdctl(
+  endpoints: string[],
+  args: string[],
+  opts: EtcdctlOptions & { tls?: EtcdTls; netns?: string } = {},
+): Promise<string> {
+  const { execa } = await import('execa');
+  const argv = [
+    '--endpoints', endpoints.join(','),
+    '--dial-timeout=2s',
+    '--command-timeout=5s',
+    ...(opts.tls ? ['--cacert', opts.tls.ca] : []),
+    ...(opts.tls?.client ? ['--cert', opts.tls.client.cert, '--key', opts.tls.client.key] : []),
+    ...(opts.user ? ['--user', opts.user] : []),
+    ...args,
+  ];
+  const [cmd, full] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, 'etcdctl', ...argv]] : ['etcdctl', argv];
+  const r = await execa(cmd, full, {
+    env: { ETCDCTL_API: '3' },
+    ...(opts.input !== undefined ? { input: opts.input } : {}),
+    timeout: 15000,
+  });
+  return r.stdout;
+}
+
+export interface AuthSetup {
+  rootPassword: string;
+  user: string;
+  password: string;
+  role: string;
+  /** Keys the role may read and write (granted with --prefix). */
+  prefix: string;
+}
+
+/**
+ * Creates root and a user whose role may read and write only under prefix, then turns auth
+ * on. Passwords go over stdin so they never appear in a process listing.
+ */
+export async function enableAuth(etcd: Pick<EtcdServer, 'etcdctl'>, a: AuthSetup): Promise<void> {
+  await etcd.etcdctl(['user', 'add', 'root', '--interactive=false'], { input: a.rootPassword + '\n' });
+  await etcd.etcdctl(['user', 'grant-role', 'root', 'root']).catch(() => undefined);
+  await etcd.etcdctl(['user', 'add', a.user, '--interactive=false'], { input: a.password + '\n' });
+  await etcd.etcdctl(['role', 'add', a.role]);
+  await etcd.etcdctl(['role', 'grant-permission', a.role, 'readwrite', a.prefix, '--prefix=true']);
+  await etcd.etcdctl(['user', 'grant-role', a.user, a.role]);
+  await etcd.etcdctl(['auth', 'enable']);
+}
+
+async function isHealthy(endpoint: string, netns?: string, tls?: EtcdTls): Promise<boolean> {
   if (netns) {
     // The namespace's address is not reachable from the test process; ask from inside it.
-    const { execa } = await import('execa');
-    const r = await execa('ip', ['netns', 'exec', netns, 'etcdctl', '--endpoints', endpoint, '--command-timeout=1s', 'endpoint', 'health'], { reject: false });
-    return r.exitCode === 0;
+    try {
+      await etcdctl([endpoint], ['endpoint', 'health'], { netns, ...(tls ? { tls } : {}) });
+      return true;
+    } catch {
+      return false;
+    }
   }
+  if (tls) return httpsHealthy(endpoint, tls);
   try {
     const res = await fetch(`${endpoint}/health`, { signal: AbortSignal.timeout(1000) });
     const body = (await res.json()) as { health?: string };
@@ -126,4 +223,32 @@ async function isHealthy(endpoint: string, netns?: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+function httpsHealthy(endpoint: string, tls: EtcdTls): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request(
+      `${endpoint}/health`,
+      {
+        ca: readFileSync(tls.ca),
+        ...(tls.client ? { cert: readFileSync(tls.client.cert), key: readFileSync(tls.client.key) } : {}),
+        timeout: 1000,
+      },
+      (res) => {
+        let body = '';
+        res.on('data', (d) => (body += d));
+        res.on('end', () => {
+          try {
+            resolve((JSON.parse(body) as { health?: string }).health === 'true');
+          } catch {
+            resolve(false);
+          }
+        });
+        res.on('error', () => resolve(false));
+      },
+    );
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
 }

@@ -1,0 +1,298 @@
+// A real 3-member etcd cluster on loopback for tests: free ports, throwaway data dirs, members
+// that can be killed, paused and restarted one at a time, and the leader found by asking etcd.
+// Every process is killed and every data dir removed by destroy(), and the processes are also
+// killed if the test process exits without calling it.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { etcdctl, freePort, tlsServerArgs, type EtcdctlOptions, type EtcdTls } from './etcd.js';
+import { waitFor } from './wait.js';
+
+export interface EtcdMember {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  readonly process: ChildProcess | undefined;
+  readonly running: boolean;
+  logs(): string;
+}
+
+export interface MemberStatus {
+  index: number;
+  /** Decimal strings: etcd ids are uint64 and do not fit a JS number. */
+  memberId: string;
+  leaderId: string;
+  revision: number;
+  raftIndex: number;
+}
+
+export interface EtcdCluster {
+  /** Client URLs of all members, in member order. */
+  endpoints: string[];
+  members: EtcdMember[];
+  tls?: EtcdTls;
+  /** Sends a signal (default SIGKILL) and waits until the member has exited. */
+  kill(index: number, signal?: NodeJS.Signals): Promise<void>;
+  /** Starts a stopped member again on its ports and data dir; waits until it serves. */
+  restart(index: number): Promise<void>;
+  /** Resumes paused members and starts stopped ones (e.g. after a failed test); waits until healthy. */
+  reviveAll(): Promise<void>;
+  /** Freezes a member (SIGSTOP): its sockets stay open but nothing answers. */
+  pause(index: number): void;
+  resume(index: number): void;
+  /** `endpoint status` of every running member that answers. */
+  status(): Promise<MemberStatus[]>;
+  /** Index of the member that running members agree is the leader (waits for one). */
+  leader(opts?: { timeoutMs?: number }): Promise<number>;
+  /** Hands leadership to a member (etcdctl move-leader) and waits until all agree. */
+  moveLeader(index: number): Promise<void>;
+  /** A gauge from a member's /metrics, e.g. etcd_debugging_mvcc_watch_stream_total (http only). */
+  metric(index: number, name: string): Promise<number>;
+  /** Waits until every running member answers and they agree on a leader. */
+  waitHealthy(timeoutMs?: number): Promise<void>;
+  etcdctl(args: string[], opts?: EtcdctlOptions & { endpoints?: string[] }): Promise<string>;
+  /** Kills every member and removes every data dir. Safe to call twice. */
+  destroy(): Promise<void>;
+}
+
+export interface StartClusterOptions {
+  size?: number;
+  tls?: EtcdTls;
+  /** Raft timings, etcd's defaults (100/1000) unless given: shorter ones flap on a busy 2-core CI box. */
+  heartbeatMs?: number;
+  electionMs?: number;
+  extraArgs?: string[];
+}
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // Last resort when a test process dies before afterAll: never leave etcd members behind.
+  process.once('exit', () => {
+    for (const p of live) p.kill('SIGKILL');
+  });
+}
+
+export async function startEtcdCluster(opts: StartClusterOptions = {}): Promise<EtcdCluster> {
+  installExitHook();
+  const size = opts.size ?? 3;
+  const tls = opts.tls;
+  const scheme = tls ? 'https' : 'http';
+  const token = `weft-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  const ports = await distinctFreePorts(size * 2);
+  const dirs: string[] = [];
+  const members = Array.from({ length: size }, (_, i) => {
+    const dataDir = mkdtempSync(join(tmpdir(), `weft-etcd${i}-`));
+    dirs.push(dataDir);
+    return {
+      name: `m${i}`,
+      clientUrl: `${scheme}://127.0.0.1:${ports[2 * i]}`,
+      peerUrl: `http://127.0.0.1:${ports[2 * i + 1]}`,
+      dataDir,
+    };
+  });
+  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
+  const procs: (ChildProcess | undefined)[] = members.map(() => undefined);
+  const output: string[] = members.map(() => '');
+
+  const argsFor = (i: number): string[] => {
+    const m = members[i]!;
+    return [
+      '--name', m.name,
+      '--data-dir', m.dataDir,
+      '--listen-client-urls', m.clientUrl,
+      '--advertise-client-urls', m.clientUrl,
+      '--listen-peer-urls', m.peerUrl,
+      '--initial-advertise-peer-urls', m.peerUrl,
+      '--initial-cluster', initialCluster,
+      '--initial-cluster-token', token,
+      '--initial-cluster-state', 'new',
+      '--heartbeat-interval', String(opts.heartbeatMs ?? 100),
+      '--election-timeout', String(opts.electionMs ?? 1000),
+      '--log-level', 'error',
+      ...(tls ? tlsServerArgs(tls) : []),
+      ...(opts.extraArgs ?? []),
+    ];
+  };
+
+  const launch = (i: number): void => {
+    const p = spawn('etcd', argsFor(i), { stdio: ['ignore', 'pipe', 'pipe'] });
+    procs[i] = p;
+    live.add(p);
+    p.once('exit', () => live.delete(p));
+    const append = (d: Buffer) => (output[i] = (output[i] + d).slice(-20000));
+    p.stdout!.on('data', append);
+    p.stderr!.on('data', append);
+  };
+
+  const isRunning = (i: number): boolean => {
+    const p = procs[i];
+    return p !== undefined && p.exitCode === null && p.signalCode === null;
+  };
+
+  const ctl = (args: string[], o: EtcdctlOptions & { endpoints?: string[] } = {}) =>
+    etcdctl(o.endpoints ?? members.filter((_, i) => isRunning(i)).map((m) => m.clientUrl), args, {
+      ...o,
+      ...(tls ? { tls } : {}),
+    });
+
+  const statusOf = async (i: number): Promise<MemberStatus | undefined> => {
+    try {
+      const out = await ctl(['endpoint', 'status', '-w', 'json'], { endpoints: [members[i]!.clientUrl] });
+      const quoted = out.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
+      const [entry] = JSON.parse(quoted) as {
+        Status: { header: { member_id: string; revision: number }; leader: string; raftIndex: number };
+      }[];
+      if (!entry) return undefined;
+      return {
+        index: i,
+        memberId: entry.Status.header.member_id,
+        leaderId: entry.Status.leader,
+        revision: Number(entry.Status.header.revision),
+        raftIndex: Number(entry.Status.raftIndex),
+      };
+    } catch {
+      return undefined;
+    }
+  };
+
+  const status = async (): Promise<MemberStatus[]> => {
+    const all = await Promise.all(members.map((_, i) => (isRunning(i) ? statusOf(i) : undefined)));
+    return all.filter((s): s is MemberStatus => s !== undefined);
+  };
+
+  /** The leader's index when every running member answers and names the same live leader. */
+  const agreedLeader = async (): Promise<number | undefined> => {
+    const running = members.map((_, i) => i).filter(isRunning);
+    const st = await status();
+    if (st.length !== running.length) return undefined;
+    const ids = new Set(st.map((s) => s.leaderId));
+    if (ids.size !== 1) return undefined;
+    const leader = st.find((s) => s.memberId === st[0]!.leaderId);
+    return leader?.index;
+  };
+
+  const leader = (o: { timeoutMs?: number } = {}) =>
+    waitFor(async () => {
+      const l = await agreedLeader();
+      return l === undefined ? undefined : { l };
+    }, { timeoutMs: o.timeoutMs ?? 15000, intervalMs: 100, what: 'the etcd members to agree on a leader' }).then((r) => r.l);
+
+  const waitHealthy = async (timeoutMs = 20000): Promise<void> => {
+    await waitFor(
+      async () => {
+        for (let i = 0; i < size; i++) {
+          const p = procs[i];
+          if (p && p.exitCode !== null && p.exitCode !== 0) {
+            throw new Error(`etcd member ${members[i]!.name} exited ${p.exitCode}:\n${output[i]}`);
+          }
+        }
+        return (await agreedLeader()) !== undefined;
+      },
+      { timeoutMs, intervalMs: 100, what: 'the etcd cluster to be healthy' },
+    );
+  };
+
+  const kill = async (i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> => {
+    const p = procs[i];
+    if (!p || !isRunning(i)) return;
+    const exited = new Promise((r) => p.once('exit', r));
+    if (signal !== 'SIGKILL') p.kill('SIGCONT');
+    p.kill(signal);
+    const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  const moveLeader = async (target: number): Promise<void> => {
+    const current = await leader();
+    if (current === target) return;
+    const st = await statusOf(target);
+    if (!st) throw new Error(`etcd member ${members[target]!.name} does not answer`);
+    // move-leader takes the id in hex and must be sent to the current leader.
+    await ctl(['move-leader', BigInt(st.memberId).toString(16)], { endpoints: [members[current]!.clientUrl] });
+    await waitFor(async () => (await agreedLeader()) === target, {
+      timeoutMs: 10000,
+      intervalMs: 100,
+      what: `member ${members[target]!.name} to lead`,
+    });
+  };
+
+  const metric = async (i: number, name: string): Promise<number> => {
+    if (tls) throw new Error('metric() reads /metrics over plain http only');
+    const res = await fetch(`${members[i]!.clientUrl}/metrics`, { signal: AbortSignal.timeout(2000) });
+    const line = (await res.text()).split('\n').find((l) => l.startsWith(name + ' '));
+    if (!line) throw new Error(`etcd member ${members[i]!.name} has no metric ${name}`);
+    return Number(line.slice(name.length + 1));
+  };
+
+  let destroyed = false;
+  const destroy = async (): Promise<void> => {
+    if (destroyed) return;
+    destroyed = true;
+    await Promise.all(members.map((_, i) => kill(i)));
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
+  };
+
+  const cluster: EtcdCluster = {
+    endpoints: members.map((m) => m.clientUrl),
+    members: members.map((m, i) => ({
+      ...m,
+      get process() {
+        return procs[i];
+      },
+      get running() {
+        return isRunning(i);
+      },
+      logs: () => output[i]!,
+    })),
+    ...(tls ? { tls } : {}),
+    kill,
+    async restart(i) {
+      await kill(i, 'SIGTERM');
+      launch(i);
+      await waitHealthy();
+    },
+    async reviveAll() {
+      for (let i = 0; i < size; i++) {
+        if (isRunning(i)) procs[i]!.kill('SIGCONT');
+        else launch(i);
+      }
+      await waitHealthy();
+    },
+    pause(i) {
+      procs[i]?.kill('SIGSTOP');
+    },
+    resume(i) {
+      procs[i]?.kill('SIGCONT');
+    },
+    status,
+    leader,
+    moveLeader,
+    metric,
+    waitHealthy,
+    etcdctl: ctl,
+    destroy,
+  };
+
+  try {
+    for (let i = 0; i < size; i++) launch(i);
+    await waitHealthy();
+    return cluster;
+  } catch (err) {
+    await destroy();
+    throw err;
+  }
+}
+
+/** freePort() can hand out the same port twice when asked in a row; insist on distinct ones. */
+async function distinctFreePorts(n: number): Promise<number[]> {
+  const ports = new Set<number>();
+  while (ports.size < n) ports.add(await freePort());
+  return [...ports];
+}
