@@ -61,8 +61,11 @@ export function planAcquisition(
     };
   }
 
+  // A key whose value does not decode holds nothing any host can use: letting it block the
+  // space it spans would let one hostile key ("10.5.0.0-16": "junk") stop every join. Only its
+  // own key stays unusable (the create transaction would fail on it).
   const taken = records
-    .filter((r) => !release.includes(r))
+    .filter((r) => !release.includes(r) && (r.lease.ok || r.cidr?.prefix === config.subnetLen))
     .map((r) => r.cidr)
     .filter((c): c is Cidr => c !== undefined);
   if (previous && subnetFits(config, previous) && !taken.some((t) => t.overlaps(previous))) {

@@ -4,7 +4,7 @@
 // Input is hostile: its size is bounded, alias expansion is bounded (billion laughs),
 // duplicate keys are errors, and nothing reaches the store before the CRD schema and
 // Flannel's rules have both passed.
-import { isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml';
+import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { Cidr } from '../alloc/cidr.js';
 import { networkNameProblem } from '../store/layout.js';
 import type { FieldProblem } from './errors.js';
@@ -16,6 +16,15 @@ import { API_VERSION, KINDS, type Kind, type NetworkSpec, type Resource } from '
 export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 /** Aliases a document may expand; a handful is normal, thousands is an attack. */
 export const MAX_ALIAS_COUNT = 100;
+/** Kubernetes' limit on the total size of an object's annotations (keys and values). */
+export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+
+/**
+ * The only explicit tags a manifest may carry: YAML 1.2's core schema. Anything else either
+ * changes a value's type behind the schema's back (!!binary makes a Buffer, !!set a Set) or
+ * is silently dropped by the parser (!!js/function, !!python/object: "unresolved").
+ */
+const CORE_TAGS = new Set(['str', 'int', 'float', 'bool', 'null', 'map', 'seq'].map((t) => `tag:yaml.org,2002:${t}`));
 
 type Path = (string | number)[];
 
@@ -62,6 +71,11 @@ export function parseManifest(text: string, file: string): ParseResult {
     }
     if (doc.contents === null || (isScalar(doc.contents) && doc.contents.value === null)) continue;
     const docLine = lineAt(doc.contents.range?.[0] ?? 0);
+    const structural = structureProblems(doc, lineAt);
+    if (structural.length > 0) {
+      for (const p of structural) problems.push({ file, line: p.line ?? docLine, field: '', message: `invalid YAML: ${p.message}` });
+      continue;
+    }
     let data: unknown;
     try {
       data = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT });
@@ -99,7 +113,10 @@ export function parseManifest(text: string, file: string): ParseResult {
     }
     const schema = schemaFor(k);
     if (!schema.validate(obj)) {
-      for (const e of schema.validate.errors ?? []) docProblems.push(ajvProblem(e, at));
+      for (const e of schema.validate.errors ?? []) {
+        const p = ajvProblem(e, at);
+        if (p) docProblems.push(p);
+      }
     }
     docProblems.push(...semanticProblems(k, obj, name, docProblems, at));
     if (docProblems.length > 0) {
@@ -167,6 +184,14 @@ function semanticProblems(
     schemaProblems.some(
       (p) => p.field === field || field.startsWith(p.field + '.') || p.field.startsWith(field + '.'),
     );
+  const meta = obj.metadata as { annotations?: unknown } | undefined;
+  if (meta && typeof meta.annotations === 'object' && meta.annotations !== null && !related('metadata.annotations')) {
+    let size = 0;
+    for (const [k, v] of Object.entries(meta.annotations)) size += Buffer.byteLength(k) + (typeof v === 'string' ? Buffer.byteLength(v) : 0);
+    if (size > MAX_ANNOTATIONS_BYTES) {
+      out.push(at('metadata.annotations', `${size} bytes in total, over the ${MAX_ANNOTATIONS_BYTES}-byte limit`, true));
+    }
+  }
   if (kind === 'Network') {
     if (name !== undefined) {
       const problem = networkNameProblem(name);
@@ -199,8 +224,14 @@ function semanticProblems(
   return out;
 }
 
-function ajvProblem(e: ErrorObject, at: At): FieldProblem {
+function ajvProblem(e: ErrorObject, at: At): FieldProblem | undefined {
   const path = pointerToPath(e.instancePath);
+  // A bad property name gives two errors: the inner one (carrying propertyName) and this one.
+  if (e.propertyName !== undefined) return undefined;
+  if (e.keyword === 'propertyNames') {
+    const name = (e.params as { propertyName: string }).propertyName;
+    return at(pathToField([...path, name]), `${describe(name)} is not a label key ([prefix/]name, the name at most 63 characters)`, true);
+  }
   const field = pathToField(path);
   const data = e.data;
   switch (e.keyword) {
@@ -261,6 +292,34 @@ function locate(doc: Document.Parsed, path: Path, onKey: boolean, lineAt: (o: nu
   return rangeLine(node, lineAt) ?? best;
 }
 
+/**
+ * What the parser accepts but a manifest must not contain: tags outside the core schema,
+ * mapping keys that are not scalars (they would be stringified), aliases to no anchor, and
+ * anything else the parser only warns about. Each at its own line.
+ */
+function structureProblems(doc: Document.Parsed, lineAt: (o: number) => number): { line: number | undefined; message: string }[] {
+  const out: { line: number | undefined; message: string }[] = [];
+  for (const w of doc.warnings) {
+    if (w.code !== 'TAG_RESOLVE_FAILED') out.push({ line: lineAt(w.pos[0]), message: firstLine(w.message) });
+  }
+  visit(doc, {
+    Pair: (_, pair) => {
+      if (pair.key !== null && !isScalar(pair.key)) {
+        out.push({ line: rangeLine(pair.key, lineAt), message: 'a mapping key must be a scalar, not a collection' });
+      }
+    },
+    Node: (_, node) => {
+      if (node.tag && !CORE_TAGS.has(node.tag)) {
+        out.push({ line: rangeLine(node, lineAt), message: `tag ${describe(node.tag.replace(/^tag:yaml\.org,2002:/, '!!'))} is not allowed` });
+      }
+      if (isAlias(node) && !node.resolve(doc)) {
+        out.push({ line: rangeLine(node, lineAt), message: `alias *${node.source} has no anchor before it` });
+      }
+    },
+  });
+  return out;
+}
+
 function rangeLine(node: unknown, lineAt: (o: number) => number): number | undefined {
   const range = (node as { range?: [number, number, number] } | null)?.range;
   return range ? lineAt(range[0]) : undefined;
@@ -303,6 +362,8 @@ function firstLine(message: string): string {
 export function describe(v: unknown): string {
   if (v === undefined) return '(missing)';
   if (v === null) return 'null';
+  // JSON would print Infinity and NaN as null, which is not what the user wrote.
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
   const s = JSON.stringify(v) ?? String(v);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
 }

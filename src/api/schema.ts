@@ -51,6 +51,15 @@ const KUBERNETES_KEYWORDS = [
 
 const DNS_SUBDOMAIN = '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$';
 const STRING_MAP = { type: 'object', additionalProperties: { type: 'string' } };
+// Kubernetes' label rules: a value is at most 63 characters; a key is a name of the same form,
+// optionally prefixed by a DNS subdomain and '/'. Unbounded labels would reach etcd.
+const LABEL_VALUE = '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$';
+const LABEL_KEY = '^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$';
+const LABELS = {
+  type: 'object',
+  propertyNames: { maxLength: 317, pattern: LABEL_KEY },
+  additionalProperties: { type: 'string', maxLength: 63, pattern: LABEL_VALUE },
+};
 
 /** What weft accepts in metadata: enough to round-trip `weft get -o yaml` into `weft apply`. */
 export const OBJECT_META_SCHEMA = {
@@ -58,7 +67,7 @@ export const OBJECT_META_SCHEMA = {
   required: ['name'],
   properties: {
     name: { type: 'string', minLength: 1, maxLength: 253, pattern: DNS_SUBDOMAIN },
-    labels: STRING_MAP,
+    labels: LABELS,
     annotations: STRING_MAP,
     resourceVersion: { type: 'string', pattern: '^[0-9]+$' },
     uid: { type: 'string', maxLength: 64 },
@@ -82,6 +91,8 @@ export const PATTERN_NOUNS: Record<string, string> = {
   '^[A-Za-z0-9]([A-Za-z0-9._-]{0,251}[A-Za-z0-9])?$': "a node name (letters, digits, '.', '_' and '-')",
   [DNS_SUBDOMAIN]: "a DNS subdomain name (lowercase letters, digits, '-' and '.')",
   '^[0-9]+$': 'a decimal number',
+  [LABEL_VALUE]: "a label value (letters, digits, '-', '_' and '.', at most 63)",
+  [LABEL_KEY]: "a label key ([prefix/]name)",
 };
 
 type Json = Record<string, unknown>;

@@ -8,7 +8,9 @@ export const GLOBAL_FLAGS = `Global flags (any command):
       --etcd-certfile FILE    client certificate for TLS to etcd
       --etcd-keyfile FILE     client key for TLS to etcd
       --etcd-username NAME    etcd user
-      --etcd-password PASS    etcd password
+      --etcd-password PASS    etcd password (visible in ps: prefer the two below)
+      --etcd-password-file F  read the etcd password from a file
+                              ($WEFT_ETCD_PASSWORD is read when neither is given)
   -h, --help                  show help
 `;
 

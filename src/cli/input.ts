@@ -1,5 +1,6 @@
 // Reading `-f FILE|DIR|-` inputs: files as given, directories' .yaml/.yml/.json files in
 // name order (recursively with -R), "-" for stdin.
+import { isUtf8 } from 'node:buffer';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { NotFoundError, ValidationError } from '../api/errors.js';
@@ -12,11 +13,15 @@ export interface Input {
   text: string;
 }
 
-export async function readInputs(paths: string[], recursive: boolean, readStdin: () => Promise<string>): Promise<Input[]> {
+export async function readInputs(paths: string[], recursive: boolean, readStdin: () => Promise<string | Uint8Array>): Promise<Input[]> {
   const out: Input[] = [];
   for (const p of paths) {
     if (p === '-') {
-      out.push({ file: '<stdin>', text: await readStdin() });
+      const data = await readStdin();
+      if (typeof data !== 'string' && data.byteLength > MAX_MANIFEST_BYTES) {
+        throw new ValidationError([{ file: '<stdin>', line: 1, field: '', message: `input is larger than ${MAX_MANIFEST_BYTES} bytes` }]);
+      }
+      out.push({ file: '<stdin>', text: typeof data === 'string' ? data : decodeUtf8(data, '<stdin>') });
       continue;
     }
     let st;
@@ -52,5 +57,26 @@ function readText(file: string): string {
   if (size > MAX_MANIFEST_BYTES) {
     throw new ValidationError([{ file, line: 1, field: '', message: `file is ${size} bytes, over the ${MAX_MANIFEST_BYTES}-byte limit` }]);
   }
-  return readFileSync(file, 'utf8');
+  return decodeUtf8(readFileSync(file), file);
+}
+
+/**
+ * Manifests are UTF-8. A lenient decode would turn bad bytes into U+FFFD and store them;
+ * refuse them instead, at the line of the first one.
+ */
+export function decodeUtf8(bytes: Uint8Array, file: string): string {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const text = buf.toString('utf8');
+  if (isUtf8(buf)) return text;
+  // Up to the first bad sequence every character decoded exactly, so byte offsets add up;
+  // the first U+FFFD that is not a literal EF BF BD in the input is where it went wrong.
+  let offset = 0;
+  let line = 1;
+  for (const ch of text) {
+    const genuine = buf[offset] === 0xef && buf[offset + 1] === 0xbf && buf[offset + 2] === 0xbd;
+    if (ch === '\uFFFD' && !genuine) break;
+    if (ch === '\n') line++;
+    offset += Buffer.byteLength(ch);
+  }
+  throw new ValidationError([{ file, line, field: '', message: `input is not valid UTF-8 (byte ${offset + 1})` }]);
 }

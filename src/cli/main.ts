@@ -2,7 +2,8 @@
 import { MAX_MANIFEST_BYTES } from '../api/manifest.js';
 import { runCli } from './run.js';
 
-async function readStdin(): Promise<string> {
+/** Raw bytes: the CLI decodes them strictly, so bad UTF-8 is refused rather than mangled. */
+async function readStdin(): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {
@@ -12,7 +13,7 @@ async function readStdin(): Promise<string> {
     // One byte over the limit is enough for the parser to refuse the input.
     if (size > MAX_MANIFEST_BYTES) break;
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return Buffer.concat(chunks);
 }
 
 const code = await runCli(process.argv.slice(2), {

@@ -18,7 +18,8 @@ import { unifiedDiff } from './unidiff.js';
 export interface CliIO {
   stdout(text: string): void;
   stderr(text: string): void;
-  readStdin(): Promise<string>;
+  /** Raw bytes (decoded strictly as UTF-8) or already-decoded text. */
+  readStdin(): Promise<string | Uint8Array>;
   env: Record<string, string | undefined>;
   now?: () => Date;
   /** Deadline for each etcd call; the CLI must fail fast when etcd is down. */
@@ -29,7 +30,7 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-const GLOBAL = ['etcd-endpoints', 'etcd-prefix', 'etcd-cafile', 'etcd-certfile', 'etcd-keyfile', 'etcd-username', 'etcd-password', 'help'];
+const GLOBAL = ['etcd-endpoints', 'etcd-prefix', 'etcd-cafile', 'etcd-certfile', 'etcd-keyfile', 'etcd-username', 'etcd-password', 'etcd-password-file', 'help'];
 
 const OPTIONS = {
   'etcd-endpoints': { type: 'string' },
@@ -39,6 +40,7 @@ const OPTIONS = {
   'etcd-keyfile': { type: 'string' },
   'etcd-username': { type: 'string' },
   'etcd-password': { type: 'string' },
+  'etcd-password-file': { type: 'string' },
   help: { type: 'boolean', short: 'h' },
   filename: { type: 'string', short: 'f', multiple: true },
   recursive: { type: 'boolean', short: 'R' },
@@ -126,6 +128,12 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   }
 
   const endpoints = parseEndpoints(values['etcd-endpoints'] ?? io.env.WEFT_ETCD_ENDPOINTS ?? DEFAULT_ENDPOINTS.join(','));
+  // The password may come from a file or the environment, so that it never shows in `ps`.
+  const passwordFile = values['etcd-password-file'];
+  const password =
+    values['etcd-password'] ??
+    (passwordFile ? readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined) ??
+    io.env.WEFT_ETCD_PASSWORD;
   let store: Store | undefined;
   const connect = () => {
     store = Store.connect({
@@ -135,8 +143,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       ...(values['etcd-certfile'] ? { certfile: values['etcd-certfile'] } : {}),
       ...(values['etcd-keyfile'] ? { keyfile: values['etcd-keyfile'] } : {}),
       ...(values['etcd-username'] ? { username: values['etcd-username'] } : {}),
-      ...(values['etcd-password'] ? { password: values['etcd-password'] } : {}),
+      ...(password !== undefined ? { password } : {}),
       callTimeoutMs: io.callTimeoutMs ?? 3000,
+      // Two attempts: a blip is retried once, a dead etcd is reported within seconds.
+      maxAttempts: 2,
     });
     return new ResourceStore(store, io.now ? { now: io.now } : {});
   };
@@ -160,9 +170,17 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
+/**
+ * Messages echo names and fields from hostile input: control characters (a terminal escape,
+ * a newline forging a second problem line, a bidi override) are shown as \\u escapes.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
 function reportError(err: unknown, io: CliIO): number {
   if (err instanceof ValidationError) {
-    io.stderr(err.problems.map(formatProblem).join('\n') + '\n');
+    io.stderr(err.problems.map((p) => printable(formatProblem(p))).join('\n') + '\n');
     return 1;
   }
   if (err instanceof UsageError) {
@@ -170,7 +188,7 @@ function reportError(err: unknown, io: CliIO): number {
     return 1;
   }
   if (isUserError(err)) {
-    io.stderr(`error: ${(err as Error).message}\n`);
+    io.stderr(`error: ${printable((err as Error).message)}\n`);
     return 1;
   }
   if (err instanceof StoreUnavailableError || err instanceof StoreAuthError) {
@@ -178,7 +196,7 @@ function reportError(err: unknown, io: CliIO): number {
     io.stderr(`error: ${err.message.replace(/\.? ?Resolution note:[\s\S]*$/, '').trimEnd()}\n`);
     return 2;
   }
-  io.stderr(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  io.stderr(`error: ${printable(err instanceof Error ? err.message : String(err))}\n`);
   return 2;
 }
 
@@ -267,7 +285,7 @@ async function del(values: Values, args: string[], io: CliIO, connect: () => Res
     force: values.force ?? false,
     ignoreNotFound: values['ignore-not-found'] ?? false,
     onResult: (r) => io.stdout(`${r.ref} ${r.action}\n`),
-    onError: (e) => io.stderr(`error: ${e.message}\n`),
+    onError: (e) => io.stderr(`error: ${printable(e.message)}\n`),
   });
   return errors.length ? 1 : 0;
 }

@@ -118,8 +118,15 @@ describe('etcd outages under traffic', () => {
     await everyKernel(true, gone.route);
     const pings = pingAll();
     const marks = hosts.map((h) => tb.agentLog(h).length);
-    // Drop every packet from the hosts to etcd's address: a black hole, not a refused connection.
-    for (const h of hosts) await ipIn(h.ns, ['route', 'add', 'blackhole', '192.0.2.254/32']);
+    // Drop every packet between the hosts and etcd, both ways: a black hole, not a refused
+    // connection. Host-to-host traffic is bridged, so the overlay is untouched.
+    const cut = async (action: 'add' | 'del') => {
+      for (const h of hosts) {
+        await ipIn(h.ns, ['route', action, 'blackhole', '192.0.2.254/32']);
+        await ipIn(tb.underlay, ['route', action, 'blackhole', `${h.ip}/32`]);
+      }
+    };
+    await cut('add');
     try {
       await poll(() => hosts.every((h, i) => /lost contact with etcd/.test(tb.agentLog(h).slice(marks[i]))), {
         timeoutMs: 20_000,
@@ -129,7 +136,7 @@ describe('etcd outages under traffic', () => {
       expect((await tb.etcdctl(['del', gone.key])).exitCode).toBe(0);
       expect((await kernelState(hosts[0]!)).routes).toContain(gone.route); // nothing can reach them yet
     } finally {
-      for (const h of hosts) await ipIn(h.ns, ['route', 'del', 'blackhole', '192.0.2.254/32']);
+      await cut('del');
     }
     const t0 = Date.now();
     await everyKernel(true, keep.route, 20_000);

@@ -73,6 +73,11 @@ describe('acquisition plan', () => {
     expect(plan.action === 'create' && plan.subnet.toString()).toBe('10.5.4.0/24');
   });
 
+  it('does not let an undecodable key block allocation', () => {
+    const plan = planAcquisition(config, [rec('10.5.0.0-16', 'junk'), rec('10.5.1.0-24', 'also junk')], me, undefined, first);
+    expect(plan.action === 'create' && plan.subnet.toString()).toBe('10.5.2.0/24'); // 10.5.1.0-24 exists
+  });
+
   it('picks uniformly among the first 100 free subnets', () => {
     const picks = new Set<string>();
     for (let i = 0; i < 100; i++) {
