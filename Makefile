@@ -4,13 +4,15 @@ SHELL := /bin/bash
 SYSTEM_TOOLS := etcd etcdctl ip bridge ping openssl
 APT_PACKAGES := etcd-server etcd-client iproute2 iputils-ping openssl
 
-.PHONY: help deps system-deps node-deps build test unit demo demo-down bench clean
+.PHONY: help deps system-deps node-deps build test unit demo demo-down bench soak clean
 
 help:
 	@echo "make demo       bring up a throwaway etcd and several hosts in network namespaces"
 	@echo "make demo-down  remove what an interrupted demo left behind"
 	@echo "make test       install what is missing, build, run every test (needs root)"
 	@echo "make build      compile TypeScript to dist/"
+	@echo "make bench      fleet-scale benches (about 3 minutes; figures vs same-run baselines)"
+	@echo "make soak       about 10 minutes of churn and etcd restarts under traffic"
 
 deps: system-deps node-deps
 
@@ -48,8 +50,14 @@ demo-down:
 	@if [ -f dist/testbed/demo.js ]; then node dist/testbed/demo.js down; \
 	else echo "dist/testbed/demo.js is missing; run \`make build\` first"; exit 1; fi
 
+# Needs root (network namespaces); about 5 minutes on 2 cores. See docs/performance.md.
 bench: deps build
-	@echo "no benches yet"
+	node bench/run-all.mjs
+
+# About 10 minutes of churn with etcd restarts; MINUTES=N to change. Not part of `make test`.
+MINUTES ?= 10
+soak: deps build
+	node dist/testbed/soak.js --minutes $(MINUTES)
 
 clean:
 	rm -rf dist

@@ -321,7 +321,8 @@ export class Agent {
           const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
           if (resync) this.log.debug('resync done', { peers: peers.length, operations: report.operations });
           if (report.operations > 0 || report.failures > 0) {
-            this.log.info('dataplane converged', { peers: peers.length, operations: report.operations, failures: report.failures, resync });
+            const timing = report.ms !== undefined ? { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round((report.kernelMs ?? 0) * 10) / 10 } : {};
+            this.log.info('dataplane converged', { peers: peers.length, operations: report.operations, failures: report.failures, resync, ...timing });
           }
           if (report.failures > 0) {
             this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile(true));

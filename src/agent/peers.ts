@@ -1,13 +1,24 @@
 // From the network's subnet records to the peers the dataplane should reach. Pure, except
 // that it remembers which bad keys it already reported so each is logged once.
+//
+// It also remembers the Peer it built for each record: a record that did not change (the same
+// object, or after a re-list the same modRevision and value) yields the very same Peer object,
+// so a lease event costs one decode, and the dataplane can tell changed peers by identity.
 import { Ipv4 } from '../alloc/cidr.js';
 import type { Peer } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import type { SubnetRecord } from '../store/store.js';
 
+interface Entry {
+  record: SubnetRecord;
+  /** Undefined when the record is not a peer we route (bad, other backend). */
+  peer: Peer | undefined;
+  gen: number;
+}
+
 export class PeerSelector {
-  /** key -> modRevision of the bad value we already logged. */
-  private readonly reported = new Map<string, number>();
+  private readonly cache = new Map<string, Entry>();
+  private gen = 0;
 
   constructor(
     private readonly logger: Logger,
@@ -15,31 +26,90 @@ export class PeerSelector {
   ) {}
 
   select(records: Iterable<SubnetRecord>, ownKey: string | undefined): Peer[] {
+    const gen = ++this.gen;
     const peers: Peer[] = [];
-    const seen = new Set<string>();
+    const created = new Map<Peer, number>();
+    let visited = 0;
     for (const r of records) {
-      seen.add(r.kv.key);
-      if (r.kv.key === ownKey) continue;
-      const problem = !r.cidr ? 'key is not a subnet (a.b.c.d-n)' : !r.lease.ok ? r.lease.error : undefined;
-      if (problem) {
-        if (this.reported.get(r.kv.key) !== r.kv.modRevision) {
-          this.reported.set(r.kv.key, r.kv.modRevision);
-          this.logger.warn('ignoring unusable lease', { key: r.kv.key, reason: problem });
-        }
-        continue;
+      visited++;
+      let e = this.cache.get(r.kv.key);
+      if (e && e.record !== r && e.record.kv.modRevision === r.kv.modRevision && e.record.kv.value === r.kv.value) {
+        e.record = r; // re-listed, unchanged
       }
-      if (!r.lease.ok || !r.cidr) continue;
-      const v = r.lease.value;
-      // Unadopted reservations and other backends' leases are not ours to route.
-      if (v.backendType !== this.backendType) continue;
-      const peer: Peer = { key: r.name, subnet: r.cidr, publicIP: Ipv4.parse(v.publicIP)!, backendType: v.backendType };
-      if (v.backendData) {
-        peer.vtepMAC = v.backendData.VtepMAC;
-        peer.vni = v.backendData.VNI;
+      if (!e || e.record !== r) {
+        e = { record: r, peer: this.toPeer(r), gen };
+        this.cache.set(r.kv.key, e);
+      } else {
+        e.gen = gen;
       }
-      peers.push(peer);
+      if (e.peer && r.kv.key !== ownKey) {
+        peers.push(e.peer);
+        created.set(e.peer, r.kv.createRevision);
+      }
     }
-    for (const key of this.reported.keys()) if (!seen.has(key)) this.reported.delete(key);
-    return peers;
+    if (visited !== this.cache.size) {
+      for (const [key, e] of this.cache) if (e.gen !== gen) this.cache.delete(key);
+    }
+    return this.withoutOverlaps(peers, created);
+  }
+
+  /** key -> reason, for leases left out for overlapping an older one (each logged once). */
+  private readonly overlapping = new Map<string, string>();
+
+  /**
+   * Of two peer leases whose subnets overlap, keeps the older (lower create revision). The
+   * allocator never creates a key overlapping an existing one, so the newer one was written
+   * around it: a hostile or broken lease that would route part of a live peer's range (or the
+   * whole network) elsewhere. Sorting by address finds the overlapping groups in O(n log n).
+   */
+  private withoutOverlaps(peers: Peer[], created: Map<Peer, number>): Peer[] {
+    const dropped = new Map<Peer, string>();
+    const byAddress = [...peers].sort((a, b) => a.subnet.first - b.subnet.first);
+    let group: Peer[] = [];
+    const settle = () => {
+      if (group.length > 1) {
+        const kept: Peer[] = [];
+        const age = (p: Peer) => created.get(p) ?? 0;
+        for (const p of [...group].sort((a, b) => age(a) - age(b) || (a.key < b.key ? -1 : 1))) {
+          const older = kept.find((k) => k.subnet.overlaps(p.subnet));
+          if (older) dropped.set(p, `subnet ${p.subnet} overlaps the older lease ${older.key} (${older.subnet})`);
+          else kept.push(p);
+        }
+      }
+      group = [];
+    };
+    let end = -1;
+    for (const p of byAddress) {
+      if (p.subnet.first > end) settle();
+      group.push(p);
+      end = Math.max(end, p.subnet.last);
+    }
+    settle();
+    const reported = new Map<string, string>();
+    for (const [p, reason] of dropped) {
+      reported.set(p.key, reason);
+      if (this.overlapping.get(p.key) !== reason) this.logger.warn('ignoring unusable lease', { key: p.key, reason });
+    }
+    this.overlapping.clear();
+    for (const [k, v] of reported) this.overlapping.set(k, v);
+    return dropped.size === 0 ? peers : peers.filter((p) => !dropped.has(p));
+  }
+
+  private toPeer(r: SubnetRecord): Peer | undefined {
+    const problem = !r.cidr ? 'key is not a subnet (a.b.c.d-n)' : !r.lease.ok ? r.lease.error : undefined;
+    if (problem) {
+      this.logger.warn('ignoring unusable lease', { key: r.kv.key, reason: problem });
+      return undefined;
+    }
+    if (!r.lease.ok || !r.cidr) return undefined;
+    const v = r.lease.value;
+    // Unadopted reservations and other backends' leases are not ours to route.
+    if (v.backendType !== this.backendType) return undefined;
+    const peer: Peer = { key: r.name, subnet: r.cidr, publicIP: Ipv4.parse(v.publicIP)!, backendType: v.backendType };
+    if (v.backendData) {
+      peer.vtepMAC = v.backendData.VtepMAC;
+      peer.vni = v.backendData.VNI;
+    }
+    return peer;
   }
 }

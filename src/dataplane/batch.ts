@@ -51,6 +51,10 @@ export interface ExecResult {
  * in plan order. A route replace is not attempted when, in the same plan, the neighbour or FDB
  * entry it relies on was refused: a route to a peer we cannot encapsulate for would only make
  * the kernel ARP into the overlay.
+ *
+ * The plan's first `ip` group (route deletes, neighbour replaces) and the `bridge` group after
+ * it touch disjoint kernel objects, so they run side by side: an added or removed peer then
+ * waits for two process lifetimes instead of three. Everything after waits for both.
  */
 export async function execute(runner: IpRunner, ops: Op[]): Promise<ExecResult> {
   const ok = new Array<boolean>(ops.length).fill(false);
@@ -61,11 +65,16 @@ export async function execute(runner: IpRunner, ops: Op[]): Promise<ExecResult> 
   for (const op of ops) if (op.kind === 'neigh' && op.action === 'replace') neighMac.set(op.key, op.entry.mac);
   let runs = 0;
 
-  let start = 0;
-  while (start < ops.length) {
+  const groups: { tool: Tool; start: number; end: number }[] = [];
+  for (let start = 0; start < ops.length; ) {
     const tool = toolFor(ops[start]!);
     let end = start;
     while (end < ops.length && toolFor(ops[end]!) === tool) end++;
+    groups.push({ tool, start, end });
+    start = end;
+  }
+
+  const runGroup = async ({ tool, start, end }: { tool: Tool; start: number; end: number }): Promise<void> => {
     const idx: number[] = [];
     const lines: string[] = [];
     for (let i = start; i < end; i++) {
@@ -78,19 +87,35 @@ export async function execute(runner: IpRunner, ops: Op[]): Promise<ExecResult> 
       idx.push(i);
       lines.push(renderOp(op));
     }
-    if (lines.length > 0) {
-      const r = await runner.batch(tool, lines);
-      runs++;
-      errors.push(...r.errors);
-      idx.forEach((opIndex, j) => {
-        ok[opIndex] = r.ok[j] ?? false;
-        const op = ops[opIndex]!;
-        if (ok[opIndex] || op.action !== 'replace') return;
-        if (op.kind === 'neigh') failedNeigh.add(op.key);
-        if (op.kind === 'fdb') failedMacs.add(op.entry.mac);
-      });
-    }
-    start = end;
+    if (lines.length === 0) return;
+    const r = await runner.batch(tool, lines);
+    runs++;
+    errors.push(...r.errors);
+    idx.forEach((opIndex, j) => {
+      ok[opIndex] = r.ok[j] ?? false;
+      const op = ops[opIndex]!;
+      if (ok[opIndex] || op.action !== 'replace') return;
+      if (op.kind === 'neigh') failedNeigh.add(op.key);
+      if (op.kind === 'fdb') failedMacs.add(op.entry.mac);
+    });
+  };
+
+  let g = 0;
+  const first = groups[0];
+  const second = groups[1];
+  if (first && second && first.tool === 'ip' && second.tool === 'bridge' && !hasRouteReplace(ops, first)) {
+    await Promise.all([runGroup(first), runGroup(second)]);
+    g = 2;
   }
+  for (; g < groups.length; g++) await runGroup(groups[g]!);
   return { ok, failures: ok.filter((x) => !x).length, runs, errors: errors.slice(0, 5) };
+}
+
+/** A route replace must wait for the FDB entries it relies on (never the case in plan order). */
+function hasRouteReplace(ops: Op[], group: { start: number; end: number }): boolean {
+  for (let i = group.start; i < group.end; i++) {
+    const op = ops[i]!;
+    if (op.kind === 'route' && op.action === 'replace') return true;
+  }
+  return false;
 }

@@ -9,11 +9,13 @@ import { execute } from './batch.js';
 import type { IpRunner } from './ipcmd.js';
 import type { KernelState } from './model.js';
 import { observe, type ObserveTargets } from './observe.js';
-import { applyToState, plan } from './planner.js';
+import { applyToState, plan, type KeysToPlan } from './planner.js';
 
 export interface ConvergeResult {
   operations: number;
   failures: number;
+  /** Time spent waiting for iproute2 (dumps and batches). */
+  kernelMs: number;
 }
 
 export class Converger {
@@ -30,12 +32,27 @@ export class Converger {
     this.believed = undefined;
   }
 
-  async converge(desired: KernelState, resync: boolean): Promise<ConvergeResult> {
-    if (resync || !this.believed) this.believed = await observe(this.runner, this.targets);
+  /**
+   * `keys`, when given, are the only keys whose desired entries may have changed since the
+   * last call; they are ignored when the kernel has to be read (resync, lost belief).
+   */
+  async converge(desired: KernelState, resync: boolean, keys?: KeysToPlan): Promise<ConvergeResult> {
+    let kernelMs = 0;
+    if (resync || !this.believed) {
+      const t0 = performance.now();
+      this.believed = await observe(this.runner, this.targets);
+      kernelMs += performance.now() - t0;
+      keys = undefined;
+    }
     const believed = this.believed;
-    const ops = plan(desired, believed);
-    if (ops.length === 0) return { operations: 0, failures: 0 };
+    const ops = plan(desired, believed, keys);
+    if (ops.length === 0) return { operations: 0, failures: 0, kernelMs };
+    const t0 = performance.now();
+    // Should execute() throw half-way, the next call reads the kernel instead of trusting us.
+    this.believed = undefined;
     const r = await execute(this.runner, ops);
+    this.believed = believed;
+    kernelMs += performance.now() - t0;
     applyToState(believed, ops, r.ok);
     if (r.failures > 0) {
       this.believed = undefined;
@@ -45,6 +62,6 @@ export class Converger {
         errors: r.errors.join('; '),
       });
     }
-    return { operations: ops.length - r.failures, failures: r.failures };
+    return { operations: ops.length - r.failures, failures: r.failures, kernelMs };
   }
 }

@@ -4,7 +4,8 @@ import type { Cidr } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
 import { Converger } from './converger.js';
 import type { IpRunner } from './ipcmd.js';
-import { desiredState, type LinkName } from './model.js';
+import { DesiredTracker } from './desired.js';
+import { modelContext, type LinkName, type ModelContext } from './model.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
 import { uplinkName } from './vxlan.js';
@@ -14,6 +15,8 @@ export class HostGwBackend implements Backend {
   private readonly converger: Converger;
   private readonly skips: SkipReporter;
   private trusted = false;
+  private readonly desired = new DesiredTracker();
+  private ctx: ModelContext | undefined;
 
   constructor(
     private readonly settings: BackendSettings,
@@ -32,10 +35,16 @@ export class HostGwBackend implements Backend {
   }
 
   async reconcile(ownSubnet: Cidr, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
-    const desired = desiredState({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, ownSubnet, peers });
-    this.skips.report(desired.skipped);
-    const r = await this.converger.converge(desired.state, opts.resync === true || !this.trusted);
+    const t0 = performance.now();
+    if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
+      this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, ownSubnet });
+    }
+    const full = opts.resync === true || !this.trusted;
+    const d = this.desired.update(this.ctx, peers, full);
+    if (d.full) this.skips.report(d.skips as { key: string; reason: string }[]);
+    else this.skips.update(d.skips);
+    const r = await this.converger.converge(d.state, full, d.touched);
     this.trusted = r.failures === 0;
-    return { operations: r.operations, failures: r.failures };
+    return { operations: r.operations, failures: r.failures, ms: performance.now() - t0, kernelMs: r.kernelMs };
   }
 }

@@ -135,67 +135,101 @@ export interface Desired {
   skipped: Skipped[];
 }
 
+/** The entries one peer asks for, with their keys, before any conflict with another peer. */
+export interface PeerEntries {
+  route: [string, RouteEntry];
+  neigh?: [string, NeighEntry];
+  fdb?: [string, FdbEntry];
+}
+
+/** What a peer contributes: entries, a reason it is left out, or nothing (not ours to route). */
+export type Verdict = PeerEntries | { skip: string } | undefined;
+
+/** The per-host constants the model needs, computed once per (settings, uplink, own subnet). */
+export interface ModelContext {
+  settings: BackendSettings;
+  uplink: Uplink;
+  uplinkDev: LinkName;
+  vxlanDev?: LinkName;
+  ownSubnet: Cidr;
+  uplinkNet: Cidr;
+}
+
+export function modelContext(input: Omit<ModelInput, 'peers'>): ModelContext {
+  const { settings, uplink, uplinkDev, vxlanDev, ownSubnet } = input;
+  return { settings, uplink, uplinkDev, ...(vxlanDev ? { vxlanDev } : {}), ownSubnet, uplinkNet: Cidr.of(uplink.address, uplink.prefixLength) };
+}
+
+/**
+ * One peer on its own: what it would install on this host. Depends on nothing but the peer
+ * and the context, so it can be computed once per lease value and reused across events.
+ */
+export function peerVerdict(ctx: ModelContext, peer: Peer): Verdict {
+  const { settings, uplink, uplinkDev, vxlanDev, ownSubnet, uplinkNet } = ctx;
+  if (peer.backendType !== settings.type) return undefined;
+  if (peer.subnet.equals(ownSubnet)) return undefined;
+  if (peer.subnet.overlaps(ownSubnet)) return { skip: `subnet ${peer.subnet} overlaps this host's ${ownSubnet}` };
+  if (settings.network && !settings.network.contains(peer.subnet)) {
+    return { skip: `subnet ${peer.subnet} is outside the network ${settings.network}` };
+  }
+  if (peer.publicIP.equals(uplink.address)) return { skip: `public IP ${peer.publicIP} is this host's own` };
+  const rkey = routeKey(peer.subnet, 0);
+  const direct = uplinkNet.contains(peer.publicIP);
+
+  if (settings.type === 'host-gw' || (settings.directRouting && direct)) {
+    if (!direct) return { skip: `public IP ${peer.publicIP} is not on-link on ${uplink.name} (${uplinkNet})` };
+    return { route: [rkey, { dst: peer.subnet, via: peer.publicIP, dev: uplinkDev, onlink: false, proto: WEFT_ROUTE_PROTO, metric: 0 }] };
+  }
+
+  if (!vxlanDev) return undefined;
+  const mac = toMac(peer.vtepMAC);
+  if (!mac) return { skip: 'vxlan lease without a usable VtepMAC' };
+  const gw = peer.subnet.network;
+  return {
+    neigh: [neighKey(gw), { ip: gw, mac, dev: vxlanDev, permanent: true }],
+    fdb: [fdbKey(mac), { mac, dst: peer.publicIP, dev: vxlanDev, permanent: true, plain: true }],
+    route: [rkey, { dst: peer.subnet, via: gw, dev: vxlanDev, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0 }],
+  };
+}
+
+/**
+ * Why a peer's entries cannot go in next to those already in state (another lease holds the
+ * same subnet, VTEP MAC or gateway address), or undefined when they can.
+ */
+export function conflictOf(state: KernelState, e: PeerEntries, owners: { mac: (mac: string) => string | undefined }): string | undefined {
+  if (state.routes.has(e.route[0])) return `subnet ${e.route[1].dst} is already routed for another lease`;
+  if (e.fdb && state.fdb.has(e.fdb[0])) return `VtepMAC ${e.fdb[1].mac} is already used by ${owners.mac(e.fdb[0]) ?? 'another lease'}`;
+  if (e.neigh && state.neighs.has(e.neigh[0])) return `neighbour ${e.neigh[1].ip} is already used by another lease`;
+  return undefined;
+}
+
+export function addEntries(state: KernelState, e: PeerEntries): void {
+  state.routes.set(e.route[0], e.route[1]);
+  if (e.neigh) state.neighs.set(e.neigh[0], e.neigh[1]);
+  if (e.fdb) state.fdb.set(e.fdb[0], e.fdb[1]);
+}
+
 /** The kernel entries that the given peers call for on this host. */
 export function desiredState(input: ModelInput): Desired {
-  const { settings, uplink, uplinkDev, vxlanDev, ownSubnet } = input;
+  const ctx = modelContext(input);
   const state = emptyState();
   const skipped: Skipped[] = [];
-  const uplinkNet = Cidr.of(uplink.address, uplink.prefixLength);
   const macOwner = new Map<string, string>();
-
+  const owners = { mac: (mac: string) => macOwner.get(mac) };
   for (const peer of input.peers) {
-    if (peer.backendType !== settings.type) continue;
-    if (peer.subnet.equals(ownSubnet)) continue;
-    const skip = (reason: string) => skipped.push({ key: peer.key, reason });
-    if (peer.subnet.overlaps(ownSubnet)) {
-      skip(`subnet ${peer.subnet} overlaps this host's ${ownSubnet}`);
+    const v = peerVerdict(ctx, peer);
+    if (!v) continue;
+    if ('skip' in v) {
+      skipped.push({ key: peer.key, reason: v.skip });
       continue;
     }
-    if (settings.network && !settings.network.contains(peer.subnet)) {
-      skip(`subnet ${peer.subnet} is outside the network ${settings.network}`);
+    const conflict = conflictOf(state, v, owners);
+    if (conflict) {
+      skipped.push({ key: peer.key, reason: conflict });
       continue;
     }
-    if (peer.publicIP.equals(uplink.address)) {
-      skip(`public IP ${peer.publicIP} is this host's own`);
-      continue;
-    }
-    const rkey = routeKey(peer.subnet, 0);
-    if (state.routes.has(rkey)) {
-      skip(`subnet ${peer.subnet} is already routed for another lease`);
-      continue;
-    }
-    const direct = uplinkNet.contains(peer.publicIP);
-
-    if (settings.type === 'host-gw' || (settings.directRouting && direct)) {
-      if (!direct) {
-        skip(`public IP ${peer.publicIP} is not on-link on ${uplink.name} (${uplinkNet})`);
-        continue;
-      }
-      state.routes.set(rkey, { dst: peer.subnet, via: peer.publicIP, dev: uplinkDev, onlink: false, proto: WEFT_ROUTE_PROTO, metric: 0 });
-      continue;
-    }
-
-    if (!vxlanDev) continue;
-    const mac = toMac(peer.vtepMAC);
-    if (!mac) {
-      skip('vxlan lease without a usable VtepMAC');
-      continue;
-    }
-    const owner = macOwner.get(mac);
-    if (owner !== undefined) {
-      skip(`VtepMAC ${mac} is already used by ${owner}`);
-      continue;
-    }
-    const gw = peer.subnet.network;
-    const nkey = neighKey(gw);
-    if (state.neighs.has(nkey)) {
-      skip(`neighbour ${gw} is already used by another lease`);
-      continue;
-    }
-    macOwner.set(mac, peer.key);
-    state.neighs.set(nkey, { ip: gw, mac, dev: vxlanDev, permanent: true });
-    state.fdb.set(fdbKey(mac), { mac, dst: peer.publicIP, dev: vxlanDev, permanent: true, plain: true });
-    state.routes.set(rkey, { dst: peer.subnet, via: gw, dev: vxlanDev, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0 });
+    addEntries(state, v);
+    if (v.fdb) macOwner.set(v.fdb[0], peer.key);
   }
   return { state, skipped };
 }

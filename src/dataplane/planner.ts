@@ -9,9 +9,9 @@
 //   4. FDB deletes            bridge
 //   5. route replaces         ip
 //   6. neighbour deletes      ip
-// So an added peer gets neighbour, then FDB, then route; a removed one loses route, then FDB,
+// So an added peer gets neighbour and FDB, then route; a removed one loses route and FDB,
 // then neighbour. Consecutive operations on the same tool share one batch process: at most
-// three process runs per plan (ip, bridge, ip).
+// three process runs per plan (ip, bridge, ip), the first two run side by side (batch.ts).
 import {
   fdbEqual,
   neighEqual,
@@ -27,25 +27,47 @@ export type Op =
   | { kind: 'neigh'; action: 'replace' | 'del'; key: string; entry: NeighEntry }
   | { kind: 'fdb'; action: 'replace' | 'del'; key: string; entry: FdbEntry };
 
+/** Keys to compare, per kind; without it every key of both states is compared. */
+export interface KeysToPlan {
+  routes: Iterable<string>;
+  neighs: Iterable<string>;
+  fdb: Iterable<string>;
+}
+
 function diff<E>(
   desired: Map<string, E>,
   observed: Map<string, E>,
   equal: (a: E, b: E) => boolean,
+  keys: Iterable<string> | undefined,
 ): { replace: [string, E][]; del: [string, E][] } {
   const replace: [string, E][] = [];
   const del: [string, E][] = [];
+  if (keys) {
+    for (const key of keys) {
+      const want = desired.get(key);
+      const have = observed.get(key);
+      if (want !== undefined && (have === undefined || (have !== want && !equal(have, want)))) replace.push([key, want]);
+      else if (want === undefined && have !== undefined) del.push([key, have]);
+    }
+    return { replace, del };
+  }
   for (const [key, want] of desired) {
     const have = observed.get(key);
-    if (!have || !equal(have, want)) replace.push([key, want]);
+    if (have === undefined || (have !== want && !equal(have, want))) replace.push([key, want]);
   }
   for (const [key, have] of observed) if (!desired.has(key)) del.push([key, have]);
   return { replace, del };
 }
 
-export function plan(desired: KernelState, observed: KernelState): Op[] {
-  const routes = diff(desired.routes, observed.routes, routeEqual);
-  const neighs = diff(desired.neighs, observed.neighs, neighEqual);
-  const fdb = diff(desired.fdb, observed.fdb, fdbEqual);
+/**
+ * The operations that take observed to desired. With `keys`, only those keys are compared
+ * (the caller knows nothing else changed since observed last matched desired): one lease
+ * event then costs work proportional to its own entries.
+ */
+export function plan(desired: KernelState, observed: KernelState, keys?: KeysToPlan): Op[] {
+  const routes = diff(desired.routes, observed.routes, routeEqual, keys?.routes);
+  const neighs = diff(desired.neighs, observed.neighs, neighEqual, keys?.neighs);
+  const fdb = diff(desired.fdb, observed.fdb, fdbEqual, keys?.fdb);
   const ops: Op[] = [];
   for (const [key, entry] of routes.del) ops.push({ kind: 'route', action: 'del', key, entry });
   for (const [key, entry] of neighs.replace) ops.push({ kind: 'neigh', action: 'replace', key, entry });

@@ -18,4 +18,16 @@ export class SkipReporter {
     }
     for (const key of this.reported.keys()) if (!now.has(key)) this.reported.delete(key);
   }
+
+  /** Changes only: a reason for a peer now left out, undefined for one no longer left out. */
+  update(changes: { key: string; reason: string | undefined }[]): void {
+    for (const { key, reason } of changes) {
+      if (reason === undefined) {
+        this.reported.delete(key);
+      } else if (this.reported.get(key) !== reason) {
+        this.reported.set(key, reason);
+        this.log.warn('not routing to peer', { key, reason });
+      }
+    }
+  }
 }

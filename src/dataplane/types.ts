@@ -48,11 +48,17 @@ export interface ReconcileReport {
   failures: number;
   /** The VTEP MAC in use; changes only when the device had to be recreated. */
   vtepMAC?: string;
+  /** Wall time of the call's model and planning work plus kernel work, in ms (for logs and benches). */
+  ms?: number;
+  /** The part of `ms` spent waiting for iproute2. */
+  kernelMs?: number;
 }
 
 /**
  * One network's kernel state on this host. Level-triggered: every call carries the full
- * desired set of peers, and the backend converges the kernel to it.
+ * desired set of peers, and the backend converges the kernel to it. Peers that did not change
+ * should be passed as the same objects as in the previous call: the backend then only works
+ * on the ones that did (a pointer comparison per unchanged peer).
  */
 export interface Backend {
   /** Creates or adopts the device (vxlan) and returns what the lease must publish. */

@@ -6,7 +6,8 @@ import type { Logger } from '../log.js';
 import { Converger } from './converger.js';
 import { DataplaneError } from './errors.js';
 import type { IpRunner } from './ipcmd.js';
-import { desiredState, toLinkName, vxlanDeviceName, type LinkName, type Mac } from './model.js';
+import { DesiredTracker } from './desired.js';
+import { modelContext, toLinkName, vxlanDeviceName, type LinkName, type Mac, type ModelContext } from './model.js';
 import { parseDevice, type DeviceInfo } from './observe.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
@@ -37,6 +38,8 @@ export class VxlanBackend implements Backend {
   private readonly mtu: number;
   private readonly converger: Converger;
   private readonly skips: SkipReporter;
+  private readonly desired = new DesiredTracker();
+  private ctx: ModelContext | undefined;
   private mac: Mac | undefined;
   /** The own subnet whose /32 we last put on the device; undefined = check the device. */
   private addressFor: Cidr | undefined;
@@ -63,24 +66,22 @@ export class VxlanBackend implements Backend {
   }
 
   async reconcile(ownSubnet: Cidr, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+    const t0 = performance.now();
     const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
       const info = await this.ensureDevice();
       await this.ensureAddress(ownSubnet, info);
     }
-    const desired = desiredState({
-      settings: this.settings,
-      uplink: this.uplink,
-      uplinkDev: this.uplinkDev,
-      vxlanDev: this.device,
-      ownSubnet,
-      peers,
-    });
-    this.skips.report(desired.skipped);
-    const r = await this.converger.converge(desired.state, full);
+    if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
+      this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, vxlanDev: this.device, ownSubnet });
+    }
+    const d = this.desired.update(this.ctx, peers, full);
+    if (d.full) this.skips.report(d.skips as { key: string; reason: string }[]);
+    else this.skips.update(d.skips);
+    const r = await this.converger.converge(d.state, full, d.touched);
     // A refused operation may mean the device is gone: check it on the next call.
     if (r.failures > 0) this.addressFor = undefined;
-    return { operations: r.operations, failures: r.failures, vtepMAC: this.mac! };
+    return { operations: r.operations, failures: r.failures, vtepMAC: this.mac!, ms: performance.now() - t0, kernelMs: r.kernelMs };
   }
 
   private async readDevice(): Promise<DeviceInfo | undefined> {

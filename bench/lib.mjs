@@ -1,0 +1,178 @@
+// Shared driver code for the benches: testbed lifecycle, the worker in the underlay, kernel
+// counts read from /proc, agent log parsing, process CPU/RSS, statistics and output.
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { execa } from 'execa';
+import { Testbed } from '../dist/testbed/topology.js';
+import { ipBatch } from '../dist/testbed/netns.js';
+import { NETWORK_JSON } from './leases.mjs';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const PREFIX = '/coreos.com/network';
+export const now = () => process.hrtime.bigint();
+export const msSince = (t0, t1 = now()) => Number(BigInt(t1) - BigInt(t0)) / 1e6;
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim()) || 100;
+
+/** Runs body with a fresh testbed and a worker in its underlay; tears both down whatever happens. */
+export async function withTestbed(body) {
+  const tb = await Testbed.create();
+  let worker;
+  const onSignal = () => {
+    void tb.teardown().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    worker = new Worker(tb);
+    await worker.call('init', { endpoint: tb.etcdEndpoint, etcdPrefix: PREFIX });
+    await worker.call('putConfig', { json: NETWORK_JSON });
+    return await body(tb, worker);
+  } finally {
+    worker?.close();
+    await tb.teardown();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** bench/worker.mjs running inside the underlay namespace, called over JSON lines. */
+export class Worker {
+  constructor(tb) {
+    this.proc = spawn('ip', ['netns', 'exec', tb.underlay, process.execPath, join(HERE, 'worker.mjs')], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    this.pending = new Map();
+    this.next = 0;
+    createInterface({ input: this.proc.stdout }).on('line', (line) => {
+      const msg = JSON.parse(line);
+      const p = this.pending.get(msg.id);
+      if (!p) return;
+      this.pending.delete(msg.id);
+      if (msg.error) p.reject(new Error(`worker: ${msg.error}`));
+      else p.resolve(msg.result);
+    });
+    this.proc.once('exit', () => {
+      for (const p of this.pending.values()) p.reject(new Error('worker exited'));
+    });
+  }
+  call(op, args) {
+    const id = this.next++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.proc.stdin.write(JSON.stringify({ id, op, args }) + '\n');
+    });
+  }
+  close() {
+    this.proc.stdin.end();
+  }
+}
+
+/** Starts the agent on a host and returns its pid and spawn time (hrtime and wall clock). */
+export function startAgent(tb, host, extra = []) {
+  const wall = Date.now();
+  const t0 = now();
+  const agent = tb.startAgent(host, extra);
+  return { agent, t0, wall, pid: agent.pid };
+}
+
+/** Entries on flannel.1 in the agent's namespace, from /proc (no process start, cheap to poll). */
+export function procCounts(pid) {
+  const count = (file, dev, col) => {
+    try {
+      return readFileSync(`/proc/${pid}/net/${file}`, 'utf8').split('\n').filter((l) => l.split(/\s+/)[col] === dev).length;
+    } catch {
+      return 0;
+    }
+  };
+  return { routes: count('route', 'flannel.1', 0), neighs: count('arp', 'flannel.1', 5) };
+}
+
+export async function fdbCount(ns) {
+  const r = await execa('bridge', ['-n', ns, 'fdb', 'show', 'dev', 'flannel.1'], { reject: false });
+  return String(r.stdout).split('\n').filter((l) => l.includes(' dst ')).length;
+}
+
+/** Waits until the host's kernel holds n routes, n neighbours and n FDB entries on flannel.1. */
+export async function waitForEntries(host, pid, n, { intervalMs = 50, timeoutMs = 300_000, agent } = {}) {
+  const t0 = now();
+  for (;;) {
+    const c = procCounts(pid);
+    if (c.routes >= n && c.neighs >= n) {
+      const t = now();
+      // Routes go last in the agent's plan, so the FDB batch has finished; check rather than assume.
+      if ((await fdbCount(host.ns)) >= n) return t;
+    }
+    if (agent?.status) throw new Error(`agent exited (${JSON.stringify(agent.status)})`);
+    if (msSince(t0) > timeoutMs) throw new Error(`timed out: ${JSON.stringify(c)} of ${n}`);
+    await sleep(intervalMs);
+  }
+}
+
+/** Agent log lines as { t (wall ms), level, msg, fields }. */
+export function parseLog(text) {
+  const out = [];
+  for (const line of text.split('\n')) {
+    const m = /^(\S+Z) (\w+)\s+(.*?)((?: [A-Za-z]+=(?:"(?:[^"\\]|\\.)*"|\S+))*)$/.exec(line);
+    if (!m) continue;
+    const fields = {};
+    for (const f of m[4].matchAll(/ ([A-Za-z]+)=("(?:[^"\\]|\\.)*"|\S+)/g)) {
+      fields[f[1]] = f[2].startsWith('"') ? JSON.parse(f[2]) : f[2];
+    }
+    out.push({ t: Date.parse(m[1]), level: m[2], msg: m[3], fields });
+  }
+  return out;
+}
+
+/** CPU ticks (user + system) and RSS of a process. */
+export function procUsage(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  return { cpuMs: (ticks * 1000) / CLK_TCK, rssMb: rssKb / 1024 };
+}
+
+/** Creates flannel.1 in a host namespace exactly as the agent would (for the floor). */
+export async function makeVxlanDevice(host, ownSubnetNet = '10.0.0.0') {
+  await ipBatch(host.ns, [
+    `link add flannel.1 type vxlan id 1 local ${host.ip} dev eth0 nolearning dstport 8472`,
+    'link set flannel.1 mtu 1450 up',
+    `addr replace ${ownSubnetNet}/32 dev flannel.1`,
+  ]);
+}
+
+/** Runs one `ip|bridge -n NS -force -batch FILE` and returns its wall time in ms. */
+export async function timedBatch(tool, ns, file, lines) {
+  writeFileSync(file, lines.join('\n') + '\n');
+  const t0 = now();
+  const r = await execa(tool, ['-n', ns, '-force', '-batch', file], { reject: false });
+  const ms = msSince(t0);
+  if (r.exitCode !== 0) throw new Error(`${tool} -batch failed: ${String(r.stderr).slice(0, 300)}`);
+  return ms;
+}
+
+export function percentile(values, p) {
+  if (values.length === 0) return NaN;
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+export const round = (v, digits = 1) => (Number.isFinite(v) ? Number(v.toFixed(digits)) : v);
+
+/** Prints rows (arrays of cells, the first row the header) as an aligned table. */
+export function printTable(title, rows) {
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => String(r[c]).length)));
+  console.log(`\n${title}`);
+  rows.forEach((r, i) => {
+    console.log('  ' + r.map((cell, c) => (c === 0 ? String(cell).padEnd(widths[c]) : String(cell).padStart(widths[c]))).join('  '));
+    if (i === 0) console.log('  ' + widths.map((w) => '-'.repeat(w)).join('  '));
+  });
+}
+
+export function printResult(name, figures) {
+  console.log(`BENCH ${name} ${JSON.stringify(figures)}`);
+}
