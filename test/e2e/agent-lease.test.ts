@@ -2,6 +2,7 @@
 // agent in its own host namespace with its own kernel.
 import { statSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed } from '../../src/testbed/topology.js';
 import { agentRuns, applyYaml, etcdKey, linkMac, networkYaml, subnetKeys, waitForRun, watchKeys } from './helpers.js';
@@ -80,6 +81,54 @@ describe('weft agent: lease lifecycle', () => {
     expect(log).toMatch(/how="reused lease \(matched by node-name\)"/);
     expect(tb.readSubnetEnv(h1)?.subnet.toKey()).toBe(key);
     expect(await linkMac(h1, 'flannel.1')).toBe(mac);
+  });
+
+  it('waits, not ready, on a full network and takes the first subnet that frees up', async () => {
+    // A /22 holds three assignable /24s (the first one is never handed out).
+    await applyYaml(
+      tb,
+      'small',
+      `apiVersion: weft.io/v1alpha1
+kind: Network
+metadata:
+  name: small
+spec:
+  cidr: 10.9.0.0/22
+  subnetLength: 24
+  backend:
+    type: vxlan
+    vni: 9
+`,
+    );
+    const hosts = [];
+    for (const i of [3, 4, 5]) {
+      const h = await tb.addHost(i);
+      tb.startAgent(h, ['--network', 'small']);
+      hosts.push(h);
+    }
+    for (const h of hosts) await tb.waitForSubnetEnv(h);
+    const h6 = await tb.addHost(6);
+    tb.startAgent(h6, ['--network', 'small', '--healthz-ip', '127.0.0.1', '--healthz-port', '9106']);
+    await poll(() => /out of subnets/.test(tb.agentLog(h6)), { timeoutMs: 10_000, what: 'h6 to report the full network' });
+    const ready = await tb.httpGet(h6, 'http://127.0.0.1:9106/readyz');
+    expect([ready.status, ready.body.trim()]).toEqual([503, 'out of subnets']);
+    expect(h6.agent?.status).toBeUndefined();
+    // h3 leaves for good: its agent stops and an operator evicts its lease.
+    await tb.stopAgent(hosts[0]!, 'SIGKILL');
+    const freed = tb.readSubnetEnv(hosts[0]!)!.subnet;
+    expect((await tb.weft(['delete', 'lease', freed.toKey(), '--network', 'small'])).exitCode).toBe(0);
+    const env = await tb.waitForSubnetEnv(h6, 20_000);
+    expect(env.subnet.toString()).toBe(freed.toString());
+    await poll(async () => (await tb.httpGet(h6, 'http://127.0.0.1:9106/readyz')).status === 200, { timeoutMs: 10_000, what: 'h6 ready' });
+    expect(tb.agentLog(h6).match(/out of subnets/g)).toHaveLength(1); // logged once, not per retry
+    for (const h of [...hosts.slice(1), h6]) await tb.stopAgent(h, 'SIGKILL');
+  });
+
+  it('listens on no TCP port unless --healthz-port is given', async () => {
+    const h1 = tb.host(1);
+    const r = await execIn(h1.ns, 'cat', ['/proc/net/tcp']);
+    const listening = r.stdout.split('\n').slice(1).filter((l) => l.trim().split(/\s+/)[3] === '0A');
+    expect(listening).toEqual([]);
   });
 
   it('adopts a reservation for its node and keeps it lease-less across restarts and renewals', async () => {

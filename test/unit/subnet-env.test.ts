@@ -1,8 +1,10 @@
 import { mkdtempSync, readFileSync, rmSync, statSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cidr } from '../../src/alloc/cidr.js';
+import { waitFor } from '../helpers/wait.js';
 import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from '../../src/agent/subnet-env.js';
 
 const dirs: string[] = [];
@@ -32,6 +34,34 @@ describe('subnet.env', () => {
     expect(writeSubnetEnv(path, 'A=2\n')).toBe(true);
     expect(readFileSync(path, 'utf8')).toBe('A=2\n');
     expect(readdirSync(join(dir, 'run', 'flannel'))).toEqual(['subnet.env']); // no temp files left
+  });
+
+  it('is never seen half-written by a concurrent reader', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
+    dirs.push(dir);
+    const path = join(dir, 'subnet.env');
+    const a = formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.9.0/24')!, mtu: 1450, ipMasq: false });
+    const b = formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.123.0/24')!, mtu: 8950, ipMasq: true }).repeat(50);
+    writeSubnetEnv(path, a);
+    // Another process reads as fast as it can while this one rewrites the file 2,000 times.
+    const reader = spawn(process.execPath, [
+      '-e',
+      `const fs=require('fs');const ok=new Set([process.argv[2],process.argv[3]]);let reads=0,bad=0;` +
+        `process.stdin.on('data',()=>{console.log(JSON.stringify({reads,bad}));process.exit(0)});` +
+        `console.log('ready');(function loop(){for(let i=0;i<200;i++){reads++;if(!ok.has(fs.readFileSync(process.argv[1],'utf8')))bad++}setImmediate(loop)})()`,
+      path,
+      a,
+      b,
+    ]);
+    let out = '';
+    reader.stdout.on('data', (d) => (out += d));
+    await waitFor(() => out.startsWith('ready\n'), { what: 'the reader to start' });
+    for (let i = 0; i < 2000; i++) writeSubnetEnv(path, i % 2 ? a : b);
+    reader.stdin.write('stop\n');
+    await new Promise((r) => reader.once('exit', r));
+    const { reads, bad } = JSON.parse(out.slice('ready\n'.length)) as { reads: number; bad: number };
+    expect(reads).toBeGreaterThan(100);
+    expect(bad).toBe(0);
   });
 
   it('reads the previous subnet back', () => {
