@@ -4,7 +4,7 @@ import type { LeaseValue } from '../api/lease.js';
 import type { NetworkConfig } from '../api/network.js';
 import type { Logger } from '../log.js';
 import type { HeldLease, LeaseWriter } from '../store/leases.js';
-import type { Store } from '../store/store.js';
+import type { Store, SubnetRecord } from '../store/store.js';
 import { planAcquisition, type Identity } from './acquire-plan.js';
 
 export class OutOfSubnetsError extends Error {
@@ -31,6 +31,8 @@ export interface AcquireDeps {
 
 export interface AcquireResult {
   held: HeldLease;
+  /** The last listing the decision was made from (before our own write). */
+  listing: { records: SubnetRecord[]; revision: number };
   /** 1 when the first CAS won. */
   attempts: number;
   how: string;
@@ -45,7 +47,7 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
   const maxAttempts = deps.maxAttempts ?? 25;
 
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
-    const { records } = await store.listSubnets(config.name);
+    const { records, revision } = await store.listSubnets(config.name);
     const plan = planAcquisition(config, records, identity, deps.previous, random);
 
     for (const r of plan.release) {
@@ -74,7 +76,7 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
         outcome = await writer.create(plan.subnet, leaseValue, config.leaseTTLms);
         break;
     }
-    if (outcome.ok) return { held: outcome.held, attempts: attempt, how };
+    if (outcome.ok) return { held: outcome.held, attempts: attempt, how, listing: { records, revision } };
     // Lost a race: someone wrote the key between our list and our CAS. Spread the retries.
     await sleep(Math.floor(random() * Math.min(1000, 20 * 2 ** Math.min(attempt, 6))));
   }

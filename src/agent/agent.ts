@@ -9,7 +9,7 @@ import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
 import { LeaseWriter, type HeldLease } from '../store/leases.js';
-import type { Store } from '../store/store.js';
+import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
 import { acquireLease, OutOfSubnetsError } from './acquire.js';
 import type { AgentOptions } from './flags.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
@@ -50,6 +50,8 @@ export class Agent {
   private readonly timers = new Set<NodeJS.Timeout>();
   private wake: (() => void) | undefined;
   private leaseOps: Promise<void> = Promise.resolve();
+  /** The listing the first acquisition used; it seeds the lease watch. */
+  private lastListing: { records: SubnetRecord[]; revision: number } | undefined;
   private reconcile = { pending: false, resync: false, running: false, failures: 0 };
   private readonly now: () => number;
   private readonly log: Logger;
@@ -114,8 +116,10 @@ export class Agent {
     this.watch = new LeaseWatch(this.deps.store, options.network, this.log, {
       onChange: () => this.onLeasesChanged(),
     });
+    let seed = this.seedListing();
     await this.untilDone('lease watch', async () => {
-      await this.watch!.start();
+      await this.watch!.start(seed);
+      seed = undefined; // a retry lists afresh
       return true;
     });
     if (this.stopped) return;
@@ -131,6 +135,27 @@ export class Agent {
     this.timers.clear();
     await this.watch?.stop();
     this.wake?.();
+  }
+
+  /**
+   * The acquisition's listing, with our own key as we just wrote it (the listing predates
+   * the write; the watch, started from the listing's revision, replays it and what followed).
+   */
+  private seedListing(): { records: SubnetRecord[]; revision: number } | undefined {
+    const listing = this.lastListing;
+    const held = this.held;
+    this.lastListing = undefined;
+    if (!listing || !held) return undefined;
+    const prefix = this.deps.store.layout.subnetsPrefix(this.deps.options.network);
+    const own = subnetRecord(this.deps.options.network, prefix, {
+      key: held.key,
+      value: held.value,
+      modRevision: held.modRevision,
+      createRevision: held.modRevision,
+      version: 1,
+      leaseId: held.leaseId,
+    });
+    return { records: [...listing.records.filter((r) => r.kv.key !== held.key), own], revision: listing.revision };
   }
 
   // ---- network config ----
@@ -193,6 +218,7 @@ export class Agent {
       if (!result) return;
       this.said.delete('full');
       this.held = result.held;
+      this.lastListing = result.listing;
       this.log.info('lease acquired', {
         subnet: result.held.subnet.toString(),
         how: result.how,

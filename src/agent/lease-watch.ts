@@ -12,7 +12,7 @@ export interface LeaseWatchOptions {
   onChange: (why: 'list' | 'event') => void;
   /** Backoff before re-listing after a failure; attempt starts at 1. Injected for tests. */
   backoffMs?: (attempt: number) => number;
-  /** How often to check that etcd still answers (0 = never). */
+  /** How often to check that etcd still answers (default 10 s; 0 = never). */
   probeIntervalMs?: number;
   /** How long a probe may take before etcd counts as unresponsive. */
   probeTimeoutMs?: number;
@@ -46,14 +46,26 @@ export class LeaseWatch {
     this.prefix = store.layout.subnetsPrefix(network);
   }
 
-  /** Lists once (throws if etcd is unavailable) and starts watching. */
-  async start(): Promise<void> {
-    await this.relist();
+  /**
+   * Lists once (throws if etcd is unavailable) and starts watching. A listing the caller
+   * just made (the agent's lease acquisition has one) can seed the map instead: at thousands
+   * of leases, one list and decode fewer at start-up.
+   */
+  async start(seed?: { records: SubnetRecord[]; revision: number }): Promise<void> {
+    if (seed) this.load(seed.records, seed.revision);
+    else await this.relist();
     await this.watchFrom(this.revision + 1);
-    const every = this.opts.probeIntervalMs ?? 5000;
+    // Every 10 s: 6 reads a minute per agent. gRPC keepalive (10 s + 5 s) covers the watch
+    // stream too; the probe also covers a connection with no stream in flight.
+    const every = this.opts.probeIntervalMs ?? 10_000;
     if (every > 0) {
-      this.probeTimer = setInterval(() => void this.probe(), every);
-      this.probeTimer.unref();
+      // While etcd is away, probe more often, so its return is noticed within ~2 s.
+      const tick = () => {
+        if (this.stopped) return;
+        this.probeTimer = setTimeout(() => void this.probe().finally(tick), this.degraded ? Math.min(every, 2000) : every);
+        this.probeTimer.unref();
+      };
+      tick();
     }
   }
 
@@ -69,7 +81,9 @@ export class LeaseWatch {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.store.get(this.prefix),
+        // Member-local (serializable) and for a key that never exists: the cheapest read etcd
+        // serves. Only the connection is in question here, not the cluster's consensus.
+        this.store.call(() => this.store.client.get(this.prefix).serializable(true).exec()),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new Error(`etcd did not answer within ${timeout} ms`)), timeout);
         }),
@@ -99,7 +113,7 @@ export class LeaseWatch {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    if (this.probeTimer) clearInterval(this.probeTimer);
+    if (this.probeTimer) clearTimeout(this.probeTimer);
     const w = this.watcher;
     this.watcher = undefined;
     if (w) await w.cancel().catch(() => {});
@@ -107,6 +121,10 @@ export class LeaseWatch {
 
   private async relist(): Promise<void> {
     const { records, revision } = await this.store.listSubnets(this.network);
+    this.load(records, revision);
+  }
+
+  private load(records: SubnetRecord[], revision: number): void {
     this.records.clear();
     for (const r of records) this.records.set(r.kv.key, r);
     this.revision = revision;

@@ -39,7 +39,7 @@ export function resolveNetwork(
   const problems: FieldProblem[] = [];
   const bad = (field: string, message: string) => problems.push({ field, message });
 
-  const loose = Cidr.parse(spec.cidr);
+  const loose = Ipv4.parseChecked(String(spec.cidr).split('/')[0]) ? Cidr.parse(spec.cidr) : undefined;
   if (!loose) {
     bad('spec.cidr', `"${String(spec.cidr)}" is not an IPv4 CIDR (a.b.c.d/n)`);
     return { problems };
@@ -72,7 +72,7 @@ export function resolveNetwork(
   const bound = (field: 'subnetMin' | 'subnetMax', fallback: number): Ipv4 | undefined => {
     const text = spec[field];
     if (text === undefined) return Ipv4.fromNumber(fallback);
-    const ip = Ipv4.parse(text);
+    const ip = Ipv4.parseChecked(text);
     if (!ip) {
       bad(`spec.${field}`, `"${String(text)}" is not an IPv4 address`);
       return undefined;

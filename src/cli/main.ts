@@ -1,9 +1,9 @@
 // `weft`: the process entry (bin/weft imports this). The CLI itself is runCli in run.ts.
-import { MAX_MANIFEST_BYTES } from '../api/manifest.js';
-import { runCli } from './run.js';
+// `weft agent` is dispatched before anything else is loaded: the agent needs none of the
+// manifest, schema and printing modules, and every host pays their load time at start-up.
 
 /** Raw bytes: the CLI decodes them strictly, so bad UTF-8 is refused rather than mangled. */
-async function readStdin(): Promise<Buffer> {
+async function readStdin(limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of process.stdin) {
@@ -11,17 +11,25 @@ async function readStdin(): Promise<Buffer> {
     size += buf.length;
     chunks.push(buf);
     // One byte over the limit is enough for the parser to refuse the input.
-    if (size > MAX_MANIFEST_BYTES) break;
+    if (size > limit) break;
   }
   return Buffer.concat(chunks);
 }
 
-const code = await runCli(process.argv.slice(2), {
-  stdout: (s) => process.stdout.write(s),
-  stderr: (s) => process.stderr.write(s),
-  readStdin,
-  env: process.env,
-});
+const argv = process.argv.slice(2);
+let code: number;
+if (argv[0] === 'agent') {
+  const { runAgentCommand } = await import('../agent/main.js');
+  code = await runAgentCommand(argv.slice(1));
+} else {
+  const [{ MAX_MANIFEST_BYTES }, { runCli }] = await Promise.all([import('../api/manifest.js'), import('./run.js')]);
+  code = await runCli(argv, {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    readStdin: () => readStdin(MAX_MANIFEST_BYTES),
+    env: process.env,
+  });
+}
 process.exitCode = code;
 // A stuck gRPC channel must not keep a finished command alive; output is flushed by then.
 setTimeout(() => process.exit(code), 1000).unref();
