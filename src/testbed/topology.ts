@@ -2,17 +2,25 @@
 // host namespaces (each its own kernel routing state, where `weft agent` runs), and per host
 // "container" namespaces on a bridge addressed from the host's subnet.env.
 //
-//   weft-<id>-ul   br0 192.0.2.254/24, etcd at http://192.0.2.254:2379
+//   weft-<id>-ul   br0 192.0.2.254/24, etcd at http://192.0.2.254:2379 (3 members: :2379,
+//                  :2381, :2383, peers on the namespace's loopback)
 //   weft-<id>-h1   eth0 192.0.2.1/24 (veth to br0), agent, cni0 = FLANNEL_SUBNET
 //   weft-<id>-c1   eth0 on h1's cni0 (.2 of the subnet), default route via cni0's address
 //
 // By default every host shares one L2 segment (what host-gw and directRouting need). Hosts can
 // also be put on other segments (198.51.100.0/24, 203.0.113.0/24) that the underlay routes
 // between, for peers that are not on-link. Nothing here touches the root namespace.
+//
+// etcd can serve TLS with client-certificate auth (a throwaway PKI made with openssl in the work
+// dir) and can have users and roles enabled; agents, the CLI and etcdctl then get the matching
+// flags without the caller asking. Passwords travel in files (agents, CLI) or the environment
+// (etcdctl), never on a command line.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { execa } from 'execa';
 import { Ipv4 } from '../alloc/cidr.js';
 import {
   createNetns,
@@ -30,6 +38,7 @@ import {
 import { parsePingStream, parsePingSummary, parseSubnetEnv, type PingResult, type PingStreamResult, type SubnetEnvFile } from './parse.js';
 import { poll, PollAbort } from './poll.js';
 import { WEFT_BIN } from './paths.js';
+import { createPki, type Pki } from './pki.js';
 
 /** Underlay segments: index 0 is the shared L2 everyone is on by default. */
 export const SEGMENTS = ['192.0.2', '198.51.100', '203.0.113'] as const;
@@ -38,7 +47,19 @@ export const UNDERLAY_IP = `${SEGMENTS[0]}.254`;
 export interface TestbedOptions {
   /** Short id for names; a fresh one by default. Reusing an id replaces that run's leftovers. */
   runId?: string;
+  /** Client port of the first etcd member; member i listens on this + 2i. */
   etcdClientPort?: number;
+  /** One etcd (default) or a 3-member cluster, all in the underlay namespace. */
+  etcdMembers?: 1 | 3;
+  /** etcd serves https and requires client certificates from the testbed's CA (--client-cert-auth). */
+  etcdTls?: boolean;
+  /**
+   * etcd auth enabled with root and this user, whose role covers the etcd prefix. Agents and the
+   * CLI get --etcd-username and --etcd-password-file (written to the work dir, mode 0600).
+   */
+  etcdAuth?: { user: string; password: string };
+  /** The prefix the auth user's role covers; /coreos.com/network by default. */
+  etcdPrefix?: string;
   /** Directory for etcd data, subnet files and logs; a fresh temp dir by default. */
   workDir?: string;
   /** Keep workDir at teardown (also settable later, on the instance). */
@@ -91,14 +112,53 @@ export interface PingHandle {
   stop(): Promise<PingStreamResult>;
 }
 
+/** Which connection flags etcdFlags() returns; everything the testbed set up by default. */
+export interface EtcdFlagOptions {
+  /** With --etcd-certfile/--etcd-keyfile (TLS testbeds); false leaves only the CA. */
+  clientCert?: boolean;
+  /** With --etcd-username and --etcd-password-file (auth testbeds). */
+  auth?: boolean;
+  /** Another password file, e.g. one holding a wrong password. */
+  passwordFile?: string;
+}
+
+/** A running `etcdctl watch --prefix`; events() returns "PUT key" / "DELETE key" lines so far. */
+export interface WatchHandle {
+  events(): string[];
+  stop(): void;
+}
+
+interface EtcdMemberSpec {
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  logPath: string;
+}
+
 export class Testbed {
   readonly runId: string;
   readonly underlay: string;
+  /** The first member's client URL (the only one unless etcdMembers is 3). */
   readonly etcdEndpoint: string;
+  /** Every member's client URL, in member order. */
+  readonly etcdEndpoints: string[];
   readonly workDir: string;
   readonly hosts = new Map<number, Host>();
-  private etcd?: RunningProcess;
+  /** The throwaway PKI of a TLS testbed (CA, server and client certificates in workDir/pki). */
+  pki?: Pki;
+  /** The password file agents and the CLI read on an auth testbed (mode 0600). */
+  readonly etcdPasswordFile?: string;
+  readonly etcdUser?: string;
+  private readonly etcdAuth?: { user: string; password: string };
+  private readonly etcdPrefix: string;
+  private readonly etcdTls: boolean;
+  private readonly rootPassword = randomBytes(12).toString('hex');
+  private authEnabled = false;
+  private readonly members: EtcdMemberSpec[];
+  private readonly etcdProcs: (RunningProcess | undefined)[];
   private readonly pings = new Set<ChildProcess>();
+  private readonly watches = new Set<ChildProcess>();
   private readonly namespaces: string[] = [];
   private readonly segmentsUp = new Set<number>();
   private readonly weftBin: string;
@@ -110,11 +170,40 @@ export class Testbed {
   private constructor(opts: TestbedOptions) {
     this.runId = opts.runId ?? newRunId();
     this.underlay = nsName(this.runId, 'ul');
-    this.etcdEndpoint = `http://${UNDERLAY_IP}:${opts.etcdClientPort ?? 2379}`;
     if (opts.workDir) {
       this.workDir = opts.workDir; // emptied in create(), once no stale process can write to it
     } else {
       this.workDir = mkdtempSync(join(tmpdir(), `weft-testbed-${this.runId}-`));
+    }
+    const size = opts.etcdMembers ?? 1;
+    if (size !== 1 && size !== 3) throw new Error(`etcdMembers must be 1 or 3, got ${String(size)}`);
+    this.etcdTls = opts.etcdTls ?? false;
+    const scheme = this.etcdTls ? 'https' : 'http';
+    const base = opts.etcdClientPort ?? 2379;
+    // The namespace is ours alone, so fixed ports are free; peer URLs stay on its loopback.
+    this.members = Array.from({ length: size }, (_, i) => {
+      const single = size === 1; // names and paths as they always were, for existing callers
+      return {
+        name: single ? 'testbed' : `m${i}`,
+        clientUrl: `${scheme}://${UNDERLAY_IP}:${base + 2 * i}`,
+        peerUrl: `http://127.0.0.1:${2380 + 2 * i}`,
+        dataDir: join(this.workDir, single ? 'etcd' : `etcd-${i}`),
+        logPath: join(this.workDir, single ? 'etcd.log' : `etcd-${i}.log`),
+      };
+    });
+    this.etcdProcs = this.members.map(() => undefined);
+    this.etcdEndpoints = this.members.map((m) => m.clientUrl);
+    this.etcdEndpoint = this.etcdEndpoints[0]!;
+    this.etcdPrefix = opts.etcdPrefix ?? '/coreos.com/network';
+    if (opts.etcdAuth) {
+      const { user, password } = opts.etcdAuth;
+      if (!/^[a-zA-Z0-9_-]+$/.test(user) || user === 'root') {
+        throw new Error(`etcdAuth.user must be a plain name other than root, got ${JSON.stringify(user)}`);
+      }
+      if (!password || /[\n\r]/.test(password)) throw new Error('etcdAuth.password must be one non-empty line');
+      this.etcdAuth = { user, password };
+      this.etcdUser = user;
+      this.etcdPasswordFile = join(this.workDir, 'etcd-password');
     }
     this.weftBin = opts.weftBin ?? WEFT_BIN;
     this.graceMs = opts.graceMs ?? 5000;
@@ -133,7 +222,10 @@ export class Testbed {
       await tb.addNamespace(tb.underlay);
       await setSysctl(tb.underlay, 'net.ipv4.ip_forward', '1');
       await tb.ensureSegment(0);
+      if (tb.etcdTls) tb.pki = await createPki({ dir: join(tb.workDir, 'pki') });
+      if (tb.etcdAuth) writeFileSync(tb.etcdPasswordFile!, tb.etcdAuth.password + '\n', { mode: 0o600 });
       await tb.startEtcd();
+      if (tb.etcdAuth) await tb.enableAuth();
     } catch (err) {
       await tb.teardown().catch(() => {});
       throw err;
@@ -160,67 +252,242 @@ export class Testbed {
 
   // --- etcd -------------------------------------------------------------------------------
 
-  private async startEtcd(): Promise<void> {
-    const dataDir = join(this.workDir, 'etcd');
-    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-    // The namespace is ours alone, so fixed ports are free; the peer URL stays on its loopback.
-    const peer = 'http://127.0.0.1:2380';
-    const args = [
-      '--name', 'testbed',
-      '--data-dir', dataDir,
-      '--listen-client-urls', this.etcdEndpoint,
-      '--advertise-client-urls', this.etcdEndpoint,
-      '--listen-peer-urls', peer,
-      '--initial-advertise-peer-urls', peer,
-      '--initial-cluster', `testbed=${peer}`,
-      '--log-level', 'error',
+  private memberArgs(i: number): string[] {
+    const m = this.members[i]!;
+    const pki = this.pki;
+    const tls = pki
+      ? ['--cert-file', pki.server.cert, '--key-file', pki.server.key, '--trusted-ca-file', pki.ca, '--client-cert-auth']
+      : [];
+    const secure = pki !== undefined || this.etcdAuth !== undefined;
+    return [
+      '--name', m.name,
+      '--data-dir', m.dataDir,
+      '--listen-client-urls', m.clientUrl,
+      '--advertise-client-urls', m.clientUrl,
+      '--listen-peer-urls', m.peerUrl,
+      '--initial-advertise-peer-urls', m.peerUrl,
+      '--initial-cluster', this.members.map((x) => `${x.name}=${x.peerUrl}`).join(','),
+      ...(this.members.length > 1 ? ['--initial-cluster-token', `weft-${this.runId}`] : []),
+      // zap at warn level logs each refused handshake and each refused password: tests count them.
+      ...(secure ? ['--logger', 'zap', '--log-level', 'warn'] : ['--log-level', 'error']),
+      ...tls,
     ];
-    this.etcd = this.spawnIn(this.underlay, 'etcd', args, join(this.workDir, 'etcd.log'));
-    const etcd = this.etcd;
+  }
+
+  private launchMember(i: number): void {
+    const m = this.members[i]!;
+    mkdirSync(m.dataDir, { recursive: true, mode: 0o700 });
+    this.etcdProcs[i] = this.spawnIn(this.underlay, 'etcd', this.memberArgs(i), m.logPath);
+  }
+
+  private memberRunning(i: number): boolean {
+    const p = this.etcdProcs[i];
+    return p !== undefined && !p.status;
+  }
+
+  private async waitMembersHealthy(indices: number[]): Promise<void> {
+    const endpoints = indices.map((i) => this.members[i]!.clientUrl);
     await poll(
       async () => {
-        if (etcd.status) throw new PollAbort(new Error(`etcd exited (${fmtExit(etcd.status)}):\n${tail(etcd.logPath)}`));
-        return (await this.etcdctl(['--command-timeout=1s', 'endpoint', 'health'])).exitCode === 0;
+        for (const i of indices) {
+          const p = this.etcdProcs[i];
+          if (p?.status) {
+            throw new PollAbort(new Error(`etcd ${this.members[i]!.name} exited (${fmtExit(p.status)}):\n${tail(p.logPath)}`));
+          }
+        }
+        return (await this.etcdctl(['--command-timeout=1s', 'endpoint', 'health'], { endpoints })).exitCode === 0;
       },
-      { timeoutMs: 20_000, intervalMs: 100, what: `etcd at ${this.etcdEndpoint}` },
+      { timeoutMs: 20_000, intervalMs: 100, what: `etcd at ${endpoints.join(',')}` },
     );
   }
 
-  /** Stops etcd (SIGTERM) keeping its data, as an outage; startEtcdAgain() brings it back. */
-  async stopEtcd(): Promise<void> {
-    if (this.etcd) await stopProcess(this.etcd, 'SIGTERM', this.graceMs);
+  private async startEtcd(): Promise<void> {
+    // Members of a new cluster wait for each other: all start before any can be healthy.
+    this.members.forEach((_, i) => this.launchMember(i));
+    await this.waitMembersHealthy(this.members.map((_, i) => i));
   }
 
-  /** Restarts etcd on the same data dir and address after stopEtcd(). */
+  /** Root plus the configured user, whose role covers the prefix; then auth on. */
+  private async enableAuth(): Promise<void> {
+    const a = this.etcdAuth!;
+    const role = `${a.user}-rw`;
+    const must = async (args: string[], input?: string) => {
+      const r = await this.etcdctl(args, input !== undefined ? { input } : {});
+      if (r.exitCode !== 0) throw new Error(`etcdctl ${args[0]} ${args[1]} failed while enabling auth: ${r.stderr.trim()}`);
+    };
+    // Passwords go in on stdin, so they never show in a process list.
+    await must(['user', 'add', 'root', '--interactive=false'], this.rootPassword + '\n');
+    await this.etcdctl(['user', 'grant-role', 'root', 'root']); // some versions grant it with the user
+    await must(['user', 'add', a.user, '--interactive=false'], a.password + '\n');
+    await must(['role', 'add', role]);
+    await must(['role', 'grant-permission', role, 'readwrite', this.etcdPrefix, '--prefix=true']);
+    await must(['user', 'grant-role', a.user, role]);
+    await must(['auth', 'enable']);
+    this.authEnabled = true;
+  }
+
+  /** Stops every etcd member (SIGTERM) keeping its data, as an outage; startEtcdAgain() brings them back. */
+  async stopEtcd(): Promise<void> {
+    await Promise.all(this.etcdProcs.map((p) => (p ? stopProcess(p, 'SIGTERM', this.graceMs) : undefined)));
+  }
+
+  /** Restarts every etcd member on the same data dirs and addresses after stopEtcd(). */
   async startEtcdAgain(): Promise<void> {
-    if (this.etcd && !this.etcd.status) throw new Error('etcd is still running');
+    if (this.members.some((_, i) => this.memberRunning(i))) throw new Error('etcd is still running');
     await this.startEtcd();
   }
 
   /** Freezes etcd (SIGSTOP): connections stay open but nothing answers, a black hole. */
   pauseEtcd(): void {
-    this.etcd?.proc.kill('SIGSTOP');
+    for (const p of this.etcdProcs) if (p && !p.status) p.proc.kill('SIGSTOP');
   }
 
   resumeEtcd(): void {
-    this.etcd?.proc.kill('SIGCONT');
+    for (const p of this.etcdProcs) if (p && !p.status) p.proc.kill('SIGCONT');
+  }
+
+  /** Kills one member (SIGKILL by default) and waits until it has exited; its data dir stays. */
+  async killEtcdMember(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    this.memberSpec(i);
+    const p = this.etcdProcs[i];
+    if (!p || p.status) return;
+    if (signal !== 'SIGKILL') p.proc.kill('SIGCONT');
+    await stopProcess(p, signal, this.graceMs);
+  }
+
+  /** Starts a killed member again on its data dir, so it rejoins; waits until it serves. */
+  async startEtcdMember(i: number): Promise<void> {
+    this.memberSpec(i);
+    if (this.memberRunning(i)) throw new Error(`etcd ${this.members[i]!.name} is still running`);
+    this.launchMember(i);
+    await this.waitMembersHealthy([i]);
+  }
+
+  /**
+   * The index of the member that every running member names as leader, from `etcdctl endpoint
+   * status -w json`; waits (up to timeoutMs) through an election.
+   */
+  async etcdLeader(timeoutMs = 15_000): Promise<number> {
+    const found = await poll(
+      async () => {
+        const running = this.members.flatMap((m, i) => (this.memberRunning(i) ? [m.clientUrl] : []));
+        const r = await this.etcdctl(['--command-timeout=1s', 'endpoint', 'status', '-w', 'json'], { endpoints: running });
+        if (r.exitCode !== 0) return undefined;
+        const statuses = parseEndpointStatus(r.stdout);
+        if (statuses.length !== running.length) return undefined;
+        const leaders = new Set(statuses.map((s) => s.leader));
+        if (leaders.size !== 1) return undefined;
+        const leader = statuses.find((s) => s.memberId === statuses[0]!.leader);
+        const index = leader ? this.etcdEndpoints.indexOf(leader.endpoint) : -1;
+        return index >= 0 ? { index } : undefined;
+      },
+      { timeoutMs, intervalMs: 100, what: 'the etcd members to agree on a leader' },
+    );
+    return found.index;
+  }
+
+  private memberSpec(i: number): EtcdMemberSpec {
+    const m = this.members[i];
+    if (!m) throw new Error(`no etcd member ${i} (0..${this.members.length - 1})`);
+    return m;
   }
 
   get etcdPid(): number | undefined {
-    return this.etcd?.pid;
+    return this.etcdProcs[0]?.pid;
   }
 
-  /** Runs etcdctl against the testbed's etcd, from the underlay or from another namespace. */
-  async etcdctl(args: string[], opts: { from?: Place; input?: string } = {}): Promise<RunResult> {
-    const ns = opts.from === undefined ? this.underlay : nsOf(opts.from);
-    return execIn(ns, 'etcdctl', ['--endpoints', this.etcdEndpoint, ...args], opts.input !== undefined ? { input: opts.input } : {});
+  /** Process id of member i while it runs. */
+  etcdMemberPid(i: number): number | undefined {
+    return this.memberRunning(i) ? this.etcdProcs[i]!.pid : undefined;
   }
 
-  /** Runs the weft CLI (`weft ARGS... --etcd-endpoints URL`), from the underlay by default. */
-  async weft(args: string[], opts: { from?: Place; endpoints?: boolean } = {}): Promise<RunResult> {
+  /** Everything member i has logged (all its starts). */
+  etcdLog(i = 0): string {
+    const path = this.memberSpec(i).logPath;
+    return existsSync(path) ? readFileSync(path, 'utf8') : '';
+  }
+
+  /**
+   * Connection flags for `weft` and `weft agent`: all endpoints, and on a TLS or auth testbed
+   * the CA, client certificate and key, username and password file.
+   */
+  etcdFlags(opts: EtcdFlagOptions = {}): string[] {
+    const flags = ['--etcd-endpoints', this.etcdEndpoints.join(',')];
+    if (this.pki) {
+      flags.push('--etcd-cafile', this.pki.ca);
+      if (opts.clientCert !== false) flags.push('--etcd-certfile', this.pki.client.cert, '--etcd-keyfile', this.pki.client.key);
+    }
+    if (this.etcdAuth && opts.auth !== false) {
+      flags.push('--etcd-username', this.etcdAuth.user, '--etcd-password-file', opts.passwordFile ?? this.etcdPasswordFile!);
+    }
+    return flags;
+  }
+
+  /** etcdctl's global flags; as root on an auth testbed, whose password goes in the environment. */
+  private etcdctlInvocation(endpoints: string[] = this.etcdEndpoints): { flags: string[]; env: Record<string, string> } {
+    const pki = this.pki;
+    return {
+      flags: [
+        '--endpoints', endpoints.join(','),
+        ...(pki ? ['--cacert', pki.ca, '--cert', pki.client.cert, '--key', pki.client.key] : []),
+      ],
+      env: this.authEnabled ? { ETCDCTL_USER: `root:${this.rootPassword}` } : {},
+    };
+  }
+
+  /**
+   * Runs etcdctl against the testbed's etcd (every member unless endpoints are given), from the
+   * underlay or from another namespace.
+   */
+  async etcdctl(args: string[], opts: { from?: Place; input?: string; endpoints?: string[] } = {}): Promise<RunResult> {
     const ns = opts.from === undefined ? this.underlay : nsOf(opts.from);
-    const endpoint = opts.endpoints === false ? [] : ['--etcd-endpoints', this.etcdEndpoint];
-    return execIn(ns, process.execPath, [this.weftBin, ...args, ...endpoint]);
+    const { flags, env } = this.etcdctlInvocation(opts.endpoints);
+    return runIn(ns, 'etcdctl', [...flags, ...args], { env, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+  }
+
+  /**
+   * A running `etcdctl watch --prefix PREFIX` from the underlay over every member (it resumes
+   * on another member when its own dies); stopped at teardown at the latest.
+   */
+  watchPrefix(prefix: string): WatchHandle {
+    const { flags, env } = this.etcdctlInvocation();
+    const proc = spawn('ip', ['netns', 'exec', this.underlay, 'etcdctl', ...flags, 'watch', '--prefix', prefix], {
+      stdio: ['ignore', 'pipe', 'ignore'],
+      env: { ...process.env, ...env },
+    });
+    this.watches.add(proc);
+    proc.once('exit', () => this.watches.delete(proc));
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    return {
+      events: () => {
+        const lines = out.split('\n');
+        const events: string[] = [];
+        for (let i = 0; i < lines.length; i++) {
+          if (lines[i] === 'PUT' || lines[i] === 'DELETE') events.push(`${lines[i]} ${lines[i + 1] ?? ''}`);
+        }
+        return events;
+      },
+      stop: () => {
+        proc.kill('SIGKILL');
+      },
+    };
+  }
+
+  /**
+   * Runs the weft CLI (`weft ARGS... <etcdFlags()>`), from the underlay by default.
+   * endpoints: false leaves the connection flags out; etcdFlags replaces them.
+   */
+  async weft(
+    args: string[],
+    opts: { from?: Place; endpoints?: boolean; etcdFlags?: string[]; env?: Record<string, string>; input?: string } = {},
+  ): Promise<RunResult> {
+    const ns = opts.from === undefined ? this.underlay : nsOf(opts.from);
+    const conn = opts.endpoints === false ? [] : (opts.etcdFlags ?? this.etcdFlags());
+    return runIn(ns, process.execPath, [this.weftBin, ...args, ...conn], {
+      ...(opts.env ? { env: opts.env } : {}),
+      ...(opts.input !== undefined ? { input: opts.input } : {}),
+    });
   }
 
   // --- hosts ------------------------------------------------------------------------------
@@ -272,14 +539,19 @@ export class Testbed {
   /**
    * Starts `weft agent` inside the host's namespace with its own subnet file, logging to
    * <workDir>/hN/agent.log. extraArgs come last, so they can add to or override the defaults.
+   * The etcd connection flags are etcdFlags() unless opts.etcdFlags replaces them.
    */
-  startAgent(host: Host, extraArgs: string[] = [], opts: { iface?: string | false; env?: Record<string, string> } = {}): RunningProcess {
+  startAgent(
+    host: Host,
+    extraArgs: string[] = [],
+    opts: { iface?: string | false; env?: Record<string, string>; etcdFlags?: string[] } = {},
+  ): RunningProcess {
     if (host.agent && !host.agent.status) throw new Error(`agent on ${host.name} is running (pid ${host.agent.pid})`);
     const iface = opts.iface === false ? [] : ['--iface', opts.iface ?? 'eth0'];
     const args = [
       this.weftBin,
       'agent',
-      '--etcd-endpoints', this.etcdEndpoint,
+      ...(opts.etcdFlags ?? this.etcdFlags()),
       ...iface,
       '--subnet-file', host.subnetFile,
       '--node-name', host.name,
@@ -475,12 +747,15 @@ export class Testbed {
       }
     };
     for (const p of this.pings) p.kill('SIGKILL');
+    for (const p of this.watches) p.kill('SIGKILL');
     await Promise.all([...this.hosts.values()].map((h) => attempt(() => this.stopAgent(h))));
-    if (this.etcd) {
-      const etcd = this.etcd;
-      if (!etcd.status) etcd.proc.kill('SIGCONT'); // a paused etcd would sit out the grace period
-      await attempt(() => stopProcess(etcd, 'SIGTERM', this.graceMs));
-    }
+    await Promise.all(
+      this.etcdProcs.map(async (etcd) => {
+        if (!etcd) return;
+        if (!etcd.status) etcd.proc.kill('SIGCONT'); // a paused etcd would sit out the grace period
+        await attempt(() => stopProcess(etcd, 'SIGTERM', this.graceMs));
+      }),
+    );
     for (const ns of [...this.namespaces].reverse()) await attempt(() => deleteNetns(ns));
     await attempt(() => removeLeftovers(nsPrefix(this.runId)));
     if (!this.keepWorkDir) await attempt(async () => rmSync(this.workDir, { recursive: true, force: true }));
@@ -498,6 +773,39 @@ async function stopProcess(p: RunningProcess, signal: NodeJS.Signals, graceMs: n
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** Like execIn, with extra environment (a secret that must not be on the command line). */
+async function runIn(ns: string, cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
+  const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, input: opts.input ?? '', env: opts.env ?? {} });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr ?? r.message) };
+}
+
+interface EndpointStatus {
+  endpoint: string;
+  /** Decimal strings: etcd's ids are uint64 and do not fit a JS number. */
+  memberId: string;
+  leader: string;
+}
+
+/** `etcdctl endpoint status -w json`, with the ids kept exact; entries that do not parse are left out. */
+export function parseEndpointStatus(json: string): EndpointStatus[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(json.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"'));
+  } catch {
+    return [];
+  }
+  if (!Array.isArray(parsed)) return [];
+  return parsed.flatMap((e: unknown) => {
+    const entry = e as { Endpoint?: unknown; Status?: { header?: { member_id?: unknown }; leader?: unknown } } | null;
+    const endpoint = entry?.Endpoint;
+    const memberId = entry?.Status?.header?.member_id;
+    const leader = entry?.Status?.leader;
+    return typeof endpoint === 'string' && typeof memberId === 'string' && typeof leader === 'string'
+      ? [{ endpoint, memberId, leader }]
+      : [];
+  });
 }
 
 function fmtExit(s: ExitStatus): string {
