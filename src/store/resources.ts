@@ -28,6 +28,7 @@ import { resolveNetwork, subnetFits, type NetworkConfig } from '../api/network.j
 import type { Kind, LeaseResource, NetworkResource, Resource, SubnetResource } from '../api/types.js';
 import { DEFAULT_NETWORK, networkNameProblem, type Layout } from './layout.js';
 import { subnetRecord, type KV, type NetworkMeta, type Store, type SubnetRecord } from './store.js';
+import { prefixEnd } from './range.js';
 
 /** Every key under the prefix at one revision, indexed by what it means. */
 export interface Snapshot {
@@ -110,18 +111,6 @@ export interface Plan {
 
 function compareKey(key: string, kv: KV | undefined): Compare {
   return kv ? { key, modRevision: kv.modRevision } : { key, absent: true };
-}
-
-export function prefixEnd(prefix: string): Buffer {
-  const buf = Buffer.from(prefix);
-  for (let i = buf.length - 1; i >= 0; i--) {
-    if (buf[i]! < 0xff) {
-      const end = Buffer.from(buf.subarray(0, i + 1));
-      end[i] = end[i]! + 1;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
 }
 
 /** Applies ops to an in-memory copy, as etcd would (puts carry no etcd lease). */

@@ -8,6 +8,7 @@ import { decodeLease, parseLeaseKey, type Decoded, type LeaseValue } from '../ap
 import type { NetworkSpec } from '../api/types.js';
 import { classifyEtcdError, createEtcdClient, type EtcdOptions } from './client.js';
 import { DEFAULT_NETWORK, Layout } from './layout.js';
+import { prefixEnd } from './range.js';
 
 export interface KV {
   key: string;
@@ -167,17 +168,4 @@ function parseMeta<T>(text: string): T | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** The etcd range_end that covers every key starting with prefix. */
-function prefixEnd(prefix: string): Buffer {
-  const buf = Buffer.from(prefix);
-  for (let i = buf.length - 1; i >= 0; i--) {
-    if (buf[i]! < 0xff) {
-      const end = Buffer.from(buf.subarray(0, i + 1));
-      end[i] = end[i]! + 1;
-      return end;
-    }
-  }
-  return Buffer.from([0]);
 }

@@ -1,5 +1,4 @@
-// Polling with a deadline. The testbed lives in src/ (the demo runs from dist/), so it cannot
-// use test/helpers/wait.ts; this is the same idea with a hook to fail fast.
+// Polling with a deadline, with a hook to fail fast. Tests use it too (test/helpers/wait.ts).
 
 export interface PollOptions {
   timeoutMs?: number;
