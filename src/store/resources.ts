@@ -695,7 +695,11 @@ export class ResourceStore {
     const records: SubnetRecord[] = [];
     for (const net of sortNetworks([...snap.subnets.keys()])) {
       if (network !== undefined && net !== network) continue;
-      for (const r of snap.subnets.get(net)!) if (name === undefined || r.name === name) records.push(r);
+      // By address, as an operator reads subnets (10.5.3.0 before 10.5.12.0); bad keys last.
+      const byAddress = [...snap.subnets.get(net)!].sort(
+        (a, b) => (a.cidr?.first ?? Infinity) - (b.cidr?.first ?? Infinity) || (a.name < b.name ? -1 : 1),
+      );
+      for (const r of byAddress) if (name === undefined || r.name === name) records.push(r);
     }
     if (name !== undefined && records.length === 0) throw notFound('Lease', name, network);
     const now = this.now().getTime();
