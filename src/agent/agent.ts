@@ -291,6 +291,7 @@ export class Agent {
     const record = this.watch.records.get(held.key);
     if (record && record.kv.value === held.value) {
       if (record.kv.modRevision > held.modRevision) held.modRevision = record.kv.modRevision;
+      if (record.reserved !== held.reserved) this.followReservationChange(record.reserved);
       return;
     }
     if (this.reacquiring) return;
@@ -299,6 +300,26 @@ export class Agent {
     void this.acquire(held.subnet).finally(() => (this.reacquiring = false));
   }
   private reacquiring = false;
+
+  /**
+   * An operator turned our lease into a reservation (`weft apply` of a Subnet for this node
+   * detaches the etcd lease and keeps the value): stop renewing, or the next renewal would
+   * attach a TTL again. The reverse (a TTL attached to our reservation) is renewed at once so
+   * that the lease is one we keep alive.
+   */
+  private followReservationChange(reserved: boolean): void {
+    const held = this.held!;
+    held.reserved = reserved;
+    if (reserved) {
+      held.leaseId = '0';
+      held.expiresAt = Infinity;
+      this.log.info('our lease is now a reservation; renewals stop', { key: held.key });
+      this.scheduleRenewal();
+    } else {
+      this.log.warn('our reservation now has an etcd lease attached; renewing it as a lease', { key: held.key });
+      this.scheduleRenewal(0);
+    }
+  }
 
   private async republish(vtepMAC: string): Promise<void> {
     await this.serialize(async () => {

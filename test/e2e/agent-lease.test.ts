@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, etcdKey, linkMac, networkYaml, subnetKeys, waitForRun, watchKeys } from './helpers.js';
+import { agentRuns, applyYaml, currentRunLog, etcdKey, linkMac, networkYaml, subnetKeys, waitForRun, watchKeys } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 let tb: Testbed;
@@ -81,6 +81,34 @@ describe('weft agent: lease lifecycle', () => {
     expect(log).toMatch(/how="reused lease \(matched by node-name\)"/);
     expect(tb.readSubnetEnv(h1)?.subnet.toKey()).toBe(key);
     expect(await linkMac(h1, 'flannel.1')).toBe(mac);
+  });
+
+  it('stops renewing when an operator turns its live lease into a reservation', async () => {
+    const h1 = tb.host(1);
+    const env = tb.readSubnetEnv(h1)!;
+    const key = `${PREFIX}/subnets/${env.subnet.toKey()}`;
+    await applyYaml(
+      tb,
+      'pin-h1',
+      `apiVersion: weft.io/v1alpha1
+kind: Subnet
+metadata:
+  name: h1-pinned
+spec:
+  network: default
+  cidr: ${env.subnet}
+  node: h1
+`,
+    );
+    expect((await etcdKey(tb, key))?.lease).toBe(0);
+    await poll(() => /our lease is now a reservation/.test(currentRunLog(tb, h1)), { timeoutMs: 5000, what: 'the agent to notice' });
+    // Over more than a whole TTL (renewals were due every 3 s), the key must stay lease-less.
+    const until = Date.now() + 7000;
+    while (Date.now() < until) {
+      expect((await etcdKey(tb, key))?.lease).toBe(0);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(tb.readSubnetEnv(h1)?.subnet.toString()).toBe(env.subnet.toString());
   });
 
   it('waits, not ready, on a full network and takes the first subnet that frees up', async () => {
