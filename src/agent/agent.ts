@@ -11,6 +11,7 @@ import { isTransientStoreError } from '../store/client.js';
 import { LeaseWriter, type HeldLease } from '../store/leases.js';
 import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
 import { acquireLease, OutOfSubnetsError } from './acquire.js';
+import { compareConfigs } from './config-change.js';
 import type { AgentOptions } from './flags.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
@@ -124,7 +125,10 @@ export class Agent {
     });
     if (this.stopped) return;
     this.phase = 'running';
-    this.every(options.resyncIntervalMs, () => this.scheduleReconcile(true));
+    this.every(options.resyncIntervalMs, () => {
+      this.scheduleReconcile(true);
+      void this.reloadConfig();
+    });
     await new Promise<void>((resolve) => (this.wake = resolve));
   }
 
@@ -171,6 +175,42 @@ export class Agent {
       return this.once(`config-bad-${record.kv.modRevision}`, `network config at ${key} is invalid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
     }
     return config;
+  }
+
+  /**
+   * Re-reads the Network on every resync tick (level-triggered, one read): a new lease TTL or
+   * subnet range applies live; anything that shapes the kernel or the subnet asks for a restart.
+   */
+  private async reloadConfig(): Promise<void> {
+    const current = this.config;
+    if (!current || this.stopped) return;
+    let wanted: NetworkConfig | undefined;
+    try {
+      wanted = await this.readConfig();
+    } catch {
+      return; // etcd away: the lease watch reports outages; try again next tick
+    }
+    if (!wanted || this.stopped) return;
+    const change = compareConfigs(current, wanted, this.held?.subnet);
+    if (change.needsRestart.length > 0) {
+      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${wanted.network}/${wanted.subnetLen}`;
+      this.once(tag, `network config changed (${change.needsRestart.join(', ')}); restart the agent to apply it, until then it keeps the config it started with`);
+    }
+    if (change.applied.length === 0) return;
+    this.config = change.next;
+    this.log.info('network config updated', {
+      fields: change.applied.join(','),
+      leaseTTLs: change.next.leaseTTLms / 1000,
+      subnetMin: change.next.subnetMin.toString(),
+      subnetMax: change.next.subnetMax.toString(),
+    });
+    if (change.subnetOutOfRange && this.held) {
+      this.log.warn('our subnet is outside the network range now; giving it up for a new one', { subnet: this.held.subnet.toString() });
+      void this.acquire(undefined);
+    } else if (change.applied.includes('leaseTTL')) {
+      // The etcd lease in place keeps its TTL; renew now so the new one takes effect.
+      this.scheduleRenewal(0);
+    }
   }
 
   private readonly said = new Set<string>();

@@ -1,6 +1,7 @@
 // The agent's lease lifecycle with real processes: real etcd in an underlay namespace, each
 // agent in its own host namespace with its own kernel.
-import { statSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
@@ -150,6 +151,53 @@ spec:
     await poll(async () => (await tb.httpGet(h6, 'http://127.0.0.1:9106/readyz')).status === 200, { timeoutMs: 10_000, what: 'h6 ready' });
     expect(tb.agentLog(h6).match(/out of subnets/g)).toHaveLength(1); // logged once, not per retry
     for (const h of [...hosts.slice(1), h6]) await tb.stopAgent(h, 'SIGKILL');
+  });
+
+  it('follows a changed lease TTL and subnet range live, and asks for a restart for the rest', async () => {
+    const tune = (extra: string) => `apiVersion: weft.io/v1alpha1
+kind: Network
+metadata:
+  name: tune
+spec:
+  cidr: 10.11.0.0/16
+  subnetLength: 24
+${extra}`;
+    await applyYaml(tb, 'tune', tune('  backend:\n    type: vxlan\n    vni: 11\n  leaseTTL: 1h\n'));
+    const h7 = await tb.addHost(7);
+    tb.startAgent(h7, ['--network', 'tune', '--resync-interval', '1s']);
+    const before = (await tb.waitForSubnetEnv(h7)).subnet;
+    const key = `${PREFIX}/tune/subnets/${before.toKey()}`;
+    const ttlOf = async (k: string) => {
+      const fields = (await tb.etcdctl(['get', k, '-w', 'fields'])).stdout;
+      const id = BigInt(/"Lease" : (\d+)/.exec(fields)![1]!);
+      const out = (await tb.etcdctl(['lease', 'timetolive', id.toString(16)])).stdout;
+      return Number(/granted with TTL\((\d+)s\)/.exec(out)![1]);
+    };
+    expect(await ttlOf(key)).toBe(3600);
+
+    // A shorter TTL applies live; a new VNI waits for a restart, said once.
+    await applyYaml(tb, 'tune', tune('  backend:\n    type: vxlan\n    vni: 12\n  leaseTTL: 30s\n'));
+    await poll(async () => (await ttlOf(key)) === 30, { timeoutMs: 10_000, what: 'the lease to carry the new TTL' });
+    expect(currentRunLog(tb, h7)).toMatch(/network config updated .*fields=leaseTTL/);
+    await poll(() => /restart the agent to apply it/.test(currentRunLog(tb, h7)), { timeoutMs: 5000, what: 'the restart notice' });
+    expect(currentRunLog(tb, h7)).toMatch(/network config changed \(backend\.vni\)/);
+
+    // A range that leaves our subnet out (forced past the CLI's guard): the agent moves.
+    const octet = (before.network.value >> 8) & 255;
+    const range = octet < 250 ? `  subnetMin: 10.11.${octet + 1}.0\n` : `  subnetMax: 10.11.${octet - 1}.0\n`;
+    const file = join(tb.workDir, 'tune-range.yaml');
+    writeFileSync(file, tune(`${range}  backend:\n    type: vxlan\n    vni: 12\n  leaseTTL: 30s\n`));
+    const forced = await tb.weft(['apply', '-f', file, '--force']);
+    expect(forced.exitCode, forced.stderr).toBe(0);
+    const moved = await poll(() => {
+      const env = tb.readSubnetEnv(h7);
+      return env && !env.subnet.equals(before) ? env.subnet : undefined;
+    }, { timeoutMs: 15_000, what: 'h7 to move into the new range' });
+    const movedOctet = (moved.network.value >> 8) & 255;
+    expect(octet < 250 ? movedOctet > octet : movedOctet < octet).toBe(true);
+    expect(currentRunLog(tb, h7)).toMatch(/our subnet is outside the network range now/);
+    expect(currentRunLog(tb, h7).match(/restart the agent to apply it/g)).toHaveLength(1);
+    await tb.stopAgent(h7, 'SIGKILL');
   });
 
   it('listens on no TCP port unless --healthz-port is given', async () => {
