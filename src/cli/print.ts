@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import type { NetworkView } from '../api/convert.js';
 import { formatDuration } from '../api/duration.js';
 import type { LeaseResource, Resource, SubnetResource } from '../api/types.js';
-import { refOf } from '../store/resources.js';
+import { refOf } from '../store/resource-plan.js';
 
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';
 export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'wide', 'yaml', 'json', 'name'];

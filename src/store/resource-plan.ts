@@ -1,0 +1,468 @@
+// What a CLI change means, decided without I/O: a snapshot of every key under the prefix
+// (one range, one revision), indexed by meaning; each apply or delete planned against it as
+// compares + ops (or typed errors); and read views for `weft get`. The shell that reads the
+// snapshot and commits the plans is resources.ts.
+import { Cidr } from '../alloc/cidr.js';
+import {
+  encodeNetworkMeta,
+  encodeSubnetMeta,
+  holderMatches,
+  networkFromStore,
+  networkRecordsOf,
+  parseNetworkMeta,
+  parseSubnetMeta,
+  reservationValue,
+  subnetFromStore,
+  type NetworkView,
+  type SubnetMeta,
+} from '../api/convert.js';
+import { ConflictError, NotFoundError, RefusedError } from '../api/errors.js';
+import { resolveNetwork, subnetFits, type NetworkConfig } from '../api/network.js';
+import type { Kind, NetworkResource, SubnetResource } from '../api/types.js';
+import { DEFAULT_NETWORK, networkNameProblem, type Layout } from './layout.js';
+import { subnetRecord, type KV, type NetworkMeta, type SubnetRecord } from './store.js';
+
+/** Every key under the prefix at one revision, indexed by what it means. */
+export interface Snapshot {
+  revision: number;
+  kvs: Map<string, KV>;
+  configs: Map<string, KV>;
+  networkMetas: Map<string, { kv: KV; meta: NetworkMeta | undefined }>;
+  /** Subnets keys per network name (also for networks whose config is gone). */
+  subnets: Map<string, SubnetRecord[]>;
+  subnetMetas: Map<string, { kv: KV; meta: SubnetMeta | undefined }>;
+}
+
+export function indexSnapshot(layout: Layout, revision: number, kvs: Map<string, KV>): Snapshot {
+  const snap: Snapshot = {
+    revision,
+    kvs,
+    configs: new Map(),
+    networkMetas: new Map(),
+    subnets: new Map(),
+    subnetMetas: new Map(),
+  };
+  const prefix = layout.prefix;
+  const netMeta = `${layout.metaRoot}networks/`;
+  const subMeta = layout.subnetMetaPrefix();
+  for (const kv of [...kvs.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
+    const key = kv.key;
+    if (key.startsWith(netMeta)) {
+      const name = key.slice(netMeta.length);
+      snap.networkMetas.set(name, { kv, meta: parseNetworkMeta(kv.value) });
+      continue;
+    }
+    if (key.startsWith(subMeta)) {
+      const name = key.slice(subMeta.length);
+      snap.subnetMetas.set(name, { kv, meta: parseSubnetMeta(kv.value) });
+      continue;
+    }
+    const network = layout.networkOfConfigKey(key);
+    if (network) {
+      snap.configs.set(network, kv);
+      continue;
+    }
+    const sub = subnetsNetworkOf(prefix, key);
+    if (sub) {
+      const list = snap.subnets.get(sub) ?? [];
+      list.push(subnetRecord(sub, layout.subnetsPrefix(sub), kv));
+      snap.subnets.set(sub, list);
+    }
+  }
+  return snap;
+}
+
+function subnetsNetworkOf(prefix: string, key: string): string | undefined {
+  if (key.startsWith(`${prefix}/subnets/`)) return DEFAULT_NETWORK;
+  const rest = key.startsWith(prefix + '/') ? key.slice(prefix.length + 1) : undefined;
+  const m = rest ? /^([^/]+)\/subnets\//.exec(rest) : null;
+  return m && !networkNameProblem(m[1]!) && m[1] !== DEFAULT_NETWORK ? m[1] : undefined;
+}
+
+// ---- transactions as data --------------------------------------------------------------
+
+export type Compare =
+  | { key: string; modRevision: number }
+  | { key: string; absent: true }
+  /** No key under the prefix changed after this revision (new keys included). */
+  | { prefix: string; unchangedSince: number }
+  /** No key under the prefix at all. */
+  | { prefix: string; empty: true };
+
+export type Op = { put: string; value: string } | { delete: string } | { deletePrefix: string };
+
+export type Action = 'created' | 'configured' | 'unchanged' | 'deleted';
+
+export interface Plan {
+  /** "network.weft.io/default" */
+  ref: string;
+  action: Action;
+  compares: Compare[];
+  ops: Op[];
+}
+
+function compareKey(key: string, kv: KV | undefined): Compare {
+  return kv ? { key, modRevision: kv.modRevision } : { key, absent: true };
+}
+
+/** Applies ops to an in-memory copy, as etcd would (puts carry no etcd lease). */
+export function simulate(kvs: Map<string, KV>, ops: Op[], revision: number): Map<string, KV> {
+  const out = new Map(kvs);
+  for (const op of ops) {
+    if ('put' in op) {
+      const old = out.get(op.put);
+      out.set(op.put, {
+        key: op.put,
+        value: op.value,
+        modRevision: revision,
+        createRevision: old?.createRevision ?? revision,
+        version: (old?.version ?? 0) + 1,
+        leaseId: '0',
+      });
+    } else if ('delete' in op) {
+      out.delete(op.delete);
+    } else {
+      for (const k of [...out.keys()]) if (k.startsWith(op.deletePrefix)) out.delete(k);
+    }
+  }
+  return out;
+}
+
+// ---- planning (pure) --------------------------------------------------------------------
+
+export interface PlanContext {
+  layout: Layout;
+  force: boolean;
+  now: () => Date;
+  uid: () => string;
+}
+
+/** Problems without a location; the caller knows the document they came from. */
+export class PlanProblems extends Error {
+  constructor(readonly problems: { field: string; message: string }[]) {
+    super(problems.map((p) => `${p.field}: ${p.message}`).join('; '));
+  }
+}
+
+export function refOf(kind: Kind, name: string): string {
+  return `${kind.toLowerCase()}.weft.io/${name}`;
+}
+
+function plural(kind: Kind): string {
+  return `${kind.toLowerCase()}s.weft.io`;
+}
+
+function checkResourceVersion(kind: Kind, name: string, given: string | undefined, live: KV | undefined): void {
+  if (given === undefined) return;
+  if (!live) {
+    throw new ConflictError(
+      `${plural(kind)} "${name}": metadata.resourceVersion ${given} was given but the object does not exist; remove resourceVersion to create it`,
+    );
+  }
+  if (String(live.modRevision) !== given) {
+    throw new ConflictError(
+      `${plural(kind)} "${name}": the object has been modified (resourceVersion ${given} given, live is ${live.modRevision}); get it again and re-apply your changes`,
+    );
+  }
+}
+
+function sameMap(a: Record<string, string> | undefined, b: Record<string, string> | undefined): boolean {
+  return JSON.stringify(Object.entries(a ?? {}).sort()) === JSON.stringify(Object.entries(b ?? {}).sort());
+}
+
+function describeHolder(r: SubnetRecord): string {
+  if (!r.lease.ok) return 'an unreadable value';
+  const v = r.lease.value;
+  return v.nodeName ? `node ${v.nodeName} (${v.publicIP})` : v.publicIP;
+}
+
+export function planNetworkApply(snap: Snapshot, res: NetworkResource, ctx: PlanContext): Plan {
+  const name = res.metadata.name;
+  const ref = refOf('Network', name);
+  const configKey = ctx.layout.configKey(name);
+  const metaKey = ctx.layout.networkMetaKey(name);
+  const liveConfig = snap.configs.get(name);
+  const liveMeta = snap.networkMetas.get(name);
+  checkResourceVersion('Network', name, res.metadata.resourceVersion, liveConfig);
+  const nameProblem = networkNameProblem(name);
+  if (nameProblem) throw new PlanProblems([{ field: 'metadata.name', message: nameProblem }]);
+  const resolved = resolveNetwork(name, res.spec);
+  if (!resolved.config) throw new PlanProblems(resolved.problems);
+  const config = resolved.config;
+
+  const { config: bytes, leaseTTL } = networkRecordsOf(res.spec);
+  const old = liveMeta?.meta;
+  const specChanged = !liveConfig || liveConfig.value !== bytes || old?.leaseTTL !== leaseTTL;
+  const meta: NetworkMeta = {
+    uid: old?.uid || ctx.uid(),
+    creationTimestamp: old?.creationTimestamp || ctx.now().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    generation: old ? old.generation + (specChanged ? 1 : 0) : 1,
+    ...(res.metadata.labels ? { labels: res.metadata.labels } : {}),
+    ...(res.metadata.annotations ? { annotations: res.metadata.annotations } : {}),
+    ...(leaseTTL ? { leaseTTL } : {}),
+  };
+  const metaBytes = encodeNetworkMeta(meta);
+  if (liveConfig && !specChanged && liveMeta?.kv.value === metaBytes) {
+    return { ref, action: 'unchanged', compares: [], ops: [] };
+  }
+
+  const compares: Compare[] = [compareKey(configKey, liveConfig), compareKey(metaKey, liveMeta?.kv)];
+  if (liveConfig?.value !== bytes) {
+    const misfits = (snap.subnets.get(name) ?? []).filter((s) => !s.cidr || !subnetFits(config, s.cidr));
+    if (misfits.length > 0 && !ctx.force) {
+      const list = misfits.map((s) => `${s.name} (${s.reserved ? 'reserved for' : 'leased by'} ${describeHolder(s)})`);
+      throw new RefusedError(
+        `${ref}: the new spec leaves ${misfits.length} subnet${misfits.length === 1 ? '' : 's'} outside ${config.network} /${config.subnetLen} ` +
+          `${config.subnetMin}..${config.subnetMax}: ${list.join(', ')}; use --force to apply anyway (those hosts will lose their subnets)`,
+      );
+    }
+    // The fit check above is only true while no lease appears or moves under the network.
+    compares.push({ prefix: ctx.layout.subnetsPrefix(name), unchangedSince: snap.revision });
+  }
+  // The config is re-put even when its bytes are unchanged so that resourceVersion (its mod
+  // revision) moves with every change to the object.
+  return {
+    ref,
+    action: liveConfig ? 'configured' : 'created',
+    compares,
+    ops: [
+      { put: configKey, value: bytes },
+      { put: metaKey, value: metaBytes },
+    ],
+  };
+}
+
+function findSubnetRecord(snap: Snapshot, layout: Layout, network: string, cidr: string): SubnetRecord | undefined {
+  const c = Cidr.parse(cidr, { strict: true });
+  if (!c) return undefined;
+  const key = layout.subnetKey(network, c.toKey());
+  return (snap.subnets.get(network) ?? []).find((r) => r.kv.key === key);
+}
+
+/** The config of a network in the snapshot, or a problem that names the spec.network field. */
+function networkConfigOf(snap: Snapshot, network: string): NetworkConfig {
+  const kv = snap.configs.get(network);
+  if (!kv) {
+    throw new PlanProblems([
+      { field: 'spec.network', message: `network "${network}" does not exist; apply it first (Networks in the same apply come first)` },
+    ]);
+  }
+  const view = networkFromStore(network, kv, snap.networkMetas.get(network)?.meta, []);
+  if (!view.config) {
+    throw new PlanProblems([{ field: 'spec.network', message: `network "${network}" has an unusable config: ${view.problem}` }]);
+  }
+  return view.config;
+}
+
+export function planSubnetApply(snap: Snapshot, res: SubnetResource, ctx: PlanContext): Plan {
+  const name = res.metadata.name;
+  const ref = refOf('Subnet', name);
+  const spec = res.spec;
+  const metaKey = ctx.layout.subnetMetaKey(name);
+  const liveMeta = snap.subnetMetas.get(name);
+  const old = liveMeta?.meta;
+  const oldRecord = old ? findSubnetRecord(snap, ctx.layout, old.network, old.cidr) : undefined;
+  checkResourceVersion('Subnet', name, res.metadata.resourceVersion, oldRecord?.kv ?? liveMeta?.kv);
+
+  const config = networkConfigOf(snap, spec.network);
+  const cidr = Cidr.parse(spec.cidr, { strict: true });
+  if (!cidr) throw new PlanProblems([{ field: 'spec.cidr', message: `"${spec.cidr}" is not a subnet address` }]);
+  const problems: { field: string; message: string }[] = [];
+  if (!config.network.contains(cidr)) {
+    problems.push({ field: 'spec.cidr', message: `${cidr} is outside network "${spec.network}" (${config.network})` });
+  } else if (cidr.prefix !== config.subnetLen) {
+    problems.push({
+      field: 'spec.cidr',
+      message: `${cidr} must be a /${config.subnetLen}, the subnetLength of network "${spec.network}"`,
+    });
+  } else if (!subnetFits(config, cidr)) {
+    problems.push({
+      field: 'spec.cidr',
+      message: `${cidr} is outside subnetMin..subnetMax (${config.subnetMin}..${config.subnetMax}) of network "${spec.network}"`,
+    });
+  }
+
+  const key = ctx.layout.subnetKey(spec.network, cidr.toKey());
+  const claimedBy = new Map<string, string>(); // subnets key -> Subnet name
+  for (const [other, m] of snap.subnetMetas) {
+    if (!m.meta || other === name) continue;
+    claimedBy.set(ctx.layout.subnetKey(m.meta.network, Cidr.parse(m.meta.cidr)!.toKey()), other);
+    const oc = Cidr.parse(m.meta.cidr)!;
+    if (m.meta.network === spec.network && oc.overlaps(cidr)) {
+      problems.push({ field: 'spec.cidr', message: `${cidr} overlaps subnet/${other} (${oc})` });
+    }
+  }
+  let existing: SubnetRecord | undefined;
+  for (const r of snap.subnets.get(spec.network) ?? []) {
+    if (!r.cidr || !r.cidr.overlaps(cidr) || claimedBy.has(r.kv.key)) continue;
+    const mine = oldRecord?.kv.key === r.kv.key;
+    const sameHolder = r.lease.ok && holderMatches(r.lease.value, spec);
+    if (r.kv.key === key && (mine || sameHolder)) {
+      existing = r;
+      continue;
+    }
+    if (mine && !r.reserved) continue;
+    const what = r.reserved ? 'the reservation' : 'the live lease';
+    problems.push({ field: 'spec.cidr', message: `${cidr} overlaps ${what} ${r.name} held by ${describeHolder(r)}` });
+  }
+  if (problems.length) throw new PlanProblems(problems);
+
+  const specChanged =
+    !old || old.network !== spec.network || old.cidr !== cidr.toString() || old.node !== spec.node || old.publicIP !== spec.publicIP;
+  const meta: SubnetMeta = {
+    network: spec.network,
+    cidr: cidr.toString(),
+    ...(spec.node !== undefined ? { node: spec.node } : {}),
+    ...(spec.publicIP !== undefined ? { publicIP: spec.publicIP } : {}),
+    uid: old?.uid || ctx.uid(),
+    creationTimestamp: old?.creationTimestamp || ctx.now().toISOString().replace(/\.\d{3}Z$/, 'Z'),
+    generation: old ? old.generation + (specChanged ? 1 : 0) : 1,
+    ...(res.metadata.labels ? { labels: res.metadata.labels } : {}),
+    ...(res.metadata.annotations ? { annotations: res.metadata.annotations } : {}),
+  };
+  const metaBytes = encodeSubnetMeta(meta);
+  // An agent that adopted the key rewrote its value with its backend data; keep that while
+  // the spec still names the same host, so peers keep their routes.
+  const keep = existing && existing.lease.ok && holderMatches(existing.lease.value, spec);
+  const value = keep ? existing!.kv.value : reservationValue(spec);
+  const metaChanged = liveMeta?.kv.value !== metaBytes;
+  const keyChanged = !existing || !existing.reserved || existing.kv.value !== value;
+  if (!metaChanged && !keyChanged) return { ref, action: 'unchanged', compares: [], ops: [] };
+
+  const compares: Compare[] = [
+    compareKey(metaKey, liveMeta?.kv),
+    compareKey(key, existing?.kv),
+    compareKey(ctx.layout.configKey(spec.network), snap.configs.get(spec.network)),
+    { prefix: ctx.layout.subnetsPrefix(spec.network), unchangedSince: snap.revision },
+  ];
+  const ops: Op[] = [];
+  if (oldRecord && oldRecord.kv.key !== key) {
+    compares.push(compareKey(oldRecord.kv.key, oldRecord.kv));
+    if (oldRecord.reserved) ops.push({ delete: oldRecord.kv.key });
+  }
+  // Re-put on label changes too, so resourceVersion (the key's mod revision) moves.
+  ops.push({ put: key, value }, { put: metaKey, value: metaBytes });
+  return { ref, action: liveMeta ? 'configured' : 'created', compares, ops };
+}
+
+export interface DeleteTarget {
+  kind: Kind;
+  name: string;
+  /** Leases (and synthesized Subnets): restrict the search to one network. */
+  network?: string;
+  resourceVersion?: string;
+}
+
+/** Finds a subnets key by its name in every network (or one); refuses ambiguity. */
+function findKey(snap: Snapshot, name: string, network: string | undefined, what: string): SubnetRecord | undefined {
+  const found: SubnetRecord[] = [];
+  for (const net of sortNetworks([...snap.subnets.keys()])) {
+    if (network !== undefined && net !== network) continue;
+    for (const r of snap.subnets.get(net)!) if (r.name === name) found.push(r);
+  }
+  if (found.length > 1) {
+    throw new RefusedError(
+      `${what} "${name}" exists in networks ${found.map((r) => r.network).join(', ')}; choose one with --network`,
+    );
+  }
+  return found[0];
+}
+
+export function notFound(kind: Kind, name: string, network?: string): NotFoundError {
+  return new NotFoundError(`${plural(kind)} "${name}" not found${network ? ` in network "${network}"` : ''}`);
+}
+
+export function planDelete(snap: Snapshot, t: DeleteTarget, ctx: PlanContext): Plan {
+  const ref = refOf(t.kind, t.name);
+  const L = ctx.layout;
+  if (t.kind === 'Network') {
+    const config = snap.configs.get(t.name);
+    const meta = snap.networkMetas.get(t.name);
+    if (!config) throw notFound('Network', t.name);
+    checkResourceVersion('Network', t.name, t.resourceVersion, config);
+    const subnets = snap.subnets.get(t.name) ?? [];
+    const metas = [...snap.subnetMetas].filter(([, m]) => m.meta?.network === t.name);
+    if ((subnets.length || metas.length) && !ctx.force) {
+      const leased = subnets.filter((s) => !s.reserved).length;
+      const reserved = subnets.length - leased;
+      throw new RefusedError(
+        `${ref}: still has ${leased} lease${leased === 1 ? '' : 's'} and ${Math.max(reserved, metas.length)} reservation${Math.max(reserved, metas.length) === 1 ? '' : 's'}` +
+          ` (${subnets.map((s) => s.name).join(', ') || metas.map(([n]) => `subnet/${n}`).join(', ')}); delete them first or use --force`,
+      );
+    }
+    const compares: Compare[] = [compareKey(L.configKey(t.name), config), compareKey(L.networkMetaKey(t.name), meta?.kv)];
+    compares.push(
+      ctx.force
+        ? { prefix: L.subnetMetaPrefix(), unchangedSince: snap.revision }
+        : { prefix: L.subnetsPrefix(t.name), empty: true },
+    );
+    const ops: Op[] = [{ delete: L.configKey(t.name) }];
+    if (meta) ops.push({ delete: L.networkMetaKey(t.name) });
+    if (subnets.length) ops.push({ deletePrefix: L.subnetsPrefix(t.name) });
+    for (const [n] of metas) ops.push({ delete: L.subnetMetaKey(n) });
+    return { ref, action: 'deleted', compares, ops };
+  }
+  if (t.kind === 'Subnet') {
+    const meta = snap.subnetMetas.get(t.name);
+    if (meta?.meta) {
+      const record = findSubnetRecord(snap, L, meta.meta.network, meta.meta.cidr);
+      checkResourceVersion('Subnet', t.name, t.resourceVersion, record?.kv ?? meta.kv);
+      const compares: Compare[] = [compareKey(L.subnetMetaKey(t.name), meta.kv)];
+      const ops: Op[] = [{ delete: L.subnetMetaKey(t.name) }];
+      if (record) {
+        compares.push(compareKey(record.kv.key, record.kv));
+        // A key that now carries an etcd lease belongs to a live agent, not to this reservation.
+        if (record.reserved) ops.push({ delete: record.kv.key });
+      }
+      return { ref, action: 'deleted', compares, ops };
+    }
+    const claimed = new Set([...snap.subnetMetas.values()].filter((m) => m.meta).map((m) => L.subnetKey(m.meta!.network, Cidr.parse(m.meta!.cidr)!.toKey())));
+    const record = findKey(snap, t.name, t.network, 'subnet');
+    if (!record || !record.reserved || claimed.has(record.kv.key)) {
+      if (meta) {
+        return { ref, action: 'deleted', compares: [compareKey(L.subnetMetaKey(t.name), meta.kv)], ops: [{ delete: L.subnetMetaKey(t.name) }] };
+      }
+      throw notFound('Subnet', t.name, t.network);
+    }
+    checkResourceVersion('Subnet', t.name, t.resourceVersion, record.kv);
+    return { ref, action: 'deleted', compares: [compareKey(record.kv.key, record.kv)], ops: [{ delete: record.kv.key }] };
+  }
+  const record = findKey(snap, t.name, t.network, 'lease');
+  if (!record) throw notFound('Lease', t.name, t.network);
+  for (const [n, m] of snap.subnetMetas) {
+    if (m.meta && m.meta.network === record.network && Cidr.parse(m.meta.cidr)?.toKey() === record.name && record.reserved) {
+      throw new RefusedError(`${ref}: is the reservation subnet/${n}; delete that Subnet instead (weft delete subnet ${n})`);
+    }
+  }
+  checkResourceVersion('Lease', t.name, t.resourceVersion, record.kv);
+  return { ref, action: 'deleted', compares: [compareKey(record.kv.key, record.kv)], ops: [{ delete: record.kv.key }] };
+}
+
+// ---- reading views ----------------------------------------------------------------------
+
+export function networkViews(snap: Snapshot): NetworkView[] {
+  return sortNetworks([...snap.configs.keys()]).map((name) =>
+    networkFromStore(name, snap.configs.get(name)!, snap.networkMetas.get(name)?.meta, snap.subnets.get(name) ?? []),
+  );
+}
+
+export function sortNetworks(names: string[]): string[] {
+  return names.sort((a, b) => (a === DEFAULT_NETWORK ? -1 : b === DEFAULT_NETWORK ? 1 : a.localeCompare(b)));
+}
+
+export function subnetViews(snap: Snapshot, layout: Layout): SubnetResource[] {
+  const out: SubnetResource[] = [];
+  const claimed = new Set<string>();
+  for (const [name, m] of [...snap.subnetMetas].sort(([a], [b]) => a.localeCompare(b))) {
+    if (!m.meta) continue;
+    const record = findSubnetRecord(snap, layout, m.meta.network, m.meta.cidr);
+    if (record) claimed.add(record.kv.key);
+    out.push(subnetFromStore(name, { kv: m.kv, meta: m.meta }, record));
+  }
+  for (const net of sortNetworks([...snap.subnets.keys()])) {
+    for (const r of snap.subnets.get(net)!) {
+      if (r.reserved && r.cidr && !claimed.has(r.kv.key)) out.push(subnetFromStore(r.name, undefined, r));
+    }
+  }
+  return out;
+}
