@@ -12,6 +12,7 @@ import { LeaseWriter, type HeldLease } from '../store/leases.js';
 import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
 import { acquireLease, OutOfSubnetsError } from './acquire.js';
 import { compareConfigs } from './config-change.js';
+import { AgentMetrics } from './metrics.js';
 import type { AgentOptions } from './flags.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
@@ -23,6 +24,8 @@ export interface AgentDeps {
   store: Store;
   logger: Logger;
   readHost: (canReach?: string) => Promise<HostSnapshot>;
+  /** Counters and gauges for /metrics; a private registry by default. */
+  metrics?: AgentMetrics;
   createBackend: (settings: BackendSettings, selection: Selection) => Backend;
   now?: () => number;
   random?: () => number;
@@ -56,10 +59,12 @@ export class Agent {
   private reconcile = { pending: false, resync: false, running: false, failures: 0 };
   private readonly now: () => number;
   private readonly log: Logger;
+  private readonly metrics: AgentMetrics;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
     this.log = deps.logger;
+    this.metrics = deps.metrics ?? new AgentMetrics();
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
   }
 
@@ -116,6 +121,7 @@ export class Agent {
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.log, {
       onChange: () => this.onLeasesChanged(),
+      onHealth: (reachable) => this.metrics.etcdReachable(reachable),
     });
     let seed = this.seedListing();
     await this.untilDone('lease watch', async () => {
@@ -125,6 +131,7 @@ export class Agent {
     });
     if (this.stopped) return;
     this.phase = 'running';
+    this.metrics.etcdReachable(true);
     this.every(options.resyncIntervalMs, () => {
       this.scheduleReconcile(true);
       void this.reloadConfig();
@@ -259,6 +266,7 @@ export class Agent {
       this.said.delete('full');
       this.held = result.held;
       this.lastListing = result.listing;
+      this.metrics.leaseAcquired(result.how, result.held.expiresAt);
       this.log.info('lease acquired', {
         subnet: result.held.subnet.toString(),
         how: result.how,
@@ -309,6 +317,7 @@ export class Agent {
         const out = await this.writer.renew(held.subnet, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
         if (this.renewFailures > 0) this.log.info('lease renewal succeeded after etcd came back', { attempts: this.renewFailures + 1 });
         this.renewFailures = 0;
+        this.metrics.leaseRenewed(out.ok, out.ok ? out.held.expiresAt : undefined);
         if (out.ok) {
           this.held = out.held;
           this.scheduleRenewal();
@@ -318,6 +327,7 @@ export class Agent {
         }
       } catch (err) {
         if (!isTransientStoreError(err)) throw err;
+        this.metrics.leaseRenewed(false);
         if (this.renewFailures++ === 0) this.log.warn('lease renewal failed; retrying with backoff', { err: (err as Error).message });
         this.scheduleRenewal(defaultBackoff(this.renewFailures));
       }
@@ -405,7 +415,15 @@ export class Agent {
         r.resync = false;
         const peers = this.peers!.select(this.watch.records.values(), this.held.key);
         try {
+          const started = performance.now();
           const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
+          this.metrics.reconciled({
+            resync,
+            peers: peers.length,
+            operations: report.operations,
+            failures: report.failures,
+            seconds: (performance.now() - started) / 1000,
+          });
           if (resync) this.log.debug('resync done', { peers: peers.length, operations: report.operations });
           if (report.operations > 0 || report.failures > 0) {
             const timing = report.ms !== undefined ? { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round((report.kernelMs ?? 0) * 10) / 10 } : {};
@@ -417,6 +435,7 @@ export class Agent {
             r.failures = 0;
             if (!this.converged) {
               this.converged = true;
+              this.metrics.setReady(true);
               this.log.info('ready', { subnet: this.held.subnet.toString(), peers: peers.length });
             }
           }

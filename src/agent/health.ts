@@ -1,15 +1,26 @@
-// /healthz (the process is alive) and /readyz (lease held, subnet.env written, kernel
-// converged once). Off unless --healthz-port is given, as in flanneld.
+// /healthz (the process is alive), /readyz (lease held, subnet.env written, kernel
+// converged once) and /metrics (Prometheus). Off unless --healthz-port is given, as in
+// flanneld, and bound to --healthz-ip only.
 import { createServer, type Server } from 'node:http';
 
 export interface Readiness {
   ready(): { ok: boolean; reason: string };
 }
 
-export async function startHealthServer(ip: string, port: number, readiness: Readiness): Promise<Server> {
+export interface MetricsSource {
+  render(): Promise<string>;
+  readonly contentType: string;
+}
+
+export async function startHealthServer(ip: string, port: number, readiness: Readiness, metrics?: MetricsSource): Promise<Server> {
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
-    if (path === '/healthz') {
+    if (path === '/metrics' && metrics) {
+      metrics.render().then(
+        (text) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        () => res.writeHead(500, { 'content-type': 'text/plain' }).end('metrics unavailable\n'),
+      );
+    } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
     } else if (path === '/readyz') {
       const r = readiness.ready();

@@ -12,6 +12,8 @@ export interface LeaseWatchOptions {
   onChange: (why: 'list' | 'event') => void;
   /** Backoff before re-listing after a failure; attempt starts at 1. Injected for tests. */
   backoffMs?: (attempt: number) => number;
+  /** Told when contact with etcd is lost (false) and back (true). */
+  onHealth?: (reachable: boolean) => void;
   /** How often to check that etcd still answers (default 10 s; 0 = never). */
   probeIntervalMs?: number;
   /** How long a probe may take before etcd counts as unresponsive. */
@@ -103,12 +105,14 @@ export class LeaseWatch {
     if (this.degraded || this.stopped) return;
     this.degraded = true;
     this.logger.warn('lost contact with etcd; keeping the current dataplane and retrying', { network: this.network, err: describe(err) });
+    this.opts.onHealth?.(false);
   }
 
   private markHealthy(attempts: number): void {
     if (!this.degraded) return;
     this.degraded = false;
     this.logger.info('etcd reachable again; leases re-listed and watched', { network: this.network, revision: this.revision, attempts });
+    this.opts.onHealth?.(true);
   }
 
   async stop(): Promise<void> {

@@ -8,6 +8,7 @@ import { createBackendFor } from './backend-factory.js';
 import { AGENT_USAGE, parseAgentFlags, UsageError, type AgentOptions } from './flags.js';
 import { startHealthServer } from './health.js';
 import { readHostSnapshot } from './iface.js';
+import { AgentMetrics } from './metrics.js';
 
 export async function runAgentCommand(argv: string[]): Promise<number> {
   let options: AgentOptions | 'help';
@@ -43,10 +44,12 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     logger.error('cannot create the etcd client', { err: (err as Error).message });
     return 2;
   }
+  const metrics = new AgentMetrics();
   const agent = new Agent({
     options,
     store,
     logger,
+    metrics,
     readHost: readHostSnapshot,
     createBackend: (settings, selection) => createBackendFor(settings, selection, logger),
   });
@@ -54,7 +57,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   let health: Server | undefined;
   if (options.healthzPort > 0) {
     try {
-      health = await startHealthServer(options.healthzIP, options.healthzPort, agent);
+      health = await startHealthServer(options.healthzIP, options.healthzPort, agent, metrics);
     } catch (err) {
       logger.error('cannot listen for health checks', { ip: options.healthzIP, port: options.healthzPort, err: (err as Error).message });
       store.close();

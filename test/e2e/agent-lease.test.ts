@@ -39,6 +39,11 @@ describe('weft agent: lease lifecycle', () => {
     expect(statSync(h1.subnetFile).mode & 0o777).toBe(0o644);
     await poll(async () => (await tb.httpGet(h1, 'http://127.0.0.1:9102/readyz')).status === 200, { timeoutMs: 10_000, what: 'readyz' });
     expect((await tb.httpGet(h1, 'http://127.0.0.1:9102/healthz')).status).toBe(200);
+    const metrics = (await tb.httpGet(h1, 'http://127.0.0.1:9102/metrics')).body;
+    expect(metrics).toMatch(/^weft_agent_ready 1$/m);
+    expect(metrics).toMatch(/^weft_etcd_reachable 1$/m);
+    expect(metrics).toMatch(/^weft_lease_acquisitions_total\{how="allocated new subnet"\} 1$/m);
+    expect(metrics).toMatch(/^weft_reconciles_total\{trigger="event"\} [1-9]/m);
 
     const key = env.subnet.toKey();
     const kv = await etcdKey(tb, `${PREFIX}/subnets/${key}`);

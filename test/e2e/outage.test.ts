@@ -14,7 +14,7 @@ let hosts: Host[];
 beforeAll(async () => {
   tb = await Testbed.create();
   await applyYaml(tb, 'network', networkYaml());
-  for (const i of [1, 2, 3]) await joinHost(tb, i);
+  for (const i of [1, 2, 3]) await joinHost(tb, i, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9100']);
   hosts = [1, 2, 3].map((i) => tb.host(i));
   await expectFullMesh(tb);
 });
@@ -85,6 +85,12 @@ describe('etcd outages under traffic', () => {
       expect(cpu[i]).toBeLessThan(1.5);
     }
     expect(resumeMs).toBeLessThan(8000);
+    const metrics = (await tb.httpGet(hosts[0]!, 'http://127.0.0.1:9100/metrics')).body;
+    expect(metrics).toMatch(/^weft_etcd_outages_total 1$/m);
+    await poll(async () => /^weft_etcd_reachable 1$/m.test((await tb.httpGet(hosts[0]!, 'http://127.0.0.1:9100/metrics')).body), {
+      timeoutMs: 10_000,
+      what: 'the reachable gauge to come back',
+    });
   });
 
   it('detects a frozen etcd (SIGSTOP) and catches up after it thaws', async () => {
