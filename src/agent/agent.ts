@@ -3,7 +3,7 @@
 // Everything that talks to the outside (etcd, kernel, files) is injected or at the edge.
 import type { Cidr } from '../alloc/cidr.js';
 import { isUserError, StoreAuthError } from '../api/errors.js';
-import type { LeaseValue } from '../api/lease.js';
+import { encodeLease, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
 import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
@@ -137,6 +137,15 @@ export class Agent {
       void this.reloadConfig();
     });
     await new Promise<void>((resolve) => (this.wake = resolve));
+    if (this.fatal) throw this.fatal;
+  }
+
+  /** Stops the agent with an error run() throws (the process then exits non-zero). */
+  private failFatally(err: FatalAgentError): void {
+    if (this.fatal) return;
+    this.fatal = err;
+    this.log.error(err.message);
+    void this.stop();
   }
 
   async stop(): Promise<void> {
@@ -339,17 +348,33 @@ export class Agent {
     const held = this.held;
     if (!held || !this.watch || this.stopped) return;
     const record = this.watch.records.get(held.key);
+    // Our own write may be seen before the call that made it returns (a republished MAC).
+    if (record && record.kv.value !== held.value && this.leaseValue && record.kv.value === encodeLease(this.leaseValue)) {
+      held.value = record.kv.value;
+    }
     if (record && record.kv.value === held.value) {
       if (record.kv.modRevision > held.modRevision) held.modRevision = record.kv.modRevision;
       if (record.reserved !== held.reserved) this.followReservationChange(record.reserved);
       return;
     }
     if (this.reacquiring) return;
+    const taker = record?.lease.ok ? record.lease.value : undefined;
+    if (taker?.nodeName === this.deps.options.nodeName) {
+      // Another agent runs with our node name (a cloned VM, say) and took our lease over.
+      // Taking it back would make the two hosts trade one subnet forever: stop instead.
+      this.failFatally(
+        new FatalAgentError(
+          `another agent with node name "${taker.nodeName}" (public IP ${taker.publicIP}) took over our lease ${held.key}; node names must be unique, stopping`,
+        ),
+      );
+      return;
+    }
     this.reacquiring = true;
     this.log.warn(record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring', { key: held.key });
     void this.acquire(held.subnet).finally(() => (this.reacquiring = false));
   }
   private reacquiring = false;
+  private fatal: FatalAgentError | undefined;
 
   /**
    * An operator turned our lease into a reservation (`weft apply` of a Subnet for this node

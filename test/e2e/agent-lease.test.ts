@@ -239,4 +239,17 @@ spec:
     expect((await etcdKey(tb, key))?.lease).toBe(0);
     expect(tb.readSubnetEnv(h2)?.subnet.toString()).toBe('10.5.200.0/24');
   });
+  it('stops, rather than trading the subnet back and forth, when a second host runs with its node name', async () => {
+    const h2 = tb.host(2); // runs with node name h2 and holds the 10.5.200.0/24 reservation
+    const key = `${PREFIX}/subnets/10.5.200.0-24`;
+    const clone = await tb.addHost(9);
+    tb.startAgent(clone, ['--node-name', 'h2']);
+    const status = await h2.agent!.exited;
+    expect(status.code).toBe(1);
+    expect(tb.agentLog(h2)).toMatch(/another agent with node name "h2" \(public IP 192\.0\.2\.9\) took over our lease/);
+    // The clone holds the subnet alone, and it stays so: nothing takes it back.
+    await poll(async () => JSON.parse((await etcdKey(tb, key))!.value).PublicIP === clone.ip, { timeoutMs: 5000, what: 'the clone to hold it' });
+    expect(clone.agent?.status).toBeUndefined();
+    await tb.stopAgent(clone, 'SIGKILL');
+  });
 });
