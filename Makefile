@@ -1,8 +1,8 @@
 # weft: the two commands are `make demo` and `make test`; both install what is missing.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-SYSTEM_TOOLS := etcd etcdctl ip bridge ping openssl
-APT_PACKAGES := etcd-server etcd-client iproute2 iputils-ping openssl
+SYSTEM_TOOLS := etcd etcdctl ip bridge ping openssl iptables-restore
+APT_PACKAGES := etcd-server etcd-client iproute2 iputils-ping openssl iptables
 
 .PHONY: help deps system-deps node-deps build test unit demo demo-down bench soak clean
 

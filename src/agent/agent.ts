@@ -5,6 +5,7 @@ import type { Cidr } from '../alloc/cidr.js';
 import { isUserError, StoreAuthError } from '../api/errors.js';
 import { encodeLease, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
+import { ensureMasq } from '../dataplane/masq.js';
 import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
@@ -135,6 +136,7 @@ export class Agent {
     this.every(options.resyncIntervalMs, () => {
       this.scheduleReconcile(true);
       void this.reloadConfig();
+      void this.applyMasq();
     });
     await new Promise<void>((resolve) => (this.wake = resolve));
     if (this.fatal) throw this.fatal;
@@ -284,10 +286,22 @@ export class Agent {
         ...(before && !before.subnet.equals(result.held.subnet) ? { previous: before.subnet.toString() } : {}),
       });
       this.writeEnv();
+      void this.applyMasq();
       this.scheduleRenewal();
       if (this.phase !== 'running' && this.watch) this.phase = 'running';
       this.scheduleReconcile(false);
     });
+  }
+
+  /** --ip-masq: (re)installs the masquerade rules for the network and our subnet. */
+  private async applyMasq(): Promise<void> {
+    if (!this.deps.options.ipMasq || !this.held || !this.config || this.stopped) return;
+    try {
+      await ensureMasq(this.config.network, this.held.subnet);
+      this.said.delete('masq-failed');
+    } catch (err) {
+      this.once('masq-failed', `cannot install the --ip-masq rules (retrying at each resync): ${(err as Error).message}`);
+    }
   }
 
   private writeEnv(): void {
