@@ -82,8 +82,13 @@ export class Agent {
     return this.held;
   }
 
-  /** Runs until stop(); throws FatalAgentError when it cannot start at all. */
+  /** Runs until stop(); throws FatalAgentError when it cannot start or must not go on. */
   async run(): Promise<void> {
+    await this.runUntilStopped();
+    if (this.fatal) throw this.fatal;
+  }
+
+  private async runUntilStopped(): Promise<void> {
     const { options } = this.deps;
     this.config = await this.untilDone('network config', () => this.readConfig());
     if (this.stopped) return;
@@ -139,14 +144,12 @@ export class Agent {
       void this.applyMasq();
     });
     await new Promise<void>((resolve) => (this.wake = resolve));
-    if (this.fatal) throw this.fatal;
   }
 
-  /** Stops the agent with an error run() throws (the process then exits non-zero). */
+  /** Stops the agent with an error run() throws (logged there; the process exits non-zero). */
   private failFatally(err: FatalAgentError): void {
     if (this.fatal) return;
     this.fatal = err;
-    this.log.error(err.message);
     void this.stop();
   }
 

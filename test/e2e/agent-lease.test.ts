@@ -246,7 +246,7 @@ spec:
     tb.startAgent(clone, ['--node-name', 'h2']);
     const status = await h2.agent!.exited;
     expect(status.code).toBe(1);
-    expect(tb.agentLog(h2)).toMatch(/another agent with node name "h2" \(public IP 192\.0\.2\.9\) took over our lease/);
+    expect(tb.agentLog(h2)).toMatch(/ERROR agent stopped .*another agent with node name \\?"h2\\?" \(public IP 192\.0\.2\.9\) took over our lease/);
     // The clone holds the subnet alone, and it stays so: nothing takes it back.
     await poll(async () => JSON.parse((await etcdKey(tb, key))!.value).PublicIP === clone.ip, { timeoutMs: 5000, what: 'the clone to hold it' });
     expect(clone.agent?.status).toBeUndefined();
