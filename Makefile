@@ -37,7 +37,9 @@ node-deps: node_modules/.package-lock.json
 build: node-deps
 	npx tsc -p tsconfig.json
 
+# Tests are type-checked too (vitest itself only strips types).
 test: deps build
+	npx tsc -p tsconfig.test.json
 	node test/run.mjs
 
 unit: node-deps

@@ -81,7 +81,7 @@ export class Store {
   }
 
   /** Runs an etcd operation, turning its failures into typed store errors. */
-  async call<T>(op: () => Promise<T>): Promise<T> {
+  async call<T>(op: () => PromiseLike<T>): Promise<T> {
     try {
       return await op();
     } catch (err) {

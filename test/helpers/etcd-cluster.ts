@@ -125,7 +125,7 @@ export async function startEtcdCluster(opts: StartClusterOptions = {}): Promise<
     procs[i] = p;
     live.add(p);
     p.once('exit', () => live.delete(p));
-    const append = (d: Buffer) => (output[i] = (output[i] + d).slice(-20000));
+    const append = (d: Buffer) => (output[i] = ((output[i] ?? '') + d).slice(-20000));
     p.stdout!.on('data', append);
     p.stderr!.on('data', append);
   };

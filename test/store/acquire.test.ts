@@ -1,55 +1,15 @@
 // Lease acquisition against a real etcd: races, a full network, restarts, reservations.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cidr, Ipv4 } from '../../src/alloc/cidr.js';
-import { acquireLease, OutOfSubnetsError } from '../../src/agent/acquire.js';
-import { encodeLease, type LeaseValue } from '../../src/api/lease.js';
-import { encodeFlannelConfig, resolveNetworkOrThrow, type NetworkConfig } from '../../src/api/network.js';
-import type { NetworkSpec } from '../../src/api/types.js';
-import { silentLogger } from '../../src/log.js';
-import { LeaseWriter } from '../../src/store/leases.js';
+import { describe, expect, it } from 'vitest';
+import { Cidr } from '../../src/alloc/cidr.js';
+import { OutOfSubnetsError } from '../../src/agent/acquire.js';
+import { encodeLease } from '../../src/api/lease.js';
 import { Store } from '../../src/store/store.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { acquireAs, etcdFixture, valueFor } from '../helpers/acquirers.js';
 
-let etcd: EtcdServer;
-let admin: Store;
-let n = 0;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = Store.connect({ endpoints: [etcd.endpoint] });
-});
-afterAll(async () => {
-  admin?.close();
-  await etcd?.stop();
-});
-
-/** A fresh prefix per test, with a network config written the way `weft apply` writes it. */
-async function network(spec: NetworkSpec): Promise<{ prefix: string; config: NetworkConfig }> {
-  const prefix = `/acq${++n}/network`;
-  await admin.client.put(`${prefix}/config`).value(encodeFlannelConfig(spec));
-  return { prefix, config: resolveNetworkOrThrow('default', spec) };
-}
-
-function valueFor(i: number): LeaseValue {
-  const mac = `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-  return { publicIP: `192.0.${2 + (i >> 8)}.${i & 255}`, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac }, nodeName: `node-${i}` };
-}
-
-function acquirer(store: Store, config: NetworkConfig, i: number, previous?: Cidr) {
-  const v = valueFor(i);
-  return acquireLease({
-    store,
-    writer: new LeaseWriter(store, 'default'),
-    config,
-    identity: { nodeName: v.nodeName!, publicIP: Ipv4.parse(v.publicIP)! },
-    leaseValue: v,
-    previous,
-    logger: silentLogger,
-  });
-}
+const fx = etcdFixture('acq');
 
 async function subnetsOf(prefix: string) {
-  const store = new Store(admin.client, prefix, [etcd.endpoint]);
+  const store = new Store(fx.admin.client, prefix, [fx.etcd.endpoint]);
   return (await store.listSubnets('default')).records;
 }
 
@@ -60,16 +20,16 @@ function assertNoOverlap(cidrs: Cidr[]) {
 
 describe('lease acquisition against etcd', () => {
   it('gives 250 simultaneous acquirers distinct /24s with no failures, respecting flanneld leases', async () => {
-    const { prefix, config } = await network({ cidr: '10.5.0.0/16', backend: { type: 'vxlan' } });
+    const { prefix, config } = await fx.network({ cidr: '10.5.0.0/16', backend: { type: 'vxlan' } });
     // Two hosts run flanneld: their leases must never be handed out again.
-    const flannelLease = admin.client.lease(600, { autoKeepAlive: false });
+    const flannelLease = fx.admin.client.lease(600, { autoKeepAlive: false });
     await flannelLease.put(`${prefix}/subnets/10.5.77.0-24`).value('{"PublicIP":"198.51.100.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}');
     await flannelLease.put(`${prefix}/subnets/10.5.78.0-24`).value('{"PublicIP":"198.51.100.2","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:45"}}');
 
-    const clients = Array.from({ length: 250 }, () => Store.connect({ endpoints: [etcd.endpoint], prefix }));
+    const clients = Array.from({ length: 250 }, () => Store.connect({ endpoints: [fx.etcd.endpoint], prefix }));
     try {
       const started = Date.now();
-      const results = await Promise.all(clients.map((s, i) => acquirer(s, config, i)));
+      const results = await Promise.all(clients.map((s, i) => acquireAs(s, config, i)));
       const elapsed = Date.now() - started;
       const subnets = results.map((r) => r.held.subnet);
       expect(new Set(subnets.map(String)).size).toBe(250);
@@ -89,12 +49,12 @@ describe('lease acquisition against etcd', () => {
   });
 
   it('fills a nearly full network exactly: the rest are told "out of subnets", none doubled', async () => {
-    const { prefix, config } = await network({ cidr: '10.6.0.0/20', backend: { type: 'vxlan' } });
+    const { prefix, config } = await fx.network({ cidr: '10.6.0.0/20', backend: { type: 'vxlan' } });
     // 15 assignable /24s (10.6.1.0 .. 10.6.15.0); 10 are already taken.
-    for (let i = 1; i <= 10; i++) await admin.client.put(`${prefix}/subnets/10.6.${i}.0-24`).value(encodeLease(valueFor(1000 + i)));
-    const clients = Array.from({ length: 30 }, () => Store.connect({ endpoints: [etcd.endpoint], prefix }));
+    for (let i = 1; i <= 10; i++) await fx.admin.client.put(`${prefix}/subnets/10.6.${i}.0-24`).value(encodeLease(valueFor(1000 + i)));
+    const clients = Array.from({ length: 30 }, () => Store.connect({ endpoints: [fx.etcd.endpoint], prefix }));
     try {
-      const results = await Promise.allSettled(clients.map((s, i) => acquirer(s, config, i)));
+      const results = await Promise.allSettled(clients.map((s, i) => acquireAs(s, config, i)));
       const won = results.filter((r) => r.status === 'fulfilled');
       const full = results.filter((r) => r.status === 'rejected' && r.reason instanceof OutOfSubnetsError);
       expect(won).toHaveLength(5);
@@ -109,33 +69,33 @@ describe('lease acquisition against etcd', () => {
   });
 
   it('keeps the subnet across restarts: by node name, by public IP, and by subnet.env after expiry', async () => {
-    const { prefix, config } = await network({ cidr: '10.7.0.0/16', backend: { type: 'vxlan' } });
-    const store = Store.connect({ endpoints: [etcd.endpoint], prefix });
+    const { prefix, config } = await fx.network({ cidr: '10.7.0.0/16', backend: { type: 'vxlan' } });
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
     try {
-      const first = await acquirer(store, config, 1);
-      const again = await acquirer(store, config, 1);
+      const first = await acquireAs(store, config, 1);
+      const again = await acquireAs(store, config, 1);
       expect(again.held.subnet.toString()).toBe(first.held.subnet.toString());
       expect(again.how).toMatch(/node-name/);
       expect(await subnetsOf(prefix)).toHaveLength(1);
 
       // A flanneld-written lease (no node name) for our public IP is ours after a switch to weft.
-      const flannel = admin.client.lease(600, { autoKeepAlive: false });
+      const flannel = fx.admin.client.lease(600, { autoKeepAlive: false });
       await flannel.put(`${prefix}/subnets/10.7.200.0-24`).value(`{"PublicIP":"${valueFor(2).publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}`);
-      const byIp = await acquirer(store, config, 2);
+      const byIp = await acquireAs(store, config, 2);
       expect([byIp.held.subnet.toString(), byIp.how]).toEqual(['10.7.200.0/24', 'reused lease (matched by public-ip)']);
       expect((await store.get(byIp.held.key))?.value).toBe(encodeLease(valueFor(2)));
 
       // The lease expired (revoked) while the host was down: subnet.env brings the subnet back.
       await store.client.leaseClient.leaseRevoke({ ID: again.held.leaseId });
       expect((await store.get(first.held.key))).toBeUndefined();
-      const back = await acquirer(store, config, 1, first.held.subnet);
+      const back = await acquireAs(store, config, 1, first.held.subnet);
       expect([back.held.subnet.toString(), back.how]).toEqual([first.held.subnet.toString(), 'reclaimed subnet from subnet file']);
 
       // ...unless someone else took it meanwhile: then a new subnet.
       await store.client.leaseClient.leaseRevoke({ ID: back.held.leaseId });
-      const thief = await acquirer(store, config, 3, first.held.subnet);
+      const thief = await acquireAs(store, config, 3, first.held.subnet);
       expect(thief.held.subnet.toString()).toBe(first.held.subnet.toString());
-      const moved = await acquirer(store, config, 1, first.held.subnet);
+      const moved = await acquireAs(store, config, 1, first.held.subnet);
       expect(moved.held.subnet.toString()).not.toBe(first.held.subnet.toString());
     } finally {
       store.close();
@@ -143,23 +103,23 @@ describe('lease acquisition against etcd', () => {
   });
 
   it('adopts a reservation and keeps it a reservation (no etcd lease) across restarts', async () => {
-    const { prefix, config } = await network({ cidr: '10.8.0.0/16', backend: { type: 'vxlan' } });
+    const { prefix, config } = await fx.network({ cidr: '10.8.0.0/16', backend: { type: 'vxlan' } });
     const key = `${prefix}/subnets/10.8.33.0-24`;
-    await admin.client.put(key).value(encodeLease({ publicIP: '0.0.0.0', nodeName: 'node-5' }));
-    const store = Store.connect({ endpoints: [etcd.endpoint], prefix });
+    await fx.admin.client.put(key).value(encodeLease({ publicIP: '0.0.0.0', nodeName: 'node-5' }));
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
     try {
-      const r1 = await acquirer(store, config, 5);
+      const r1 = await acquireAs(store, config, 5);
       expect([r1.held.subnet.toString(), r1.held.reserved, r1.how]).toEqual(['10.8.33.0/24', true, 'adopted reservation']);
       let kv = await store.get(key);
       expect(kv?.leaseId).toBe('0');
       expect(kv?.value).toBe(encodeLease(valueFor(5)));
-      const r2 = await acquirer(store, config, 5);
+      const r2 = await acquireAs(store, config, 5);
       expect([r2.held.subnet.toString(), r2.held.reserved]).toEqual(['10.8.33.0/24', true]);
       kv = await store.get(key);
       expect(kv?.leaseId).toBe('0');
       expect(kv?.modRevision).toBe(r1.held.modRevision); // unchanged value: nothing rewritten
       // Another node never gets it.
-      const other = await acquirer(store, config, 6);
+      const other = await acquireAs(store, config, 6);
       expect(other.held.subnet.toString()).not.toBe('10.8.33.0/24');
     } finally {
       store.close();

@@ -6,60 +6,20 @@
 // one of two racing applies win"); here the race is over one subnet, between objects.
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Cidr, Ipv4 } from '../../src/alloc/cidr.js';
-import { acquireLease, type AcquireResult } from '../../src/agent/acquire.js';
-import { decodeLease, type LeaseValue } from '../../src/api/lease.js';
-import { encodeFlannelConfig, resolveNetworkOrThrow, type NetworkConfig } from '../../src/api/network.js';
-import type { NetworkSpec } from '../../src/api/types.js';
-import { silentLogger } from '../../src/log.js';
-import { LeaseWriter } from '../../src/store/leases.js';
+import { describe, expect, it } from 'vitest';
+import { Cidr } from '../../src/alloc/cidr.js';
+import type { AcquireResult } from '../../src/agent/acquire.js';
+import { decodeLease } from '../../src/api/lease.js';
 import { Store } from '../../src/store/store.js';
 import { etcdFlags, weft } from '../helpers/cli.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { acquireAs, etcdFixture, valueFor } from '../helpers/acquirers.js';
 
 const require = createRequire(import.meta.url);
 const JOINERS = 250;
 const RESTARTERS = 20;
 const ROUNDS = 2;
 
-let etcd: EtcdServer;
-let admin: Store;
-let n = 0;
-
-beforeAll(async () => {
-  etcd = await startEtcd();
-  admin = Store.connect({ endpoints: [etcd.endpoint] });
-});
-afterAll(async () => {
-  admin?.close();
-  await etcd?.stop();
-});
-
-async function network(spec: NetworkSpec): Promise<{ prefix: string; config: NetworkConfig }> {
-  const prefix = `/conc${process.pid}-${++n}/network`;
-  await admin.client.put(`${prefix}/config`).value(encodeFlannelConfig(spec));
-  return { prefix, config: resolveNetworkOrThrow('default', spec) };
-}
-
-function valueFor(i: number): LeaseValue {
-  const mac = `02:00:00:00:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}`;
-  return { publicIP: `192.0.${2 + (i >> 8)}.${i & 255}`, backendType: 'vxlan', backendData: { VNI: 1, VtepMAC: mac }, nodeName: `node-${i}` };
-}
-
-/** One agent start: acquisition with this node's identity and its subnet.env's subnet. */
-function acquire(store: Store, config: NetworkConfig, i: number, previous?: Cidr): Promise<AcquireResult> {
-  const v = valueFor(i);
-  return acquireLease({
-    store,
-    writer: new LeaseWriter(store, 'default'),
-    config,
-    identity: { nodeName: v.nodeName!, publicIP: Ipv4.parse(v.publicIP)! },
-    leaseValue: v,
-    previous,
-    logger: silentLogger,
-  });
-}
+const fx = etcdFixture('conc');
 
 /**
  * The checker, in a worker thread so that it keeps its pace while the 250 acquirers saturate
@@ -116,7 +76,7 @@ interface CheckerReport {
 function startChecker(prefix: string) {
   const worker = new Worker(CHECKER, {
     eval: true,
-    workerData: { endpoint: etcd.endpoint, prefix: `${prefix}/subnets/`, etcd3: require.resolve('etcd3') },
+    workerData: { endpoint: fx.etcd.endpoint, prefix: `${prefix}/subnets/`, etcd3: require.resolve('etcd3') },
   });
   let ready!: () => void;
   const listing = new Promise<void>((r) => (ready = r));
@@ -149,11 +109,11 @@ function shuffledIndices(count: number, pick: number): number[] {
 
 describe('the join race under restarts', () => {
   it('has a checker that does see overlapping subnets and a node holding two keys', async () => {
-    const { prefix } = await network({ cidr: '10.5.0.0/16', backend: { type: 'vxlan' } });
+    const { prefix } = await fx.network({ cidr: '10.5.0.0/16', backend: { type: 'vxlan' } });
     const v = (node: string) => `{"PublicIP":"192.0.2.1","PublicIPv6":null,"NodeName":"${node}"}`;
-    await admin.client.put(`${prefix}/subnets/10.5.1.0-24`).value(v('x'));
-    await admin.client.put(`${prefix}/subnets/10.5.1.128-25`).value(v('y'));
-    await admin.client.put(`${prefix}/subnets/10.5.2.0-24`).value(v('x'));
+    await fx.admin.client.put(`${prefix}/subnets/10.5.1.0-24`).value(v('x'));
+    await fx.admin.client.put(`${prefix}/subnets/10.5.1.128-25`).value(v('y'));
+    await fx.admin.client.put(`${prefix}/subnets/10.5.2.0-24`).value(v('x'));
     const checker = startChecker(prefix);
     await checker.listing;
     const { violations } = await checker.stop();
@@ -164,15 +124,15 @@ describe('the join race under restarts', () => {
 
   it(`${JOINERS} joiners, ${RESTARTERS} of them restarting mid-race, ${ROUNDS} rounds: never a doubled subnet or node, and all converge`, async () => {
     for (let round = 1; round <= ROUNDS; round++) {
-      const { prefix, config } = await network({ cidr: '10.5.0.0/16', backend: { type: 'vxlan' } });
-      const clients = Array.from({ length: JOINERS }, () => Store.connect({ endpoints: [etcd.endpoint], prefix }));
+      const { prefix, config } = await fx.network({ cidr: '10.5.0.0/16', backend: { type: 'vxlan' } });
+      const clients = Array.from({ length: JOINERS }, () => Store.connect({ endpoints: [fx.etcd.endpoint], prefix }));
       const checker = startChecker(prefix);
       await checker.listing;
       const started = Date.now();
       try {
         // Each node's current agent run; a restart waits for the previous run to be over
         // (a restarted process does not overlap its predecessor), then starts a new one.
-        const runs: Promise<AcquireResult>[] = clients.map((s, i) => acquire(s, config, i));
+        const runs: Promise<AcquireResult>[] = clients.map((s, i) => acquireAs(s, config, i));
         const first = [...runs];
         const restarted = shuffledIndices(JOINERS, RESTARTERS);
         const restarts = restarted.map(async (i) => {
@@ -181,7 +141,7 @@ describe('the join race under restarts', () => {
             await new Promise((r) => setTimeout(r, Math.random() * 400));
             const before = await runs[i]!;
             subnets.push(before.held.subnet.toString());
-            runs[i] = acquire(clients[i]!, config, i, before.held.subnet);
+            runs[i] = acquireAs(clients[i]!, config, i, before.held.subnet);
           }
           const last = await runs[i]!;
           subnets.push(last.held.subnet.toString());
@@ -201,7 +161,7 @@ describe('the join race under restarts', () => {
           expect(new Set(r.subnets).size, `node-${r.i} moved: ${r.subnets.join(' -> ')}`).toBe(1);
           expect(r.how).toBe('reused lease (matched by node-name)');
         }
-        const { records } = await new Store(admin.client, prefix, [etcd.endpoint]).listSubnets('default');
+        const { records } = await new Store(fx.admin.client, prefix, [fx.etcd.endpoint]).listSubnets('default');
         expect(records).toHaveLength(JOINERS);
         expect(maxKeys).toBeLessThanOrEqual(JOINERS);
         const owners = records.map((r) => (r.lease.ok ? r.lease.value.nodeName : r.kv.key)).sort();
@@ -231,12 +191,12 @@ describe('racing weft apply runs', () => {
 
   it('two Subnets claiming one CIDR at once: one is created, the other refused, nothing half-written', async () => {
     const prefix = `/conc${process.pid}-apply/network`;
-    const flags = etcdFlags(etcd.endpoint, prefix);
+    const flags = etcdFlags(fx.etcd.endpoint, prefix);
     const created = await weft(['apply', '-f', '-', ...flags], {
       stdin: 'apiVersion: weft.io/v1alpha1\nkind: Network\nmetadata: {name: default}\nspec: {cidr: 10.5.0.0/16, backend: {type: vxlan}}\n',
     });
     expect(created.code).toBe(0);
-    const store = new Store(admin.client, prefix, [etcd.endpoint]);
+    const store = new Store(fx.admin.client, prefix, [fx.etcd.endpoint]);
     const rounds = 10;
     const wins = { a: 0, b: 0 };
     for (let i = 1; i <= rounds; i++) {

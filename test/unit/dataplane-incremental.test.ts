@@ -18,7 +18,7 @@ function run(directRouting: boolean, rounds: number): number {
   const hex = (n: number) => n.toString(16).padStart(2, '0');
   const settings: BackendSettings = { type: 'vxlan', vni: 1, port: 0, directRouting, gbp: false, network: Cidr.parse('10.0.0.0/8')! };
   const uplink = { name: 'eth0', index: 2, mtu: 1500, address: Ipv4.parse('192.0.2.1')!, prefixLength: 24 };
-  const ctx = modelContext({ settings, uplink, uplinkDev: toLinkName('eth0'), vxlanDev: toLinkName('flannel.1'), ownSubnet: Cidr.parse('10.0.0.0/24')! });
+  const ctx = modelContext({ settings, uplink, uplinkDev: toLinkName('eth0')!, vxlanDev: toLinkName('flannel.1')!, ownSubnet: Cidr.parse('10.0.0.0/24')! });
   const makePeer = (i: number, dups: boolean): Peer => {
     const r = rand(20);
     const mac = r === 0 ? 'not-a-mac' : dups && r < 3 ? `02:00:00:00:07:0${r}` : `02:00:00:00:${hex(rand(40))}:${hex(i)}`;
