@@ -1,10 +1,9 @@
 // weft diff: a unified diff of live vs applied; exit 0 no change, 1 changes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { unifiedDiff } from '../../src/cli/unidiff.js';
-import { Store } from '../../src/store/store.js';
 import { etcdFlags, testPrefix, weft } from '../helpers/cli.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd.js';
 
 describe('unifiedDiff', () => {
   it('is empty for equal texts and follows diff -u otherwise', () => {
@@ -22,23 +21,14 @@ describe('unifiedDiff', () => {
 });
 
 describe('weft diff', () => {
-  let etcd: EtcdServer;
-  let store: Store;
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    store = Store.connect({ endpoints: [etcd.endpoint] });
-  });
-  afterAll(async () => {
-    store?.close();
-    await etcd?.stop();
-  });
+  const fx = useEtcd();
 
   const net = (vni: number, labels?: Record<string, string>) =>
     stringify({ apiVersion: 'weft.io/v1alpha1', kind: 'Network', metadata: { name: 'default', ...(labels ? { labels } : {}) }, spec: { cidr: '10.5.0.0/16', backend: { type: 'vxlan', vni } } });
 
   it('exits 1 with a diff for a new or changed object, 0 once applied, and never writes', async () => {
     const prefix = testPrefix();
-    const flags = etcdFlags(etcd.endpoint, prefix);
+    const flags = etcdFlags(fx.etcd.endpoint, prefix);
     const diff = (yaml: string) => weft(['diff', '-f', '-', ...flags], { stdin: yaml });
 
     const created = await diff(net(1));
@@ -62,7 +52,7 @@ describe('weft diff', () => {
         '',
       ].join('\n'),
     );
-    expect((await store.list(prefix + '/')).kvs).toEqual([]);
+    expect((await fx.admin.list(prefix + '/')).kvs).toEqual([]);
 
     await weft(['apply', '-f', '-', ...flags], { stdin: net(1) });
     expect(await diff(net(1))).toEqual({ code: 0, stdout: '', stderr: '' });

@@ -1,10 +1,9 @@
 // weft get and weft delete against a real etcd, including keys written the way flanneld
 // and etcdctl write them.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
-import { Store } from '../../src/store/store.js';
 import { etcdFlags, testPrefix, weft } from '../helpers/cli.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd.js';
 
 const VXLAN_LEASE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
 const HOSTGW_LEASE = '{"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"host-gw"}';
@@ -14,28 +13,19 @@ function network(name: string, cidr: string, type = 'vxlan') {
 }
 
 describe('weft get and delete', () => {
-  let etcd: EtcdServer;
-  let store: Store;
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    store = Store.connect({ endpoints: [etcd.endpoint] });
-  });
-  afterAll(async () => {
-    store?.close();
-    await etcd?.stop();
-  });
+  const fx = useEtcd();
 
   function env() {
     const prefix = testPrefix();
-    const flags = etcdFlags(etcd.endpoint, prefix);
+    const flags = etcdFlags(fx.etcd.endpoint, prefix);
     return {
       prefix,
       run: (...args: string[]) => weft([...args, ...flags]),
       apply: (yaml: string) => weft(['apply', '-f', '-', ...flags], { stdin: yaml }),
-      dump: async () => (await store.list(prefix + '/')).kvs.map((kv) => kv.key.slice(prefix.length)),
+      dump: async () => (await fx.admin.list(prefix + '/')).kvs.map((kv) => kv.key.slice(prefix.length)),
       /** A flanneld-style lease: its own etcd lease, flannel's exact bytes. */
       lease: async (key: string, value: string, ttl = 3600) => {
-        const l = store.client.lease(ttl, { autoKeepAlive: false });
+        const l = fx.admin.client.lease(ttl, { autoKeepAlive: false });
         await l.put(`${prefix}${key}`).value(value);
         return l;
       },
@@ -66,8 +56,8 @@ describe('weft get and delete', () => {
 
   it('shows a config and a lease-less key written by etcdctl as a Network and a Subnet', async () => {
     const e = env();
-    await store.client.put(`${e.prefix}/config`).value('{"Network":"10.3.0.0/16","Backend":{"Type":"host-gw"}}');
-    await store.client.put(`${e.prefix}/subnets/10.3.7.0-24`).value(HOSTGW_LEASE);
+    await fx.admin.client.put(`${e.prefix}/config`).value('{"Network":"10.3.0.0/16","Backend":{"Type":"host-gw"}}');
+    await fx.admin.client.put(`${e.prefix}/subnets/10.3.7.0-24`).value(HOSTGW_LEASE);
     expect((await e.run('get', 'net')).stdout).toMatch(/\ndefault\s+10\.3\.0\.0\/16\s+24\s+host-gw\s+255\s+1\s+254\s+<unknown>\n$/);
     const subnets = await e.run('get', 'subnets');
     expect(subnets.stdout).toMatch(/^NAME\s+NETWORK\s+CIDR\s+NODE\s+PUBLIC-IP\s+AGE\n10\.3\.7\.0-24\s+default\s+10\.3\.7\.0\/24\s+<none>\s+10\.0\.0\.1\s+<unknown>\n$/);
@@ -112,8 +102,8 @@ describe('weft get and delete', () => {
     expect((await e.run('get', 'leases', '--network', 'blue', '-o', 'name')).stdout).toBe('lease.weft.io/10.5.9.0-24\n');
     const del = await e.run('delete', 'lease', '10.5.9.0-24', '--network', 'blue');
     expect(del).toMatchObject({ code: 0, stdout: 'lease.weft.io/10.5.9.0-24 deleted\n' });
-    expect(await store.get(`${e.prefix}/blue/subnets/10.5.9.0-24`)).toBeUndefined();
-    expect(await store.get(`${e.prefix}/subnets/10.5.9.0-24`)).toBeDefined();
+    expect(await fx.admin.get(`${e.prefix}/blue/subnets/10.5.9.0-24`)).toBeUndefined();
+    expect(await fx.admin.get(`${e.prefix}/subnets/10.5.9.0-24`)).toBeDefined();
     await a.revoke();
     await b.revoke();
   });
@@ -123,13 +113,13 @@ describe('weft get and delete', () => {
     await e.apply(network('default', '10.5.0.0/16'));
     await e.lease('/subnets/10.5.52.0-24', VXLAN_LEASE);
     expect((await e.run('delete', 'lease', '10.5.52.0-24')).stdout).toBe('lease.weft.io/10.5.52.0-24 deleted\n');
-    expect(await store.get(`${e.prefix}/subnets/10.5.52.0-24`)).toBeUndefined();
+    expect(await fx.admin.get(`${e.prefix}/subnets/10.5.52.0-24`)).toBeUndefined();
     // The same from a file, e.g. what `weft get lease -o yaml` printed.
     await e.lease('/subnets/10.5.60.0-24', VXLAN_LEASE);
     const shown = (await e.run('get', 'lease', '10.5.60.0-24', '-o', 'yaml')).stdout;
-    const fromFile = await weft(['delete', '-f', '-', ...etcdFlags(etcd.endpoint, e.prefix)], { stdin: shown });
+    const fromFile = await weft(['delete', '-f', '-', ...etcdFlags(fx.etcd.endpoint, e.prefix)], { stdin: shown });
     expect(fromFile).toEqual({ code: 0, stdout: 'lease.weft.io/10.5.60.0-24 deleted\n', stderr: '' });
-    expect(await store.get(`${e.prefix}/subnets/10.5.60.0-24`)).toBeUndefined();
+    expect(await fx.admin.get(`${e.prefix}/subnets/10.5.60.0-24`)).toBeUndefined();
     await e.apply(stringify({ apiVersion: 'weft.io/v1alpha1', kind: 'Subnet', metadata: { name: 'gw' }, spec: { network: 'default', cidr: '10.5.3.0/24', node: 'gw' } }));
     const refused = await e.run('delete', 'lease', '10.5.3.0-24');
     expect(refused).toEqual({ code: 1, stdout: '', stderr: 'error: lease.weft.io/10.5.3.0-24: is the reservation subnet/gw; delete that Subnet instead (weft delete subnet gw)\n' });
@@ -168,10 +158,10 @@ describe('weft get and delete', () => {
     await e.apply(yaml);
     const live = (await e.run('get', 'network', 'default', '-o', 'yaml')).stdout;
     await e.apply(yaml.replace('type: vxlan', 'type: vxlan\n    vni: 3'));
-    const stale = await weft(['delete', '-f', '-', ...etcdFlags(etcd.endpoint, e.prefix)], { stdin: live });
+    const stale = await weft(['delete', '-f', '-', ...etcdFlags(fx.etcd.endpoint, e.prefix)], { stdin: live });
     expect(stale.code).toBe(1);
     expect(stale.stderr).toContain('the object has been modified');
-    const r = await weft(['delete', '-f', '-', ...etcdFlags(etcd.endpoint, e.prefix)], { stdin: yaml });
+    const r = await weft(['delete', '-f', '-', ...etcdFlags(fx.etcd.endpoint, e.prefix)], { stdin: yaml });
     expect(r).toMatchObject({ code: 0, stdout: 'subnet.weft.io/gw-1 deleted\nnetwork.weft.io/default deleted\n' });
     expect(await e.dump()).toEqual([]);
   });

@@ -7,6 +7,10 @@ import { request } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
+import { encodeFlannelConfig, resolveNetworkOrThrow, type NetworkConfig } from '../../src/api/network.js';
+import type { NetworkSpec } from '../../src/api/types.js';
+import { Store } from '../../src/store/store.js';
 import { waitFor } from './wait.js';
 
 export interface EtcdServer {
@@ -251,4 +255,43 @@ function httpsHealthy(endpoint: string, tls: EtcdTls): Promise<boolean> {
     req.on('error', () => resolve(false));
     req.end();
   });
+}
+
+// ---- one etcd per test file ----
+
+export interface EtcdFixture {
+  readonly etcd: EtcdServer;
+  /** A client with no prefix of its own, for raw puts and reads. */
+  readonly admin: Store;
+  /** Writes a network config (as `weft apply` does) under a fresh prefix. */
+  network(spec: NetworkSpec): Promise<{ prefix: string; config: NetworkConfig }>;
+}
+
+/** Starts one etcd for the calling test file (beforeAll) and stops it (afterAll). */
+export function useEtcd(tag = 't'): EtcdFixture {
+  let etcd: EtcdServer | undefined;
+  let admin: Store | undefined;
+  let n = 0;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    admin = Store.connect({ endpoints: [etcd.endpoint] });
+  });
+  afterAll(async () => {
+    admin?.close();
+    await etcd?.stop();
+  });
+  const fx: EtcdFixture = {
+    get etcd() {
+      return etcd!;
+    },
+    get admin() {
+      return admin!;
+    },
+    async network(spec) {
+      const prefix = `/${tag}${process.pid}-${++n}/network`;
+      await fx.admin.client.put(`${prefix}/config`).value(encodeFlannelConfig(spec));
+      return { prefix, config: resolveNetworkOrThrow('default', spec) };
+    },
+  };
+  return fx;
 }
