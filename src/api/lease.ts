@@ -3,6 +3,7 @@
 // Every value read from etcd is untrusted: decodeLease validates each field's form (IPv4,
 // MAC, integer ranges, bounded strings) so nothing unchecked reaches an `ip -batch` line.
 import { Cidr, Ipv4, parseMac } from '../alloc/cidr.js';
+import { describeValue, goField } from './json.js';
 
 export interface VxlanBackendData {
   VNI: number;
@@ -41,12 +42,6 @@ export function encodeLease(v: LeaseValue): string {
 
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
-function pick(obj: Record<string, unknown>, key: string): unknown {
-  if (key in obj) return obj[key];
-  const lower = key.toLowerCase();
-  for (const [k, v] of Object.entries(obj)) if (k.toLowerCase() === lower) return v;
-  return undefined;
-}
 
 export function decodeLease(text: string): Decoded<LeaseValue> {
   const fail = (error: string): Decoded<LeaseValue> => ({ ok: false, error });
@@ -60,40 +55,40 @@ export function decodeLease(text: string): Decoded<LeaseValue> {
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return fail('value is not a JSON object');
   const obj = raw as Record<string, unknown>;
 
-  const publicIP = pick(obj, 'PublicIP');
-  if (!Ipv4.parse(publicIP)) return fail(`PublicIP ${describe(publicIP)} is not an IPv4 address`);
+  const publicIP = goField(obj, 'PublicIP');
+  if (!Ipv4.parse(publicIP)) return fail(`PublicIP ${describeValue(publicIP)} is not an IPv4 address`);
   const value: LeaseValue = { publicIP: publicIP as string };
 
-  const v6 = pick(obj, 'PublicIPv6');
+  const v6 = goField(obj, 'PublicIPv6');
   if (v6 !== undefined && v6 !== null) {
-    if (typeof v6 !== 'string' || !/^[0-9a-fA-F:]{2,39}$/.test(v6)) return fail(`PublicIPv6 ${describe(v6)} is not an IPv6 address`);
+    if (typeof v6 !== 'string' || !/^[0-9a-fA-F:]{2,39}$/.test(v6)) return fail(`PublicIPv6 ${describeValue(v6)} is not an IPv6 address`);
     value.publicIPv6 = v6;
   }
 
-  const backendType = pick(obj, 'BackendType');
+  const backendType = goField(obj, 'BackendType');
   if (backendType !== undefined && backendType !== '') {
     if (typeof backendType !== 'string' || !BACKEND_TYPE.test(backendType)) {
-      return fail(`BackendType ${describe(backendType)} is not a backend name`);
+      return fail(`BackendType ${describeValue(backendType)} is not a backend name`);
     }
     value.backendType = backendType;
   }
 
-  const data = pick(obj, 'BackendData');
+  const data = goField(obj, 'BackendData');
   if (value.backendType === 'vxlan') {
     if (!data || typeof data !== 'object' || Array.isArray(data)) return fail('vxlan lease has no BackendData object');
     const d = data as Record<string, unknown>;
-    const vni = pick(d, 'VNI');
+    const vni = goField(d, 'VNI');
     if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
-      return fail(`BackendData.VNI ${describe(vni)} is not a VNI`);
+      return fail(`BackendData.VNI ${describeValue(vni)} is not a VNI`);
     }
-    const mac = parseMac(pick(d, 'VtepMAC'));
-    if (!mac) return fail(`BackendData.VtepMAC ${describe(pick(d, 'VtepMAC'))} is not a unicast MAC`);
+    const mac = parseMac(goField(d, 'VtepMAC'));
+    if (!mac) return fail(`BackendData.VtepMAC ${describeValue(goField(d, 'VtepMAC'))} is not a unicast MAC`);
     value.backendData = { VNI: vni, VtepMAC: mac };
   }
 
-  const nodeName = pick(obj, 'NodeName');
+  const nodeName = goField(obj, 'NodeName');
   if (nodeName !== undefined && nodeName !== '') {
-    if (!isValidNodeName(nodeName)) return fail(`NodeName ${describe(nodeName)} is not a valid node name`);
+    if (!isValidNodeName(nodeName)) return fail(`NodeName ${describeValue(nodeName)} is not a valid node name`);
     value.nodeName = nodeName;
   }
   return { ok: true, value };
@@ -105,8 +100,3 @@ export function parseLeaseKey(key: string): Cidr | undefined {
   return Cidr.fromKey(v4);
 }
 
-function describe(v: unknown): string {
-  if (v === undefined) return '(missing)';
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}

@@ -8,6 +8,7 @@ import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments
 import { Cidr } from '../alloc/cidr.js';
 import { networkNameProblem } from '../store/layout.js';
 import type { FieldProblem } from './errors.js';
+import { describeValue } from './json.js';
 import { parseLeaseKey } from './lease.js';
 import { resolveNetwork } from './network.js';
 import { PATTERN_NOUNS, schemaFor, type ErrorObject } from './schema.js';
@@ -102,14 +103,14 @@ export function parseManifest(text: string, file: string): ParseResult {
 
     if (!KINDS.includes(kind as Kind)) {
       problems.push(
-        at('kind', kind === undefined ? 'is required (Network, Subnet or Lease)' : `${describe(kind)} is not a weft kind; expected Network, Subnet or Lease`),
+        at('kind', kind === undefined ? 'is required (Network, Subnet or Lease)' : `${describeValue(kind)} is not a weft kind; expected Network, Subnet or Lease`),
       );
       continue;
     }
     const k = kind as Kind;
     const docProblems: FieldProblem[] = [];
     if (obj.apiVersion !== undefined && obj.apiVersion !== API_VERSION) {
-      docProblems.push(at('apiVersion', `${describe(obj.apiVersion)} is not served; use ${API_VERSION}`));
+      docProblems.push(at('apiVersion', `${describeValue(obj.apiVersion)} is not served; use ${API_VERSION}`));
     }
     const schema = schemaFor(k);
     if (!schema.validate(obj)) {
@@ -230,7 +231,7 @@ function ajvProblem(e: ErrorObject, at: At): FieldProblem | undefined {
   if (e.propertyName !== undefined) return undefined;
   if (e.keyword === 'propertyNames') {
     const name = (e.params as { propertyName: string }).propertyName;
-    return at(pathToField([...path, name]), `${describe(name)} is not a label key ([prefix/]name, the name at most 63 characters)`, true);
+    return at(pathToField([...path, name]), `${describeValue(name)} is not a label key ([prefix/]name, the name at most 63 characters)`, true);
   }
   const field = pathToField(path);
   const data = e.data;
@@ -246,20 +247,20 @@ function ajvProblem(e: ErrorObject, at: At): FieldProblem | undefined {
       return at(pathToField([...path, extra]), `unknown field${hint}`, true);
     }
     case 'enum':
-      return at(field, `${describe(data)} is not one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`);
+      return at(field, `${describeValue(data)} is not one of: ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`);
     case 'pattern': {
       const noun = PATTERN_NOUNS[(e.params as { pattern: string }).pattern];
-      return at(field, noun ? `${describe(data)} is not ${noun}` : `${describe(data)} ${e.message}`);
+      return at(field, noun ? `${describeValue(data)} is not ${noun}` : `${describeValue(data)} ${e.message}`);
     }
     case 'type':
-      return at(field, `must be ${(e.params as { type: string }).type}, got ${describe(data)}`);
+      return at(field, `must be ${(e.params as { type: string }).type}, got ${describeValue(data)}`);
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
     case 'exclusiveMaximum':
-      return at(field, `${e.message}, got ${describe(data)}`);
+      return at(field, `${e.message}, got ${describeValue(data)}`);
     case 'format':
-      return at(field, `${describe(data)} is not a valid ${(e.params as { format: string }).format}`);
+      return at(field, `${describeValue(data)} is not a valid ${(e.params as { format: string }).format}`);
     default:
       return at(field, e.message ?? 'is invalid');
   }
@@ -310,7 +311,7 @@ function structureProblems(doc: Document.Parsed, lineAt: (o: number) => number):
     },
     Node: (_, node) => {
       if (node.tag && !CORE_TAGS.has(node.tag)) {
-        out.push({ line: rangeLine(node, lineAt), message: `tag ${describe(node.tag.replace(/^tag:yaml\.org,2002:/, '!!'))} is not allowed` });
+        out.push({ line: rangeLine(node, lineAt), message: `tag ${describeValue(node.tag.replace(/^tag:yaml\.org,2002:/, '!!'))} is not allowed` });
       }
       if (isAlias(node) && !node.resolve(doc)) {
         out.push({ line: rangeLine(node, lineAt), message: `alias *${node.source} has no anchor before it` });
@@ -359,11 +360,3 @@ function firstLine(message: string): string {
   return message.split('\n', 1)[0]!.replace(/ at line \d+, column \d+:?$/, '');
 }
 
-export function describe(v: unknown): string {
-  if (v === undefined) return '(missing)';
-  if (v === null) return 'null';
-  // JSON would print Infinity and NaN as null, which is not what the user wrote.
-  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
-  const s = JSON.stringify(v) ?? String(v);
-  return s.length > 60 ? `${s.slice(0, 57)}...` : s;
-}

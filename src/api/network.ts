@@ -2,6 +2,7 @@
 // config JSON that flanneld reads at <prefix>/config.
 import { Cidr, Ipv4 } from '../alloc/cidr.js';
 import { parseDuration } from './duration.js';
+import { goField } from './json.js';
 import type { FieldProblem } from './errors.js';
 import { ValidationError } from './errors.js';
 import type { BackendSpec, NetworkSpec } from './types.js';
@@ -187,14 +188,6 @@ export function encodeFlannelConfig(spec: NetworkSpec): string {
   return JSON.stringify(out);
 }
 
-/** Go's encoding/json matches keys case-insensitively; so do we when reading configs. */
-function pick(obj: Record<string, unknown>, key: string): unknown {
-  if (key in obj) return obj[key];
-  const lower = key.toLowerCase();
-  for (const [k, v] of Object.entries(obj)) if (k.toLowerCase() === lower) return v;
-  return undefined;
-}
-
 /**
  * Reads a config written by weft, flanneld's operators or etcdctl into a spec. Throws a
  * message (without location; the caller names the key) when it cannot be read at all.
@@ -208,17 +201,17 @@ export function decodeFlannelConfig(text: string): NetworkSpec {
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('config is not a JSON object');
   const obj = raw as Record<string, unknown>;
-  const cidr = pick(obj, 'Network');
+  const cidr = goField(obj, 'Network');
   if (typeof cidr !== 'string') throw new Error('config has no "Network" string');
   const spec: NetworkSpec = { cidr, backend: { type: 'udp' } };
   const num = (k: string) => {
-    const v = pick(obj, k);
+    const v = goField(obj, k);
     if (v === undefined) return undefined;
     if (typeof v !== 'number') throw new Error(`config field "${k}" is not a number`);
     return v;
   };
   const str = (k: string) => {
-    const v = pick(obj, k);
+    const v = goField(obj, k);
     if (v === undefined || v === '') return undefined;
     if (typeof v !== 'string') throw new Error(`config field "${k}" is not a string`);
     return v;
@@ -229,21 +222,21 @@ export function decodeFlannelConfig(text: string): NetworkSpec {
   if (min) spec.subnetMin = min;
   const max = str('SubnetMax');
   if (max) spec.subnetMax = max;
-  const b = pick(obj, 'Backend');
+  const b = goField(obj, 'Backend');
   if (b !== undefined && b !== null) {
     if (typeof b !== 'object' || Array.isArray(b)) throw new Error('config field "Backend" is not an object');
     const bo = b as Record<string, unknown>;
-    const type = pick(bo, 'Type');
+    const type = goField(bo, 'Type');
     spec.backend = { type: typeof type === 'string' && type ? type : 'udp' };
     if (spec.backend.type === 'vxlan') {
-      const vni = pick(bo, 'VNI');
+      const vni = goField(bo, 'VNI');
       if (typeof vni === 'number') spec.backend.vni = vni;
-      const port = pick(bo, 'Port');
+      const port = goField(bo, 'Port');
       if (typeof port === 'number' && port) spec.backend.port = port;
-      const mtu = pick(bo, 'MTU');
+      const mtu = goField(bo, 'MTU');
       if (typeof mtu === 'number' && mtu) spec.backend.mtu = mtu;
-      if (pick(bo, 'GBP') === true) spec.backend.gbp = true;
-      if (pick(bo, 'DirectRouting') === true) spec.backend.directRouting = true;
+      if (goField(bo, 'GBP') === true) spec.backend.gbp = true;
+      if (goField(bo, 'DirectRouting') === true) spec.backend.directRouting = true;
     }
   }
   return spec;
