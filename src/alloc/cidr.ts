@@ -1,13 +1,19 @@
-// IPv4 addresses and CIDR blocks as small immutable values.
+// IPv4 and IPv6 addresses and CIDR blocks as small immutable values.
 //
-// Parsing goes through ip-address (strict dotted-quad form); everything after parsing is
-// plain uint32 arithmetic so that planners can compare thousands of subnets cheaply.
-import { Address4 } from 'ip-address';
+// Parsing goes through ip-address (strict textual forms); everything after parsing is plain
+// arithmetic (uint32 for IPv4, bigint for IPv6) so that planners can compare thousands of
+// subnets cheaply. Code that works for both stacks takes the unions IpAddr and IpNet; a
+// comparison across families is simply false.
+import { Address4, Address6 } from 'ip-address';
 
 const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export class Ipv4 {
   private constructor(readonly value: number) {}
+
+  get family(): 4 {
+    return 4;
+  }
 
   /**
    * Parses a strict dotted quad ("10.5.1.0"); returns undefined for anything else. This runs
@@ -36,8 +42,8 @@ export class Ipv4 {
     return Ipv4.fromNumber(this.value + n);
   }
 
-  equals(other: Ipv4): boolean {
-    return this.value === other.value;
+  equals(other: IpAddr): boolean {
+    return other.family === 4 && this.value === other.value;
   }
 
   toString(): string {
@@ -72,6 +78,10 @@ export class Cidr {
     return new Cidr(Ipv4.fromNumber(network.value & maskOf(prefix)), prefix);
   }
 
+  get family(): 4 {
+    return 4;
+  }
+
   /** Number of addresses in the block. */
   get size(): number {
     return 2 ** (32 - this.prefix);
@@ -90,17 +100,18 @@ export class Cidr {
     return ip !== undefined && ip.value !== this.network.value;
   }
 
-  contains(other: Cidr | Ipv4): boolean {
+  contains(other: IpNet | IpAddr): boolean {
+    if (other.family !== 4) return false;
     if (other instanceof Ipv4) return other.value >= this.first && other.value <= this.last;
     return other.first >= this.first && other.last <= this.last;
   }
 
-  overlaps(other: Cidr): boolean {
-    return this.first <= other.last && other.first <= this.last;
+  overlaps(other: IpNet): boolean {
+    return other.family === 4 && this.first <= other.last && other.first <= this.last;
   }
 
-  equals(other: Cidr): boolean {
-    return this.prefix === other.prefix && this.network.value === other.network.value;
+  equals(other: IpNet): boolean {
+    return other.family === 4 && this.prefix === other.prefix && this.network.value === other.network.value;
   }
 
   /** Whether this block starts on a boundary of blocks of the given prefix length. */
@@ -127,6 +138,147 @@ export class Cidr {
     if (!m) return undefined;
     return Cidr.parse(`${m[1]}/${m[2]}`, { strict: true });
   }
+}
+
+const HEX_COLON = /^[0-9A-Fa-f:]{2,39}$/;
+const ALL_ONES_128 = (1n << 128n) - 1n;
+
+export class Ipv6 {
+  private constructor(readonly value: bigint) {}
+
+  get family(): 6 {
+    return 6;
+  }
+
+  /**
+   * Parses an IPv6 address in hex-colon form ("fd00:5:0:34::", any case, compressed or not).
+   * Zones, prefixes and embedded dotted quads are refused: none belongs in a lease, and each
+   * would be one more form to keep out of an `ip -batch` line.
+   */
+  static parse(text: unknown): Ipv6 | undefined {
+    if (typeof text !== 'string' || !HEX_COLON.test(text) || !Address6.isValid(text)) return undefined;
+    return new Ipv6(new Address6(text).bigInt());
+  }
+
+  static fromBigInt(value: bigint): Ipv6 {
+    return new Ipv6(BigInt.asUintN(128, value));
+  }
+
+  add(n: bigint | number): Ipv6 {
+    return Ipv6.fromBigInt(this.value + BigInt(n));
+  }
+
+  equals(other: IpAddr): boolean {
+    return other.family === 6 && this.value === other.value;
+  }
+
+  /** RFC 5952 canonical text: lowercase, leading zeros dropped, the longest zero run as "::". */
+  toString(): string {
+    return Address6.fromBigInt(this.value).correctForm();
+  }
+}
+
+export class Cidr6 {
+  private constructor(
+    readonly network: Ipv6,
+    readonly prefix: number,
+  ) {}
+
+  /** Parses "fd00:5::/48"; `strict` refuses host bits, as for IPv4. */
+  static parse(text: unknown, opts: { strict?: boolean } = {}): Cidr6 | undefined {
+    if (typeof text !== 'string') return undefined;
+    const m = /^([0-9A-Fa-f:]+)\/(\d{1,3})$/.exec(text);
+    if (!m) return undefined;
+    const ip = Ipv6.parse(m[1]);
+    const prefix = Number(m[2]);
+    if (!ip || prefix > 128 || String(prefix) !== m[2]) return undefined;
+    const masked = ip.value & mask6Of(prefix);
+    if (opts.strict && masked !== ip.value) return undefined;
+    return new Cidr6(Ipv6.fromBigInt(masked), prefix);
+  }
+
+  static of(network: Ipv6, prefix: number): Cidr6 {
+    return new Cidr6(Ipv6.fromBigInt(network.value & mask6Of(prefix)), prefix);
+  }
+
+  get family(): 6 {
+    return 6;
+  }
+
+  /** Number of addresses in the block. */
+  get size(): bigint {
+    return 1n << BigInt(128 - this.prefix);
+  }
+
+  get first(): bigint {
+    return this.network.value;
+  }
+
+  get last(): bigint {
+    return this.network.value + this.size - 1n;
+  }
+
+  contains(other: IpNet | IpAddr): boolean {
+    if (other.family !== 6) return false;
+    if (other instanceof Ipv6) return other.value >= this.first && other.value <= this.last;
+    return other.first >= this.first && other.last <= this.last;
+  }
+
+  overlaps(other: IpNet): boolean {
+    return other.family === 6 && this.first <= other.last && other.first <= this.last;
+  }
+
+  equals(other: IpNet): boolean {
+    return other.family === 6 && this.prefix === other.prefix && this.network.value === other.network.value;
+  }
+
+  alignedTo(prefix: number): boolean {
+    return (this.network.value & mask6Of(prefix)) === this.network.value;
+  }
+
+  /** The first address after the network address, FLANNEL_IPV6_SUBNET's address. */
+  get gateway(): Ipv6 {
+    return this.network.add(1n);
+  }
+
+  toString(): string {
+    return `${this.network.toString()}/${this.prefix}`;
+  }
+
+  /** The IPv6 half of a Flannel lease key: "fd00:5:0:34::-64" (canonical form). */
+  toKey(): string {
+    return `${this.network.toString()}-${this.prefix}`;
+  }
+
+  /** Parses a key half; only the canonical form is accepted, so one subnet has one key. */
+  static fromKey(key: string): Cidr6 | undefined {
+    const m = /^([0-9a-f:]+)-(\d{1,3})$/.exec(key);
+    if (!m) return undefined;
+    const net = Cidr6.parse(`${m[1]}/${m[2]}`, { strict: true });
+    return net && net.network.toString() === m[1] ? net : undefined;
+  }
+}
+
+export type IpAddr = Ipv4 | Ipv6;
+export type IpNet = Cidr | Cidr6;
+
+/** An address of either family, or undefined. */
+export function parseIp(text: unknown): IpAddr | undefined {
+  return Ipv4.parse(text) ?? Ipv6.parse(text);
+}
+
+/** A block of either family ("10.5.0.0/16", "fd00:5::/48"), or undefined. */
+export function parseNet(text: unknown, opts: { strict?: boolean } = {}): IpNet | undefined {
+  return Cidr.parse(text, opts) ?? Cidr6.parse(text, opts);
+}
+
+/** A block of the address's family: the connected subnet of an interface address. */
+export function netOf(address: IpAddr, prefix: number): IpNet {
+  return address.family === 4 ? Cidr.of(address, prefix) : Cidr6.of(address, prefix);
+}
+
+function mask6Of(prefix: number): bigint {
+  return prefix === 0 ? 0n : (ALL_ONES_128 << BigInt(128 - prefix)) & ALL_ONES_128;
 }
 
 function maskOf(prefix: number): number {
