@@ -5,7 +5,7 @@ import type { Cidr } from '../alloc/cidr.js';
 import { isUserError, StoreAuthError } from '../api/errors.js';
 import { encodeLease, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
-import { ensureMasq } from '../dataplane/masq.js';
+import { describeMasqChange, masqChainFor, MasqKeeper } from '../dataplane/masq.js';
 import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
@@ -61,12 +61,14 @@ export class Agent {
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly metrics: AgentMetrics;
+  private readonly masq: MasqKeeper;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
     this.log = deps.logger;
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
+    this.masq = new MasqKeeper(masqChainFor(deps.options.network));
   }
 
   ready(): { ok: boolean; reason: string } {
@@ -296,14 +298,20 @@ export class Agent {
     });
   }
 
-  /** --ip-masq: (re)installs the masquerade rules for the network and our subnet. */
+  /**
+   * --ip-masq: keeps the masquerade rules for the network and our subnet (re-checked at every
+   * resync, rewritten when our subnet changes); without the flag, removes any an earlier run left.
+   */
   private async applyMasq(): Promise<void> {
-    if (!this.deps.options.ipMasq || !this.held || !this.config || this.stopped) return;
+    if (!this.held || !this.config || this.stopped) return;
+    const target = this.deps.options.ipMasq ? { network: this.config.network, subnet: this.held.subnet } : undefined;
     try {
-      await ensureMasq(this.config.network, this.held.subnet);
+      const change = await this.masq.sync(target);
       this.said.delete('masq-failed');
+      if (change !== 'unchanged') this.log.info(describeMasqChange(change), { chain: this.masq.chain, ...(target ? { subnet: target.subnet.toString() } : {}) });
     } catch (err) {
-      this.once('masq-failed', `cannot install the --ip-masq rules (retrying at each resync): ${(err as Error).message}`);
+      const what = target ? 'install the --ip-masq rules' : 'check for --ip-masq rules left by an earlier run';
+      this.once('masq-failed', `cannot ${what} (retrying at each resync): ${(err as Error).message}`);
     }
   }
 
