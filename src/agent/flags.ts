@@ -57,6 +57,11 @@ const FLAGS: Record<string, FlagSpec> = {
   help: { type: 'boolean', env: '' },
 };
 
+/** Every environment variable the agent's flags are read from (examples/deploy documents each). */
+export const AGENT_ENV_VARS: readonly string[] = Object.values(FLAGS)
+  .map((f) => f.env)
+  .filter((e) => e !== '');
+
 export const AGENT_USAGE = `Usage: weft agent [flags]
 
 Runs on every host: acquires this host's subnet, writes subnet.env, and keeps the overlay's
