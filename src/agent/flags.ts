@@ -78,7 +78,7 @@ variable shown (flanneld's FLANNELD_* names are honoured).
   --public-ip IP                 address peers use to reach this host (NAT)     FLANNELD_PUBLIC_IP
   --subnet-file PATH             (default /run/flannel/subnet.env)              FLANNELD_SUBNET_FILE
   --subnet-lease-renew-margin M  minutes before expiry to renew (1..1439, default 60)
-  --ip-masq                      written to subnet.env as FLANNEL_IPMASQ        FLANNELD_IP_MASQ
+  --ip-masq                      masquerade traffic leaving the network         FLANNELD_IP_MASQ
   --healthz-ip IP, --healthz-port N   /healthz and /readyz (off unless a port is given)
   --network NAME                 which weft Network to join (default ${DEFAULT_NETWORK})  WEFT_NETWORK
   --node-name NAME               (default: the hostname)                        WEFT_NODE_NAME
