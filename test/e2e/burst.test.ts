@@ -6,7 +6,7 @@ import { execIn } from '../../src/testbed/netns.js';
 import { REPO_ROOT } from '../../src/testbed/paths.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed } from '../../src/testbed/topology.js';
-import { applyYaml, currentRunLog, joinHost, networkYaml } from './helpers.js';
+import { applyYaml, currentRunLog, findLogs, joinHost, networkYaml } from './helpers.js';
 
 const PEERS = 1000;
 let tb: Testbed;
@@ -46,8 +46,8 @@ async function routeCount(ns: string): Promise<number> {
 describe('a burst of lease events', () => {
   it(`programs ${PEERS} peers added at once, and removes them, in a handful of reconciles`, async () => {
     const { host } = await joinHost(tb, 1);
-    await poll(() => /INFO  ready /.test(currentRunLog(tb, host)), { what: 'h1 ready' });
-    const passes = () => (currentRunLog(tb, host).match(/dataplane converged/g) ?? []).length;
+    await poll(() => findLogs(currentRunLog(tb, host), 'ready').length > 0, { what: 'h1 ready' });
+    const passes = () => findLogs(currentRunLog(tb, host), 'dataplane converged').length;
 
     const before = passes();
     await burst('put');
