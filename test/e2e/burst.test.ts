@@ -63,5 +63,15 @@ describe('a burst of lease events', () => {
     expect(added).toBeGreaterThan(0);
     expect(added).toBeLessThanOrEqual(20);
     expect(removed).toBeLessThanOrEqual(20);
+
+    // The log tells of every peer, but in a summary line per pass rather than one per peer.
+    const log = currentRunLog(tb, host);
+    const summaries = findLogs(log, 'peers changed');
+    const single = (msg: string) => findLogs(log, msg).length;
+    const sum = (field: 'added' | 'removed') => summaries.reduce((n, e) => n + Number(e[field]), 0);
+    expect(sum('added') + single('peer added')).toBe(PEERS);
+    expect(sum('removed') + single('peer removed')).toBe(PEERS);
+    expect(summaries.length + single('peer added') + single('peer removed')).toBeLessThanOrEqual(2 * 20 * (added + removed));
+    expect(summaries.length).toBeGreaterThan(0);
   });
 });
