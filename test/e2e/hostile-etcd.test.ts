@@ -84,7 +84,7 @@ const HOSTILE: Hostile[] = [
 
 let tb: Testbed;
 
-/** Every log line of one agent run with a `key=` field, keyed by that key's value. */
+/** Every warning or error of one agent run with a `key` field, by that key's value. */
 function keyLines(log: string): Map<string, LogEntry[]> {
   const out = new Map<string, LogEntry[]>();
   for (const e of logEntries(log)) {
