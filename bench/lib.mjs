@@ -112,10 +112,19 @@ export async function waitForEntries(host, pid, n, { intervalMs = 50, timeoutMs 
   }
 }
 
-/** Agent log lines as { t (wall ms), level, msg, fields }. */
+/** Agent log lines (JSON, or --log-format text) as { t (wall ms), level, msg, fields }. */
 export function parseLog(text) {
   const out = [];
   for (const line of text.split('\n')) {
+    if (line.startsWith('{')) {
+      try {
+        const { time, level, msg, ...fields } = JSON.parse(line);
+        out.push({ t: Date.parse(time), level: String(level).toUpperCase(), msg, fields });
+      } catch {
+        // a line cut short by a kill
+      }
+      continue;
+    }
     const m = /^(\S+Z) (\w+)\s+(.*?)((?: [A-Za-z]+=(?:"(?:[^"\\]|\\.)*"|\S+))*)$/.exec(line);
     if (!m) continue;
     const fields = {};

@@ -1,8 +1,20 @@
-// A small structured logger: one line per event on stderr, "time level msg key=value ...".
-// Agents run under systemd or in tests; a flat line greps well and needs no dependency.
+// Structured logs, through pino: one JSON object per line on stderr, e.g.
+//   {"level":"info","time":"2025-01-02T03:04:05.678Z","node":"h1","network":"default","component":"lease","subnet":"10.5.3.0/24","msg":"lease acquired"}
+// or, for a person at a terminal, the same event as one flat line:
+//   2025-01-02T03:04:05.678Z INFO  lease acquired node=h1 network=default component=lease subnet=10.5.3.0/24
+//
+// The text form is a few lines here rather than pino-pretty: pino-pretty brings a dozen
+// packages, runs as a transport (a worker thread, so lines can be lost at exit) unless
+// wired in by hand, and its layout differs from the key=value lines weft has always printed.
+// Both forms are written synchronously, so nothing is lost when the process exits.
+//
+// The rest of weft sees only the small Logger interface below, never pino.
+import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
-const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
+export type LogFormat = 'json' | 'text';
+export const LOG_FORMATS: readonly LogFormat[] = ['json', 'text'];
 
 export type Fields = Record<string, unknown>;
 
@@ -11,38 +23,112 @@ export interface Logger {
   info(msg: string, fields?: Fields): void;
   warn(msg: string, fields?: Fields): void;
   error(msg: string, fields?: Fields): void;
+  /** A logger whose lines all carry these fields (component, subject). */
   child(fields: Fields): Logger;
 }
 
-function formatValue(v: unknown): string {
-  if (v instanceof Error) v = v.message;
-  const s = typeof v === 'string' ? v : JSON.stringify(v);
-  return s !== undefined && /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s ?? String(v));
+export interface LoggerOptions {
+  /** Lowest level written (default info). */
+  level?: Level;
+  /** Default json. */
+  format?: LogFormat;
+  /** Receives each line without its newline; default: stderr, synchronously. */
+  write?: (line: string) => void;
+  /** Fields on every line. */
+  fields?: Fields;
 }
 
-export function createLogger(
-  opts: { level?: Level; write?: (line: string) => void; fields?: Fields } = {},
-): Logger {
-  const min = ORDER[opts.level ?? ((process.env.WEFT_LOG_LEVEL as Level) || 'info')] ?? ORDER.info;
-  const write = opts.write ?? ((line: string) => process.stderr.write(line + '\n'));
-  const base = opts.fields ?? {};
-  const emit = (level: Level, msg: string, fields?: Fields) => {
-    if (ORDER[level] < min) return;
-    const all = { ...base, ...fields };
-    const kv = Object.entries(all)
-      .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${formatValue(v)}`)
-      .join(' ');
-    write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} ${msg}${kv ? ' ' + kv : ''}`);
-  };
+export function createLogger(opts: LoggerOptions = {}): Logger {
+  const format = opts.format ?? 'json';
+  const stream: DestinationStream =
+    !opts.write && format === 'json' ? pino.destination({ dest: 2, sync: true }) : lineStream(format, opts.write ?? stderrLine());
+  const root = pino(
+    {
+      level: opts.level ?? 'info',
+      base: null, // no pid or hostname: the node field names the host
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+  return wrap(opts.fields ? root.child(plain(opts.fields)) : root);
+}
+
+/** A logger that drops everything, for tests that do not look at logs. */
+export const silentLogger: Logger = {
+  debug: () => {},
+  info: () => {},
+  warn: () => {},
+  error: () => {},
+  child: () => silentLogger,
+};
+
+function wrap(p: PinoLogger): Logger {
+  const at =
+    (level: Level) =>
+    (msg: string, fields?: Fields): void => {
+      if (!p.isLevelEnabled(level)) return;
+      // Always an object first: pino then never treats msg as a printf format.
+      p[level](fields ? plain(fields) : {}, msg);
+    };
   return {
-    debug: (m, f) => emit('debug', m, f),
-    info: (m, f) => emit('info', m, f),
-    warn: (m, f) => emit('warn', m, f),
-    error: (m, f) => emit('error', m, f),
-    child: (fields) => createLogger({ ...opts, fields: { ...base, ...fields } }),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (fields) => wrap(p.child(plain(fields))),
   };
 }
 
-/** A logger that drops everything, for unit tests that do not look at logs. */
-export const silentLogger: Logger = createLogger({ write: () => {} });
+/** Errors as their message: expected failures (etcd away, a refused route) need no stack. */
+function plain(fields: Fields): Fields {
+  let out: Fields | undefined;
+  for (const [k, v] of Object.entries(fields)) {
+    if (v instanceof Error) (out ??= { ...fields })[k] = v.message || v.name;
+  }
+  return out ?? fields;
+}
+
+let stderrSink: DestinationStream | undefined;
+function stderrLine(): (line: string) => void {
+  stderrSink ??= pino.destination({ dest: 2, sync: true });
+  const sink = stderrSink;
+  return (line) => sink.write(line + '\n');
+}
+
+function lineStream(format: LogFormat, write: (line: string) => void): DestinationStream {
+  return {
+    write: (chunk: string) => {
+      const line = chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk;
+      write(format === 'text' ? toText(line) : line);
+    },
+  };
+}
+
+/** One JSON log line as "time LEVEL msg key=value ..." (fields in the order logged). */
+export function toText(jsonLine: string): string {
+  let entry: Record<string, unknown>;
+  try {
+    entry = JSON.parse(jsonLine) as Record<string, unknown>;
+  } catch {
+    return jsonLine;
+  }
+  const { time, level, msg, ...fields } = entry;
+  const kv = Object.entries(fields)
+    .map(([k, v]) => `${k}=${textValue(v)}`)
+    .join(' ');
+  const head = `${String(time)} ${String(level).toUpperCase().padEnd(5)} ${oneLine(String(msg ?? ''))}`;
+  return kv ? `${head} ${kv}` : head;
+}
+
+/** Bare when unambiguous, else JSON-quoted (so a value never spills into the next field or line). */
+function textValue(v: unknown): string {
+  const s = typeof v === 'string' ? v : JSON.stringify(v);
+  return /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s);
+}
+
+/** Control characters escaped: a message quoting a hostile etcd value stays one line. */
+function oneLine(s: string): string {
+  // eslint-disable-next-line no-control-regex
+  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+}

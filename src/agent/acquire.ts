@@ -29,6 +29,9 @@ export interface AcquireDeps {
   maxAttempts?: number;
 }
 
+/** How a lease was obtained, in one word (a metric label); `how` says it in words. */
+export type AcquisitionKind = 'reservation' | 'existing' | 'previous' | 'new';
+
 export interface AcquireResult {
   held: HeldLease;
   /** The last listing the decision was made from (before our own write). */
@@ -36,6 +39,7 @@ export interface AcquireResult {
   /** 1 when the first CAS won. */
   attempts: number;
   how: string;
+  kind: AcquisitionKind;
 }
 
 const defaultSleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -58,6 +62,7 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
 
     let outcome;
     let how: string;
+    let kind: AcquisitionKind;
     switch (plan.action) {
       case 'full':
         throw new OutOfSubnetsError(
@@ -65,18 +70,21 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
         );
       case 'adopt-reservation':
         how = 'adopted reservation';
+        kind = 'reservation';
         outcome = await writer.adopt(plan.record.cidr!, plan.record.kv.modRevision, plan.record.kv.value, leaseValue);
         break;
       case 'reuse':
         how = `reused lease (matched by ${plan.matchedBy})`;
+        kind = 'existing';
         outcome = await writer.renew(plan.record.cidr!, plan.record.kv.modRevision, leaseValue, config.leaseTTLms);
         break;
       case 'create':
         how = plan.source === 'previous' ? 'reclaimed subnet from subnet file' : 'allocated new subnet';
+        kind = plan.source === 'previous' ? 'previous' : 'new';
         outcome = await writer.create(plan.subnet, leaseValue, config.leaseTTLms);
         break;
     }
-    if (outcome.ok) return { held: outcome.held, attempts: attempt, how, listing: { records, revision } };
+    if (outcome.ok) return { held: outcome.held, attempts: attempt, how, kind, listing: { records, revision } };
     // Lost a race: someone wrote the key between our list and our CAS. Spread the retries.
     await sleep(Math.floor(random() * Math.min(1000, 20 * 2 ** Math.min(attempt, 6))));
   }

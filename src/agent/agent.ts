@@ -6,17 +6,18 @@ import { isUserError, StoreAuthError } from '../api/errors.js';
 import { encodeLease, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
 import { describeMasqChange, masqChainFor, MasqKeeper } from '../dataplane/masq.js';
-import type { Backend, BackendSettings } from '../dataplane/types.js';
+import type { Backend, BackendSettings, Peer } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
 import { LeaseWriter, type HeldLease } from '../store/leases.js';
 import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
 import { acquireLease, OutOfSubnetsError } from './acquire.js';
 import { compareConfigs } from './config-change.js';
-import { AgentMetrics } from './metrics.js';
+import { AgentMetrics, type EtcdOperation, type ReconcileTrigger } from './metrics.js';
 import type { AgentOptions } from './flags.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
+import { peerChangeLines, PeerSetTracker } from './peer-changes.js';
 import { PeerSelector } from './peers.js';
 import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
 
@@ -57,16 +58,29 @@ export class Agent {
   private leaseOps: Promise<void> = Promise.resolve();
   /** The listing the first acquisition used; it seeds the lease watch. */
   private lastListing: { records: SubnetRecord[]; revision: number } | undefined;
-  private reconcile = { pending: false, resync: false, running: false, failures: 0 };
+  private reconcile = { pending: false, resync: false, retry: false, running: false, failures: 0 };
+  private readonly peerSet = new PeerSetTracker();
   private readonly now: () => number;
   private readonly log: Logger;
+  /** Lease lifecycle lines (acquired, renewed, lost), each with the lease's key. */
+  private readonly leaseLog: Logger;
+  /** Peers joining, leaving, or left out for an unusable lease. */
+  private readonly peerLog: Logger;
   private readonly metrics: AgentMetrics;
   private readonly masq: MasqKeeper;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
-    this.log = deps.logger;
-    this.metrics = deps.metrics ?? new AgentMetrics();
+    this.log = deps.logger.child({ component: 'agent' });
+    this.leaseLog = deps.logger.child({ component: 'lease' });
+    this.peerLog = deps.logger.child({ component: 'peers' });
+    this.metrics = deps.metrics ?? new AgentMetrics({ processMetrics: false });
+    this.metrics.observe({
+      leases: () => this.watch?.records.size,
+      watchRevision: () => (this.watch && this.watch.revision > 0 ? this.watch.revision : undefined),
+      lastWatchActivity: () => this.watch?.lastActivityAt,
+      leaseExpiresAt: () => this.held?.expiresAt,
+    });
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
     this.masq = new MasqKeeper(masqChainFor(deps.options.network));
   }
@@ -92,7 +106,7 @@ export class Agent {
 
   private async runUntilStopped(): Promise<void> {
     const { options } = this.deps;
-    this.config = await this.untilDone('network config', () => this.readConfig());
+    this.config = await this.untilDone('network config', 'config', () => this.readConfig());
     if (this.stopped) return;
     const config = this.config;
 
@@ -122,17 +136,19 @@ export class Agent {
       ...(settings.type === 'vxlan' && prepared.vtepMAC ? { backendData: { VNI: settings.vni, VtepMAC: prepared.vtepMAC } } : {}),
       nodeName: options.nodeName,
     };
-    this.peers = new PeerSelector(this.log, settings.type);
+    this.peers = new PeerSelector(this.peerLog, settings.type);
 
     await this.acquire(readPreviousSubnet(options.subnetFile));
     if (this.stopped) return;
 
-    this.watch = new LeaseWatch(this.deps.store, options.network, this.log, {
+    this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
       onChange: () => this.onLeasesChanged(),
       onHealth: (reachable) => this.metrics.etcdReachable(reachable),
+      onError: (operation) => this.metrics.etcdError(operation),
+      now: this.now,
     });
     let seed = this.seedListing();
-    await this.untilDone('lease watch', async () => {
+    await this.untilDone('lease watch', 'watch', async () => {
       await this.watch!.start(seed);
       seed = undefined; // a retry lists afresh
       return true;
@@ -141,7 +157,7 @@ export class Agent {
     this.phase = 'running';
     this.metrics.etcdReachable(true);
     this.every(options.resyncIntervalMs, () => {
-      this.scheduleReconcile(true);
+      this.scheduleReconcile('resync');
       void this.reloadConfig();
       void this.applyMasq();
     });
@@ -210,7 +226,8 @@ export class Agent {
     let wanted: NetworkConfig | undefined;
     try {
       wanted = await this.readConfig();
-    } catch {
+    } catch (err) {
+      if (isTransientStoreError(err)) this.metrics.etcdError('config');
       return; // etcd away: the lease watch reports outages; try again next tick
     }
     if (!wanted || this.stopped) return;
@@ -228,7 +245,7 @@ export class Agent {
       subnetMax: change.next.subnetMax.toString(),
     });
     if (change.subnetOutOfRange && this.held) {
-      this.log.warn('our subnet is outside the network range now; giving it up for a new one', { subnet: this.held.subnet.toString() });
+      this.leaseLog.warn('our subnet is outside the network range now; giving it up for a new one', { key: this.held.key, subnet: this.held.subnet.toString() });
       void this.acquire(undefined);
     } else if (change.applied.includes('leaseTTL')) {
       // The etcd lease in place keeps its TTL; renew now so the new one takes effect.
@@ -257,7 +274,7 @@ export class Agent {
     return this.serialize(async () => {
       const before = this.held;
       this.phase = this.phase === 'running' ? 'running' : 'acquiring';
-      const result = await this.untilDone('lease', async () => {
+      const result = await this.untilDone('lease', 'acquire', async () => {
         try {
           return await acquireLease({
             store: this.deps.store,
@@ -266,7 +283,7 @@ export class Agent {
             identity: { nodeName: this.deps.options.nodeName, publicIP: this.selection!.publicIP },
             leaseValue: this.leaseValue!,
             previous,
-            logger: this.log,
+            logger: this.leaseLog,
             ...(this.deps.random ? { random: this.deps.random } : {}),
           });
         } catch (err) {
@@ -282,11 +299,13 @@ export class Agent {
       this.said.delete('full');
       this.held = result.held;
       this.lastListing = result.listing;
-      this.metrics.leaseAcquired(result.how, result.held.expiresAt);
-      this.log.info('lease acquired', {
+      this.metrics.leaseAcquired(result.kind);
+      this.leaseLog.info('lease acquired', {
+        key: result.held.key,
         subnet: result.held.subnet.toString(),
         how: result.how,
         reservation: result.held.reserved,
+        ...(result.held.reserved ? {} : { expires: new Date(result.held.expiresAt).toISOString() }),
         attempts: result.attempts,
         ...(before && !before.subnet.equals(result.held.subnet) ? { previous: before.subnet.toString() } : {}),
       });
@@ -294,7 +313,7 @@ export class Agent {
       void this.applyMasq();
       this.scheduleRenewal();
       if (this.phase !== 'running' && this.watch) this.phase = 'running';
-      this.scheduleReconcile(false);
+      this.scheduleReconcile('event');
     });
   }
 
@@ -349,20 +368,21 @@ export class Agent {
       if (!held || held.reserved || this.stopped) return;
       try {
         const out = await this.writer.renew(held.subnet, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
-        if (this.renewFailures > 0) this.log.info('lease renewal succeeded after etcd came back', { attempts: this.renewFailures + 1 });
+        const attempts = this.renewFailures + 1;
         this.renewFailures = 0;
-        this.metrics.leaseRenewed(out.ok, out.ok ? out.held.expiresAt : undefined);
+        this.metrics.leaseRenewed(out.ok);
         if (out.ok) {
           this.held = out.held;
+          this.leaseLog.info('lease renewed', { key: held.key, expires: new Date(out.held.expiresAt).toISOString(), ...(attempts > 1 ? { attempts } : {}) });
           this.scheduleRenewal();
         } else {
-          this.log.warn('lease was changed or removed by someone else; re-acquiring', { key: held.key, reason: out.reason });
-          void this.acquire(held.subnet);
+          this.leaseLost(held, `lease was changed or removed by someone else; re-acquiring`, { reason: out.reason });
         }
       } catch (err) {
         if (!isTransientStoreError(err)) throw err;
         this.metrics.leaseRenewed(false);
-        if (this.renewFailures++ === 0) this.log.warn('lease renewal failed; retrying with backoff', { err: (err as Error).message });
+        this.metrics.etcdError('renew');
+        if (this.renewFailures++ === 0) this.leaseLog.warn('lease renewal failed; retrying with backoff', { key: held.key, err: (err as Error).message });
         this.scheduleRenewal(defaultBackoff(this.renewFailures));
       }
     });
@@ -394,8 +414,15 @@ export class Agent {
       );
       return;
     }
+    this.leaseLost(held, record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring');
+  }
+
+  /** Logged and counted once per loss, however it was noticed (a failed renewal, the watch). */
+  private leaseLost(held: HeldLease, message: string, fields: Record<string, unknown> = {}): void {
+    if (this.reacquiring) return;
     this.reacquiring = true;
-    this.log.warn(record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring', { key: held.key });
+    this.metrics.leaseLost();
+    this.leaseLog.warn(message, { key: held.key, ...fields });
     void this.acquire(held.subnet).finally(() => (this.reacquiring = false));
   }
   private reacquiring = false;
@@ -413,10 +440,10 @@ export class Agent {
     if (reserved) {
       held.leaseId = '0';
       held.expiresAt = Infinity;
-      this.log.info('our lease is now a reservation; renewals stop', { key: held.key });
+      this.leaseLog.info('our lease is now a reservation; renewals stop', { key: held.key });
       this.scheduleRenewal();
     } else {
-      this.log.warn('our reservation now has an etcd lease attached; renewing it as a lease', { key: held.key });
+      this.leaseLog.warn('our reservation now has an etcd lease attached; renewing it as a lease', { key: held.key });
       this.scheduleRenewal(0);
     }
   }
@@ -432,7 +459,7 @@ export class Agent {
       if (out.ok) {
         this.held = out.held;
         this.scheduleRenewal();
-        this.log.info('published new VTEP MAC', { vtepMAC });
+        this.leaseLog.info('published new VTEP MAC', { key: out.held.key, vtepMAC });
       } else {
         void this.acquire(held.subnet);
       }
@@ -443,14 +470,18 @@ export class Agent {
 
   private onLeasesChanged(): void {
     this.checkOwnLease();
-    this.scheduleReconcile(false);
+    this.scheduleReconcile('event');
   }
 
-  /** Coalesces triggers: whatever arrives while a reconcile runs is folded into the next. */
-  private scheduleReconcile(resync: boolean): void {
+  /**
+   * Coalesces triggers: whatever arrives while a reconcile runs is folded into the next. A
+   * resync or a retry re-reads the kernel; only the periodic resync counts as drift repair.
+   */
+  private scheduleReconcile(trigger: ReconcileTrigger): void {
     const r = this.reconcile;
     r.pending = true;
-    r.resync ||= resync;
+    r.resync ||= trigger === 'resync';
+    r.retry ||= trigger === 'retry';
     if (r.running || this.stopped || !this.held || !this.watch) return;
     r.running = true;
     setImmediate(() => void this.reconcileLoop());
@@ -460,28 +491,36 @@ export class Agent {
     const r = this.reconcile;
     try {
       while (r.pending && !this.stopped && this.held && this.watch) {
-        const resync = r.resync;
+        const trigger: ReconcileTrigger = r.resync ? 'resync' : r.retry ? 'retry' : 'event';
+        const resync = r.resync || r.retry;
         r.pending = false;
         r.resync = false;
+        r.retry = false;
         const peers = this.peers!.select(this.watch.records.values(), this.held.key);
+        this.logPeerChanges(peers);
         try {
           const started = performance.now();
           const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
           this.metrics.reconciled({
-            resync,
-            peers: peers.length,
-            operations: report.operations,
-            failures: report.failures,
+            trigger,
+            peersDesired: peers.length,
+            peersProgrammed: report.peersProgrammed ?? (report.failures === 0 ? peers.length : 0),
+            ops: report.byKind ?? { route: { ok: report.operations, failed: report.failures }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } },
             seconds: (performance.now() - started) / 1000,
           });
           if (resync) this.log.debug('resync done', { peers: peers.length, operations: report.operations });
-          if (report.operations > 0 || report.failures > 0) {
+          // A pass that only failed again is a retry: its failure was logged with the first one.
+          if (report.operations > 0 || (report.failures > 0 && r.failures === 0)) {
             const timing = report.ms !== undefined ? { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round((report.kernelMs ?? 0) * 10) / 10 } : {};
-            this.log.info('dataplane converged', { peers: peers.length, operations: report.operations, failures: report.failures, resync, ...timing });
+            const fields = { peers: peers.length, operations: report.operations, failures: report.failures, trigger, ...timing };
+            // The periodic resync found the kernel changed behind our back (and put it right).
+            if (trigger === 'resync' && report.operations > 0) this.log.warn('drift repaired', fields);
+            else this.log.info('dataplane converged', fields);
           }
           if (report.failures > 0) {
-            this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile(true));
+            this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile('retry'));
           } else {
+            if (r.failures > 0) this.log.info('dataplane recovered', { attempts: r.failures + 1 });
             r.failures = 0;
             if (!this.converged) {
               this.converged = true;
@@ -492,8 +531,10 @@ export class Agent {
           const mac = this.leaseValue?.backendData?.VtepMAC;
           if (report.vtepMAC && mac && report.vtepMAC !== mac) void this.republish(report.vtepMAC);
         } catch (err) {
-          this.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
-          this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile(true));
+          // Once per failure streak, not once per retry.
+          if (r.failures === 0) this.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
+          else this.log.debug('dataplane reconcile failed again', { attempt: r.failures + 1, err: (err as Error).message });
+          this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile('retry'));
         }
       }
     } finally {
@@ -501,10 +542,21 @@ export class Agent {
     }
   }
 
+  /** One line per peer that joined, left or changed; one summary line when many did. */
+  private logPeerChanges(peers: readonly Peer[]): void {
+    const prefix = this.deps.store.layout.subnetsPrefix(this.deps.options.network);
+    const changes = this.peerSet.diff(peers, (p) => {
+      const record = this.watch?.records.get(prefix + p.key);
+      const node = record?.lease.ok ? record.lease.value.nodeName : undefined;
+      return { key: prefix + p.key, publicIP: p.publicIP.toString(), ...(p.vtepMAC ? { vtepMAC: p.vtepMAC } : {}), ...(node ? { node } : {}) };
+    });
+    for (const line of peerChangeLines(changes)) this.peerLog.info(line.msg, line.fields);
+  }
+
   // ---- plumbing ----
 
   /** Retries op while etcd is unavailable (logging the outage once) or op returns undefined. */
-  private async untilDone<T>(what: string, op: () => Promise<T | undefined>): Promise<T> {
+  private async untilDone<T>(what: string, operation: EtcdOperation, op: () => Promise<T | undefined>): Promise<T> {
     let attempt = 0;
     let outage = false;
     for (;;) {
@@ -516,6 +568,7 @@ export class Agent {
       } catch (err) {
         if (err instanceof StoreAuthError || isUserError(err)) throw new FatalAgentError((err as Error).message);
         if (!isTransientStoreError(err) && !(err instanceof Error && err.name === 'ContentionError')) throw err;
+        if (isTransientStoreError(err)) this.metrics.etcdError(operation);
         if (!outage) this.log.warn(`etcd unavailable (${what}); retrying with backoff`, { err: (err as Error).message });
         outage = true;
       }

@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import { Ipv4 } from '../alloc/cidr.js';
 import { parseDuration } from '../api/duration.js';
 import { isValidNodeName } from '../api/lease.js';
+import { LEVELS, LOG_FORMATS, type Level, type LogFormat } from '../log.js';
 import { DEFAULT_ENDPOINTS, parseEndpoints, type EtcdOptions } from '../store/client.js';
 import { DEFAULT_NETWORK, DEFAULT_PREFIX, networkNameProblem } from '../store/layout.js';
 
@@ -28,6 +29,9 @@ export interface AgentOptions {
   network: string;
   nodeName: string;
   resyncIntervalMs: number;
+  logLevel: Level;
+  /** Undefined: text when stderr is a terminal, JSON otherwise (decided at the edge). */
+  logFormat: LogFormat | undefined;
 }
 
 type FlagSpec = { type: 'string' | 'boolean'; multiple?: boolean; env: string };
@@ -54,6 +58,8 @@ const FLAGS: Record<string, FlagSpec> = {
   network: { type: 'string', env: 'WEFT_NETWORK' },
   'node-name': { type: 'string', env: 'WEFT_NODE_NAME' },
   'resync-interval': { type: 'string', env: 'WEFT_RESYNC_INTERVAL' },
+  'log-level': { type: 'string', env: 'WEFT_LOG_LEVEL' },
+  'log-format': { type: 'string', env: 'WEFT_LOG_FORMAT' },
   help: { type: 'boolean', env: '' },
 };
 
@@ -79,10 +85,12 @@ variable shown (flanneld's FLANNELD_* names are honoured).
   --subnet-file PATH             (default /run/flannel/subnet.env)              FLANNELD_SUBNET_FILE
   --subnet-lease-renew-margin M  minutes before expiry to renew (1..1439, default 60)
   --ip-masq                      masquerade traffic leaving the network         FLANNELD_IP_MASQ
-  --healthz-ip IP, --healthz-port N   /healthz and /readyz (off unless a port is given)
+  --healthz-ip IP, --healthz-port N   /healthz, /readyz and /metrics (off unless a port is given)
   --network NAME                 which weft Network to join (default ${DEFAULT_NETWORK})  WEFT_NETWORK
   --node-name NAME               (default: the hostname)                        WEFT_NODE_NAME
   --resync-interval DURATION     full kernel resync period (default 60s)        WEFT_RESYNC_INTERVAL
+  --log-level LEVEL              debug, info, warn or error (default info)      WEFT_LOG_LEVEL
+  --log-format FORMAT            json or text (default: text on a terminal, else json)  WEFT_LOG_FORMAT
 `;
 
 /**
@@ -196,6 +204,13 @@ export function parseAgentFlags(
     throw new UsageError(`--resync-interval: "${resyncText}" is not a duration of at least 1s`);
   }
 
+  const logLevel = str('log-level') ?? 'info';
+  if (!(LEVELS as readonly string[]).includes(logLevel)) throw new UsageError(`--log-level: "${logLevel}" is not one of ${LEVELS.join(', ')}`);
+  const logFormat = str('log-format');
+  if (logFormat !== undefined && !(LOG_FORMATS as readonly string[]).includes(logFormat)) {
+    throw new UsageError(`--log-format: "${logFormat}" is not one of ${LOG_FORMATS.join(', ')}`);
+  }
+
   let password = str('etcd-password');
   const passwordFile = str('etcd-password-file');
   if (password !== undefined && passwordFile !== undefined) {
@@ -233,5 +248,7 @@ export function parseAgentFlags(
     network,
     nodeName,
     resyncIntervalMs,
+    logLevel: logLevel as Level,
+    logFormat: logFormat as LogFormat | undefined,
   };
 }

@@ -14,6 +14,10 @@ export interface LeaseWatchOptions {
   backoffMs?: (attempt: number) => number;
   /** Told when contact with etcd is lost (false) and back (true). */
   onHealth?: (reachable: boolean) => void;
+  /** Told of every failed etcd attempt (for metrics; logging stays once per outage). */
+  onError?: (operation: 'list' | 'watch' | 'probe') => void;
+  /** Wall clock, injected for tests. */
+  now?: () => number;
   /** How often to check that etcd still answers (default 10 s; 0 = never). */
   probeIntervalMs?: number;
   /** How long a probe may take before etcd counts as unresponsive. */
@@ -30,6 +34,8 @@ export class LeaseWatch {
   readonly records = new Map<string, SubnetRecord>();
   /** The etcd revision our map reflects. */
   revision = 0;
+  /** Wall-clock ms of the last event or listing (undefined before the first). */
+  lastActivityAt: number | undefined;
   private watcher: Watcher | undefined;
   private stopped = false;
   private restarting = false;
@@ -46,7 +52,9 @@ export class LeaseWatch {
     private readonly opts: LeaseWatchOptions,
   ) {
     this.prefix = store.layout.subnetsPrefix(network);
+    this.now = opts.now ?? Date.now;
   }
+  private readonly now: () => number;
 
   /**
    * Lists once (throws if etcd is unavailable) and starts watching. A listing the caller
@@ -93,6 +101,7 @@ export class LeaseWatch {
       // Answering again: unless a re-list is already under way, start one.
       if (this.degraded && !this.restarting && this.watcher) this.restart(this.watcher, undefined);
     } catch (err) {
+      this.opts.onError?.('probe');
       this.markDegraded(err);
     } finally {
       clearTimeout(timer);
@@ -104,14 +113,14 @@ export class LeaseWatch {
   private markDegraded(err: unknown): void {
     if (this.degraded || this.stopped) return;
     this.degraded = true;
-    this.logger.warn('lost contact with etcd; keeping the current dataplane and retrying', { network: this.network, err: describe(err) });
+    this.logger.warn('lost contact with etcd; keeping the current dataplane and retrying', { err: describe(err) });
     this.opts.onHealth?.(false);
   }
 
   private markHealthy(attempts: number): void {
     if (!this.degraded) return;
     this.degraded = false;
-    this.logger.info('etcd reachable again; leases re-listed and watched', { network: this.network, revision: this.revision, attempts });
+    this.logger.info('etcd reachable again; leases re-listed and watched', { revision: this.revision, attempts });
     this.opts.onHealth?.(true);
   }
 
@@ -132,6 +141,7 @@ export class LeaseWatch {
     this.records.clear();
     for (const r of records) this.records.set(r.kv.key, r);
     this.revision = revision;
+    this.lastActivityAt = this.now();
     this.opts.onChange('list');
   }
 
@@ -162,8 +172,8 @@ export class LeaseWatch {
     // Listener bodies stay tiny and never throw: etcd3 re-throws listener errors later.
     w.on('put', (kv) => this.safely(() => this.apply('put', kv)));
     w.on('delete', (kv) => this.safely(() => this.apply('delete', kv)));
-    w.on('error', (err) => this.restart(w, err));
-    w.on('disconnected', (err) => this.restart(w, err));
+    w.on('error', (err) => this.broken(w, err));
+    w.on('disconnected', (err) => this.broken(w, err));
   }
 
   private apply(type: 'put' | 'delete', raw: Parameters<typeof toKV>[0]): void {
@@ -172,6 +182,7 @@ export class LeaseWatch {
     if (type === 'put') this.records.set(kv.key, subnetRecord(this.network, this.prefix, kv));
     else this.records.delete(kv.key);
     if (kv.modRevision > this.revision) this.revision = kv.modRevision;
+    this.lastActivityAt = this.now();
     this.opts.onChange('event');
   }
 
@@ -181,6 +192,11 @@ export class LeaseWatch {
     } catch (err) {
       this.logger.error('lease watch handler failed', { err });
     }
+  }
+
+  private broken(w: Watcher, err: unknown): void {
+    if (this.watcher === w && !this.stopped) this.opts.onError?.('watch');
+    this.restart(w, err);
   }
 
   /** Drops the watch and re-lists; err is what broke it (undefined: a precautionary re-list). */
@@ -199,15 +215,18 @@ export class LeaseWatch {
       this.failures++;
       await new Promise((r) => setTimeout(r, backoff(this.failures)));
       if (this.stopped) break;
+      let step: 'list' | 'watch' = 'list';
       try {
         await this.relist();
+        step = 'watch';
         await this.watchFrom(this.revision + 1);
         this.markHealthy(this.failures);
         this.failures = 0;
         break;
       } catch (err) {
         // Logged once when the outage began; keep trying quietly.
-        this.logger.debug('re-list failed', { network: this.network, attempt: this.failures, err: describe(err) });
+        this.opts.onError?.(step);
+        this.logger.debug('re-list failed', { attempt: this.failures, err: describe(err) });
       }
     }
     this.restarting = false;

@@ -27,7 +27,13 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const logger = createLogger({ fields: { node: options.nodeName, network: options.network } });
+  // Every line names the node and network; a person at a terminal gets flat text lines.
+  const root = createLogger({
+    level: options.logLevel,
+    format: options.logFormat ?? (process.stderr.isTTY ? 'text' : 'json'),
+    fields: { node: options.nodeName, network: options.network },
+  });
+  const logger = root.child({ component: 'agent' });
   // Never log the password; the flags object holds it, so log only what is safe.
   logger.info('starting weft agent', {
     endpoints: options.etcd.endpoints.join(','),
@@ -48,10 +54,10 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   const agent = new Agent({
     options,
     store,
-    logger,
+    logger: root,
     metrics,
     readHost: readHostSnapshot,
-    createBackend: (settings, selection) => createBackendFor(settings, selection, logger),
+    createBackend: (settings, selection) => createBackendFor(settings, selection, root.child({ component: 'dataplane' })),
   });
 
   let health: Server | undefined;
@@ -59,7 +65,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     try {
       health = await startHealthServer(options.healthzIP, options.healthzPort, agent, metrics);
     } catch (err) {
-      logger.error('cannot listen for health checks', { ip: options.healthzIP, port: options.healthzPort, err: (err as Error).message });
+      root.child({ component: 'health' }).error('cannot listen for health checks', { ip: options.healthzIP, port: options.healthzPort, err: (err as Error).message });
       store.close();
       return 1;
     }

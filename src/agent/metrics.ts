@@ -1,26 +1,124 @@
 // The agent's Prometheus metrics, served on /metrics next to /healthz and /readyz. The rest
 // of the agent calls these methods and never sees prom-client, whose registry is our own
 // (not the global one) so that several agents in one process (tests) do not collide.
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+//
+// Counters count events as they happen; gauges that describe "now" (leases known, seconds
+// to lease expiry, age of the last watch event) are read from the agent at scrape time.
+// Process and Node.js runtime metrics carry their standard names (process_*, nodejs_*), as
+// every Prometheus client library exports them, so that existing dashboards work.
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { KernelOpCounts } from '../dataplane/types.js';
+import type { AcquisitionKind } from './acquire.js';
+
+/** What the agent knows right now, read at each scrape. Undefined = not known yet. */
+export interface LiveState {
+  /** Subnet keys (leases and reservations) the lease watch holds. */
+  leases(): number | undefined;
+  /** The etcd revision the agent's view of the leases reflects. */
+  watchRevision(): number | undefined;
+  /** Wall-clock ms of the last watch event or listing. */
+  lastWatchActivity(): number | undefined;
+  /** Wall-clock ms when the held lease expires (Infinity for a reservation). */
+  leaseExpiresAt(): number | undefined;
+}
+
+/** Why a reconcile ran: a lease change, the periodic resync, or a retry after a failure. */
+export type ReconcileTrigger = 'event' | 'resync' | 'retry';
+
+/** Which etcd work failed (one count per failed attempt). */
+export const ETCD_OPERATIONS = ['config', 'acquire', 'renew', 'list', 'watch', 'probe'] as const;
+export type EtcdOperation = (typeof ETCD_OPERATIONS)[number];
+
+
+export const KERNEL_OP_KINDS = ['route', 'neigh', 'fdb'] as const;
 
 export class AgentMetrics {
   readonly registry = new Registry();
+  private live: LiveState | undefined;
+  private readonly now: () => number;
+
   private readonly ready = new Gauge({ name: 'weft_agent_ready', help: '1 once the lease is held, subnet.env written and the kernel converged', registers: [this.registry] });
   private readonly etcdUp = new Gauge({ name: 'weft_etcd_reachable', help: '1 while the lease watch is connected to etcd', registers: [this.registry] });
   private readonly outages = new Counter({ name: 'weft_etcd_outages_total', help: 'Times the agent lost contact with etcd', registers: [this.registry] });
-  private readonly peers = new Gauge({ name: 'weft_peers', help: 'Peer leases programmed in the kernel at the last reconcile', registers: [this.registry] });
-  private readonly acquisitions = new Counter({ name: 'weft_lease_acquisitions_total', help: 'Leases acquired, by how', labelNames: ['how'] as const, registers: [this.registry] });
-  private readonly renewals = new Counter({ name: 'weft_lease_renewals_total', help: 'Lease renewals, by result', labelNames: ['result'] as const, registers: [this.registry] });
-  private readonly expiry = new Gauge({ name: 'weft_lease_expiry_timestamp_seconds', help: 'When the held lease expires (0 for a reservation)', registers: [this.registry] });
-  private readonly reconciles = new Counter({ name: 'weft_reconciles_total', help: 'Dataplane reconciles, by trigger', labelNames: ['trigger'] as const, registers: [this.registry] });
-  private readonly operations = new Counter({ name: 'weft_kernel_operations_total', help: 'Route, neighbour and FDB operations applied', registers: [this.registry] });
-  private readonly failures = new Counter({ name: 'weft_kernel_operation_failures_total', help: 'Kernel operations refused (retried at the next resync)', registers: [this.registry] });
+  private readonly etcdErrors = new Counter({
+    name: 'weft_etcd_errors_total',
+    help: 'Failed etcd attempts, by operation (config, acquire, renew, list, watch, probe); each is retried',
+    labelNames: ['operation'] as const,
+    registers: [this.registry],
+  });
+  private readonly acquisitions = new Counter({
+    name: 'weft_lease_acquisitions_total',
+    help: 'Leases acquired, by how (reservation, existing, previous, new)',
+    labelNames: ['how'] as const,
+    registers: [this.registry],
+  });
+  private readonly renewals = new Counter({ name: 'weft_lease_renewals_total', help: 'Lease renewals, by result (ok, failed)', labelNames: ['result'] as const, registers: [this.registry] });
+  private readonly losses = new Counter({ name: 'weft_lease_losses_total', help: 'Times the held lease was deleted, expired or overwritten by someone else (then re-acquired)', registers: [this.registry] });
+  private readonly reconciles = new Counter({ name: 'weft_reconciles_total', help: 'Dataplane reconciles, by trigger (event, resync, retry)', labelNames: ['trigger'] as const, registers: [this.registry] });
+  private readonly drift = new Counter({ name: 'weft_drift_repaired_total', help: 'Periodic resyncs that found the kernel off the desired state and applied operations', registers: [this.registry] });
+  private readonly operations = new Counter({
+    name: 'weft_kernel_operations_total',
+    help: 'Kernel operations (route, neigh, fdb), by result: ok = applied, failed = refused (retried)',
+    labelNames: ['kind', 'result'] as const,
+    registers: [this.registry],
+  });
+  private readonly peersDesired = new Gauge({ name: 'weft_peers_desired', help: 'Peer leases the dataplane should reach (valid, routable, not our own) at the last reconcile', registers: [this.registry] });
+  private readonly peersProgrammed = new Gauge({ name: 'weft_peers_programmed', help: 'Peers whose route is in the kernel after the last reconcile', registers: [this.registry] });
   private readonly duration = new Histogram({
     name: 'weft_reconcile_duration_seconds',
     help: 'Time to converge the kernel once',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
+
+  constructor(opts: { now?: () => number; processMetrics?: boolean } = {}) {
+    this.now = opts.now ?? Date.now;
+    const self = this;
+    new Gauge({
+      name: 'weft_leases',
+      help: 'Subnet keys (leases and reservations) in the network, as the lease watch sees them',
+      registers: [this.registry],
+      collect() {
+        this.set(self.live?.leases() ?? Number.NaN);
+      },
+    });
+    new Gauge({
+      name: 'weft_watch_revision',
+      help: 'The etcd revision the agent has seen the leases at (compare agents to see one lagging)',
+      registers: [this.registry],
+      collect() {
+        this.set(self.live?.watchRevision() ?? Number.NaN);
+      },
+    });
+    new Gauge({
+      name: 'weft_watch_last_event_age_seconds',
+      help: 'Seconds since the lease watch last delivered an event or a listing (grows in a quiet network; see weft_etcd_reachable)',
+      registers: [this.registry],
+      collect() {
+        const at = self.live?.lastWatchActivity();
+        this.set(at === undefined ? Number.NaN : Math.max(0, (self.now() - at) / 1000));
+      },
+    });
+    new Gauge({
+      name: 'weft_lease_expiry_seconds',
+      help: 'Seconds until the held lease expires unless renewed (+Inf for a reservation, NaN while none is held)',
+      registers: [this.registry],
+      collect() {
+        const at = self.live?.leaseExpiresAt();
+        this.set(at === undefined ? Number.NaN : at === Infinity ? Infinity : (at - self.now()) / 1000);
+      },
+    });
+    for (const kind of KERNEL_OP_KINDS) for (const result of ['ok', 'failed']) this.operations.inc({ kind, result }, 0);
+    for (const result of ['ok', 'failed']) this.renewals.inc({ result }, 0);
+    for (const trigger of ['event', 'resync', 'retry']) this.reconciles.inc({ trigger }, 0);
+    for (const operation of ETCD_OPERATIONS) this.etcdErrors.inc({ operation }, 0);
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Where the scrape-time gauges read from (the running agent). */
+  observe(live: LiveState): void {
+    this.live = live;
+  }
 
   setReady(ready: boolean): void {
     this.ready.set(ready ? 1 : 0);
@@ -31,21 +129,34 @@ export class AgentMetrics {
     this.etcdUp.set(reachable ? 1 : 0);
   }
 
-  leaseAcquired(how: string, expiresAt: number): void {
+  etcdError(operation: EtcdOperation): void {
+    this.etcdErrors.inc({ operation });
+  }
+
+  leaseAcquired(how: AcquisitionKind): void {
     this.acquisitions.inc({ how });
-    this.expiry.set(Number.isFinite(expiresAt) ? expiresAt / 1000 : 0);
   }
 
-  leaseRenewed(ok: boolean, expiresAt?: number): void {
+  leaseRenewed(ok: boolean): void {
     this.renewals.inc({ result: ok ? 'ok' : 'failed' });
-    if (ok && expiresAt !== undefined) this.expiry.set(expiresAt / 1000);
   }
 
-  reconciled(r: { resync: boolean; peers: number; operations: number; failures: number; seconds: number }): void {
-    this.reconciles.inc({ trigger: r.resync ? 'resync' : 'event' });
-    this.peers.set(r.peers);
-    this.operations.inc(r.operations);
-    this.failures.inc(r.failures);
+  leaseLost(): void {
+    this.losses.inc();
+  }
+
+  reconciled(r: { trigger: ReconcileTrigger; peersDesired: number; peersProgrammed: number; ops: KernelOpCounts; seconds: number }): void {
+    this.reconciles.inc({ trigger: r.trigger });
+    this.peersDesired.set(r.peersDesired);
+    this.peersProgrammed.set(r.peersProgrammed);
+    let applied = 0;
+    for (const kind of KERNEL_OP_KINDS) {
+      const c = r.ops[kind];
+      if (c.ok > 0) this.operations.inc({ kind, result: 'ok' }, c.ok);
+      if (c.failed > 0) this.operations.inc({ kind, result: 'failed' }, c.failed);
+      applied += c.ok;
+    }
+    if (r.trigger === 'resync' && applied > 0) this.drift.inc();
     this.duration.observe(r.seconds);
   }
 

@@ -9,17 +9,22 @@ import { execute } from './batch.js';
 import type { IpRunner } from './ipcmd.js';
 import type { KernelState } from './model.js';
 import { observe, type ObserveTargets } from './observe.js';
-import { applyToState, plan, type KeysToPlan } from './planner.js';
+import { applyToState, plan, type KeysToPlan, type Op } from './planner.js';
+import type { KernelOpCounts } from './types.js';
 
 export interface ConvergeResult {
   operations: number;
   failures: number;
+  byKind: KernelOpCounts;
+  /** Route adds or replaces not applied: peers not (or no longer correctly) routed. */
+  unrouted: number;
   /** Time spent waiting for iproute2 (dumps and batches). */
   kernelMs: number;
 }
 
 export class Converger {
   private believed: KernelState | undefined;
+  private refusing = false;
 
   constructor(
     private readonly runner: IpRunner,
@@ -46,7 +51,10 @@ export class Converger {
     }
     const believed = this.believed;
     const ops = plan(desired, believed, keys);
-    if (ops.length === 0) return { operations: 0, failures: 0, kernelMs };
+    if (ops.length === 0) {
+      this.refusing = false;
+      return { operations: 0, failures: 0, byKind: countByKind([], []), unrouted: 0, kernelMs };
+    }
     const t0 = performance.now();
     // Should execute() throw half-way, the next call reads the kernel instead of trusting us.
     this.believed = undefined;
@@ -56,12 +64,24 @@ export class Converger {
     applyToState(believed, ops, r.ok);
     if (r.failures > 0) {
       this.believed = undefined;
-      this.log.warn('kernel refused some dataplane operations; will re-read the kernel and retry', {
-        failures: r.failures,
-        operations: ops.length,
-        errors: r.errors.join('; '),
-      });
+      // Warn once per streak of refusals; the retries that follow log at debug.
+      const detail = { failures: r.failures, operations: ops.length, errors: r.errors.join('; ') };
+      if (this.refusing) this.log.debug('kernel refused some dataplane operations again', detail);
+      else this.log.warn('kernel refused some dataplane operations; will re-read the kernel and retry', detail);
+      this.refusing = true;
+    } else {
+      this.refusing = false;
     }
-    return { operations: ops.length - r.failures, failures: r.failures, kernelMs };
+    const unrouted = ops.reduce((n, op, i) => n + (op.kind === 'route' && op.action === 'replace' && !r.ok[i] ? 1 : 0), 0);
+    return { operations: ops.length - r.failures, failures: r.failures, byKind: countByKind(ops, r.ok), unrouted, kernelMs };
   }
+}
+
+export function countByKind(ops: readonly Op[], ok: readonly boolean[]): KernelOpCounts {
+  const c: KernelOpCounts = { route: { ok: 0, failed: 0 }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } };
+  ops.forEach((op, i) => {
+    if (ok[i]) c[op.kind].ok++;
+    else c[op.kind].failed++;
+  });
+  return c;
 }

@@ -50,6 +50,12 @@ export class DesiredTracker {
   private gen = 0;
   /** Some peer is left out because another holds its subnet, MAC or gateway. */
   private conflicts = false;
+  private withEntries = 0;
+
+  /** Peers that have entries in the desired state (not left out). */
+  get modelled(): number {
+    return this.withEntries;
+  }
 
   update(ctx: ModelContext, peers: readonly Peer[], forceFull: boolean): DesiredUpdate {
     if (forceFull || this.conflicts || !this.ctx || !sameContext(this.ctx, ctx)) return this.full(ctx, peers);
@@ -74,7 +80,10 @@ export class DesiredTracker {
       const k = this.known.get(key);
       if (!k) return;
       this.known.delete(key);
-      if (k.entries) removeEntries(this.state, k.entries, touched);
+      if (k.entries) {
+        removeEntries(this.state, k.entries, touched);
+        this.withEntries--;
+      }
     };
     // Gone: known peers not seen in this pass (and not about to be replaced).
     const changedKnown = changed.reduce((n, p) => n + (this.known.has(p.key) ? 1 : 0), 0);
@@ -99,6 +108,7 @@ export class DesiredTracker {
       if (v) {
         addEntries(this.state, v);
         touch(touched, v);
+        this.withEntries++;
       }
       skips.push({ key: p.key, reason: undefined });
       this.known.set(p.key, { peer: p, gen, entries: v });
@@ -115,6 +125,7 @@ export class DesiredTracker {
     const macOwner = new Map<string, string>();
     const owners = { mac: (mac: string) => macOwner.get(mac) };
     let conflicts = false;
+    let withEntries = 0;
     for (const p of peers) {
       const v = peerVerdict(ctx, p);
       let entries: PeerEntries | undefined;
@@ -129,6 +140,7 @@ export class DesiredTracker {
           addEntries(state, v);
           if (v.fdb) macOwner.set(v.fdb[0], p.key);
           entries = v;
+          withEntries++;
         }
       }
       known.set(p.key, { peer: p, gen, entries });
@@ -137,6 +149,7 @@ export class DesiredTracker {
     this.known = known;
     this.ctx = ctx;
     this.conflicts = conflicts;
+    this.withEntries = withEntries;
     return { state, touched: undefined, skips, full: true };
   }
 }

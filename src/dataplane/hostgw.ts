@@ -45,6 +45,13 @@ export class HostGwBackend implements Backend {
     else this.skips.update(d.skips);
     const r = await this.converger.converge(d.state, full, d.touched);
     this.trusted = r.failures === 0;
-    return { operations: r.operations, failures: r.failures, ms: performance.now() - t0, kernelMs: r.kernelMs };
+    return {
+      operations: r.operations,
+      failures: r.failures,
+      byKind: r.byKind,
+      peersProgrammed: Math.max(0, this.desired.modelled - r.unrouted),
+      ms: performance.now() - t0,
+      kernelMs: r.kernelMs,
+    };
   }
 }

@@ -41,11 +41,21 @@ export interface BackendSettings {
   network?: Cidr;
 }
 
+/** Kernel operations of one reconcile per kind of entry: applied, and refused (or not attempted). */
+export type KernelOpCounts = Record<'route' | 'neigh' | 'fdb', { ok: number; failed: number }>;
+
 export interface ReconcileReport {
   /** Kernel operations applied (route/neigh/fdb adds, replaces, deletes). */
   operations: number;
   /** Operations the kernel refused; the next resync retries them. */
   failures: number;
+  /** The same operations split by kind of entry (for metrics). */
+  byKind?: KernelOpCounts;
+  /**
+   * Peers whose route is in the kernel after this call (a vxlan route goes in only once its
+   * neighbour and FDB entry did). Peers left out (unusable lease, conflict) do not count.
+   */
+  peersProgrammed?: number;
   /** The VTEP MAC in use; changes only when the device had to be recreated. */
   vtepMAC?: string;
   /** Wall time of the call's model and planning work plus kernel work, in ms (for logs and benches). */

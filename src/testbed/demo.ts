@@ -12,7 +12,8 @@ import { tail, Testbed, type Container, type Host } from './topology.js';
 const RUN_ID = 'demo';
 const WORK_DIR = join(REPO_ROOT, '.demo');
 const HEALTHZ_PORT = 8285;
-const AGENT_ARGS = ['--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTHZ_PORT)];
+// Text logs: the demo shows a person an agent's last lines when something goes wrong.
+const AGENT_ARGS = ['--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTHZ_PORT), '--log-format', 'text'];
 
 const FALLBACK_NETWORK = `apiVersion: weft.io/v1alpha1
 kind: Network

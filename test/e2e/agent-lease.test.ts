@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, currentRunLog, etcdKey, linkMac, networkYaml, subnetKeys, waitForRun, watchKeys } from './helpers.js';
+import { agentRuns, applyYaml, currentRunLog, etcdKey, findLogs, linkMac, networkYaml, subnetKeys, waitForRun, watchKeys } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 let tb: Testbed;
@@ -42,8 +42,9 @@ describe('weft agent: lease lifecycle', () => {
     const metrics = (await tb.httpGet(h1, 'http://127.0.0.1:9102/metrics')).body;
     expect(metrics).toMatch(/^weft_agent_ready 1$/m);
     expect(metrics).toMatch(/^weft_etcd_reachable 1$/m);
-    expect(metrics).toMatch(/^weft_lease_acquisitions_total\{how="allocated new subnet"\} 1$/m);
+    expect(metrics).toMatch(/^weft_lease_acquisitions_total\{how="new"\} 1$/m);
     expect(metrics).toMatch(/^weft_reconciles_total\{trigger="event"\} [1-9]/m);
+    expect(metrics).toMatch(/^weft_leases 1$/m);
 
     const key = env.subnet.toKey();
     const kv = await etcdKey(tb, `${PREFIX}/subnets/${key}`);
@@ -59,6 +60,17 @@ describe('weft agent: lease lifecycle', () => {
       // Each renewal is a put under a fresh etcd lease; three of them span more than two TTLs.
       await poll(() => watch.events().filter((e) => e.startsWith('PUT')).length >= 3, { timeoutMs: 20_000, what: 'three renewals' });
       expect(watch.events().filter((e) => e.startsWith('DELETE'))).toEqual([]);
+      // Each renewal is one info line naming the key; no failure was logged.
+      const h1 = tb.host(1);
+      const renewed = findLogs(tb.agentLog(h1), 'lease renewed');
+      expect(renewed.length).toBeGreaterThanOrEqual(2);
+      for (const line of renewed) expect(line).toMatchObject({ level: 'info', component: 'lease', key: `${PREFIX}/subnets/${key}`, node: 'h1' });
+      expect(findLogs(tb.agentLog(h1), /renewal failed/)).toEqual([]);
+      const metrics = (await tb.httpGet(h1, 'http://127.0.0.1:9102/metrics')).body;
+      expect(Number(/^weft_lease_renewals_total\{result="ok"\} (\d+)$/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(renewed.length);
+      const left = Number(/^weft_lease_expiry_seconds (\S+)$/m.exec(metrics)?.[1]);
+      expect(left).toBeGreaterThan(0);
+      expect(left).toBeLessThanOrEqual(6);
     } finally {
       watch.stop();
     }
@@ -69,7 +81,8 @@ describe('weft agent: lease lifecycle', () => {
     const key = await leaseKeyOf('h1');
     expect((await tb.weft(['delete', 'lease', key])).exitCode).toBe(0);
     await poll(async () => (await etcdKey(tb, `${PREFIX}/subnets/${key}`)) !== undefined, { timeoutMs: 10_000, what: 'the lease to come back' });
-    expect(tb.agentLog(h1)).toMatch(/our lease was deleted; re-acquiring/);
+    expect(findLogs(tb.agentLog(h1), /re-acquiring/)).toMatchObject([{ msg: 'our lease was deleted; re-acquiring', level: 'warn', key: `${PREFIX}/subnets/${key}` }]);
+    expect((await tb.httpGet(h1, 'http://127.0.0.1:9102/metrics')).body).toMatch(/^weft_lease_losses_total 1$/m);
     expect(h1.agent?.status).toBeUndefined();
     expect(tb.readSubnetEnv(h1)?.subnet.toKey()).toBe(key);
   });
@@ -83,8 +96,8 @@ describe('weft agent: lease lifecycle', () => {
     expect(await etcdKey(tb, `${PREFIX}/subnets/${key}`)).toBeDefined();
     const runs = agentRuns(tb, h1).length;
     tb.startAgent(h1);
-    const log = await waitForRun(tb, h1, runs, /lease acquired/);
-    expect(log).toMatch(/how="reused lease \(matched by node-name\)"/);
+    const log = await waitForRun(tb, h1, runs, 'lease acquired');
+    expect(findLogs(log, 'lease acquired')).toMatchObject([{ how: 'reused lease (matched by node-name)', key: `${PREFIX}/subnets/${key}` }]);
     expect(tb.readSubnetEnv(h1)?.subnet.toKey()).toBe(key);
     expect(await linkMac(h1, 'flannel.1')).toBe(mac);
   });
@@ -183,7 +196,7 @@ ${extra}`;
     // A shorter TTL applies live; a new VNI waits for a restart, said once.
     await applyYaml(tb, 'tune', tune('  backend:\n    type: vxlan\n    vni: 12\n  leaseTTL: 30s\n'));
     await poll(async () => (await ttlOf(key)) === 30, { timeoutMs: 10_000, what: 'the lease to carry the new TTL' });
-    expect(currentRunLog(tb, h7)).toMatch(/network config updated .*fields=leaseTTL/);
+    expect(findLogs(currentRunLog(tb, h7), 'network config updated', { fields: 'leaseTTL' })).toHaveLength(1);
     await poll(() => /restart the agent to apply it/.test(currentRunLog(tb, h7)), { timeoutMs: 5000, what: 'the restart notice' });
     expect(currentRunLog(tb, h7)).toMatch(/network config changed \(backend\.vni\)/);
 
@@ -235,7 +248,7 @@ spec:
     expect((await etcdKey(tb, key))?.lease).toBe(0);
     await tb.stopAgent(h2, 'SIGKILL');
     tb.startAgent(h2);
-    expect(await waitForRun(tb, h2, 1, /lease acquired/)).toMatch(/how="adopted reservation"/);
+    expect(findLogs(await waitForRun(tb, h2, 1, 'lease acquired'), 'lease acquired')).toMatchObject([{ component: 'lease', key, how: 'adopted reservation', reservation: true }]);
     expect((await etcdKey(tb, key))?.lease).toBe(0);
     expect(tb.readSubnetEnv(h2)?.subnet.toString()).toBe('10.5.200.0/24');
   });
@@ -246,7 +259,7 @@ spec:
     tb.startAgent(clone, ['--node-name', 'h2']);
     const status = await h2.agent!.exited;
     expect(status.code).toBe(1);
-    expect(tb.agentLog(h2)).toMatch(/ERROR agent stopped .*another agent with node name \\?"h2\\?" \(public IP 192\.0\.2\.9\) took over our lease/);
+    expect(findLogs(tb.agentLog(h2), 'agent stopped', { level: 'error' })[0]?.err).toMatch(/another agent with node name "h2" \(public IP 192\.0\.2\.9\) took over our lease/);
     // The clone holds the subnet alone, and it stays so: nothing takes it back.
     await poll(async () => JSON.parse((await etcdKey(tb, key))!.value).PublicIP === clone.ip, { timeoutMs: 5000, what: 'the clone to hold it' });
     expect(clone.agent?.status).toBeUndefined();

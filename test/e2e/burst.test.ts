@@ -6,7 +6,7 @@ import { execIn } from '../../src/testbed/netns.js';
 import { REPO_ROOT } from '../../src/testbed/paths.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed } from '../../src/testbed/topology.js';
-import { applyYaml, currentRunLog, joinHost, networkYaml } from './helpers.js';
+import { applyYaml, currentRunLog, findLogs, joinHost, networkYaml } from './helpers.js';
 
 const PEERS = 1000;
 let tb: Testbed;
@@ -46,8 +46,8 @@ async function routeCount(ns: string): Promise<number> {
 describe('a burst of lease events', () => {
   it(`programs ${PEERS} peers added at once, and removes them, in a handful of reconciles`, async () => {
     const { host } = await joinHost(tb, 1);
-    await poll(() => /INFO  ready /.test(currentRunLog(tb, host)), { what: 'h1 ready' });
-    const passes = () => (currentRunLog(tb, host).match(/dataplane converged/g) ?? []).length;
+    await poll(() => findLogs(currentRunLog(tb, host), 'ready').length > 0, { what: 'h1 ready' });
+    const passes = () => findLogs(currentRunLog(tb, host), 'dataplane converged').length;
 
     const before = passes();
     await burst('put');
@@ -63,5 +63,15 @@ describe('a burst of lease events', () => {
     expect(added).toBeGreaterThan(0);
     expect(added).toBeLessThanOrEqual(20);
     expect(removed).toBeLessThanOrEqual(20);
+
+    // The log tells of every peer, but in a summary line per pass rather than one per peer.
+    const log = currentRunLog(tb, host);
+    const summaries = findLogs(log, 'peers changed');
+    const single = (msg: string) => findLogs(log, msg).length;
+    const sum = (field: 'added' | 'removed') => summaries.reduce((n, e) => n + Number(e[field]), 0);
+    expect(sum('added') + single('peer added')).toBe(PEERS);
+    expect(sum('removed') + single('peer removed')).toBe(PEERS);
+    expect(summaries.length + single('peer added') + single('peer removed')).toBeLessThanOrEqual(2 * 20 * (added + removed));
+    expect(summaries.length).toBeGreaterThan(0);
   });
 });

@@ -120,11 +120,41 @@ export function currentRunLog(tb: Testbed, host: Host): string {
   return agentRuns(tb, host).pop() ?? '';
 }
 
-/** Restarts nothing itself: waits until run number `run` (0-based) has logged the pattern. */
-export async function waitForRun(tb: Testbed, host: Host, run: number, pattern: RegExp, timeoutMs = 15_000): Promise<string> {
+/** One line of an agent's JSON log. */
+export interface LogEntry {
+  level: 'debug' | 'info' | 'warn' | 'error';
+  time: string;
+  msg: string;
+  component?: string;
+  [field: string]: unknown;
+}
+
+/** The JSON lines of an agent's log (anything else, e.g. a crash trace, is left out). */
+export function logEntries(text: string): LogEntry[] {
+  const out: LogEntry[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    try {
+      out.push(JSON.parse(line) as LogEntry);
+    } catch {
+      // a line cut short by a kill; not an event
+    }
+  }
+  return out;
+}
+
+/** Log entries with this message (exact, or matching a pattern) whose fields have these values. */
+export function findLogs(text: string, msg: string | RegExp, fields: Partial<LogEntry> = {}): LogEntry[] {
+  return logEntries(text).filter(
+    (e) => (typeof msg === 'string' ? e.msg === msg : msg.test(e.msg)) && Object.entries(fields).every(([k, v]) => e[k] === v),
+  );
+}
+
+/** Restarts nothing itself: waits until run number `run` (0-based) has logged the message. */
+export async function waitForRun(tb: Testbed, host: Host, run: number, msg: string | RegExp, timeoutMs = 15_000): Promise<string> {
   const { poll } = await import('../../src/testbed/poll.js');
   return poll(() => {
     const log = agentRuns(tb, host)[run];
-    return log !== undefined && pattern.test(log) ? log : undefined;
-  }, { timeoutMs, what: `${host.name} agent run ${run + 1} to log ${pattern}` });
+    return log !== undefined && findLogs(log, msg).length > 0 ? log : undefined;
+  }, { timeoutMs, what: `${host.name} agent run ${run + 1} to log ${msg}` });
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, currentRunLog, kernelState, linkMac } from './helpers.js';
+import { agentRuns, applyYaml, currentRunLog, findLogs, kernelState, linkMac, logEntries, type LogEntry } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const SUBNETS = `${PREFIX}/subnets/`;
@@ -84,20 +84,19 @@ const HOSTILE: Hostile[] = [
 
 let tb: Testbed;
 
-/** Every log line of one agent run with a `key=` field, keyed by that key's value. */
-function keyLines(log: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  for (const line of log.split('\n')) {
-    const m = / key=("(?:[^"\\]|\\.)*"|\S+)/.exec(line);
-    if (!m) continue;
-    const key = m[1]!.startsWith('"') ? (JSON.parse(m[1]!) as string) : m[1]!;
-    out.set(key, [...(out.get(key) ?? []), line]);
+/** Every warning or error of one agent run with a `key` field, by that key's value. */
+function keyLines(log: string): Map<string, LogEntry[]> {
+  const out = new Map<string, LogEntry[]>();
+  for (const e of logEntries(log)) {
+    // Warnings only: a valid peer's "peer added" (info) is not a complaint about it.
+    if (typeof e.key !== 'string' || (e.level !== 'warn' && e.level !== 'error')) continue;
+    out.set(e.key, [...(out.get(e.key) ?? []), e]);
   }
   return out;
 }
 
 /** Lines about a hostile entry: logged by its full key or by its last segment. */
-function linesFor(lines: Map<string, string[]>, h: Hostile): string[] {
+function linesFor(lines: Map<string, LogEntry[]>, h: Hostile): LogEntry[] {
   return [...(lines.get(SUBNETS + h.name) ?? []), ...(lines.get(h.name) ?? [])];
 }
 
@@ -131,7 +130,7 @@ async function expectedFlannelState(host: Host, other: Host, hostileWritten: boo
   };
 }
 
-const resyncs = (host: Host) => (currentRunLog(tb, host).match(/DEBUG resync done/g) ?? []).length;
+const resyncs = (host: Host) => findLogs(currentRunLog(tb, host), 'resync done', { level: 'debug' }).length;
 
 /** Waits for `count` more periodic resyncs of the host's current agent run. */
 async function waitResyncs(host: Host, count: number): Promise<void> {
@@ -207,7 +206,7 @@ describe('hostile leases in etcd', () => {
     await tb.stopAgent(h1);
     const runs = agentRuns(tb, h1).length;
     tb.startAgent(h1, AGENT_ARGS);
-    await poll(() => agentRuns(tb, h1).length > runs && /INFO  ready /.test(currentRunLog(tb, h1)), { timeoutMs: 20_000, what: 'h1 to restart and be ready' });
+    await poll(() => agentRuns(tb, h1).length > runs && findLogs(currentRunLog(tb, h1), 'ready').length > 0, { timeoutMs: 20_000, what: 'h1 to restart and be ready' });
     expect(tb.readSubnetEnv(h1)!.subnet.toString()).toBe(H1_SUBNET);
     await verify('hostile entries present at start');
 

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed, type ExitStatus, type Host } from '../../src/testbed/topology.js';
-import { expectFullMesh, joinHost, networkYaml } from './helpers.js';
+import { expectFullMesh, findLogs, joinHost, networkYaml } from './helpers.js';
 
 const PASSWORD = `weft-pw-${randomBytes(9).toString('hex')}`;
 const WRONG = `not-it-${randomBytes(9).toString('hex')}`;
@@ -131,7 +131,9 @@ describe('TLS with client certificates and etcd auth', () => {
     tb.startAgent(h3, [], { etcdFlags: tb.etcdFlags({ clientCert: false }) });
     const { status, ms } = await exitOf(h3, started);
     const log = tb.agentLog(h3).slice(mark);
-    const reason = log.split('\n').filter((l) => /ERROR/.test(l)).join('\n');
+    const reason = findLogs(log, /./, { level: 'error' })
+      .map((e) => `${e.msg}: ${String(e.err ?? '')}`)
+      .join('\n');
     console.log(`no client certificate: agent exited ${status.code ?? status.signal} after ${ms} ms: ${reason.slice(0, 300)}`);
     expect(status.code).not.toBe(0);
     expect(status.signal).toBeNull();

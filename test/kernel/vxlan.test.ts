@@ -33,6 +33,8 @@ describe('vxlan backend (kernel)', () => {
 
     const first = await b.reconcile(OWN, peers);
     expect([first.operations, first.failures]).toEqual([9, 0]);
+    expect(first.byKind).toEqual({ route: { ok: 3, failed: 0 }, neigh: { ok: 3, failed: 0 }, fdb: { ok: 3, failed: 0 } });
+    expect(first.peersProgrammed).toBe(3);
     expect(await vxState(h)).toEqual(expectedVx([2, 3, 4]));
     const addrs = (await h.link('flannel.1'))!.addr_info!.filter((a) => a.family === 'inet');
     expect(addrs.map((a) => `${a.local}/${a.prefixlen}`)).toEqual(['10.5.1.0/32']);
@@ -45,12 +47,14 @@ describe('vxlan backend (kernel)', () => {
     // One peer gone: exactly its three entries go, in at most three batch runs.
     const removed = await b.reconcile(OWN, [vxPeer(2), vxPeer(4)]);
     expect([removed.operations, removed.failures]).toEqual([3, 0]);
+    expect([removed.byKind, removed.peersProgrammed]).toEqual([{ route: { ok: 1, failed: 0 }, neigh: { ok: 1, failed: 0 }, fdb: { ok: 1, failed: 0 } }, 2]);
     expect(h.ns.runner.runs - runs).toBe(3);
     expect(await vxState(h)).toEqual(expectedVx([2, 4]));
 
     // A new VTEP MAC: neighbour and FDB replaced, old FDB entry deleted, route kept.
     const changed = await b.reconcile(OWN, [vxPeer(2), vxPeer(4, { vtepMAC: '02:00:00:00:aa:04' })]);
     expect([changed.operations, changed.failures]).toEqual([3, 0]);
+    expect(changed.byKind).toEqual({ route: { ok: 0, failed: 0 }, neigh: { ok: 1, failed: 0 }, fdb: { ok: 2, failed: 0 } });
     expect(await vxState(h)).toEqual(expectedVx([2, 4], { 4: '02:00:00:00:aa:04' }));
 
     // A new public IP: one FDB replace.
@@ -102,8 +106,12 @@ describe('vxlan backend (kernel)', () => {
 
     const refused = await b.reconcile(OWN, [vxPeer(2), vxPeer(3)]);
     expect(refused.failures).toBe(3);
+    // Peer 3's neighbour and FDB entry were refused, so its route was not even tried.
+    expect(refused.byKind).toEqual({ route: { ok: 0, failed: 1 }, neigh: { ok: 0, failed: 1 }, fdb: { ok: 0, failed: 1 } });
+    expect(refused.peersProgrammed).toBe(1); // peer 2 counts until the next call reads the kernel
     const again = await b.reconcile(OWN, [vxPeer(2), vxPeer(3)]);
     expect([again.operations, again.failures]).toEqual([6, 0]);
+    expect(again.peersProgrammed).toBe(2);
     expect(again.vtepMAC).toBe((await h.link('flannel.1'))!.address);
     expect(await vxState(h)).toEqual(expectedVx([2, 3]));
     expect(h.logs.some((l) => l.includes('refused'))).toBe(true);

@@ -14,6 +14,14 @@ describe('weft agent flags', () => {
     expect(o.healthzPort).toBe(0);
     expect(o.network).toBe('default');
     expect(o.resyncIntervalMs).toBe(60_000);
+    expect(o.logLevel).toBe('info');
+    expect(o.logFormat).toBeUndefined(); // decided by whether stderr is a terminal
+  });
+
+  it('takes --log-level and --log-format, or WEFT_LOG_LEVEL and WEFT_LOG_FORMAT', () => {
+    expect(parse(['--node-name', 'h', '--log-level', 'debug', '--log-format=text'])).toMatchObject({ logLevel: 'debug', logFormat: 'text' });
+    expect(parse(['--node-name', 'h'], { WEFT_LOG_LEVEL: 'warn', WEFT_LOG_FORMAT: 'json' })).toMatchObject({ logLevel: 'warn', logFormat: 'json' });
+    expect(parse(['--node-name', 'h', '--log-level', 'error'], { WEFT_LOG_LEVEL: 'debug' }).logLevel).toBe('error');
   });
 
   it('accepts Go-style single-dash flags and repeated --iface', () => {
@@ -70,6 +78,8 @@ describe('weft agent flags', () => {
     [['--iface-regex', '('], /regular expression/],
     [['--resync-interval', '10'], /resync-interval/],
     [['--ip-masq=maybe'], /not a boolean/],
+    [['--log-level', 'verbose'], /log-level: "verbose" is not one of debug, info, warn, error/],
+    [['--log-format', 'pretty'], /log-format: "pretty" is not one of json, text/],
     [['positional'], /positional|Unexpected/i],
   ])('refuses %j', (argv, message) => {
     expect(() => parse(['--node-name', 'h', ...argv])).toThrow(UsageError);

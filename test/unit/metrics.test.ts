@@ -1,0 +1,88 @@
+import { describe, expect, it } from 'vitest';
+import { AgentMetrics } from '../../src/agent/metrics.js';
+
+const none = { ok: 0, failed: 0 };
+
+/** The value of one sample in Prometheus text format. */
+function sample(text: string, series: string): string | undefined {
+  for (const line of text.split('\n')) if (line.startsWith(series + ' ')) return line.slice(series.length + 1);
+  return undefined;
+}
+
+describe('agent metrics', () => {
+  it('counts reconciles, kernel operations by kind and result, peers and drift', async () => {
+    const m = new AgentMetrics({ processMetrics: false });
+    m.reconciled({ trigger: 'event', peersDesired: 3, peersProgrammed: 3, ops: { route: { ok: 3, failed: 0 }, neigh: { ok: 3, failed: 0 }, fdb: { ok: 3, failed: 0 } }, seconds: 0.02 });
+    m.reconciled({ trigger: 'resync', peersDesired: 3, peersProgrammed: 3, ops: { route: none, neigh: none, fdb: none }, seconds: 0.01 });
+    m.reconciled({ trigger: 'resync', peersDesired: 3, peersProgrammed: 2, ops: { route: { ok: 1, failed: 1 }, neigh: none, fdb: none }, seconds: 0.3 });
+    const text = await m.render();
+    expect(sample(text, 'weft_kernel_operations_total{kind="route",result="ok"}')).toBe('4');
+    expect(sample(text, 'weft_kernel_operations_total{kind="route",result="failed"}')).toBe('1');
+    expect(sample(text, 'weft_kernel_operations_total{kind="neigh",result="ok"}')).toBe('3');
+    expect(sample(text, 'weft_kernel_operations_total{kind="fdb",result="failed"}')).toBe('0');
+    expect(sample(text, 'weft_reconciles_total{trigger="event"}')).toBe('1');
+    expect(sample(text, 'weft_reconciles_total{trigger="resync"}')).toBe('2');
+    expect(sample(text, 'weft_reconciles_total{trigger="retry"}')).toBe('0');
+    expect(sample(text, 'weft_drift_repaired_total')).toBe('1'); // only the resync that applied something
+    expect(sample(text, 'weft_peers_desired')).toBe('3');
+    expect(sample(text, 'weft_peers_programmed')).toBe('2');
+    expect(sample(text, 'weft_reconcile_duration_seconds_count')).toBe('3');
+    expect(sample(text, 'weft_reconcile_duration_seconds_bucket{le="0.025"}')).toBe('2');
+  });
+
+  it('reads leases, watch age and lease expiry from the agent at scrape time', async () => {
+    let now = 1_000_000;
+    const m = new AgentMetrics({ now: () => now, processMetrics: false });
+    let expiresAt: number | undefined;
+    let text = await m.render();
+    expect(sample(text, 'weft_leases')).toMatch(/^nan$/i); // prom-client writes "Nan", which Prometheus parses
+    m.observe({ leases: () => 4, watchRevision: () => 17, lastWatchActivity: () => 990_000, leaseExpiresAt: () => expiresAt });
+    text = await m.render();
+    expect(sample(text, 'weft_leases')).toBe('4');
+    expect(sample(text, 'weft_watch_revision')).toBe('17');
+    expect(sample(text, 'weft_watch_last_event_age_seconds')).toBe('10');
+    expect(sample(text, 'weft_lease_expiry_seconds')).toMatch(/^nan$/i); // no lease held yet
+    expiresAt = now + 90_500;
+    now += 500;
+    expect(sample(await m.render(), 'weft_lease_expiry_seconds')).toBe('90');
+    expiresAt = Infinity; // a reservation
+    expect(sample(await m.render(), 'weft_lease_expiry_seconds')).toBe('+Inf');
+  });
+
+  it('counts etcd errors by operation, outages, and lease events', async () => {
+    const m = new AgentMetrics({ processMetrics: false });
+    m.etcdError('renew');
+    m.etcdError('renew');
+    m.etcdError('probe');
+    m.etcdReachable(false);
+    m.etcdReachable(true);
+    m.leaseAcquired('new');
+    m.leaseRenewed(true);
+    m.leaseLost();
+    const text = await m.render();
+    expect(sample(text, 'weft_etcd_errors_total{operation="renew"}')).toBe('2');
+    expect(sample(text, 'weft_etcd_errors_total{operation="probe"}')).toBe('1');
+    expect(sample(text, 'weft_etcd_errors_total{operation="list"}')).toBe('0'); // present before the first error
+    expect(sample(text, 'weft_etcd_outages_total')).toBe('1');
+    expect(sample(text, 'weft_etcd_reachable')).toBe('1');
+    expect(sample(text, 'weft_lease_acquisitions_total{how="new"}')).toBe('1');
+    expect(sample(text, 'weft_lease_renewals_total{result="ok"}')).toBe('1');
+    expect(sample(text, 'weft_lease_renewals_total{result="failed"}')).toBe('0');
+    expect(sample(text, 'weft_lease_losses_total')).toBe('1');
+  });
+
+  it('follows Prometheus naming, and exports process metrics under their standard names', async () => {
+    const text = await new AgentMetrics().render();
+    const names = [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => ({ name: m[1]!, type: m[2]! }));
+    const weft = names.filter((n) => n.name.startsWith('weft_'));
+    expect(weft.length).toBeGreaterThan(15);
+    for (const n of weft) {
+      if (n.type === 'counter') expect(n.name).toMatch(/_total$/);
+      else expect(n.name).not.toMatch(/_total$/);
+    }
+    const all = names.map((n) => n.name);
+    expect(all).toContain('process_cpu_seconds_total');
+    expect(all).toContain('process_resident_memory_bytes');
+    expect(all).toContain('nodejs_eventloop_lag_seconds');
+  });
+});
