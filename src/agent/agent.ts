@@ -18,6 +18,7 @@ import type { AgentOptions } from './flags.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
 import { PeerSelector } from './peers.js';
+import { agentStatusPublisher, type StatusPublisher } from './status.js';
 import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
 
 export interface AgentDeps {
@@ -61,12 +62,19 @@ export class Agent {
   private readonly now: () => number;
   private readonly log: Logger;
   private readonly metrics: AgentMetrics;
+  /** The node status record at <prefix>/_weft/nodes/<network>/<node>. */
+  private readonly status: StatusPublisher;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
     this.log = deps.logger;
     this.metrics = deps.metrics ?? new AgentMetrics();
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
+    this.status = agentStatusPublisher(deps.store, deps.options, this.log, () => ({
+      ready: this.ready(),
+      held: this.held,
+      publicIP: this.selection?.publicIP.toString(),
+    }), this.now);
   }
 
   ready(): { ok: boolean; reason: string } {
@@ -90,6 +98,7 @@ export class Agent {
 
   private async runUntilStopped(): Promise<void> {
     const { options } = this.deps;
+    this.status.start();
     this.config = await this.untilDone('network config', () => this.readConfig());
     if (this.stopped) return;
     const config = this.config;
@@ -153,12 +162,18 @@ export class Agent {
     void this.stop();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** Idempotent: every caller waits for the one shutdown (the status record's removal included). */
+  stop(): Promise<void> {
+    return (this.stopping ??= this.shutdown());
+  }
+  private stopping: Promise<void> | undefined;
+
+  private async shutdown(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.watch?.stop();
+    await this.status.stop();
     this.wake?.();
   }
 
@@ -459,6 +474,7 @@ export class Agent {
         try {
           const started = performance.now();
           const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
+          this.status.reconciled({ desired: peers.length, ...report });
           this.metrics.reconciled({
             resync,
             peers: peers.length,
@@ -484,6 +500,7 @@ export class Agent {
           const mac = this.leaseValue?.backendData?.VtepMAC;
           if (report.vtepMAC && mac && report.vtepMAC !== mac) void this.republish(report.vtepMAC);
         } catch (err) {
+          this.status.reconcileFailed(peers.length, (err as Error).message);
           this.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
           this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile(true));
         }

@@ -15,6 +15,7 @@ import { HELP } from './help.js';
 import { readInputs } from './input.js';
 import { leaseTable, networkTable, OUTPUT_FORMATS, serialize, subnetTable, type OutputFormat } from './print.js';
 import { unifiedDiff } from './unidiff.js';
+import { weftVersion as version } from '../version.js';
 
 export interface CliIO {
   stdout(text: string): void;
@@ -69,15 +70,6 @@ const KIND_NAMES: Record<string, Kind> = {
   subnet: 'Subnet', subnets: 'Subnet', sn: 'Subnet',
   lease: 'Lease', leases: 'Lease',
 };
-
-export function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   if (argv[0] === 'agent') {

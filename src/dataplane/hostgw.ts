@@ -45,6 +45,6 @@ export class HostGwBackend implements Backend {
     else this.skips.update(d.skips);
     const r = await this.converger.converge(d.state, full, d.touched);
     this.trusted = r.failures === 0;
-    return { operations: r.operations, failures: r.failures, ms: performance.now() - t0, kernelMs: r.kernelMs };
+    return { operations: r.operations, failures: r.failures, skipped: this.skips.count, ms: performance.now() - t0, kernelMs: r.kernelMs };
   }
 }

@@ -81,7 +81,7 @@ export class VxlanBackend implements Backend {
     const r = await this.converger.converge(d.state, full, d.touched);
     // A refused operation may mean the device is gone: check it on the next call.
     if (r.failures > 0) this.addressFor = undefined;
-    return { operations: r.operations, failures: r.failures, vtepMAC: this.mac!, ms: performance.now() - t0, kernelMs: r.kernelMs };
+    return { operations: r.operations, failures: r.failures, skipped: this.skips.count, vtepMAC: this.mac!, ms: performance.now() - t0, kernelMs: r.kernelMs };
   }
 
   private async readDevice(): Promise<DeviceInfo | undefined> {
