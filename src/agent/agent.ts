@@ -136,7 +136,10 @@ export class Agent {
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.log, {
       onChange: () => this.onLeasesChanged(),
-      onHealth: (reachable) => this.metrics.etcdReachable(reachable),
+      onHealth: (reachable) => {
+        this.metrics.etcdReachable(reachable);
+        this.status.etcdReachable(reachable);
+      },
     });
     let seed = this.seedListing();
     await this.untilDone('lease watch', async () => {

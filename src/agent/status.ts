@@ -151,6 +151,9 @@ export function dueAt(
 
 export interface StatusSink {
   put(value: string): Promise<void>;
+  /** Refreshes the record's etcd lease once (the lost handler fires when it is gone). */
+  keepAlive(): Promise<void>;
+  readonly ttlSeconds: number;
   revoke(): Promise<void>;
   abandon(): void;
   onLost(handler: () => void): void;
@@ -182,7 +185,10 @@ export class StatusPublisher {
   private retryAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
+  /** When the record's etcd lease was last written or refreshed. */
+  private renewedAt = 0;
   private stopped = false;
+  private reachable = true;
 
   constructor(private readonly opts: StatusPublisherOptions) {
     this.now = opts.now ?? Date.now;
@@ -201,6 +207,15 @@ export class StatusPublisher {
     const at = this.now();
     this.sync = { desired: report.desired, skipped: report.skipped ?? 0, failures: report.failures, at };
     if (report.failures === 0) this.lastSuccessAt = at;
+  }
+
+  /**
+   * While the agent's lease watch reports etcd unreachable, nothing is attempted: the watch
+   * already logged the outage, and the record is written once etcd answers again.
+   */
+  etcdReachable(reachable: boolean): void {
+    this.reachable = reachable;
+    if (reachable) this.retryAt = 0;
   }
 
   reconcileFailed(desired: number, message: string): void {
@@ -252,21 +267,12 @@ export class StatusPublisher {
     }
   }
 
-  /** One check: publish if a change is due (also used by tests to drive it). */
+  /** One check: publish if a change is due, else refresh the etcd lease if due (tests drive it too). */
   async check(): Promise<void> {
-    if (this.stopped || this.inFlight) return;
+    if (this.stopped || this.inFlight || !this.reachable) return;
     const now = this.now();
     if (now < this.retryAt) return;
-    const next = this.current();
-    const change = this.force ? 'state' : classifyChange(this.published?.record, next);
-    if (change === 'none') {
-      this.pending = undefined;
-      return;
-    }
-    this.pending ??= { since: now, jitter: this.random() };
-    const due = this.force || !this.published ? now : dueAt(change, this.published.at, this.pending.since, this.pending.jitter, next.peers.desired, this.policy)!;
-    if (due > now) return;
-    this.inFlight = this.publish(next, now);
+    this.inFlight = this.step(now);
     try {
       await this.inFlight;
     } finally {
@@ -274,17 +280,35 @@ export class StatusPublisher {
     }
   }
 
-  private async publish(record: NodeStatus, now: number): Promise<void> {
+  private async step(now: number): Promise<void> {
+    const next = this.current();
+    const change = this.force ? 'state' : classifyChange(this.published?.record, next);
+    if (change === 'none') this.pending = undefined;
+    else this.pending ??= { since: now, jitter: this.random() };
+    const due =
+      change === 'none' ? undefined : this.force || !this.published ? now : dueAt(change, this.published.at, this.pending!.since, this.pending!.jitter, next.peers.desired, this.policy);
+    if (due !== undefined && due <= now) {
+      await this.attempt(async () => {
+        this.force = false;
+        await this.opts.sink.put(encodeNodeStatus(next));
+        this.pending = undefined;
+        // A lease lost while the put was in flight may have taken the record with it: force stays set.
+        if (!this.force) this.published = { record: next, at: now };
+      }, now);
+    } else if (this.published && now - this.renewedAt >= (this.opts.sink.ttlSeconds * 1000) / 3) {
+      await this.attempt(() => this.opts.sink.keepAlive(), now);
+    }
+  }
+
+  /** Runs one write or keepalive; a failure is logged once per outage and retried with backoff. */
+  private async attempt(op: () => Promise<void>, now: number): Promise<void> {
     const log = this.opts.logger;
-    this.force = false;
     try {
-      await this.opts.sink.put(encodeNodeStatus(record));
+      await op();
+      this.renewedAt = now;
       if (this.failures > 0) log.info('node status published again', { key: this.opts.sink.key, attempts: this.failures + 1 });
       this.failures = 0;
       this.retryAt = 0;
-      this.pending = undefined;
-      // A lease lost while the put was in flight may have taken the record with it: force stays set.
-      if (!this.force) this.published = { record, at: now };
     } catch (err) {
       if (this.stopped) return;
       if (this.failures++ === 0) log.warn('cannot publish the node status; retrying with backoff', { key: this.opts.sink.key, err: (err as Error).message });

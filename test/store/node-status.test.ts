@@ -59,8 +59,14 @@ describe('node status in etcd', () => {
     const { publisher, writer, read } = setup();
     await publisher.check();
     const started = Date.now();
-    // Kept alive past twice the TTL.
-    await waitFor(async () => Date.now() - started > 2 * TTL * 1000 && (await read()) !== undefined, { timeoutMs: 10_000, what: 'the record to outlive its TTL' });
+    // Kept alive (a keepalive every TTL/3, as the publisher's ticks do) past twice the TTL.
+    await waitFor(
+      async () => {
+        await publisher.check();
+        return Date.now() - started > 2 * TTL * 1000 && (await read()) !== undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 200, what: 'the record to outlive its TTL' },
+    );
     // A crash: keepalives stop, nothing is revoked.
     writer.abandon();
     const died = Date.now();
@@ -74,7 +80,7 @@ describe('node status in etcd', () => {
     const first = (await read())!.leaseId;
     await fx.admin.client.leaseClient.leaseRevoke({ ID: first });
     expect(await read()).toBeUndefined();
-    // The keepalive learns the lease is gone (`lost`), and the next check republishes.
+    // The next keepalive learns the lease is gone (`lost`), and the check after it republishes.
     await waitFor(
       async () => {
         await publisher.check();

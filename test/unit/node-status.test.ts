@@ -182,7 +182,9 @@ describe('publishing policy', () => {
 /** An in-memory sink: the publisher's rate limiting and failure handling without etcd. */
 class MemorySink implements StatusSink {
   readonly key = '/p/_weft/nodes/default/h1';
+  readonly ttlSeconds = 30;
   writes: NodeStatus[] = [];
+  keepalives = 0;
   failNext = 0;
   revoked = false;
   private lost: (() => void) | undefined;
@@ -194,6 +196,13 @@ class MemorySink implements StatusSink {
     const d = decodeNodeStatus(value);
     if (!d.ok) throw new Error(d.error);
     this.writes.push(d.value);
+  }
+  async keepAlive(): Promise<void> {
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('etcd is unreachable');
+    }
+    this.keepalives++;
   }
   async revoke(): Promise<void> {
     this.revoked = true;
@@ -275,9 +284,34 @@ describe('StatusPublisher', () => {
     expect(sink.writes).toHaveLength(2);
   });
 
+  it('refreshes the record\'s etcd lease every TTL/3 without rewriting it, and stays quiet while etcd is known to be away', async () => {
+    const { sink, lines, pub, advance } = setup();
+    await pub.check();
+    advance(9_000);
+    await pub.check();
+    expect(sink.keepalives).toBe(0);
+    advance(1_000);
+    await pub.check();
+    expect([sink.writes.length, sink.keepalives]).toEqual([1, 1]);
+    // The lease watch reports an outage: no attempt at all, so nothing to log.
+    pub.etcdReachable(false);
+    sink.failNext = 100;
+    for (let i = 0; i < 10; i++) {
+      advance(10_000);
+      pub.reconciled({ desired: i, failures: 0 });
+      await pub.check();
+    }
+    expect(sink.failNext).toBe(100);
+    expect(lines.filter((l) => / WARN /.test(l))).toEqual([]);
+    sink.failNext = 0;
+    pub.etcdReachable(true);
+    await pub.check();
+    expect(sink.writes.at(-1)!.peers.desired).toBe(9);
+  });
+
   it('never throws out of a check, whatever the sink does', async () => {
     const pub = new StatusPublisher({
-      sink: { key: 'k', put: () => Promise.reject(new Error('x')), revoke: () => Promise.reject(new Error('y')), abandon: () => {}, onLost: () => {} },
+      sink: { key: 'k', ttlSeconds: 30, put: () => Promise.reject(new Error('x')), keepAlive: () => Promise.reject(new Error('z')), revoke: () => Promise.reject(new Error('y')), abandon: () => {}, onLost: () => {} },
       logger: silentLogger,
       observe: () => ({ nodeName: 'h1', network: 'default', version: '0.1.0', startedAt: T0, agent: { ok: true, reason: 'ok' } }),
     });
