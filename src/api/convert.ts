@@ -296,7 +296,8 @@ export function nodeFromStore(record: NodeStatusRecord, leaseFound: boolean | un
     return { apiVersion: API_VERSION, kind: 'Node', metadata, status: { network: record.network ?? '' } };
   }
   const s = record.status.value;
-  metadata.creationTimestamp = s.startedAt;
+  // Second precision, as the other kinds' timestamps (the status keeps the exact time).
+  metadata.creationTimestamp = s.startedAt.replace(/\.\d+Z$/, 'Z');
   return {
     apiVersion: API_VERSION,
     kind: 'Node',
