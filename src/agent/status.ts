@@ -235,9 +235,14 @@ export class StatusPublisher {
     const tick = () => {
       this.timer = undefined;
       if (this.stopped) return;
-      void this.check().finally(() => {
-        if (!this.stopped) this.timer = setTimeout(tick, this.tickMs);
-      });
+      void this.check()
+        .catch((err: unknown) => {
+          // A bug here must never take the agent down: status is best effort.
+          if (this.failures++ === 0) this.opts.logger.warn('cannot build the node status', { err: String(err) });
+        })
+        .finally(() => {
+          if (!this.stopped) this.timer = setTimeout(tick, this.tickMs);
+        });
     };
     this.timer = setTimeout(tick, 0);
   }
