@@ -19,6 +19,7 @@ import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
 import { peerChangeLines, PeerSetTracker } from './peer-changes.js';
 import { PeerSelector } from './peers.js';
+import { agentStatusPublisher, type StatusPublisher } from './status.js';
 import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
 
 export interface AgentDeps {
@@ -68,6 +69,8 @@ export class Agent {
   private readonly peerLog: Logger;
   private readonly metrics: AgentMetrics;
   private readonly masq: MasqKeeper;
+  /** The node status record at <prefix>/_weft/nodes/<network>/<node>. */
+  private readonly status: StatusPublisher;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
@@ -83,6 +86,11 @@ export class Agent {
     });
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
     this.masq = new MasqKeeper(masqChainFor(deps.options.network));
+    this.status = agentStatusPublisher(deps.store, deps.options, this.log, () => ({
+      ready: this.ready(),
+      held: this.held,
+      publicIP: this.selection?.publicIP.toString(),
+    }), this.now);
   }
 
   ready(): { ok: boolean; reason: string } {
@@ -106,6 +114,7 @@ export class Agent {
 
   private async runUntilStopped(): Promise<void> {
     const { options } = this.deps;
+    this.status.start();
     this.config = await this.untilDone('network config', 'config', () => this.readConfig());
     if (this.stopped) return;
     const config = this.config;
@@ -143,7 +152,10 @@ export class Agent {
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
       onChange: () => this.onLeasesChanged(),
-      onHealth: (reachable) => this.metrics.etcdReachable(reachable),
+      onHealth: (reachable) => {
+        this.metrics.etcdReachable(reachable);
+        this.status.etcdReachable(reachable);
+      },
       onError: (operation) => this.metrics.etcdError(operation),
       now: this.now,
     });
@@ -171,12 +183,18 @@ export class Agent {
     void this.stop();
   }
 
-  async stop(): Promise<void> {
-    if (this.stopped) return;
+  /** Idempotent: every caller waits for the one shutdown (the status record's removal included). */
+  stop(): Promise<void> {
+    return (this.stopping ??= this.shutdown());
+  }
+  private stopping: Promise<void> | undefined;
+
+  private async shutdown(): Promise<void> {
     this.stopped = true;
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await this.watch?.stop();
+    await this.status.stop();
     this.wake?.();
   }
 
@@ -501,6 +519,7 @@ export class Agent {
         try {
           const started = performance.now();
           const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
+          this.status.reconciled({ desired: peers.length, ...report });
           this.metrics.reconciled({
             trigger,
             peersDesired: peers.length,
@@ -531,6 +550,7 @@ export class Agent {
           const mac = this.leaseValue?.backendData?.VtepMAC;
           if (report.vtepMAC && mac && report.vtepMAC !== mac) void this.republish(report.vtepMAC);
         } catch (err) {
+          this.status.reconcileFailed(peers.length, (err as Error).message);
           // Once per failure streak, not once per retry.
           if (r.failures === 0) this.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
           else this.log.debug('dataplane reconcile failed again', { attempt: r.failures + 1, err: (err as Error).message });

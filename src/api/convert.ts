@@ -2,13 +2,14 @@
 // says what a set of keys means as a Network, Subnet or Lease, and which bytes a resource
 // becomes.
 import { Cidr } from '../alloc/cidr.js';
-import type { KV, NetworkMeta, SubnetRecord } from '../store/store.js';
+import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from '../store/store.js';
 import { encodeLease, isValidNodeName, type LeaseValue } from './lease.js';
 import { capacityOf, decodeFlannelConfig, encodeFlannelConfig, resolveNetwork, subnetFits, type NetworkConfig } from './network.js';
 import {
   API_VERSION,
   type LeaseResource,
   type NetworkResource,
+  type NodeResource,
   type NetworkSpec,
   type NetworkStatus,
   type ObjectMeta,
@@ -280,6 +281,43 @@ export function leaseFromStore(
       ...(record.reserved
         ? { reserved: true }
         : optional('expiry', ttlSeconds === undefined ? undefined : new Date(now + ttlSeconds * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z'))),
+    },
+  };
+}
+
+/**
+ * A Node from its status record. An unreadable record keeps its key's names and says why in
+ * the weft.io/invalid-value annotation, as an unreadable lease does.
+ */
+export function nodeFromStore(record: NodeStatusRecord, leaseFound: boolean | undefined): NodeResource {
+  const metadata: ObjectMeta = { name: record.name, resourceVersion: String(record.kv.modRevision) };
+  if (!record.status.ok) {
+    metadata.annotations = { 'weft.io/invalid-value': record.status.error };
+    return { apiVersion: API_VERSION, kind: 'Node', metadata, status: { network: record.network ?? '' } };
+  }
+  const s = record.status.value;
+  // Second precision, as the other kinds' timestamps (the status keeps the exact time).
+  metadata.creationTimestamp = s.startedAt.replace(/\.\d+Z$/, 'Z');
+  return {
+    apiVersion: API_VERSION,
+    kind: 'Node',
+    metadata,
+    status: {
+      network: s.network,
+      ready: s.ready,
+      ...optional('reason', s.reason),
+      ...optional('lease', s.lease),
+      ...optional('leaseFound', s.lease !== undefined ? leaseFound : undefined),
+      ...optional('subnet', s.subnet),
+      ...optional('subnetIPv6', s.subnetIPv6),
+      ...optional('publicIP', s.publicIP),
+      ...optional('publicIPv6', s.publicIPv6),
+      ...optional('reserved', s.reserved),
+      peers: { ...s.peers },
+      ...optional('lastSync', s.lastSync),
+      version: s.version,
+      startedAt: s.startedAt,
+      publishedAt: s.publishedAt,
     },
   };
 }

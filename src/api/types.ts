@@ -84,3 +84,36 @@ export interface LeaseResource {
 }
 
 export type Resource = NetworkResource | SubnetResource | LeaseResource;
+
+/**
+ * A node as its agent last reported it (read-only: agents publish it, nothing applies it).
+ * Not one of KINDS: there is no CRD and no spec, only observed status.
+ */
+export interface NodeResource {
+  apiVersion: typeof API_VERSION;
+  kind: 'Node';
+  metadata: ObjectMeta;
+  status: NodeResourceStatus;
+}
+
+export interface NodeResourceStatus {
+  network: string;
+  ready?: boolean;
+  reason?: string;
+  lease?: string;
+  /** Whether that lease key still exists and names this node (false: gone or taken over). */
+  leaseFound?: boolean;
+  subnet?: string;
+  subnetIPv6?: string;
+  publicIP?: string;
+  publicIPv6?: string;
+  reserved?: boolean;
+  peers?: { desired: number; programmed: number; skipped: number };
+  lastSync?: string;
+  version?: string;
+  startedAt?: string;
+  publishedAt?: string;
+}
+
+/** What `weft get -o yaml|json|name` prints. */
+export type Printable = Resource | NodeResource;

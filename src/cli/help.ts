@@ -21,13 +21,15 @@ Usage: weft COMMAND [flags]
 
 Commands:
   apply     create or update resources from YAML (-f FILE|DIR|-)
-  get       list or show networks, subnets and leases
+  get       list or show networks, subnets, leases and nodes
+  describe  everything about one lease: its key, etcd lease, reservation and node status
   delete    delete resources by name or from YAML
   diff      show what apply would change (exit 0 no change, 1 changes)
   agent     run the per-node agent (see weft agent --help)
   version   print the version
 
-Kinds (group weft.io, version v1alpha1): Network, Subnet (a reservation), Lease.
+Kinds (group weft.io, version v1alpha1): Network, Subnet (a reservation), Lease, and
+Node (read-only: each running agent publishes its own status).
 Exit codes: 0 success, 1 user error (invalid input, conflict, not found, refused),
 2 etcd unreachable or other failure.
 
@@ -47,9 +49,13 @@ Flags:
       --force           allow a Network change that leaves existing subnets outside it
 
 ${GLOBAL_FLAGS}`,
-  get: `Usage: weft get networks|subnets|leases [NAME] [-o table|wide|yaml|json|name] [--network NAME]
+  get: `Usage: weft get networks|subnets|leases|nodes [NAME] [-o table|wide|yaml|json|name] [--network NAME]
 
-Kinds: networks (net), subnets (sn), leases. NAME shows one object.
+Kinds: networks (net), subnets (sn), leases, nodes (no). NAME shows one object.
+"leases -o wide" adds each holder's status: READY (yes, no, or unknown when the host
+publishes no readable record), PEERS (programmed/desired), LAST-SYNC and VERSION.
+"nodes" lists the status records agents publish (also of nodes whose lease is gone); a
+record vanishes when its agent stops, or about 30 s after it dies.
 
 Flags:
   -o, --output FORMAT   table (default), wide, yaml, json or name
@@ -68,6 +74,16 @@ Flags:
       --network NAME      the network of a lease or subnet name (when several have it)
       --force             delete a Network together with its subnets
       --ignore-not-found  treat a missing object as deleted
+
+${GLOBAL_FLAGS}`,
+  describe: `Usage: weft describe lease NAME [--network NAME]
+
+Prints everything about one lease: its key and value fields, its etcd lease (TTL left) or
+that it is a reservation, the Subnet reserving it, and the status record of the node
+holding it (ready or why not, peers programmed of desired, last sync, version).
+
+Flags:
+      --network NAME    the lease's network (when several have a lease of that name)
 
 ${GLOBAL_FLAGS}`,
   diff: `Usage: weft diff -f FILE|DIR|- [-R]

@@ -2,13 +2,23 @@
 import { stringify } from 'yaml';
 import type { NetworkView } from '../api/convert.js';
 import { formatDuration } from '../api/duration.js';
-import type { LeaseResource, Resource, SubnetResource } from '../api/types.js';
-import { refOf } from '../store/resource-plan.js';
+import type { LeaseResource, Printable, SubnetResource } from '../api/types.js';
+import { refOf, type NodeView } from '../store/resource-plan.js';
+import type { LeaseDescription } from '../store/resources.js';
+import type { NodeStatusRecord } from '../store/store.js';
 
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';
 export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'wide', 'yaml', 'json', 'name'];
 
 const NONE = '<none>';
+
+/**
+ * Output echoes names and fields from hostile input: control characters (a terminal escape,
+ * a newline forging a second line, a bidi override) are shown as \\u escapes.
+ */
+export function printable(text: string): string {
+  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
 
 /** Columns padded to their widest cell with three spaces between, like kubectl. */
 export function table(header: string[], rows: string[][]): string {
@@ -76,11 +86,28 @@ export function subnetTable(subnets: SubnetResource[], wide: boolean, now: numbe
   return table(header, rows);
 }
 
-export function leaseTable(leases: LeaseResource[], wide: boolean, now: number, showNetwork: boolean): string {
+/**
+ * The node status cells of a lease's row: READY is yes or no from a readable record, unknown
+ * without one (a flanneld host, an agent gone for longer than the record's TTL) or from an
+ * unreadable one.
+ */
+export function statusCells(node: NodeStatusRecord | undefined, now: number): { ready: string; peers: string; lastSync: string; version: string } {
+  if (!node?.status.ok) return { ready: 'unknown', peers: NONE, lastSync: NONE, version: NONE };
+  const s = node.status.value;
+  return {
+    ready: s.ready ? 'yes' : 'no',
+    peers: `${s.peers.programmed}/${s.peers.desired}`,
+    lastSync: s.lastSync ? age(s.lastSync, now) : NONE,
+    version: s.version,
+  };
+}
+
+/** `nodes[i]` is the status record of `leases[i]`'s holder (only read for wide). */
+export function leaseTable(leases: LeaseResource[], wide: boolean, now: number, showNetwork: boolean, nodes: (NodeStatusRecord | undefined)[] = []): string {
   const header = ['NAME', 'NODE', 'PUBLIC-IP', 'BACKEND', 'VTEP-MAC', 'AGE', 'EXPIRES'];
   if (showNetwork) header.unshift('NETWORK');
-  if (wide) header.push('VNI', 'SUBNET');
-  const rows = leases.map((l) => {
+  if (wide) header.push('VNI', 'SUBNET', 'READY', 'PEERS', 'LAST-SYNC', 'VERSION');
+  const rows = leases.map((l, i) => {
     const s = l.spec;
     const expires = s.reserved
       ? '<reserved>'
@@ -97,18 +124,108 @@ export function leaseTable(leases: LeaseResource[], wide: boolean, now: number, 
       expires,
     ];
     if (showNetwork) row.unshift(s.network);
-    if (wide) row.push(s.backend.vni !== undefined ? String(s.backend.vni) : NONE, s.subnet || NONE);
-    return row;
+    if (wide) {
+      const c = statusCells(nodes[i], now);
+      row.push(s.backend.vni !== undefined ? String(s.backend.vni) : NONE, s.subnet || NONE, c.ready, c.peers, c.lastSync, c.version);
+    }
+    return row.map(printable);
   });
   return table(header, rows);
 }
 
-export function yamlOf(r: Resource): string {
+export function nodeTable(views: NodeView[], wide: boolean, now: number, showNetwork: boolean): string {
+  const header = ['NAME', 'READY', 'SUBNET', 'PEERS', 'LAST-SYNC', 'VERSION', 'AGE'];
+  if (showNetwork) header.unshift('NETWORK');
+  if (wide) header.push('LEASE', 'PUBLIC-IP', 'REASON');
+  const rows = views.map(({ record, resource: r }) => {
+    const s = r.status;
+    const c = statusCells(record, now);
+    const row = [r.metadata.name, c.ready, s.subnet ?? NONE, c.peers, c.lastSync, c.version, record.status.ok ? age(r.metadata.creationTimestamp, now) : '<unknown>'];
+    if (showNetwork) row.unshift(record.network ?? '<unknown>');
+    if (wide) {
+      const lease = s.lease === undefined ? NONE : s.leaseFound === false ? `${s.lease} (gone)` : s.lease;
+      row.push(lease, s.publicIP ?? NONE, record.status.ok ? (s.reason ?? NONE) : 'unreadable record');
+    }
+    return row.map(printable);
+  });
+  return table(header, rows);
+}
+
+/** One line per unreadable status record, naming its key (for stderr). */
+export function statusWarnings(records: (NodeStatusRecord | undefined)[]): string {
+  const seen = new Set<string>();
+  let out = '';
+  for (const r of records) {
+    if (!r || r.status.ok || seen.has(r.kv.key)) continue;
+    seen.add(r.kv.key);
+    out += printable(`warning: unreadable node status at ${r.kv.key}: ${r.status.error}`) + '\n';
+  }
+  return out;
+}
+
+function when(timestamp: string | undefined, now: number): string {
+  if (!timestamp) return NONE;
+  return `${age(timestamp, now)} ago (${timestamp})`;
+}
+
+/** `weft describe lease`: the key, its value's fields, its etcd lease or reservation, and its holder's status. */
+export function describeLease(d: LeaseDescription, now: number): string {
+  const l = d.lease;
+  const s = l.spec;
+  const lines: [string, string][] = [
+    ['Name', l.metadata.name],
+    ['Network', s.network],
+    ['Key', d.record.kv.key],
+    ['Subnet', s.subnet || NONE],
+    ['Node', s.node ?? NONE],
+    ['Public IP', s.publicIP || NONE],
+    ['Backend', s.backend.type ? [s.backend.type, s.backend.vni !== undefined ? `VNI ${s.backend.vni}` : '', s.backend.vtepMAC ? `VTEP MAC ${s.backend.vtepMAC}` : ''].filter(Boolean).join(', ') : `${NONE} (not adopted by an agent yet)`],
+  ];
+  const invalid = l.metadata.annotations?.['weft.io/invalid-value'];
+  if (invalid) lines.push(['Invalid Value', invalid]);
+  lines.push(['Value', d.record.kv.value.length > 512 ? `${d.record.kv.value.slice(0, 509)}...` : d.record.kv.value]);
+  lines.push(['Resource Version', String(d.record.kv.modRevision)]);
+  if (d.record.reserved) {
+    lines.push(['Etcd Lease', `${NONE} (a reservation: it never expires)`]);
+  } else {
+    const id = BigInt(d.record.kv.leaseId).toString(16);
+    lines.push(['Etcd Lease', d.ttl ? `${id}, TTL ${d.ttl.granted}s, ${formatDuration(d.ttl.ttl * 1000)} left (expires ${s.expiry ?? '?'})` : `${id} (expired)`]);
+  }
+  lines.push(['Reservation', d.reservation ? `subnet/${d.reservation.name}${d.reservation.node ? ` for node ${d.reservation.node}` : ''}${d.reservation.publicIP ? ` for public IP ${d.reservation.publicIP}` : ''}` : NONE]);
+  const out = lines.map(([k, v]) => `${(k + ':').padEnd(18)}${v}`);
+  out.push(...describeNodeStatus(d, now));
+  return out.map(printable).join('\n') + '\n';
+}
+
+function describeNodeStatus(d: LeaseDescription, now: number): string[] {
+  const node = d.node;
+  if (!node) {
+    return [`${'Node Status:'.padEnd(18)}${NONE} (no record: a flanneld host, a stopped agent, or one gone longer than the record's TTL)`];
+  }
+  if (!node.status.ok) return [`${'Node Status:'.padEnd(18)}unreadable record at ${node.kv.key}: ${node.status.error}`];
+  const v = node.status.value;
+  const rows: [string, string][] = [
+    ['Key', node.kv.key],
+    ['Ready', v.ready ? 'yes' : `no: ${v.reason ?? 'no reason given'}`],
+    ['Peers', `${v.peers.programmed} programmed of ${v.peers.desired} desired${v.peers.skipped ? ` (${v.peers.skipped} left out on purpose)` : ''}`],
+    ['Last Sync', when(v.lastSync, now)],
+    ['Version', v.version],
+    ['Started', when(v.startedAt, now)],
+    ['Published', when(v.publishedAt, now)],
+  ];
+  if (v.lease !== d.record.name) rows.push(['Reports Lease', v.lease ?? NONE]);
+  if (v.publicIP !== undefined && v.publicIP !== d.lease.spec.publicIP) rows.push(['Public IP', v.publicIP]);
+  if (v.subnetIPv6) rows.push(['Subnet IPv6', v.subnetIPv6]);
+  if (v.publicIPv6) rows.push(['Public IPv6', v.publicIPv6]);
+  return ['Node Status:', ...rows.map(([k, val]) => `  ${(k + ':').padEnd(16)}${val}`)];
+}
+
+export function yamlOf(r: Printable): string {
   return stringify(r, { lineWidth: 0 });
 }
 
 /** One object as itself; several as a multi-document stream (YAML) or a List (JSON). */
-export function serialize(items: Resource[], format: 'yaml' | 'json' | 'name', single: boolean): string {
+export function serialize(items: Printable[], format: 'yaml' | 'json' | 'name', single: boolean): string {
   if (format === 'name') return items.map((r) => refOf(r.kind, r.metadata.name) + '\n').join('');
   if (format === 'json') {
     const body = single ? items[0] : { apiVersion: 'v1', kind: 'List', items };

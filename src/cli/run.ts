@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { formatProblem, isUserError, StoreAuthError, StoreUnavailableError, ValidationError } from '../api/errors.js';
 import { parseManifests, type ManifestObject } from '../api/manifest.js';
-import type { Kind, Resource } from '../api/types.js';
+import type { Kind, Printable, Resource } from '../api/types.js';
 import { DEFAULT_ENDPOINTS, parseEndpoints } from '../store/client.js';
 import { DEFAULT_PREFIX } from '../store/layout.js';
 import type { DeleteTarget } from '../store/resource-plan.js';
@@ -13,8 +13,20 @@ import { ResourceStore } from '../store/resources.js';
 import { Store } from '../store/store.js';
 import { HELP } from './help.js';
 import { readInputs } from './input.js';
-import { leaseTable, networkTable, OUTPUT_FORMATS, serialize, subnetTable, type OutputFormat } from './print.js';
+import {
+  describeLease,
+  leaseTable,
+  networkTable,
+  nodeTable,
+  OUTPUT_FORMATS,
+  printable,
+  serialize,
+  statusWarnings,
+  subnetTable,
+  type OutputFormat,
+} from './print.js';
 import { unifiedDiff } from './unidiff.js';
+import { weftVersion as version } from '../version.js';
 
 export interface CliIO {
   stdout(text: string): void;
@@ -56,6 +68,7 @@ const OPTIONS = {
 const COMMAND_FLAGS: Record<string, string[]> = {
   apply: ['filename', 'recursive', 'dry-run', 'force'],
   get: ['output', 'network'],
+  describe: ['network'],
   delete: ['filename', 'recursive', 'force', 'network', 'ignore-not-found'],
   diff: ['filename', 'recursive'],
   version: [],
@@ -69,15 +82,7 @@ const KIND_NAMES: Record<string, Kind> = {
   subnet: 'Subnet', subnets: 'Subnet', sn: 'Subnet',
   lease: 'Lease', leases: 'Lease',
 };
-
-export function version(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
-    return pkg.version ?? 'unknown';
-  } catch {
-    return 'unknown';
-  }
-}
+const NODE_NAMES = ['node', 'nodes', 'no'];
 
 export async function runCli(argv: string[], io: CliIO): Promise<number> {
   if (argv[0] === 'agent') {
@@ -158,6 +163,8 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
         return await apply(values, args, io, connect);
       case 'get':
         return await get(values, args, io, connect);
+      case 'describe':
+        return await describe(values, args, io, connect);
       case 'delete':
         return await del(values, args, io, connect);
       case 'diff':
@@ -169,14 +176,6 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   } finally {
     store?.close();
   }
-}
-
-/**
- * Messages echo names and fields from hostile input: control characters (a terminal escape,
- * a newline forging a second problem line, a bidi override) are shown as \\u escapes.
- */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function reportError(err: unknown, io: CliIO): number {
@@ -226,18 +225,26 @@ async function apply(values: Values, args: string[], io: CliIO, connect: () => R
 
 async function get(values: Values, args: string[], io: CliIO, connect: () => ResourceStore): Promise<number> {
   const [kindName, name, ...rest] = args;
-  if (!kindName) throw new UsageError('which kind? weft get networks|subnets|leases [NAME]');
+  if (!kindName) throw new UsageError('which kind? weft get networks|subnets|leases|nodes [NAME]');
+  const isNode = NODE_NAMES.includes(kindName.toLowerCase());
   const kind = KIND_NAMES[kindName.toLowerCase()];
-  if (!kind) throw new UsageError(`unknown kind "${kindName}"; expected networks, subnets or leases`);
+  if (!kind && !isNode) throw new UsageError(`unknown kind "${kindName}"; expected networks, subnets, leases or nodes`);
   if (rest.length) throw new UsageError(`unexpected argument "${rest[0]}"`);
   const format = (values.output ?? 'table') as OutputFormat;
   if (!OUTPUT_FORMATS.includes(format)) throw new UsageError(`unknown output format "${values.output}"; use ${OUTPUT_FORMATS.join(', ')}`);
   const rs = connect();
   const now = (io.now ?? (() => new Date()))().getTime();
   const single = name !== undefined;
-  let items: Resource[];
+  const manyNetworks = (networks: Set<string>) => networks.size > 1 || [...networks].some((n) => n !== 'default');
+  let items: Printable[];
   let text: string;
-  if (kind === 'Network') {
+  let warnings = '';
+  if (isNode) {
+    const views = await rs.getNodes(name, values.network);
+    items = views.map((v) => v.resource);
+    text = nodeTable(views, format === 'wide', now, manyNetworks(new Set(views.map((v) => v.resource.status.network))));
+    warnings = statusWarnings(views.map((v) => v.record));
+  } else if (kind === 'Network') {
     const views = await rs.getNetworks(name);
     items = views.map((v) => v.resource);
     text = networkTable(views, format === 'wide', now);
@@ -246,11 +253,14 @@ async function get(values: Values, args: string[], io: CliIO, connect: () => Res
     items = subnets;
     text = subnetTable(subnets, format === 'wide', now);
   } else {
-    const leases = await rs.getLeases(name, values.network);
+    const rows = await rs.getLeaseRows(name, values.network);
+    const leases = rows.map((r) => r.lease);
     items = leases;
-    const networks = new Set(leases.map((l) => l.spec.network));
-    text = leaseTable(leases, format === 'wide', now, networks.size > 1 || [...networks].some((n) => n !== 'default'));
+    const nodes = rows.map((r) => r.node);
+    text = leaseTable(leases, format === 'wide', now, manyNetworks(new Set(leases.map((l) => l.spec.network))), nodes);
+    if (format === 'wide') warnings = statusWarnings(nodes);
   }
+  if (warnings) io.stderr(warnings);
   if (format === 'table' || format === 'wide') {
     if (items.length === 0) {
       io.stderr('No resources found\n');
@@ -260,6 +270,16 @@ async function get(values: Values, args: string[], io: CliIO, connect: () => Res
   } else {
     io.stdout(serialize(items, format, single));
   }
+  return 0;
+}
+
+async function describe(values: Values, args: string[], io: CliIO, connect: () => ResourceStore): Promise<number> {
+  const [kindName, name, ...rest] = args;
+  if (!kindName || !name) throw new UsageError('usage: weft describe lease NAME [--network NAME]');
+  if (KIND_NAMES[kindName.toLowerCase()] !== 'Lease') throw new UsageError(`cannot describe "${kindName}"; weft describe lease NAME`);
+  if (rest.length) throw new UsageError(`unexpected argument "${rest[0]}"`);
+  const now = (io.now ?? (() => new Date()))().getTime();
+  io.stdout(describeLease(await connect().describeLease(name, values.network), now));
   return 0;
 }
 

@@ -49,6 +49,7 @@ export class HostGwBackend implements Backend {
       operations: r.operations,
       failures: r.failures,
       byKind: r.byKind,
+      skipped: this.skips.count,
       peersProgrammed: Math.max(0, this.desired.modelled - r.unrouted),
       ms: performance.now() - t0,
       kernelMs: r.kernelMs,

@@ -8,6 +8,11 @@ export class SkipReporter {
 
   constructor(private readonly log: Logger) {}
 
+  /** Peers left out right now. */
+  get count(): number {
+    return this.reported.size;
+  }
+
   report(skipped: Skipped[]): void {
     const now = new Set<string>();
     for (const s of skipped) {

@@ -56,6 +56,8 @@ export interface ReconcileReport {
    * neighbour and FDB entry did). Peers left out (unusable lease, conflict) do not count.
    */
   peersProgrammed?: number;
+  /** Peers the model leaves out on purpose (logged as "not routing to peer"). */
+  skipped?: number;
   /** The VTEP MAC in use; changes only when the device had to be recreated. */
   vtepMAC?: string;
   /** Wall time of the call's model and planning work plus kernel work, in ms (for logs and benches). */

@@ -85,6 +85,7 @@ export class VxlanBackend implements Backend {
       operations: r.operations,
       failures: r.failures,
       byKind: r.byKind,
+      skipped: this.skips.count,
       peersProgrammed: Math.max(0, this.desired.modelled - r.unrouted),
       vtepMAC: this.mac!,
       ms: performance.now() - t0,

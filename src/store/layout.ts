@@ -62,6 +62,23 @@ export class Layout {
     return this.subnetMetaPrefix() + name;
   }
 
+  /** Node status records, one per agent: <prefix>/_weft/nodes/<network>/<node>. */
+  nodeStatusPrefix(): string {
+    return `${this.metaRoot}nodes/`;
+  }
+
+  nodeStatusKey(network: string, nodeName: string): string {
+    return `${this.nodeStatusPrefix()}${network}/${nodeName}`;
+  }
+
+  /** The network and node a status key names; undefined parts when the key has another shape. */
+  nodeOfStatusKey(key: string): { network: string | undefined; node: string } {
+    const rest = key.slice(this.nodeStatusPrefix().length);
+    const slash = rest.indexOf('/');
+    if (slash <= 0 || rest.indexOf('/', slash + 1) !== -1) return { network: undefined, node: rest };
+    return { network: rest.slice(0, slash), node: rest.slice(slash + 1) };
+  }
+
   /** Network name from a config key, or undefined when the key is not one. */
   networkOfConfigKey(key: string): string | undefined {
     if (key === `${this.prefix}/config`) return DEFAULT_NETWORK;

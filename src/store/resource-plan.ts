@@ -9,6 +9,7 @@ import {
   holderMatches,
   networkFromStore,
   networkRecordsOf,
+  nodeFromStore,
   parseNetworkMeta,
   parseSubnetMeta,
   reservationValue,
@@ -18,9 +19,10 @@ import {
 } from '../api/convert.js';
 import { ConflictError, NotFoundError, RefusedError } from '../api/errors.js';
 import { resolveNetwork, subnetFits, type NetworkConfig } from '../api/network.js';
-import type { Kind, NetworkResource, SubnetResource } from '../api/types.js';
+import type { NodeStatus } from '../api/node-status.js';
+import type { Kind, NetworkResource, NodeResource, SubnetResource } from '../api/types.js';
 import { DEFAULT_NETWORK, networkNameProblem, type Layout } from './layout.js';
-import { subnetRecord, type KV, type NetworkMeta, type SubnetRecord } from './store.js';
+import { nodeStatusRecord, subnetRecord, type KV, type NetworkMeta, type NodeStatusRecord, type SubnetRecord } from './store.js';
 
 /** Every key under the prefix at one revision, indexed by what it means. */
 export interface Snapshot {
@@ -31,6 +33,8 @@ export interface Snapshot {
   /** Subnets keys per network name (also for networks whose config is gone). */
   subnets: Map<string, SubnetRecord[]>;
   subnetMetas: Map<string, { kv: KV; meta: SubnetMeta | undefined }>;
+  /** Agents' node status records, in key order. */
+  nodes: NodeStatusRecord[];
 }
 
 export function indexSnapshot(layout: Layout, revision: number, kvs: Map<string, KV>): Snapshot {
@@ -41,15 +45,21 @@ export function indexSnapshot(layout: Layout, revision: number, kvs: Map<string,
     networkMetas: new Map(),
     subnets: new Map(),
     subnetMetas: new Map(),
+    nodes: [],
   };
   const prefix = layout.prefix;
   const netMeta = `${layout.metaRoot}networks/`;
   const subMeta = layout.subnetMetaPrefix();
+  const nodes = layout.nodeStatusPrefix();
   for (const kv of [...kvs.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))) {
     const key = kv.key;
     if (key.startsWith(netMeta)) {
       const name = key.slice(netMeta.length);
       snap.networkMetas.set(name, { kv, meta: parseNetworkMeta(kv.value) });
+      continue;
+    }
+    if (key.startsWith(nodes)) {
+      snap.nodes.push(nodeStatusRecord(layout, kv));
       continue;
     }
     if (key.startsWith(subMeta)) {
@@ -144,7 +154,7 @@ export class PlanProblems extends Error {
   }
 }
 
-export function refOf(kind: Kind, name: string): string {
+export function refOf(kind: Kind | 'Node', name: string): string {
   return `${kind.toLowerCase()}.weft.io/${name}`;
 }
 
@@ -465,4 +475,60 @@ export function subnetViews(snap: Snapshot, layout: Layout): SubnetResource[] {
     }
   }
   return out;
+}
+
+// ---- node status ------------------------------------------------------------------------
+
+export interface NodeView {
+  record: NodeStatusRecord;
+  resource: NodeResource;
+}
+
+function subnetRecordsByKey(snap: Snapshot): Map<string, SubnetRecord> {
+  const out = new Map<string, SubnetRecord>();
+  for (const list of snap.subnets.values()) for (const r of list) out.set(r.kv.key, r);
+  return out;
+}
+
+/** Whether a lease still holds a node: its key exists and names no other node. */
+function holdsNode(lease: SubnetRecord | undefined, node: string): boolean {
+  if (!lease) return false;
+  const named = lease.lease.ok ? lease.lease.value.nodeName : undefined;
+  return named === undefined || named === node;
+}
+
+/** Every status record as a Node, default network first, then by network and node name. */
+export function nodeViews(snap: Snapshot, layout: Layout): NodeView[] {
+  const leases = subnetRecordsByKey(snap);
+  const order = sortNetworks([...new Set(snap.nodes.map((n) => n.network ?? ''))]);
+  const rank = new Map(order.map((n, i) => [n, i]));
+  return [...snap.nodes]
+    .sort((a, b) => rank.get(a.network ?? '')! - rank.get(b.network ?? '')! || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0))
+    .map((record) => {
+      const s = record.status.ok ? record.status.value : undefined;
+      const found = s?.lease !== undefined ? holdsNode(leases.get(layout.subnetKey(s.network, s.lease)), s.nodeName) : undefined;
+      return { record, resource: nodeFromStore(record, found) };
+    });
+}
+
+/**
+ * The status record of each lease's holder, by subnets key: the record that names the lease,
+ * preferring the node the lease names, then the most recently published one.
+ */
+export function nodesByLease(snap: Snapshot, layout: Layout): Map<string, NodeStatusRecord> {
+  const leases = subnetRecordsByKey(snap);
+  const best = new Map<string, { node: NodeStatusRecord; holds: boolean; publishedAt: string }>();
+  for (const node of snap.nodes) {
+    if (!node.status.ok || node.status.value.lease === undefined) continue;
+    const s: NodeStatus = node.status.value;
+    const key = layout.subnetKey(s.network, s.lease!);
+    const lease = leases.get(key);
+    if (!lease) continue;
+    const holds = holdsNode(lease, s.nodeName);
+    const old = best.get(key);
+    if (!old || (holds && !old.holds) || (holds === old.holds && s.publishedAt > old.publishedAt)) {
+      best.set(key, { node, holds, publishedAt: s.publishedAt });
+    }
+  }
+  return new Map([...best].map(([key, b]) => [key, b.node]));
 }

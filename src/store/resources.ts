@@ -19,7 +19,7 @@ import {
 import type { ManifestObject } from '../api/manifest.js';
 import type { Kind, LeaseResource, Resource, SubnetResource } from '../api/types.js';
 import type { Layout } from './layout.js';
-import type { Store, SubnetRecord } from './store.js';
+import type { NodeStatusRecord, Store, SubnetRecord } from './store.js';
 import { prefixEnd } from './range.js';
 import {
   type Action,
@@ -31,7 +31,10 @@ import {
   type Snapshot,
   indexSnapshot,
   networkViews,
+  nodesByLease,
+  nodeViews,
   notFound,
+  type NodeView,
   planDelete,
   planNetworkApply,
   planSubnetApply,
@@ -52,6 +55,21 @@ export interface DiffEntry {
   ref: string;
   live?: Resource;
   desired: Resource;
+}
+
+/** A lease with what -o wide and describe add to it. */
+export interface LeaseRow {
+  lease: LeaseResource;
+  record: SubnetRecord;
+  /** Seconds left on and granted to its etcd lease; absent for a reservation or an expired lease. */
+  ttl?: { ttl: number; granted: number };
+  /** The status record of the node holding it, if that node publishes one. */
+  node?: NodeStatusRecord;
+}
+
+export interface LeaseDescription extends LeaseRow {
+  /** The Subnet that reserves this key, if any. */
+  reservation?: { name: string; node?: string; publicIP?: string };
 }
 
 export interface ResourceStoreOptions {
@@ -257,7 +275,15 @@ export class ResourceStore {
   }
 
   async getLeases(name?: string, network?: string): Promise<LeaseResource[]> {
-    const snap = await this.snapshot();
+    return (await this.getLeaseRows(name, network)).map((r) => r.lease);
+  }
+
+  /** Leases with their holders' node status records (for -o wide). */
+  async getLeaseRows(name?: string, network?: string): Promise<LeaseRow[]> {
+    return this.leaseRowsOf(await this.snapshot(), name, network);
+  }
+
+  private async leaseRowsOf(snap: Snapshot, name: string | undefined, network: string | undefined): Promise<LeaseRow[]> {
     const records: SubnetRecord[] = [];
     for (const net of sortNetworks([...snap.subnets.keys()])) {
       if (network !== undefined && net !== network) continue;
@@ -274,12 +300,52 @@ export class ResourceStore {
     for (const m of snap.subnetMetas.values()) {
       if (m.meta) created.set(this.layout.subnetKey(m.meta.network, Cidr.parse(m.meta.cidr)!.toKey()), m.meta.creationTimestamp);
     }
+    const nodes = nodesByLease(snap, this.layout);
     return records.map((r) => {
       const t = ttls.get(r.kv.leaseId);
       // A lease's age is that of its current etcd lease (flannel renews by granting anew).
       const since = t ? new Date(now - (t.granted - t.ttl) * 1000).toISOString().replace(/\.\d{3}Z$/, 'Z') : undefined;
-      return leaseFromStore(r, t?.ttl, now, r.reserved ? created.get(r.kv.key) : since);
+      const node = nodes.get(r.kv.key);
+      return {
+        lease: leaseFromStore(r, t?.ttl, now, r.reserved ? created.get(r.kv.key) : since),
+        record: r,
+        ...(t ? { ttl: t } : {}),
+        ...(node ? { node } : {}),
+      };
     });
+  }
+
+  /** Node status records as Nodes (also those whose lease is gone). */
+  async getNodes(name?: string, network?: string): Promise<NodeView[]> {
+    const all = nodeViews(await this.snapshot(), this.layout).filter((v) => network === undefined || v.resource.status.network === network);
+    if (name === undefined) return all;
+    const found = all.filter((v) => v.resource.metadata.name === name);
+    if (found.length === 0) throw new NotFoundError(`nodes.weft.io "${name}" not found${network ? ` in network "${network}"` : ''} (an agent publishes its node while it runs)`);
+    if (found.length > 1) {
+      throw new RefusedError(`node "${name}" exists in networks ${found.map((v) => v.resource.status.network).join(', ')}; choose one with --network`);
+    }
+    return found;
+  }
+
+  /** Everything about one lease: the key, its etcd lease, its reservation and its holder's status. */
+  async describeLease(name: string, network?: string): Promise<LeaseDescription> {
+    const snap = await this.snapshot();
+    const rows = await this.leaseRowsOf(snap, name, network);
+    if (rows.length > 1) {
+      throw new RefusedError(`lease "${name}" exists in networks ${rows.map((r) => r.record.network).join(', ')}; choose one with --network`);
+    }
+    const row = rows[0]!;
+    let reservation: LeaseDescription['reservation'];
+    for (const [subnet, m] of snap.subnetMetas) {
+      if (m.meta && m.meta.network === row.record.network && Cidr.parse(m.meta.cidr)?.toKey() === row.record.name) {
+        reservation = { name: subnet, ...(m.meta.node !== undefined ? { node: m.meta.node } : {}), ...(m.meta.publicIP !== undefined ? { publicIP: m.meta.publicIP } : {}) };
+      }
+    }
+    // No record names this lease: show the record of the node the lease names, if it has one
+    // (unreadable, or reporting another lease).
+    const named = row.record.lease.ok ? row.record.lease.value.nodeName : undefined;
+    const node = row.node ?? (named !== undefined ? snap.nodes.find((n) => n.network === row.record.network && n.name === named) : undefined);
+    return { ...row, ...(reservation ? { reservation } : {}), ...(node ? { node } : {}) };
   }
 
   /** Seconds left on, and granted to, each etcd lease; a few calls at a time. */

@@ -5,6 +5,7 @@ import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Cidr } from '../alloc/cidr.js';
 import { decodeFlannelConfig } from '../api/network.js';
 import { decodeLease, parseLeaseKey, type Decoded, type LeaseValue } from '../api/lease.js';
+import { decodeNodeStatus, type NodeStatus } from '../api/node-status.js';
 import type { NetworkSpec } from '../api/types.js';
 import { classifyEtcdError, createEtcdClient, type EtcdOptions } from './client.js';
 import { DEFAULT_NETWORK, Layout } from './layout.js';
@@ -42,6 +43,29 @@ export interface SubnetRecord {
   lease: Decoded<LeaseValue>;
   /** A reservation: a key with no etcd lease attached. */
   reserved: boolean;
+}
+
+/** One key under <prefix>/_weft/nodes/, decoded and checked against its own key. */
+export interface NodeStatusRecord {
+  /** From the key (the record may disagree, which makes it invalid). */
+  network: string | undefined;
+  name: string;
+  kv: KV;
+  status: Decoded<NodeStatus>;
+}
+
+export function nodeStatusRecord(layout: Layout, kv: KV): NodeStatusRecord {
+  const { network, node } = layout.nodeOfStatusKey(kv.key);
+  let status = decodeNodeStatus(kv.value);
+  if (network === undefined) {
+    status = { ok: false, error: `the key is not ${layout.nodeStatusPrefix()}NETWORK/NODE` };
+  } else if (status.ok && (status.value.network !== network || status.value.nodeName !== node)) {
+    status = {
+      ok: false,
+      error: `the record names node "${status.value.nodeName}" of network "${status.value.network}", its key node "${node}" of network "${network}"`,
+    };
+  }
+  return { network, name: node, kv, status };
 }
 
 export interface NetworkRecord {

@@ -131,8 +131,31 @@ async function pingMatrix(tb: Testbed, from: Container[], to: Container[], timeo
   return allOk;
 }
 
+/**
+ * Prints `weft get leases -o wide` once every lease's host reports READY with every other
+ * host programmed (agents publish their status within seconds), or after 15 s with what it
+ * says then.
+ */
 async function showLeases(tb: Testbed): Promise<void> {
-  const r = await tb.weft(['get', 'leases', '-o', 'wide']);
+  const started = Date.now();
+  const ready = (text: string) => {
+    const [header, ...rows] = text.trimEnd().split('\n');
+    const cols = header!.split(/\s+/);
+    const [readyCol, peersCol] = [cols.indexOf('READY'), cols.indexOf('PEERS')];
+    const all = `${rows.length - 1}/${rows.length - 1}`;
+    return rows.length > 0 && rows.every((row) => row.split(/\s+/)[readyCol] === 'yes' && row.split(/\s+/)[peersCol] === all);
+  };
+  let r;
+  try {
+    r = await poll(async () => {
+      const x = await tb.weft(['get', 'leases', '-o', 'wide']);
+      return x.exitCode === 0 && ready(x.stdout) ? x : undefined;
+    }, { timeoutMs: 15_000, intervalMs: 250, what: 'every host READY' });
+    console.log(dim(`  every host READY with all its peers in weft get leases -o wide after ${Date.now() - started} ms`));
+  } catch {
+    console.log(red('  not every host reported READY within 15 s'));
+    r = await tb.weft(['get', 'leases', '-o', 'wide']);
+  }
   if (r.exitCode !== 0) console.log(red(indent(`weft get leases failed (exit ${r.exitCode}):\n${r.stderr || r.stdout}`)));
   else console.log(indent(r.stdout));
 }
