@@ -99,7 +99,7 @@ describe('node status', () => {
 
     const runs = agentRuns(tb, h2).length;
     tb.startAgent(h2);
-    await waitForRun(tb, h2, runs, /INFO  ready /);
+    await waitForRun(tb, h2, runs, 'ready');
     await waitAllReady([1, 2, 3].map((i) => tb.host(i)));
   });
 });

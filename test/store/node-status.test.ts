@@ -26,7 +26,7 @@ function setup(opts: { now?: () => number; callTimeoutMs?: number } = {}) {
   const lines: string[] = [];
   const publisher = new StatusPublisher({
     sink: writer,
-    logger: createLogger({ write: (l) => lines.push(l) }),
+    logger: createLogger({ format: 'text', write: (l) => lines.push(l) }),
     ...(opts.now ? { now: opts.now } : {}),
     observe: () => ({ nodeName: 'h1', network: 'default', version: '0.1.0', startedAt: Date.now(), agent: { ok: true, reason: 'ok' }, publicIP: '192.0.2.1' }),
   });

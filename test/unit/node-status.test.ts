@@ -224,7 +224,7 @@ describe('StatusPublisher', () => {
     const view = { ready: { ok: false, reason: 'acquiring a lease' } as { ok: boolean; reason: string } };
     const pub = new StatusPublisher({
       sink,
-      logger: createLogger({ write: (l) => lines.push(l) }),
+      logger: createLogger({ format: 'text', write: (l) => lines.push(l) }),
       now: () => now,
       random: () => 0,
       observe: () => ({ nodeName: 'h1', network: 'default', version: '0.1.0', startedAt: T0, agent: view.ready }),
