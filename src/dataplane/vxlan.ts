@@ -76,10 +76,10 @@ export class VxlanBackend implements Backend {
     const v6 = this.family === 6;
     this.vni = checkInt('VNI', settings.vni, 0, 0xffffff);
     this.port = checkInt('port', settings.port || DEFAULT_VXLAN_PORT, 1, 65535);
-    this.mtu = checkInt('MTU', settings.mtu ?? uplink.mtu - (v6 ? VXLAN6_OVERHEAD : VXLAN_OVERHEAD), v6 ? IPV6_MIN_MTU : 68, 65535);
     const device = vxlanDeviceNameFor(this.family, this.vni);
     if (!device) throw new DataplaneError(`VNI ${this.vni} makes a device name longer than the kernel's 15 characters`, { step: 'settings' });
     this.device = device;
+    this.mtu = checkInt('MTU', this.deviceMtu(), v6 ? IPV6_MIN_MTU : 68, 65535);
     this.uplinkDev = uplinkName(uplink);
     this.converger = new Converger(
       runner,
@@ -87,6 +87,24 @@ export class VxlanBackend implements Backend {
       log,
     );
     this.skips = new SkipReporter(log);
+  }
+
+  /**
+   * The Network's MTU, else the uplink's less the encapsulation. A dual-stack Network has one
+   * MTU for both devices, and the kernel refuses a vxlan device larger than its uplink allows
+   * (1430 on a 1500 IPv6 uplink): the IPv6 device takes the smaller of the two, saying so.
+   */
+  private deviceMtu(): number {
+    if (this.family === 4) return this.settings.mtu ?? this.uplink.mtu - VXLAN_OVERHEAD;
+    const limit = this.uplink.mtu - VXLAN6_OVERHEAD;
+    const wanted = this.settings.mtu ?? limit;
+    if (wanted <= limit) return wanted;
+    this.log.warn('the configured MTU does not fit the IPv6 underlay; using the largest that does', {
+      device: this.device,
+      configured: wanted,
+      mtu: limit,
+    });
+    return limit;
   }
 
   async prepare(): Promise<{ vtepMAC?: string; mtu: number }> {

@@ -87,7 +87,7 @@ export interface PingStreamResult extends PingResult {
 export function parsePingStream(stdout: string, stderr = ''): PingStreamResult {
   const summary = parsePingSummary(stdout, stderr);
   const replied = new Set<number>();
-  for (const m of stdout.matchAll(/bytes from [^:]+: icmp_seq=(\d+) /g)) replied.add(Number(m[1]));
+  for (const m of stdout.matchAll(/bytes from \S+: icmp_seq=(\d+) /g)) replied.add(Number(m[1]));
   let sent = summary.sent;
   if (sent > 0 && !replied.has(sent)) sent -= 1;
   const lostSeqs: number[] = [];

@@ -185,6 +185,13 @@ describe('IPv6 vxlan backend (kernel)', () => {
     const { mtu } = await h.backend6({ ...VXLAN6, port: 4789, mtu: 1400 }).prepare();
     const link = (await h.link(DEV))!;
     expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1400, 1400, 4789]);
+    await h.ns.ip(['link', 'del', DEV]);
+
+    // A dual-stack Network's MTU sized for the IPv4 device is more than the kernel allows an
+    // IPv6 vxlan device on this uplink: the largest that fits is used, and the log says so.
+    expect((await h.backend6({ ...VXLAN6, mtu: 1450 }).prepare()).mtu).toBe(1430);
+    expect((await h.link(DEV))!.mtu).toBe(1430);
+    expect(h.logs.filter((l) => l.includes('does not fit the IPv6 underlay') && l.includes('configured=1450 mtu=1430'))).toHaveLength(1);
   });
 
   it('never lets a hostile lease value reach the kernel, and programs the valid peers beside it', async () => {

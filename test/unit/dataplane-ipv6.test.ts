@@ -286,7 +286,9 @@ describe('creating an IPv6 backend', () => {
     expect(make({}, { mtu: 1350 })).not.toThrow(); // 1280
     expect(make({}, { mtu: 1349 })).toThrow(/MTU must be an integer in 1280\.\.65535, got 1279/);
     expect(make({ mtu: 1279 })).toThrow(/MTU/);
-    expect(make({ mtu: 1280 }, { mtu: 1300 })).not.toThrow();
+    expect(make({ mtu: 1280 }, { mtu: 1350 })).not.toThrow();
+    expect(make({ mtu: 1280 }, { mtu: 1349 })).toThrow(/got 1279/); // the uplink cannot carry it
+    expect(make({ mtu: 1450 }, { mtu: 1500 })).not.toThrow(); // the IPv4 device's MTU: this one takes 1430 (kernel test)
   });
 
   it('refuses addresses and networks of the other family', () => {
