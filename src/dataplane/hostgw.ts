@@ -5,13 +5,14 @@ import type { Logger } from '../log.js';
 import { Converger } from './converger.js';
 import type { IpRunner } from './ipcmd.js';
 import { DesiredTracker } from './desired.js';
-import { modelContext, type LinkName, type ModelContext } from './model.js';
+import { modelContext, type Family, type LinkName, type ModelContext } from './model.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
-import { familyOf, uplinkName } from './vxlan.js';
+import { checkOwnSubnet, familyOf, uplinkName } from './vxlan.js';
 
 export class HostGwBackend implements Backend {
   private readonly uplinkDev: LinkName;
+  private readonly family: Family;
   private readonly converger: Converger;
   private readonly skips: SkipReporter;
   private trusted = false;
@@ -25,8 +26,8 @@ export class HostGwBackend implements Backend {
     log: Logger,
   ) {
     this.uplinkDev = uplinkName(uplink);
-    const family = familyOf(settings, { 'uplink address': uplink.address });
-    this.converger = new Converger(runner, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family }, log);
+    this.family = familyOf(settings, { 'uplink address': uplink.address });
+    this.converger = new Converger(runner, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log);
     this.skips = new SkipReporter(log);
   }
 
@@ -37,6 +38,7 @@ export class HostGwBackend implements Backend {
 
   async reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
+    checkOwnSubnet(ownSubnet, this.family);
     if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
       this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, ownSubnet });
     }

@@ -37,6 +37,11 @@ export function uplinkName(uplink: Uplink): LinkName {
   return name;
 }
 
+/** The own subnet must be of the backend's family: it becomes the device's address and the model's own subnet. */
+export function checkOwnSubnet(ownSubnet: IpNet, family: Family): void {
+  if (ownSubnet.family !== family) throw new DataplaneError(`own subnet ${ownSubnet} is not IPv${family}`, { step: 'reconcile' });
+}
+
 /** The backend's family, after checking that the addresses it is given are of it. */
 export function familyOf(settings: BackendSettings, addresses: Record<string, IpAddr>): Family {
   const family = settings.family ?? 4;
@@ -114,6 +119,7 @@ export class VxlanBackend implements Backend {
 
   async reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
+    checkOwnSubnet(ownSubnet, this.family);
     const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
       const info = await this.ensureDevice();

@@ -291,13 +291,15 @@ describe('creating an IPv6 backend', () => {
     expect(make({ mtu: 1450 }, { mtu: 1500 })).not.toThrow(); // the IPv4 device's MTU: this one takes 1430 (kernel test)
   });
 
-  it('refuses addresses and networks of the other family', () => {
+  it('refuses addresses, networks and own subnets of the other family', async () => {
     expect(make({}, {}, Ipv4.parse('192.0.2.1')!)).toThrow(DataplaneError);
     expect(make({}, {}, Ipv4.parse('192.0.2.1')!)).toThrow(/public IP 192\.0\.2\.1 is not an IPv6 address/);
     expect(make({}, { address: Ipv4.parse('192.0.2.1')!, prefixLength: 24 })).toThrow(/uplink address/);
     expect(make({ network: Cidr.parse('10.5.0.0/16')! })).toThrow(/network 10\.5\.0\.0\/16 is not IPv6/);
     expect(make({ type: 'host-gw' }, { address: Ipv4.parse('192.0.2.1')! })).toThrow(/uplink address/);
     expect(make({ family: 5 as 6 })).toThrow(/family/);
+    await expect(make({})().reconcile(Cidr.parse('10.5.1.0/24')!, [])).rejects.toThrow(/own subnet 10\.5\.1\.0\/24 is not IPv6/);
+    await expect(make({ type: 'host-gw' })().reconcile(Cidr.parse('10.5.1.0/24')!, [])).rejects.toThrow(/own subnet/);
     // An IPv4 backend is unchanged: family 4 by default, and it refuses IPv6 addresses.
     expect(make({ family: undefined, network: undefined }, {}, ip6('fd00:1::1'))).toThrow(/not an IPv4 address/);
   });
