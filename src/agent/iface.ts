@@ -3,7 +3,7 @@
 // a pure function of a snapshot of the host's links; reading the snapshot is the I/O edge.
 import { Ipv4 } from '../alloc/cidr.js';
 import * as ipcmd from '../dataplane/ipcmd.js';
-import type { Uplink } from '../dataplane/types.js';
+import type { Uplink4 as Uplink } from '../dataplane/types.js';
 
 export interface LinkInfo {
   name: string;

@@ -5,7 +5,7 @@
 // object, or after a re-list the same modRevision and value) yields the very same Peer object,
 // so a lease event costs one decode, and the dataplane can tell changed peers by identity.
 import { Ipv4 } from '../alloc/cidr.js';
-import type { Peer } from '../dataplane/types.js';
+import type { Peer4 as Peer } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import type { SubnetRecord } from '../store/store.js';
 

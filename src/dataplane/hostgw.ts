@@ -1,17 +1,18 @@
 // The host-gw backend: one route per peer subnet via the peer's public IP on the uplink. No
 // device of its own; weft's routes are told apart from the operator's by their protocol.
-import type { Cidr } from '../alloc/cidr.js';
+import type { IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
 import { Converger } from './converger.js';
 import type { IpRunner } from './ipcmd.js';
 import { DesiredTracker } from './desired.js';
-import { modelContext, type LinkName, type ModelContext } from './model.js';
+import { modelContext, type Family, type LinkName, type ModelContext } from './model.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
-import { uplinkName } from './vxlan.js';
+import { checkOwnSubnet, familyOf, uplinkName } from './vxlan.js';
 
 export class HostGwBackend implements Backend {
   private readonly uplinkDev: LinkName;
+  private readonly family: Family;
   private readonly converger: Converger;
   private readonly skips: SkipReporter;
   private trusted = false;
@@ -25,7 +26,8 @@ export class HostGwBackend implements Backend {
     log: Logger,
   ) {
     this.uplinkDev = uplinkName(uplink);
-    this.converger = new Converger(runner, { uplinkDev: this.uplinkDev, uplinkScope: settings.network }, log);
+    this.family = familyOf(settings, { 'uplink address': uplink.address });
+    this.converger = new Converger(runner, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log);
     this.skips = new SkipReporter(log);
   }
 
@@ -34,8 +36,9 @@ export class HostGwBackend implements Backend {
     return { mtu: this.uplink.mtu };
   }
 
-  async reconcile(ownSubnet: Cidr, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
+    checkOwnSubnet(ownSubnet, this.family);
     if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
       this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, ownSubnet });
     }

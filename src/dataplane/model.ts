@@ -4,7 +4,10 @@
 // a neighbour by IP on weft's device, an FDB entry by MAC), so that desired and observed
 // states are diffed with Map lookups, and a changed MAC or public IP shows up as the same key
 // with a different value (a replace) rather than a delete plus an add.
-import { Cidr, Ipv4, parseMac } from '../alloc/cidr.js';
+//
+// One model serves either address family: a backend is IPv4 or IPv6 (a dual-stack host runs
+// one of each), and its entries, keys and batch lines are those of its family only.
+import { Ipv6, netOf, parseMac, type IpAddr, type IpNet } from '../alloc/cidr.js';
 import type { BackendSettings, Peer, Uplink } from './types.js';
 
 /**
@@ -13,6 +16,15 @@ import type { BackendSettings, Peer, Uplink } from './types.js';
  * deleted when they carry it, so an operator's routes there are never touched.
  */
 export const WEFT_ROUTE_PROTO = 119;
+
+/**
+ * The metric of weft's IPv6 routes: what the kernel gives an IPv6 route added without one
+ * (IP6_RT_PRIO_USER). weft says it explicitly, so a desired route and the same route read back
+ * have one key. IPv4 routes keep metric 0, which the kernel reports by leaving it out.
+ */
+export const IPV6_ROUTE_METRIC = 1024;
+
+export type Family = 4 | 6;
 
 declare const macBrand: unique symbol;
 declare const linkBrand: unique symbol;
@@ -45,10 +57,20 @@ export function vxlanDeviceName(vni: number): LinkName {
   return toLinkName(`flannel.${vni}`)!;
 }
 
+/** flanneld's name for the IPv6 vxlan device; undefined when it would not fit (VNI above 9999). */
+export function vxlanV6DeviceName(vni: number): LinkName | undefined {
+  return toLinkName(`flannel-v6.${vni}`);
+}
+
+/** The vxlan device of a family for a VNI; undefined when the name would be too long. */
+export function vxlanDeviceNameFor(family: Family, vni: number): LinkName | undefined {
+  return family === 6 ? vxlanV6DeviceName(vni) : toLinkName(`flannel.${vni}`);
+}
+
 export interface RouteEntry {
-  dst: Cidr;
+  dst: IpNet;
   /** Undefined only for observed device routes without a gateway (never desired). */
-  via: Ipv4 | undefined;
+  via: IpAddr | undefined;
   dev: LinkName;
   onlink: boolean;
   /** Route protocol number; undefined for a protocol name we do not know (never ours). */
@@ -57,7 +79,7 @@ export interface RouteEntry {
 }
 
 export interface NeighEntry {
-  ip: Ipv4;
+  ip: IpAddr;
   mac: Mac;
   dev: LinkName;
   permanent: boolean;
@@ -65,7 +87,7 @@ export interface NeighEntry {
 
 export interface FdbEntry {
   mac: Mac;
-  dst: Ipv4;
+  dst: IpAddr;
   dev: LinkName;
   permanent: boolean;
   /** False when the entry carries a per-entry VNI, port or via that weft never sets. */
@@ -82,11 +104,11 @@ export function emptyState(): KernelState {
   return { routes: new Map(), neighs: new Map(), fdb: new Map() };
 }
 
-export function routeKey(dst: Cidr, metric: number): string {
+export function routeKey(dst: IpNet, metric: number): string {
   return metric === 0 ? dst.toString() : `${dst.toString()} metric ${metric}`;
 }
 
-export function neighKey(ip: Ipv4): string {
+export function neighKey(ip: IpAddr): string {
   return ip.toString();
 }
 
@@ -120,7 +142,7 @@ export interface ModelInput {
   uplinkDev: LinkName;
   /** The vxlan device (vxlan backend only). */
   vxlanDev?: LinkName;
-  ownSubnet: Cidr;
+  ownSubnet: IpNet;
   peers: Iterable<Peer>;
 }
 
@@ -151,13 +173,47 @@ export interface ModelContext {
   uplink: Uplink;
   uplinkDev: LinkName;
   vxlanDev?: LinkName;
-  ownSubnet: Cidr;
-  uplinkNet: Cidr;
+  ownSubnet: IpNet;
+  uplinkNet: IpNet;
+  family: Family;
+  /** The metric weft's routes carry in this family. */
+  metric: number;
 }
 
 export function modelContext(input: Omit<ModelInput, 'peers'>): ModelContext {
   const { settings, uplink, uplinkDev, vxlanDev, ownSubnet } = input;
-  return { settings, uplink, uplinkDev, ...(vxlanDev ? { vxlanDev } : {}), ownSubnet, uplinkNet: Cidr.of(uplink.address, uplink.prefixLength) };
+  const family = settings.family ?? 4;
+  return {
+    settings,
+    uplink,
+    uplinkDev,
+    ...(vxlanDev ? { vxlanDev } : {}),
+    ownSubnet,
+    uplinkNet: netOf(uplink.address, uplink.prefixLength),
+    family,
+    metric: family === 6 ? IPV6_ROUTE_METRIC : 0,
+  };
+}
+
+const V6_MULTICAST = 0xffn; // ff00::/8, the top 8 bits
+const V6_LINK_LOCAL = 0x3fan; // fe80::/10, the top 10 bits
+
+/**
+ * Why an IPv6 address cannot be a peer's gateway or VXLAN endpoint, or undefined. The
+ * unspecified and loopback addresses, multicast and link-local (meaningless in a lease, which
+ * names no zone) would each make the kernel do something other than reach a remote host.
+ */
+export function unusableIpv6(ip: Ipv6): string | undefined {
+  const v = ip.value;
+  if (v === 0n) return 'the unspecified address';
+  if (v === 1n) return 'the loopback address';
+  if (v >> 120n === V6_MULTICAST) return 'a multicast address';
+  if (isLinkLocal6(ip)) return 'a link-local address';
+  return undefined;
+}
+
+export function isLinkLocal6(ip: Ipv6): boolean {
+  return ip.value >> 118n === V6_LINK_LOCAL;
 }
 
 /**
@@ -165,20 +221,29 @@ export function modelContext(input: Omit<ModelInput, 'peers'>): ModelContext {
  * and the context, so it can be computed once per lease value and reused across events.
  */
 export function peerVerdict(ctx: ModelContext, peer: Peer): Verdict {
-  const { settings, uplink, uplinkDev, vxlanDev, ownSubnet, uplinkNet } = ctx;
+  const { settings, uplink, uplinkDev, vxlanDev, ownSubnet, uplinkNet, family, metric } = ctx;
   if (peer.backendType !== settings.type) return undefined;
+  if (peer.subnet.family !== family || peer.publicIP.family !== family) {
+    return { skip: `subnet ${peer.subnet} and public IP ${peer.publicIP} are not both IPv${family}` };
+  }
   if (peer.subnet.equals(ownSubnet)) return undefined;
+  if (family === 6) {
+    const gw = unusableIpv6(peer.subnet.network as Ipv6);
+    if (gw) return { skip: `subnet ${peer.subnet} starts at ${gw}` };
+    const pub = unusableIpv6(peer.publicIP as Ipv6);
+    if (pub) return { skip: `public IP ${peer.publicIP} is ${pub}` };
+  }
   if (peer.subnet.overlaps(ownSubnet)) return { skip: `subnet ${peer.subnet} overlaps this host's ${ownSubnet}` };
   if (settings.network && !settings.network.contains(peer.subnet)) {
     return { skip: `subnet ${peer.subnet} is outside the network ${settings.network}` };
   }
   if (peer.publicIP.equals(uplink.address)) return { skip: `public IP ${peer.publicIP} is this host's own` };
-  const rkey = routeKey(peer.subnet, 0);
+  const rkey = routeKey(peer.subnet, metric);
   const direct = uplinkNet.contains(peer.publicIP);
 
   if (settings.type === 'host-gw' || (settings.directRouting && direct)) {
     if (!direct) return { skip: `public IP ${peer.publicIP} is not on-link on ${uplink.name} (${uplinkNet})` };
-    return { route: [rkey, { dst: peer.subnet, via: peer.publicIP, dev: uplinkDev, onlink: false, proto: WEFT_ROUTE_PROTO, metric: 0 }] };
+    return { route: [rkey, { dst: peer.subnet, via: peer.publicIP, dev: uplinkDev, onlink: false, proto: WEFT_ROUTE_PROTO, metric }] };
   }
 
   if (!vxlanDev) return undefined;
@@ -188,7 +253,7 @@ export function peerVerdict(ctx: ModelContext, peer: Peer): Verdict {
   return {
     neigh: [neighKey(gw), { ip: gw, mac, dev: vxlanDev, permanent: true }],
     fdb: [fdbKey(mac), { mac, dst: peer.publicIP, dev: vxlanDev, permanent: true, plain: true }],
-    route: [rkey, { dst: peer.subnet, via: gw, dev: vxlanDev, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0 }],
+    route: [rkey, { dst: peer.subnet, via: gw, dev: vxlanDev, onlink: true, proto: WEFT_ROUTE_PROTO, metric }],
   };
 }
 

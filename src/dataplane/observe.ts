@@ -1,12 +1,14 @@
 // Reading kernel state back, restricted to what weft owns: everything on its vxlan device,
 // and on the uplink only routes carrying weft's protocol number. The parsers are pure and
 // validate every field; an entry that does not parse is left alone (never deleted, since we
-// could not render it safely anyway).
-import { Cidr, Ipv4 } from '../alloc/cidr.js';
+// could not render it safely anyway). Each read is of one address family, the backend's: an
+// IPv6 backend reads `ip -6` dumps and FDB entries whose remote is an IPv6 address.
+import { Cidr, Cidr6, Ipv4, Ipv6, type IpAddr, type IpNet } from '../alloc/cidr.js';
 import type { IpRunner } from './ipcmd.js';
 import {
   emptyState,
   fdbKey,
+  isLinkLocal6,
   neighKey,
   routeKey,
   toFdbMac,
@@ -16,6 +18,7 @@ import {
   type FdbEntry,
   type KernelState,
   type LinkName,
+  type Family,
   type Mac,
   type NeighEntry,
   type RouteEntry,
@@ -33,10 +36,20 @@ function asArray(v: unknown): unknown[] {
   return Array.isArray(v) ? v : [];
 }
 
-function parseDst(v: unknown): Cidr | undefined {
+function parseDst(v: unknown, family: Family): IpNet | undefined {
+  if (family === 6) {
+    if (v === 'default') return Cidr6.parse('::/0');
+    if (typeof v !== 'string') return undefined;
+    return Cidr6.parse(v.includes('/') ? v : `${v}/128`, { strict: true });
+  }
   if (v === 'default') return Cidr.parse('0.0.0.0/0');
   if (typeof v !== 'string') return undefined;
   return Cidr.parse(v.includes('/') ? v : `${v}/32`, { strict: true });
+}
+
+/** An address of the given family, or undefined (an address of the other family included). */
+export function parseAddr(v: unknown, family: Family): IpAddr | undefined {
+  return family === 6 ? Ipv6.parse(v) : Ipv4.parse(v);
 }
 
 function parseUint(v: unknown, max: number): number | undefined {
@@ -44,15 +57,18 @@ function parseUint(v: unknown, max: number): number | undefined {
   return Number.isInteger(n) && n >= 0 && n <= max ? n : undefined;
 }
 
-/** One route from `ip -N -4 -json route show dev DEV`, or undefined when not a unicast route we can name. */
-export function parseRoute(raw: unknown, dev: LinkName): RouteEntry | undefined {
+/**
+ * One route from `ip -N -4|-6 -json route show dev DEV`, or undefined when not a unicast route
+ * of the family that we can name.
+ */
+export function parseRoute(raw: unknown, dev: LinkName, family: Family = 4): RouteEntry | undefined {
   if (!isObject(raw)) return undefined;
   if (raw.type !== undefined && raw.type !== 'unicast') return undefined;
-  const dst = parseDst(raw.dst);
+  const dst = parseDst(raw.dst, family);
   if (!dst) return undefined;
-  let via: Ipv4 | undefined;
+  let via: IpAddr | undefined;
   if (raw.gateway !== undefined) {
-    via = Ipv4.parse(raw.gateway);
+    via = parseAddr(raw.gateway, family);
     if (!via) return undefined;
   }
   const proto = raw.protocol === undefined ? RTPROT_BOOT : parseUint(raw.protocol, 255);
@@ -70,11 +86,11 @@ export function parseRoute(raw: unknown, dev: LinkName): RouteEntry | undefined 
 export function parseRoutes(
   raw: unknown,
   dev: LinkName,
-  opts: { onlyWeft: boolean; scope?: Cidr | undefined },
+  opts: { onlyWeft: boolean; scope?: IpNet | undefined; family?: Family },
   into: Map<string, RouteEntry>,
 ): void {
   for (const item of asArray(raw)) {
-    const r = parseRoute(item, dev);
+    const r = parseRoute(item, dev, opts.family);
     if (!r) continue;
     if (opts.scope && !opts.scope.contains(r.dst)) continue;
     if (opts.onlyWeft ? r.proto !== WEFT_ROUTE_PROTO : r.proto === RTPROT_KERNEL) continue;
@@ -86,11 +102,11 @@ export function parseRoutes(
   }
 }
 
-/** Permanent IPv4 neighbours from `ip -4 -json neigh show dev DEV`; others belong to the kernel. */
-export function parseNeighs(raw: unknown, dev: LinkName, into: Map<string, NeighEntry>): void {
+/** Permanent neighbours from `ip -4|-6 -json neigh show dev DEV`; others belong to the kernel. */
+export function parseNeighs(raw: unknown, dev: LinkName, into: Map<string, NeighEntry>, family: Family = 4): void {
   for (const item of asArray(raw)) {
     if (!isObject(item)) continue;
-    const ip = Ipv4.parse(item.dst);
+    const ip = parseAddr(item.dst, family);
     const mac = toMac(item.lladdr);
     if (!ip || !mac) continue;
     if (!asArray(item.state).includes('PERMANENT')) continue;
@@ -98,12 +114,15 @@ export function parseNeighs(raw: unknown, dev: LinkName, into: Map<string, Neigh
   }
 }
 
-/** Unicast (and all-zero) remote entries from `bridge -json fdb show dev DEV`. */
-export function parseFdb(raw: unknown, dev: LinkName, into: Map<string, FdbEntry>): void {
+/**
+ * Unicast (and all-zero) remote entries from `bridge -json fdb show dev DEV` whose remote is
+ * an address of the family (the device's underlay).
+ */
+export function parseFdb(raw: unknown, dev: LinkName, into: Map<string, FdbEntry>, family: Family = 4): void {
   for (const item of asArray(raw)) {
     if (!isObject(item)) continue;
     const mac: Mac | undefined = toFdbMac(item.mac);
-    const dst = Ipv4.parse(item.dst);
+    const dst = parseAddr(item.dst, family);
     if (!mac || !dst) continue;
     const flags = asArray(item.flags);
     // Entries of a bridge the device is enslaved to are the bridge's, not ours.
@@ -126,25 +145,29 @@ export interface ObserveTargets {
    * The overlay network: weft-protocol routes on the uplink outside it belong to another
    * network's agent on this host, and are not ours to judge.
    */
-  uplinkScope?: Cidr;
+  uplinkScope?: IpNet;
+  /** The address family to read; 4 when left out. */
+  family?: Family;
 }
 
 /** Dumps what weft owns, in parallel (at most four short processes). */
 export async function observe(runner: IpRunner, targets: ObserveTargets): Promise<KernelState> {
   const state = emptyState();
   const { vxlanDev, uplinkDev } = targets;
-  const routeDump = (dev: LinkName) => runner.json('ip', ['-N', '-4', 'route', 'show', 'table', 'main', 'dev', dev]);
+  const family = targets.family ?? 4;
+  const fam = family === 6 ? '-6' : '-4';
+  const routeDump = (dev: LinkName) => runner.json('ip', ['-N', fam, 'route', 'show', 'table', 'main', 'dev', dev]);
   const [vxRoutes, upRoutes, neighs, fdb] = await Promise.all([
     vxlanDev ? routeDump(vxlanDev) : [],
     uplinkDev ? routeDump(uplinkDev) : [],
-    vxlanDev ? runner.json('ip', ['-4', 'neigh', 'show', 'dev', vxlanDev]) : [],
+    vxlanDev ? runner.json('ip', [fam, 'neigh', 'show', 'dev', vxlanDev]) : [],
     vxlanDev ? runner.json('bridge', ['fdb', 'show', 'dev', vxlanDev]) : [],
   ]);
-  if (vxlanDev) parseRoutes(vxRoutes, vxlanDev, { onlyWeft: false }, state.routes);
-  if (uplinkDev) parseRoutes(upRoutes, uplinkDev, { onlyWeft: true, scope: targets.uplinkScope }, state.routes);
+  if (vxlanDev) parseRoutes(vxRoutes, vxlanDev, { onlyWeft: false, family }, state.routes);
+  if (uplinkDev) parseRoutes(upRoutes, uplinkDev, { onlyWeft: true, scope: targets.uplinkScope, family }, state.routes);
   if (vxlanDev) {
-    parseNeighs(neighs, vxlanDev, state.neighs);
-    parseFdb(fdb, vxlanDev, state.fdb);
+    parseNeighs(neighs, vxlanDev, state.neighs, family);
+    parseFdb(fdb, vxlanDev, state.fdb, family);
   }
   return state;
 }
@@ -157,16 +180,20 @@ export interface DeviceInfo {
   up: boolean;
   kind: string | undefined;
   vni: number | undefined;
-  local: Ipv4 | undefined;
+  /** `local` (IPv4) or `local6` (IPv6) in iproute2's description. */
+  local: IpAddr | undefined;
   link: LinkName | undefined;
   port: number | undefined;
   learning: boolean | undefined;
   gbp: boolean;
-  /** IPv4 addresses on the device (host bits kept: `addr del` needs them). */
-  addresses: { ip: Ipv4; prefix: number }[];
+  /**
+   * Addresses of the family on the device (host bits kept: `addr del` needs them). For IPv6,
+   * link-local ones are left out: the kernel gives every device one, and they are not ours.
+   */
+  addresses: { ip: IpAddr; prefix: number }[];
 }
 
-export function parseDevice(raw: unknown): DeviceInfo | undefined {
+export function parseDevice(raw: unknown, family: Family = 4): DeviceInfo | undefined {
   const item = asArray(raw)[0];
   if (!isObject(item)) return undefined;
   const name = toLinkName(item.ifname);
@@ -177,10 +204,11 @@ export function parseDevice(raw: unknown): DeviceInfo | undefined {
   const data = isObject(info.info_data) ? info.info_data : {};
   const addresses: DeviceInfo['addresses'] = [];
   for (const a of asArray(item.addr_info)) {
-    if (!isObject(a) || a.family !== 'inet') continue;
-    const ip = Ipv4.parse(a.local);
-    const prefix = parseUint(a.prefixlen, 32);
+    if (!isObject(a) || a.family !== (family === 6 ? 'inet6' : 'inet')) continue;
+    const ip = parseAddr(a.local, family);
+    const prefix = parseUint(a.prefixlen, family === 6 ? 128 : 32);
     if (!ip || prefix === undefined) continue;
+    if (ip instanceof Ipv6 && isLinkLocal6(ip)) continue;
     addresses.push({ ip, prefix });
   }
   return {
@@ -190,7 +218,7 @@ export function parseDevice(raw: unknown): DeviceInfo | undefined {
     up: asArray(item.flags).includes('UP'),
     kind: typeof info.info_kind === 'string' ? info.info_kind : undefined,
     vni: parseUint(data.id, 0xffffff),
-    local: Ipv4.parse(data.local),
+    local: data.local !== undefined ? parseAddr(data.local, 4) : Ipv6.parse(data.local6),
     link: toLinkName(data.link),
     port: parseUint(data.port, 65535),
     learning: typeof data.learning === 'boolean' ? data.learning : undefined,

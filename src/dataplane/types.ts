@@ -1,24 +1,35 @@
 // The seam between the agent (which knows leases) and the dataplane (which knows the kernel).
-import type { Cidr, Ipv4 } from '../alloc/cidr.js';
+import type { Cidr, Cidr6, IpAddr, IpNet, Ipv4, Ipv6 } from '../alloc/cidr.js';
 
-/** A remote host's lease, already decoded and validated by the agent. */
+/**
+ * A remote host's lease, already decoded and validated by the agent, as one backend sees it:
+ * an IPv6 backend gets the lease's IPv6 subnet, PublicIPv6 and BackendV6Data's VtepMAC.
+ */
 export interface Peer {
   /** The lease key ("10.5.3.0-24"), for logs. */
   key: string;
-  subnet: Cidr;
-  publicIP: Ipv4;
+  /** Of the backend's family. */
+  subnet: IpNet;
+  /** Of the backend's family: the underlay carries each family's overlay (as flannel). */
+  publicIP: IpAddr;
   backendType: string;
   /** Canonical lowercase MAC; present for vxlan peers. */
   vtepMAC?: string;
   vni?: number;
 }
 
+/** A peer of an IPv4 backend (what the agent reads from a lease's IPv4 half). */
+export type Peer4 = Peer & { subnet: Cidr; publicIP: Ipv4 };
+/** A peer of an IPv6 backend: the lease's IPv6 subnet, PublicIPv6 and BackendV6Data. */
+export type Peer6 = Peer & { subnet: Cidr6; publicIP: Ipv6 };
+
 /** What the host's uplink looks like, as chosen by the agent's interface selection. */
 export interface Uplink {
   name: string;
   index: number;
   mtu: number;
-  address: Ipv4;
+  /** The uplink's address of the backend's family. */
+  address: IpAddr;
   /**
    * Prefix length of `address` on the uplink: peers whose public IP falls in that connected
    * subnet are on-link (directRouting, host-gw).
@@ -26,11 +37,21 @@ export interface Uplink {
   prefixLength: number;
 }
 
+export type Uplink4 = Uplink & { address: Ipv4 };
+export type Uplink6 = Uplink & { address: Ipv6 };
+
 export interface BackendSettings {
   type: 'vxlan' | 'host-gw';
+  /**
+   * The address family this backend serves, overlay and underlay alike; 4 when left out. A
+   * dual-stack network has two backends, one per family (devices flannel.<VNI> and
+   * flannel-v6.<VNI>).
+   */
+  family?: 4 | 6;
   vni: number;
   /** 0 = kernel default (8472). */
   port: number;
+  /** The vxlan device's MTU; default the uplink's MTU less the encapsulation (50 bytes, 70 over IPv6). */
   mtu?: number;
   directRouting: boolean;
   gbp: boolean;
@@ -38,7 +59,7 @@ export interface BackendSettings {
    * The overlay network. When given, peers whose subnet lies outside it are never routed
    * (a hostile lease cannot install, say, a default route).
    */
-  network?: Cidr;
+  network?: IpNet;
 }
 
 /** Kernel operations of one reconcile per kind of entry: applied, and refused (or not attempted). */
@@ -79,5 +100,5 @@ export interface Backend {
    * Converges kernel state to ownSubnet + peers. With `resync`, state is re-read from the
    * kernel first (drift repair); otherwise the backend trusts what it last applied.
    */
-  reconcile(ownSubnet: Cidr, peers: Peer[], opts?: { resync?: boolean }): Promise<ReconcileReport>;
+  reconcile(ownSubnet: IpNet, peers: Peer[], opts?: { resync?: boolean }): Promise<ReconcileReport>;
 }

@@ -1,13 +1,16 @@
 // The vxlan backend: device flannel.<VNI>, its /32 address, and per peer a permanent
 // neighbour, an FDB entry and an onlink route (or, with directRouting, a plain route via the
 // peer's public IP when it is on-link).
-import type { Cidr, Ipv4 } from '../alloc/cidr.js';
+//
+// The IPv6 backend is the same with flanneld's IPv6 names and sizes: device flannel-v6.<VNI>
+// over the uplink's IPv6 address, address <own IPv6 subnet>/128, 70 bytes of encapsulation.
+import type { IpAddr, IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
 import { Converger } from './converger.js';
 import { DataplaneError } from './errors.js';
 import type { IpRunner } from './ipcmd.js';
 import { DesiredTracker } from './desired.js';
-import { modelContext, toLinkName, vxlanDeviceName, type LinkName, type Mac, type ModelContext } from './model.js';
+import { modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
 import { parseDevice, type DeviceInfo } from './observe.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
@@ -16,6 +19,10 @@ import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './
 export const DEFAULT_VXLAN_PORT = 8472;
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;
+/** The same over an IPv6 underlay, whose header is 20 bytes longer. */
+export const VXLAN6_OVERHEAD = 70;
+/** IPv6 needs links of at least 1280 bytes; the kernel turns IPv6 off on a smaller device. */
+const IPV6_MIN_MTU = 1280;
 
 function checkInt(name: string, v: number, min: number, max: number): number {
   if (!Number.isInteger(v) || v < min || v > max) {
@@ -30,8 +37,27 @@ export function uplinkName(uplink: Uplink): LinkName {
   return name;
 }
 
+/** The own subnet must be of the backend's family: it becomes the device's address and the model's own subnet. */
+export function checkOwnSubnet(ownSubnet: IpNet, family: Family): void {
+  if (ownSubnet.family !== family) throw new DataplaneError(`own subnet ${ownSubnet} is not IPv${family}`, { step: 'reconcile' });
+}
+
+/** The backend's family, after checking that the addresses it is given are of it. */
+export function familyOf(settings: BackendSettings, addresses: Record<string, IpAddr>): Family {
+  const family = settings.family ?? 4;
+  if (family !== 4 && family !== 6) throw new DataplaneError(`address family must be 4 or 6, got ${String(family)}`, { step: 'settings' });
+  for (const [what, ip] of Object.entries(addresses)) {
+    if (ip.family !== family) throw new DataplaneError(`${what} ${ip} is not an IPv${family} address`, { step: 'settings' });
+  }
+  if (settings.network && settings.network.family !== family) {
+    throw new DataplaneError(`network ${settings.network} is not IPv${family}`, { step: 'settings' });
+  }
+  return family;
+}
+
 export class VxlanBackend implements Backend {
   readonly device: LinkName;
+  readonly family: Family;
   private readonly uplinkDev: LinkName;
   private readonly vni: number;
   private readonly port: number;
@@ -41,23 +67,49 @@ export class VxlanBackend implements Backend {
   private readonly desired = new DesiredTracker();
   private ctx: ModelContext | undefined;
   private mac: Mac | undefined;
-  /** The own subnet whose /32 we last put on the device; undefined = check the device. */
-  private addressFor: Cidr | undefined;
+  /** The own subnet whose /32 (/128) we last put on the device; undefined = check the device. */
+  private addressFor: IpNet | undefined;
 
   constructor(
     private readonly settings: BackendSettings,
     private readonly uplink: Uplink,
-    private readonly publicIP: Ipv4,
+    private readonly publicIP: IpAddr,
     private readonly runner: IpRunner,
     private readonly log: Logger,
   ) {
+    this.family = familyOf(settings, { 'public IP': publicIP, 'uplink address': uplink.address });
+    const v6 = this.family === 6;
     this.vni = checkInt('VNI', settings.vni, 0, 0xffffff);
     this.port = checkInt('port', settings.port || DEFAULT_VXLAN_PORT, 1, 65535);
-    this.mtu = checkInt('MTU', settings.mtu ?? uplink.mtu - VXLAN_OVERHEAD, 68, 65535);
-    this.device = vxlanDeviceName(this.vni);
+    const device = vxlanDeviceNameFor(this.family, this.vni);
+    if (!device) throw new DataplaneError(`VNI ${this.vni} makes a device name longer than the kernel's 15 characters`, { step: 'settings' });
+    this.device = device;
+    this.mtu = checkInt('MTU', this.deviceMtu(), v6 ? IPV6_MIN_MTU : 68, 65535);
     this.uplinkDev = uplinkName(uplink);
-    this.converger = new Converger(runner, { vxlanDev: this.device, uplinkDev: this.uplinkDev, uplinkScope: settings.network }, log);
+    this.converger = new Converger(
+      runner,
+      { vxlanDev: this.device, uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family },
+      log,
+    );
     this.skips = new SkipReporter(log);
+  }
+
+  /**
+   * The Network's MTU, else the uplink's less the encapsulation. A dual-stack Network has one
+   * MTU for both devices, and the kernel refuses a vxlan device larger than its uplink allows
+   * (1430 on a 1500 IPv6 uplink): the IPv6 device takes the smaller of the two, saying so.
+   */
+  private deviceMtu(): number {
+    if (this.family === 4) return this.settings.mtu ?? this.uplink.mtu - VXLAN_OVERHEAD;
+    const limit = this.uplink.mtu - VXLAN6_OVERHEAD;
+    const wanted = this.settings.mtu ?? limit;
+    if (wanted <= limit) return wanted;
+    this.log.warn('the configured MTU does not fit the IPv6 underlay; using the largest that does', {
+      device: this.device,
+      configured: wanted,
+      mtu: limit,
+    });
+    return limit;
   }
 
   async prepare(): Promise<{ vtepMAC?: string; mtu: number }> {
@@ -65,8 +117,9 @@ export class VxlanBackend implements Backend {
     return { vtepMAC: this.mac!, mtu: this.mtu };
   }
 
-  async reconcile(ownSubnet: Cidr, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
+    checkOwnSubnet(ownSubnet, this.family);
     const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
       const info = await this.ensureDevice();
@@ -99,7 +152,7 @@ export class VxlanBackend implements Backend {
       if (/does not exist/.test(r.stderr)) return undefined;
       throw new DataplaneError(`cannot read ${this.device}`, { device: this.device, step: 'read device', errors: [r.stderr.trim()] });
     }
-    const info = parseDevice(JSON.parse(r.stdout || '[]') as unknown);
+    const info = parseDevice(JSON.parse(r.stdout || '[]') as unknown, this.family);
     if (!info) throw new DataplaneError(`cannot parse the description of ${this.device}`, { device: this.device, step: 'read device' });
     return info;
   }
@@ -148,18 +201,25 @@ export class VxlanBackend implements Backend {
     await this.runBatch('create device', lines);
     const made = await this.readDevice();
     if (!made) throw new DataplaneError(`${this.device} is missing right after creating it`, { device: this.device, step: 'create device' });
-    this.log.info('created vxlan device', { device: this.device, vni: this.vni, mac: made.mac, mtu: this.mtu, port: this.port });
+    this.log.info('created vxlan device', { device: this.device, vni: this.vni, mac: made.mac, mtu: this.mtu, port: this.port, local: this.publicIP.toString() });
     this.mac = made.mac;
     return made;
   }
 
-  /** `<own subnet network>/32` is the only IPv4 address on the device (routes need it first). */
-  private async ensureAddress(ownSubnet: Cidr, info: DeviceInfo): Promise<void> {
+  /**
+   * `<own subnet network>/32` is the only IPv4 address on the device (routes need it first);
+   * for IPv6 `/128` is the only one besides the kernel's link-local address, added without
+   * duplicate address detection so that it is usable at once.
+   */
+  private async ensureAddress(ownSubnet: IpNet, info: DeviceInfo): Promise<void> {
     const want = ownSubnet.network;
+    const host = this.family === 6 ? 128 : 32;
     const lines: string[] = [];
-    if (!info.addresses.some((a) => a.ip.equals(want) && a.prefix === 32)) lines.push(`addr replace ${want.toString()}/32 dev ${this.device}`);
+    if (!info.addresses.some((a) => a.ip.equals(want) && a.prefix === host)) {
+      lines.push(`addr replace ${want.toString()}/${host} dev ${this.device}${this.family === 6 ? ' nodad' : ''}`);
+    }
     for (const a of info.addresses) {
-      if (!(a.ip.equals(want) && a.prefix === 32)) lines.push(`addr del ${a.ip.toString()}/${a.prefix} dev ${this.device}`);
+      if (!(a.ip.equals(want) && a.prefix === host)) lines.push(`addr del ${a.ip.toString()}/${a.prefix} dev ${this.device}`);
     }
     if (lines.length > 0) await this.runBatch('set device address', lines);
     this.addressFor = ownSubnet;

@@ -153,6 +153,38 @@ export async function setSysctl(ns: string, key: string, value: string): Promise
 }
 
 /**
+ * Writes several sysctls inside a namespace, in one process per distinct value (`tee` writes
+ * its input to every file it is given), in the order first seen.
+ */
+export async function setSysctls(ns: string, values: Record<string, string>): Promise<void> {
+  const byValue = new Map<string, string[]>();
+  for (const [key, value] of Object.entries(values)) {
+    if (!/^[a-z0-9_.]+$/.test(key)) throw new Error(`bad sysctl key ${key}`);
+    if (!/^[0-9]{1,10}$/.test(value)) throw new Error(`bad sysctl value ${JSON.stringify(value)} for ${key}`);
+    byValue.set(value, [...(byValue.get(value) ?? []), `/proc/sys/${key.replace(/\./g, '/')}`]);
+  }
+  for (const [value, paths] of byValue) {
+    const r = await execIn(ns, 'tee', paths, { input: value });
+    if (r.exitCode !== 0) throw new NetnsError(`setting ${paths.join(', ')} to ${value} in ${ns} failed`, ['tee', ...paths], r.stderr);
+  }
+}
+
+/**
+ * IPv6 on in a namespace, for links made afterwards too, without duplicate address detection
+ * (the testbed's addresses are unique by construction and must be usable at once), and with
+ * forwarding when the namespace routes (a host, the underlay).
+ */
+export function ipv6Sysctls(opts: { forwarding: boolean }): Record<string, string> {
+  return {
+    'net.ipv6.conf.all.disable_ipv6': '0',
+    'net.ipv6.conf.default.disable_ipv6': '0',
+    'net.ipv6.conf.all.accept_dad': '0',
+    'net.ipv6.conf.default.accept_dad': '0',
+    ...(opts.forwarding ? { 'net.ipv6.conf.all.forwarding': '1' } : {}),
+  };
+}
+
+/**
  * Lines for a veth pair from namespace `ns` (end `local`) into namespace `peerNs` (end
  * `peer`), both up, with optional bridge and MTU on the local end. Run with ipBatch(ns, ...).
  */

@@ -1,16 +1,31 @@
 // Pure parsers for what the testbed reads back: subnet.env files and ping's output.
 // Kept free of I/O so they are unit tested on captured text.
-import { Cidr, Ipv4 } from '../alloc/cidr.js';
+import { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
 
-export interface SubnetEnvFile {
-  network: Cidr;
-  /** The host's subnet, network address form (10.5.7.0/24). */
-  subnet: Cidr;
-  /** FLANNEL_SUBNET's address: the bridge (cni0) address, 10.5.7.1. */
-  bridgeIp: Ipv4;
+/** One address family's half of a subnet.env. */
+export interface StackEnv<Net, Addr> {
+  network: Net;
+  /** The host's subnet, network address form (10.5.7.0/24, fd00:5:0:34::/64). */
+  subnet: Net;
+  /** FLANNEL_SUBNET's (FLANNEL_IPV6_SUBNET's) address: the bridge (cni0) address, 10.5.7.1. */
+  bridgeIp: Addr;
+}
+
+/**
+ * A subnet.env of any stack, as flanneld writes it: FLANNEL_NETWORK and FLANNEL_SUBNET when
+ * IPv4 is on, FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET when IPv6 is on, at least one.
+ */
+export interface SubnetEnv {
+  ipv4?: StackEnv<Cidr, Ipv4>;
+  ipv6?: StackEnv<Cidr6, Ipv6>;
   mtu: number;
   ipMasq: boolean;
   text: string;
+}
+
+/** A subnet.env with IPv4 (the common case): its IPv4 half also at the top level. */
+export interface SubnetEnvFile extends StackEnv<Cidr, Ipv4>, SubnetEnv {
+  ipv4: StackEnv<Cidr, Ipv4>;
 }
 
 export class SubnetEnvError extends Error {
@@ -23,11 +38,18 @@ export class SubnetEnvError extends Error {
   }
 }
 
-/** Parses Flannel's subnet.env. Throws SubnetEnvError when a field is missing or malformed. */
+/** Parses Flannel's subnet.env, which must have IPv4. Throws SubnetEnvError when a field is missing or malformed. */
 export function parseSubnetEnv(text: string): SubnetEnvFile {
+  const env = parseAnySubnetEnv(text);
+  if (!env.ipv4) throw new SubnetEnvError('subnet.env has no FLANNEL_SUBNET (IPv6 only?)', text);
+  return { ...env, ...env.ipv4, ipv4: env.ipv4 };
+}
+
+/** Parses a subnet.env of any stack. Throws SubnetEnvError when a field is missing or malformed. */
+export function parseAnySubnetEnv(text: string): SubnetEnv {
   const vars = new Map<string, string>();
   for (const line of text.split('\n')) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
+    const m = /^([A-Z0-9_]+)=(.*)$/.exec(line.trim());
     if (m) vars.set(m[1]!, m[2]!);
   }
   const need = (k: string): string => {
@@ -35,20 +57,36 @@ export function parseSubnetEnv(text: string): SubnetEnvFile {
     if (v === undefined) throw new SubnetEnvError(`subnet.env has no ${k}`, text);
     return v;
   };
-  const network = Cidr.parse(need('FLANNEL_NETWORK'), { strict: true });
-  if (!network) throw new SubnetEnvError(`bad FLANNEL_NETWORK ${need('FLANNEL_NETWORK')}`, text);
-  const subnetText = need('FLANNEL_SUBNET');
-  const subnet = Cidr.parse(subnetText);
-  const bridgeIp = Ipv4.parse(subnetText.split('/')[0]);
-  if (!subnet || !bridgeIp || subnet.prefix > 30 || bridgeIp.equals(subnet.network)) {
-    throw new SubnetEnvError(`bad FLANNEL_SUBNET ${subnetText}`, text);
+  let ipv4: SubnetEnv['ipv4'];
+  if (vars.has('FLANNEL_NETWORK') || vars.has('FLANNEL_SUBNET') || !vars.has('FLANNEL_IPV6_SUBNET')) {
+    const network = Cidr.parse(need('FLANNEL_NETWORK'), { strict: true });
+    if (!network) throw new SubnetEnvError(`bad FLANNEL_NETWORK ${need('FLANNEL_NETWORK')}`, text);
+    const subnetText = need('FLANNEL_SUBNET');
+    const subnet = Cidr.parse(subnetText);
+    const bridgeIp = Ipv4.parse(subnetText.split('/')[0]);
+    if (!subnet || !bridgeIp || subnet.prefix > 30 || bridgeIp.equals(subnet.network)) {
+      throw new SubnetEnvError(`bad FLANNEL_SUBNET ${subnetText}`, text);
+    }
+    ipv4 = { network, subnet, bridgeIp };
+  }
+  let ipv6: SubnetEnv['ipv6'];
+  if (vars.has('FLANNEL_IPV6_NETWORK') || vars.has('FLANNEL_IPV6_SUBNET')) {
+    const network = Cidr6.parse(need('FLANNEL_IPV6_NETWORK'), { strict: true });
+    if (!network) throw new SubnetEnvError(`bad FLANNEL_IPV6_NETWORK ${need('FLANNEL_IPV6_NETWORK')}`, text);
+    const subnetText = need('FLANNEL_IPV6_SUBNET');
+    const subnet = Cidr6.parse(subnetText);
+    const bridgeIp = Ipv6.parse(subnetText.split('/')[0]);
+    if (!subnet || !bridgeIp || subnet.prefix > 126 || bridgeIp.equals(subnet.network)) {
+      throw new SubnetEnvError(`bad FLANNEL_IPV6_SUBNET ${subnetText}`, text);
+    }
+    ipv6 = { network, subnet, bridgeIp };
   }
   const mtuText = need('FLANNEL_MTU');
   const mtu = Number(mtuText);
   if (!/^\d{2,5}$/.test(mtuText) || mtu < 68 || mtu > 65535) throw new SubnetEnvError(`bad FLANNEL_MTU ${mtuText}`, text);
   const masq = need('FLANNEL_IPMASQ');
   if (masq !== 'true' && masq !== 'false') throw new SubnetEnvError(`bad FLANNEL_IPMASQ ${masq}`, text);
-  return { network, subnet, bridgeIp, mtu, ipMasq: masq === 'true', text };
+  return { ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), mtu, ipMasq: masq === 'true', text };
 }
 
 export interface PingResult {
@@ -87,7 +125,7 @@ export interface PingStreamResult extends PingResult {
 export function parsePingStream(stdout: string, stderr = ''): PingStreamResult {
   const summary = parsePingSummary(stdout, stderr);
   const replied = new Set<number>();
-  for (const m of stdout.matchAll(/bytes from [^:]+: icmp_seq=(\d+) /g)) replied.add(Number(m[1]));
+  for (const m of stdout.matchAll(/bytes from \S+: icmp_seq=(\d+) /g)) replied.add(Number(m[1]));
   let sent = summary.sent;
   if (sent > 0 && !replied.has(sent)) sent -= 1;
   const lostSeqs: number[] = [];

@@ -24,8 +24,8 @@ export interface Pki {
   remove(): void;
 }
 
-/** Addresses the server certificate names: loopback and the testbed's etcd address. */
-export const SERVER_IPS = ['127.0.0.1', '192.0.2.254'];
+/** Addresses the server certificate names: loopback and the testbed's etcd addresses (IPv4, and IPv6 for an 'ipv6' testbed). */
+export const SERVER_IPS = ['127.0.0.1', '192.0.2.254', '::1', 'fd00:1::254'];
 export const SERVER_DNS = ['localhost'];
 
 /** Creates the PKI in dir (made if missing) or in a fresh temp dir; remove() deletes that dir. */

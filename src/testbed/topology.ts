@@ -11,6 +11,13 @@
 // also be put on other segments (198.51.100.0/24, 203.0.113.0/24) that the underlay routes
 // between, for peers that are not on-link. Nothing here touches the root namespace.
 //
+// The underlay stack is IPv4 by default. A 'dual' testbed adds an IPv6 address to every
+// underlay interface (ULA: segment 0 is fd00:1::/64, br0 fd00:1::254, hN fd00:1::N); an
+// 'ipv6' testbed has only those, and etcd then listens on http://[fd00:1::254]:2379. IPv6 is
+// turned on (no duplicate address detection, forwarding in hosts and the underlay) through
+// each namespace's own sysctls. A container gets an IPv6 address and default route too when
+// its subnet.env has FLANNEL_IPV6_SUBNET, and no IPv4 when it has no FLANNEL_SUBNET.
+//
 // etcd can serve TLS with client-certificate auth (a throwaway PKI made with openssl in the work
 // dir) and can have users and roles enabled; agents, the CLI and etcdctl then get the matching
 // flags without the caller asking. Passwords travel in files (agents, CLI) or the environment
@@ -21,21 +28,32 @@ import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { Ipv4 } from '../alloc/cidr.js';
+import { Ipv4, Ipv6 } from '../alloc/cidr.js';
 import {
   createNetns,
   deleteNetns,
   execIn,
   ipBatch,
+  ipv6Sysctls,
   newRunId,
   nsName,
   nsPrefix,
   removeLeftovers,
   setSysctl,
+  setSysctls,
   vethLines,
   type RunResult,
 } from './netns.js';
-import { parsePingStream, parsePingSummary, parseSubnetEnv, type PingResult, type PingStreamResult, type SubnetEnvFile } from './parse.js';
+import {
+  parseAnySubnetEnv,
+  parsePingStream,
+  parsePingSummary,
+  parseSubnetEnv,
+  type PingResult,
+  type PingStreamResult,
+  type SubnetEnv,
+  type SubnetEnvFile,
+} from './parse.js';
 import { poll, PollAbort } from './poll.js';
 import { WEFT_BIN } from './paths.js';
 import { createPki, type Pki } from './pki.js';
@@ -43,6 +61,12 @@ import { createPki, type Pki } from './pki.js';
 /** Underlay segments: index 0 is the shared L2 everyone is on by default. */
 export const SEGMENTS = ['192.0.2', '198.51.100', '203.0.113'] as const;
 export const UNDERLAY_IP = `${SEGMENTS[0]}.254`;
+/** The IPv6 /64 of each segment (unique local addresses), host N at <prefix>::N. */
+export const SEGMENTS6 = ['fd00:1', 'fd00:2', 'fd00:3'] as const;
+export const UNDERLAY_IP6 = `${SEGMENTS6[0]}::254`;
+
+/** Which addresses the underlay carries: IPv4 only (the default), both, or IPv6 only. */
+export type UnderlayStack = 'ipv4' | 'dual' | 'ipv6';
 
 export interface TestbedOptions {
   /** Short id for names; a fresh one by default. Reusing an id replaces that run's leftovers. */
@@ -68,6 +92,8 @@ export interface TestbedOptions {
   weftBin?: string;
   /** How long an agent or etcd gets after SIGTERM before SIGKILL. */
   graceMs?: number;
+  /** The underlay's address families; 'ipv4' by default. With 'ipv6', etcd is reached over IPv6. */
+  stack?: UnderlayStack;
 }
 
 /** A long-running child (etcd, an agent) inside a namespace, logging to a file. */
@@ -88,7 +114,12 @@ export interface Host {
   index: number;
   name: string;
   ns: string;
+  /** The underlay address: IPv4, or IPv6 on an 'ipv6' testbed. */
   ip: string;
+  /** The IPv4 underlay address ('ipv4' and 'dual' testbeds). */
+  ip4?: string;
+  /** The IPv6 underlay address ('dual' and 'ipv6' testbeds). */
+  ip6?: string;
   segment: number;
   dir: string;
   subnetFile: string;
@@ -99,7 +130,10 @@ export interface Host {
 export interface Container {
   name: string;
   ns: string;
+  /** The IPv4 address, or the IPv6 one when the subnet.env has no IPv4. */
   ip: string;
+  /** The IPv6 address, when the subnet.env has FLANNEL_IPV6_SUBNET. */
+  ip6?: string;
   host: Host;
 }
 
@@ -144,6 +178,7 @@ export class Testbed {
   /** Every member's client URL, in member order. */
   readonly etcdEndpoints: string[];
   readonly workDir: string;
+  readonly stack: UnderlayStack;
   readonly hosts = new Map<number, Host>();
   /** The throwaway PKI of a TLS testbed (CA, server and client certificates in workDir/pki). */
   pki?: Pki;
@@ -175,6 +210,10 @@ export class Testbed {
     } else {
       this.workDir = mkdtempSync(join(tmpdir(), `weft-testbed-${this.runId}-`));
     }
+    this.stack = opts.stack ?? 'ipv4';
+    if (!['ipv4', 'dual', 'ipv6'].includes(this.stack)) throw new Error(`stack must be ipv4, dual or ipv6, got ${String(this.stack)}`);
+    // Without IPv4 on the underlay, hosts reach etcd over IPv6.
+    const etcdHost = this.stack === 'ipv6' ? `[${UNDERLAY_IP6}]` : UNDERLAY_IP;
     const size = opts.etcdMembers ?? 1;
     if (size !== 1 && size !== 3) throw new Error(`etcdMembers must be 1 or 3, got ${String(size)}`);
     this.etcdTls = opts.etcdTls ?? false;
@@ -185,7 +224,7 @@ export class Testbed {
       const single = size === 1; // names and paths as they always were, for existing callers
       return {
         name: single ? 'testbed' : `m${i}`,
-        clientUrl: `${scheme}://${UNDERLAY_IP}:${base + 2 * i}`,
+        clientUrl: `${scheme}://${etcdHost}:${base + 2 * i}`,
         peerUrl: `http://127.0.0.1:${2380 + 2 * i}`,
         dataDir: join(this.workDir, single ? 'etcd' : `etcd-${i}`),
         logPath: join(this.workDir, single ? 'etcd.log' : `etcd-${i}.log`),
@@ -221,6 +260,7 @@ export class Testbed {
       }
       await tb.addNamespace(tb.underlay);
       await setSysctl(tb.underlay, 'net.ipv4.ip_forward', '1');
+      if (tb.stack !== 'ipv4') await setSysctls(tb.underlay, ipv6Sysctls({ forwarding: true }));
       await tb.ensureSegment(0);
       if (tb.etcdTls) tb.pki = await createPki({ dir: join(tb.workDir, 'pki') });
       if (tb.etcdAuth) writeFileSync(tb.etcdPasswordFile!, tb.etcdAuth.password + '\n', { mode: 0o600 });
@@ -241,12 +281,16 @@ export class Testbed {
   private async ensureSegment(segment: number): Promise<void> {
     if (this.segmentsUp.has(segment)) return;
     const prefix = SEGMENTS[segment];
-    if (prefix === undefined) throw new Error(`no underlay segment ${segment} (0..${SEGMENTS.length - 1})`);
-    await ipBatch(this.underlay, [
-      `link add br${segment} type bridge`,
-      `addr add ${prefix}.254/24 dev br${segment}`,
-      `link set br${segment} up`,
-    ]);
+    const prefix6 = SEGMENTS6[segment];
+    if (prefix === undefined || prefix6 === undefined) throw new Error(`no underlay segment ${segment} (0..${SEGMENTS.length - 1})`);
+    const br = `br${segment}`;
+    // IPv6 neighbour discovery is multicast; without an MLD querier on the segment, snooping
+    // would decide on its own which ports hear it.
+    const lines = [this.stack === 'ipv4' ? `link add ${br} type bridge` : `link add ${br} type bridge mcast_snooping 0`];
+    if (this.stack !== 'ipv6') lines.push(`addr add ${prefix}.254/24 dev ${br}`);
+    if (this.stack !== 'ipv4') lines.push(`addr add ${prefix6}::254/64 dev ${br} nodad`);
+    lines.push(`link set ${br} up`);
+    await ipBatch(this.underlay, lines);
     this.segmentsUp.add(segment);
   }
 
@@ -492,7 +536,10 @@ export class Testbed {
 
   // --- hosts ------------------------------------------------------------------------------
 
-  /** Creates host namespace hN with eth0 = <segment>.N/24 on the underlay, forwarding on. */
+  /**
+   * Creates host namespace hN with eth0 = <segment>.N/24 and/or <segment6>::N/64 (by the
+   * testbed's stack) on the underlay, forwarding on.
+   */
   async addHost(index: number, opts: { segment?: number } = {}): Promise<Host> {
     if (!Number.isInteger(index) || index < 1 || index > 253) throw new Error(`host index must be 1..253, got ${index}`);
     if (this.hosts.has(index)) throw new Error(`host ${index} exists`);
@@ -500,20 +547,36 @@ export class Testbed {
     await this.ensureSegment(segment);
     const name = `h${index}`;
     const ns = nsName(this.runId, name);
-    const ip = `${SEGMENTS[segment]}.${index}`;
+    const ip4 = this.stack === 'ipv6' ? undefined : `${SEGMENTS[segment]}.${index}`;
+    const ip6 = this.stack === 'ipv4' ? undefined : `${SEGMENTS6[segment]}::${index}`;
     const dir = join(this.workDir, name);
     mkdirSync(dir, { recursive: true });
-    const host: Host = { index, name, ns, ip, segment, dir, subnetFile: join(dir, 'subnet.env'), containers: [] };
+    const host: Host = {
+      index,
+      name,
+      ns,
+      ip: (ip4 ?? ip6)!,
+      ...(ip4 ? { ip4 } : {}),
+      ...(ip6 ? { ip6 } : {}),
+      segment,
+      dir,
+      subnetFile: join(dir, 'subnet.env'),
+      containers: [],
+    };
     this.hosts.set(index, host);
     await this.addNamespace(ns);
+    // Before any link exists, so that eth0 is made with these defaults.
+    if (ip6) await setSysctls(ns, ipv6Sysctls({ forwarding: true }));
     await ipBatch(this.underlay, vethLines(`v-${name}`, ns, 'eth0', { master: `br${segment}` }));
     // The default route lets an agent without --iface find its uplink, as on a real host;
     // it leads only into the underlay namespace, which has no way out.
-    await ipBatch(ns, [
-      `addr add ${ip}/24 dev eth0`,
-      'link set eth0 up',
-      `route add default via ${SEGMENTS[segment]}.254`,
-    ]);
+    const lines: string[] = [];
+    if (ip4) lines.push(`addr add ${ip4}/24 dev eth0`);
+    if (ip6) lines.push(`addr add ${ip6}/64 dev eth0 nodad`);
+    lines.push('link set eth0 up');
+    if (ip4) lines.push(`route add default via ${SEGMENTS[segment]}.254`);
+    if (ip6) lines.push(`route add default via ${SEGMENTS6[segment]}::254`);
+    await ipBatch(ns, lines);
     await setSysctl(ns, 'net.ipv4.ip_forward', '1');
     return host;
   }
@@ -572,26 +635,36 @@ export class Testbed {
     return host.agent && existsSync(host.agent.logPath) ? readFileSync(host.agent.logPath, 'utf8') : '';
   }
 
-  /** The host's subnet.env, parsed; undefined while the file does not exist. */
+  /** The host's subnet.env, parsed (it must have IPv4); undefined while the file does not exist. */
   readSubnetEnv(host: Host): SubnetEnvFile | undefined {
-    let text: string;
-    try {
-      text = readFileSync(host.subnetFile, 'utf8');
-    } catch {
-      return undefined;
-    }
-    return parseSubnetEnv(text);
+    const text = readIfExists(host.subnetFile);
+    return text === undefined ? undefined : parseSubnetEnv(text);
+  }
+
+  /** The host's subnet.env of any stack (IPv4, IPv6 or both); undefined while the file does not exist. */
+  readAnySubnetEnv(host: Host): SubnetEnv | undefined {
+    const text = readIfExists(host.subnetFile);
+    return text === undefined ? undefined : parseAnySubnetEnv(text);
   }
 
   /** Waits for subnet.env to appear; fails at once with the log tail if the agent exits. */
   async waitForSubnetEnv(host: Host, timeoutMs = 20_000): Promise<SubnetEnvFile> {
+    return this.waitForFile(host, () => this.readSubnetEnv(host), timeoutMs);
+  }
+
+  /** waitForSubnetEnv for a subnet.env of any stack. */
+  async waitForAnySubnetEnv(host: Host, timeoutMs = 20_000): Promise<SubnetEnv> {
+    return this.waitForFile(host, () => this.readAnySubnetEnv(host), timeoutMs);
+  }
+
+  private async waitForFile<T>(host: Host, read: () => T | undefined, timeoutMs: number): Promise<T> {
     return poll(
       () => {
         const agent = host.agent;
         if (agent?.status) {
           throw new PollAbort(new Error(`agent on ${host.name} exited (${fmtExit(agent.status)}):\n${tail(agent.logPath)}`));
         }
-        return this.readSubnetEnv(host);
+        return read();
       },
       { timeoutMs, intervalMs: 100, what: `${host.subnetFile}` },
     );
@@ -618,34 +691,44 @@ export class Testbed {
   /**
    * Creates container namespace cN (or cN-S for slot S > 1) attached to the host's bridge
    * cni0, as Docker --bip or the flannel CNI bridge plugin would: cni0 gets FLANNEL_SUBNET and
-   * FLANNEL_MTU, the container gets address subnet+1+slot and a default route via cni0.
-   * The subnet comes from the host's subnet.env unless given.
+   * FLANNEL_MTU, the container gets address subnet+1+slot and a default route via cni0; the
+   * same for FLANNEL_IPV6_SUBNET when the subnet.env has it (and only that when it has no
+   * IPv4). The subnet comes from the host's subnet.env unless given.
    */
-  async addContainer(host: Host, opts: { env?: SubnetEnvFile; slot?: number } = {}): Promise<Container> {
-    const env = opts.env ?? this.readSubnetEnv(host);
+  async addContainer(host: Host, opts: { env?: SubnetEnv; slot?: number } = {}): Promise<Container> {
+    const env = opts.env ?? this.readAnySubnetEnv(host);
     if (!env) throw new Error(`${host.name} has no subnet.env yet (${host.subnetFile})`);
     const slot = opts.slot ?? 1;
     const name = slot === 1 ? `c${host.index}` : `c${host.index}-${slot}`;
     const ns = nsName(this.runId, name);
-    const ip = env.subnet.network.add(1 + slot);
-    if (!Number.isInteger(slot) || slot < 1 || !env.subnet.contains(ip) || ip.value === env.subnet.last) {
-      throw new Error(`slot ${slot} does not fit in ${env.subnet}`);
-    }
+    if (!Number.isInteger(slot) || slot < 1) throw new Error(`slot ${slot} is not a positive integer`);
+    const v4 = env.ipv4;
+    const v6 = env.ipv6;
+    const ip4 = v4?.subnet.network.add(1 + slot);
+    const ip6 = v6?.subnet.network.add(1 + slot);
+    if (v4 && ip4 && (!v4.subnet.contains(ip4) || ip4.value === v4.subnet.last)) throw new Error(`slot ${slot} does not fit in ${v4.subnet}`);
+    if (v6 && ip6 && !v6.subnet.contains(ip6)) throw new Error(`slot ${slot} does not fit in ${v6.subnet}`);
     if (host.containers.some((c) => c.name === name)) throw new Error(`container ${name} exists`);
-    const bridge = `${env.bridgeIp}/${env.subnet.prefix}`;
     await this.addNamespace(ns);
+    if (v6) await setSysctls(ns, ipv6Sysctls({ forwarding: false }));
     const lines: string[] = [];
     if (host.containers.length === 0) {
-      lines.push('link add cni0 type bridge', `addr add ${bridge} dev cni0`, `link set cni0 mtu ${env.mtu} up`);
+      if (v6 && this.stack === 'ipv4') await setSysctls(host.ns, ipv6Sysctls({ forwarding: true }));
+      lines.push('link add cni0 type bridge');
+      if (v4) lines.push(`addr add ${v4.bridgeIp}/${v4.subnet.prefix} dev cni0`);
+      if (v6) lines.push(`addr add ${v6.bridgeIp}/${v6.subnet.prefix} dev cni0 nodad`);
+      lines.push(`link set cni0 mtu ${env.mtu} up`);
     }
     lines.push(...vethLines(`v-${name}`, ns, 'eth0', { master: 'cni0', mtu: env.mtu }));
     await ipBatch(host.ns, lines);
-    await ipBatch(ns, [
-      `addr add ${ip}/${env.subnet.prefix} dev eth0`,
-      'link set eth0 up',
-      `route add default via ${env.bridgeIp}`,
-    ]);
-    const c: Container = { name, ns, ip: ip.toString(), host };
+    const inside: string[] = [];
+    if (v4) inside.push(`addr add ${ip4}/${v4.subnet.prefix} dev eth0`);
+    if (v6) inside.push(`addr add ${ip6}/${v6.subnet.prefix} dev eth0 nodad`);
+    inside.push('link set eth0 up');
+    if (v4) inside.push(`route add default via ${v4.bridgeIp}`);
+    if (v6) inside.push(`route add default via ${v6.bridgeIp}`);
+    await ipBatch(ns, inside);
+    const c: Container = { name, ns, ip: (ip4 ?? ip6)!.toString(), ...(ip6 ? { ip6: ip6.toString() } : {}), host };
     host.containers.push(c);
     return c;
   }
@@ -653,17 +736,33 @@ export class Testbed {
   // --- traffic ----------------------------------------------------------------------------
 
   /** Pings and parses the summary. Never throws for unreachable targets: look at received. */
-  async ping(from: Place, to: string, opts: { count?: number; intervalSec?: number; waitSec?: number } = {}): Promise<PingResult> {
-    if (!Ipv4.parse(to)) throw new Error(`not an IPv4 address: ${to}`);
-    const args = ['-n', '-q', '-c', String(opts.count ?? 3), '-i', String(opts.intervalSec ?? 0.2), '-W', String(opts.waitSec ?? 1), to];
+  async ping(from: Place, to: string, opts: PingOptions = {}): Promise<PingResult> {
+    if (!Ipv4.parse(to)) throw new Error(`not an IPv4 address: ${to} (ping6 pings IPv6 addresses)`);
+    return this.pingOnce(from, [], to, opts);
+  }
+
+  /** ping's IPv6 twin: pings an IPv6 address and parses the summary; never throws for unreachable targets. */
+  async ping6(from: Place, to: string, opts: PingOptions = {}): Promise<PingResult> {
+    if (!Ipv6.parse(to)) throw new Error(`not an IPv6 address: ${to}`);
+    return this.pingOnce(from, ['-6'], to, opts);
+  }
+
+  private async pingOnce(from: Place, family: string[], to: string, opts: PingOptions): Promise<PingResult> {
+    const args = [...family, '-n', '-q', '-c', String(opts.count ?? 3), '-i', String(opts.intervalSec ?? 0.2), '-W', String(opts.waitSec ?? 1), to];
     const r = await execIn(nsOf(from), 'ping', args);
     return parsePingSummary(r.stdout, r.stderr);
   }
 
-  /** Polls single pings until one is answered; returns how long that took, in ms. */
+  /** Pings an address of either family (ping or ping6). */
+  async pingAny(from: Place, to: string, opts: PingOptions = {}): Promise<PingResult> {
+    return pingFamily(to).length > 0 ? this.ping6(from, to, opts) : this.ping(from, to, opts);
+  }
+
+  /** Polls single pings (IPv4 or IPv6) until one is answered; returns how long that took, in ms. */
   async waitReachable(from: Place, to: string, timeoutMs = 10_000): Promise<number> {
+    pingFamily(to);
     const t0 = Date.now();
-    await poll(async () => (await this.ping(from, to, { count: 1, waitSec: 0.5 })).received === 1, {
+    await poll(async () => (await this.pingAny(from, to, { count: 1, waitSec: 0.5 })).received === 1, {
       timeoutMs,
       intervalMs: 20,
       what: `${to} to answer pings from ${typeof from === 'string' ? from : from.name}`,
@@ -671,11 +770,11 @@ export class Testbed {
     return Date.now() - t0;
   }
 
-  /** A ping left running (every intervalMs, 1 s reply timeout) until stop(). */
+  /** A ping (IPv4 or IPv6) left running (every intervalMs, 1 s reply timeout) until stop(). */
   startPing(from: Place, to: string, intervalMs = 50): PingHandle {
-    if (!Ipv4.parse(to)) throw new Error(`not an IPv4 address: ${to}`);
+    const family = pingFamily(to);
     const interval = (intervalMs / 1000).toFixed(3);
-    const proc = spawn('ip', ['netns', 'exec', nsOf(from), 'ping', '-n', '-O', '-i', interval, '-W', '1', to], {
+    const proc = spawn('ip', ['netns', 'exec', nsOf(from), 'ping', ...family, '-n', '-O', '-i', interval, '-W', '1', to], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -760,6 +859,27 @@ export class Testbed {
     await attempt(() => removeLeftovers(nsPrefix(this.runId)));
     if (!this.keepWorkDir) await attempt(async () => rmSync(this.workDir, { recursive: true, force: true }));
     if (errors.length) throw new AggregateError(errors, `testbed ${this.runId} teardown: ${errors.map(String).join('; ')}`);
+  }
+}
+
+export interface PingOptions {
+  count?: number;
+  intervalSec?: number;
+  waitSec?: number;
+}
+
+/** ping's family flag for an address (none for IPv4); throws for anything that is not an IP address. */
+function pingFamily(to: string): string[] {
+  if (Ipv4.parse(to)) return [];
+  if (Ipv6.parse(to)) return ['-6'];
+  throw new Error(`not an IP address: ${to}`);
+}
+
+function readIfExists(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return undefined;
   }
 }
 

@@ -1,7 +1,7 @@
 // The testbed's pure pieces: parsers of subnet.env and ping output, and name rules.
 import { describe, expect, it } from 'vitest';
 import { newRunId, nsName, removeLeftovers, vethLines } from '../../src/testbed/netns.js';
-import { parsePingStream, parsePingSummary, parseSubnetEnv, SubnetEnvError } from '../../src/testbed/parse.js';
+import { parseAnySubnetEnv, parsePingStream, parsePingSummary, parseSubnetEnv, SubnetEnvError } from '../../src/testbed/parse.js';
 
 describe('parseSubnetEnv', () => {
   it('reads the four Flannel variables', () => {
@@ -20,6 +20,42 @@ describe('parseSubnetEnv', () => {
   ])('refuses %s', (_what, text, message) => {
     expect(() => parseSubnetEnv(text)).toThrow(SubnetEnvError);
     expect(() => parseSubnetEnv(text)).toThrow(message);
+  });
+});
+
+describe('parseAnySubnetEnv', () => {
+  const v6 = 'FLANNEL_IPV6_NETWORK=fd00:5::/48\nFLANNEL_IPV6_SUBNET=fd00:5:0:34::1/64\n';
+  const tail = 'FLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n';
+
+  it('reads an IPv6-only file (no FLANNEL_NETWORK or FLANNEL_SUBNET, as flanneld writes it)', () => {
+    const env = parseAnySubnetEnv(v6 + tail);
+    expect(env.ipv4).toBeUndefined();
+    expect([env.ipv6?.network.toString(), env.ipv6?.subnet.toString(), env.ipv6?.bridgeIp.toString()]).toEqual([
+      'fd00:5::/48',
+      'fd00:5:0:34::/64',
+      'fd00:5:0:34::1',
+    ]);
+    expect(env).toMatchObject({ mtu: 1430, ipMasq: false });
+    expect(() => parseSubnetEnv(v6 + tail)).toThrow(/no FLANNEL_SUBNET/);
+  });
+
+  it('reads a dual-stack file, and parseSubnetEnv keeps its IPv4 half at the top level', () => {
+    const text = 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.7.1/24\n' + v6 + tail;
+    const env = parseAnySubnetEnv(text);
+    expect([env.ipv4?.subnet.toString(), env.ipv6?.subnet.toString()]).toEqual(['10.5.7.0/24', 'fd00:5:0:34::/64']);
+    const file = parseSubnetEnv(text);
+    expect([file.subnet.toString(), file.bridgeIp.toString(), file.ipv6?.bridgeIp.toString()]).toEqual(['10.5.7.0/24', '10.5.7.1', 'fd00:5:0:34::1']);
+  });
+
+  it.each([
+    ['a subnet without its network', 'FLANNEL_IPV6_SUBNET=fd00:5:0:34::1/64\n' + tail, /no FLANNEL_IPV6_NETWORK/],
+    ['the network address as the bridge address', 'FLANNEL_IPV6_NETWORK=fd00:5::/48\nFLANNEL_IPV6_SUBNET=fd00:5:0:34::/64\n' + tail, /FLANNEL_IPV6_SUBNET/],
+    ['a hostile subnet', 'FLANNEL_IPV6_NETWORK=fd00:5::/48\nFLANNEL_IPV6_SUBNET=fd00:5:0:34::1/64 dev lo\n' + tail, /FLANNEL_IPV6_SUBNET/],
+    ['an IPv4 network in the IPv6 field', 'FLANNEL_IPV6_NETWORK=10.5.0.0/16\nFLANNEL_IPV6_SUBNET=fd00:5:0:34::1/64\n' + tail, /FLANNEL_IPV6_NETWORK/],
+    ['neither stack', tail, /no FLANNEL_NETWORK/],
+  ])('refuses %s', (_what, text, message) => {
+    expect(() => parseAnySubnetEnv(text)).toThrow(SubnetEnvError);
+    expect(() => parseAnySubnetEnv(text)).toThrow(message);
   });
 });
 
@@ -54,6 +90,18 @@ describe('ping output', () => {
       'rtt min/avg/max/mdev = 0.1/0.1/0.1/0.0 ms',
     ].join('\n');
     expect(parsePingStream(out)).toEqual({ sent: 4, received: 3, lost: 1, lostSeqs: [2], rttAvgMs: 0.1 });
+  });
+
+  it('reads ping6 replies, whose source address has colons', () => {
+    const out = [
+      'PING fd00:5:0:2::2(fd00:5:0:2::2) 56 data bytes',
+      '64 bytes from fd00:5:0:2::2: icmp_seq=1 ttl=62 time=0.1 ms',
+      '64 bytes from fd00:5:0:2::2: icmp_seq=3 ttl=62 time=0.1 ms',
+      '',
+      '--- fd00:5:0:2::2 ping statistics ---',
+      '3 packets transmitted, 2 received, 33.3333% packet loss, time 40ms',
+    ].join('\n');
+    expect(parsePingStream(out)).toEqual({ sent: 3, received: 2, lost: 1, lostSeqs: [2] });
   });
 });
 
