@@ -1,10 +1,9 @@
 // The agent's lifecycle: network config -> uplink -> device -> lease -> subnet.env ->
 // watch leases -> converge the kernel; renew the lease and resync the kernel periodically.
 // Everything that talks to the outside (etcd, kernel, files) is injected or at the edge.
-import type { Cidr } from '../alloc/cidr.js';
 import { isUserError, StoreAuthError } from '../api/errors.js';
-import { encodeLease, type LeaseValue } from '../api/lease.js';
-import { resolveNetwork, type NetworkConfig } from '../api/network.js';
+import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
+import { describeRanges, resolveNetwork, type NetworkConfig } from '../api/network.js';
 import { ensureMasq } from '../dataplane/masq.js';
 import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
@@ -18,16 +17,34 @@ import type { AgentOptions } from './flags.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
 import { PeerSelector } from './peers.js';
-import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
+import { publishedLease } from './publish.js';
+import { formatSubnetEnv, overlayMtu, readPreviousSubnets, writeSubnetEnv } from './subnet-env.js';
+
+/**
+ * SEAM(ipv6-dataplane): what the agent needs from the IPv6 half of the dataplane (for vxlan,
+ * a `flannel-v6.<VNI>` device over the uplink's IPv6 address). Its MAC is published as
+ * BackendV6Data and its MTU counts toward FLANNEL_MTU. Programming the IPv6 peers belongs
+ * to the same object (see reconcileLoop).
+ */
+export interface Ipv6Backend {
+  prepare(): Promise<{ vtepMAC?: string; mtu: number }>;
+}
 
 export interface AgentDeps {
   options: AgentOptions;
   store: Store;
   logger: Logger;
-  readHost: (canReach?: string) => Promise<HostSnapshot>;
+  readHost: (canReach?: string, opts?: { ipv6?: boolean }) => Promise<HostSnapshot>;
   /** Counters and gauges for /metrics; a private registry by default. */
   metrics?: AgentMetrics;
+  /** The IPv4 stack's backend; asked for only when the network has IPv4. */
   createBackend: (settings: BackendSettings, selection: Selection) => Backend;
+  /**
+   * SEAM(ipv6-dataplane): the IPv6 stack's backend, asked for only when the network has
+   * IPv6. Without it the agent still leases, publishes and writes the IPv6 subnet to
+   * subnet.env, but programs no IPv6 kernel state and publishes no BackendV6Data.
+   */
+  createIpv6Backend?: (settings: BackendSettings, selection: Selection) => Ipv6Backend;
   now?: () => number;
   random?: () => number;
 }
@@ -43,7 +60,9 @@ export class Agent {
   private phase: Phase = 'config';
   private config: NetworkConfig | undefined;
   private selection: Selection | undefined;
+  /** The IPv4 stack's backend; undefined in an IPv6-only network. */
   private backend: Backend | undefined;
+  private backend6: Ipv6Backend | undefined;
   private leaseValue: LeaseValue | undefined;
   private held: HeldLease | undefined;
   private mtu = 0;
@@ -74,7 +93,7 @@ export class Agent {
     if (this.phase === 'out-of-subnets') return { ok: false, reason: 'out of subnets' };
     if (this.phase === 'acquiring' || !this.held) return { ok: false, reason: 'acquiring a lease' };
     if (!this.converged) return { ok: false, reason: 'converging the dataplane' };
-    return { ok: true, reason: `ok ${this.held.subnet}` };
+    return { ok: true, reason: `ok ${describeLeaseKey(this.held.subnets)}` };
   }
 
   /** The lease currently held (for tests and status). */
@@ -94,13 +113,20 @@ export class Agent {
     if (this.stopped) return;
     const config = this.config;
 
+    const stacks = { ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined };
     try {
-      this.selection = selectInterface(options, await this.deps.readHost(options.ifaceCanReach));
+      this.selection = selectInterface(options, await this.deps.readHost(options.ifaceCanReach, { ipv6: stacks.ipv6 }), stacks);
     } catch (err) {
       throw new FatalAgentError((err as Error).message);
     }
     const sel = this.selection;
-    this.log.info('using interface', { iface: sel.uplink.name, address: sel.uplink.address.toString(), publicIP: sel.publicIP.toString(), how: sel.how, mtu: sel.uplink.mtu });
+    this.log.info('using interface', {
+      iface: sel.link.name,
+      ...(sel.uplink ? { address: sel.uplink.address.toString(), publicIP: sel.publicIP!.toString() } : {}),
+      ...(sel.uplink6 ? { address6: sel.uplink6.address.toString(), publicIPv6: sel.publicIPv6!.toString() } : {}),
+      how: sel.how,
+      mtu: sel.link.mtu,
+    });
 
     const settings: BackendSettings = {
       type: config.backend.type as 'vxlan' | 'host-gw',
@@ -109,20 +135,33 @@ export class Agent {
       ...(config.backend.mtu !== undefined ? { mtu: config.backend.mtu } : {}),
       directRouting: config.backend.directRouting,
       gbp: config.backend.gbp,
-      network: config.network,
     };
-    this.backend = this.deps.createBackend(settings, sel);
-    const prepared = await this.backend.prepare();
-    this.mtu = prepared.mtu;
-    this.leaseValue = {
-      publicIP: sel.publicIP.toString(),
-      backendType: settings.type,
-      ...(settings.type === 'vxlan' && prepared.vtepMAC ? { backendData: { VNI: settings.vni, VtepMAC: prepared.vtepMAC } } : {}),
-      nodeName: options.nodeName,
-    };
-    this.peers = new PeerSelector(this.log, settings.type);
+    const mtus: number[] = [];
+    let vtepMAC: string | undefined;
+    let vtepMACv6: string | undefined;
+    if (config.ipv4) {
+      this.backend = this.deps.createBackend({ ...settings, network: config.ipv4.network }, sel);
+      const prepared = await this.backend.prepare();
+      mtus.push(prepared.mtu);
+      vtepMAC = prepared.vtepMAC;
+      this.peers = new PeerSelector(this.log, settings.type);
+    }
+    if (config.ipv6) {
+      // SEAM(ipv6-dataplane): the IPv6 device, when the dataplane provides one.
+      this.backend6 = this.deps.createIpv6Backend?.(settings, sel);
+      if (this.backend6) {
+        const prepared = await this.backend6.prepare();
+        mtus.push(prepared.mtu);
+        vtepMACv6 = prepared.vtepMAC;
+      } else {
+        mtus.push(overlayMtu(config.backend, sel.link.mtu, 6));
+        this.log.warn('no IPv6 dataplane in this build: the IPv6 subnet is leased and written to subnet.env, but IPv6 peers are not programmed');
+      }
+    }
+    this.mtu = Math.min(...mtus);
+    this.leaseValue = publishedLease({ config, selection: sel, nodeName: options.nodeName, vtepMAC, vtepMACv6 });
 
-    await this.acquire(readPreviousSubnet(options.subnetFile));
+    await this.acquire(readPreviousSubnets(options.subnetFile));
     if (this.stopped) return;
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.log, {
@@ -212,21 +251,22 @@ export class Agent {
       return; // etcd away: the lease watch reports outages; try again next tick
     }
     if (!wanted || this.stopped) return;
-    const change = compareConfigs(current, wanted, this.held?.subnet);
+    const change = compareConfigs(current, wanted, this.held?.subnets);
     if (change.needsRestart.length > 0) {
-      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${wanted.network}/${wanted.subnetLen}`;
+      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${describeRanges(wanted)}`;
       this.once(tag, `network config changed (${change.needsRestart.join(', ')}); restart the agent to apply it, until then it keeps the config it started with`);
     }
     if (change.applied.length === 0) return;
     this.config = change.next;
+    const { ipv4, ipv6 } = change.next;
     this.log.info('network config updated', {
       fields: change.applied.join(','),
       leaseTTLs: change.next.leaseTTLms / 1000,
-      subnetMin: change.next.subnetMin.toString(),
-      subnetMax: change.next.subnetMax.toString(),
+      ...(ipv4 ? { subnetMin: ipv4.subnetMin.toString(), subnetMax: ipv4.subnetMax.toString() } : {}),
+      ...(ipv6 ? { ipv6SubnetMin: ipv6.subnetMin.toString(), ipv6SubnetMax: ipv6.subnetMax.toString() } : {}),
     });
     if (change.subnetOutOfRange && this.held) {
-      this.log.warn('our subnet is outside the network range now; giving it up for a new one', { subnet: this.held.subnet.toString() });
+      this.log.warn('our subnet is outside the network range now; giving it up for a new one', { subnet: describeLeaseKey(this.held.subnets) });
       void this.acquire(undefined);
     } else if (change.applied.includes('leaseTTL')) {
       // The etcd lease in place keeps its TTL; renew now so the new one takes effect.
@@ -251,7 +291,7 @@ export class Agent {
     return next;
   }
 
-  private acquire(previous: Cidr | undefined): Promise<void> {
+  private acquire(previous: LeaseKey | undefined): Promise<void> {
     return this.serialize(async () => {
       const before = this.held;
       this.phase = this.phase === 'running' ? 'running' : 'acquiring';
@@ -261,7 +301,7 @@ export class Agent {
             store: this.deps.store,
             writer: this.writer,
             config: this.config!,
-            identity: { nodeName: this.deps.options.nodeName, publicIP: this.selection!.publicIP },
+            identity: { nodeName: this.deps.options.nodeName, publicIP: this.selection!.publicIP, publicIPv6: this.selection!.publicIPv6 },
             leaseValue: this.leaseValue!,
             previous,
             logger: this.log,
@@ -282,11 +322,11 @@ export class Agent {
       this.lastListing = result.listing;
       this.metrics.leaseAcquired(result.how, result.held.expiresAt);
       this.log.info('lease acquired', {
-        subnet: result.held.subnet.toString(),
+        ...subnetFields(result.held.subnets),
         how: result.how,
         reservation: result.held.reserved,
         attempts: result.attempts,
-        ...(before && !before.subnet.equals(result.held.subnet) ? { previous: before.subnet.toString() } : {}),
+        ...(before && before.key !== result.held.key ? { previous: describeLeaseKey(before.subnets) } : {}),
       });
       this.writeEnv();
       void this.applyMasq();
@@ -296,11 +336,15 @@ export class Agent {
     });
   }
 
-  /** --ip-masq: (re)installs the masquerade rules for the network and our subnet. */
+  /** --ip-masq: (re)installs the masquerade rules for the network and our subnet (IPv4). */
   private async applyMasq(): Promise<void> {
     if (!this.deps.options.ipMasq || !this.held || !this.config || this.stopped) return;
+    if (this.config.ipv6) this.once('masq-ipv6', '--ip-masq covers IPv4 only: IPv6 container traffic is not masqueraded');
+    const network = this.config.ipv4?.network;
+    const subnet = this.held.subnets.ipv4;
+    if (!network || !subnet) return;
     try {
-      await ensureMasq(this.config.network, this.held.subnet);
+      await ensureMasq(network, subnet);
       this.said.delete('masq-failed');
     } catch (err) {
       this.once('masq-failed', `cannot install the --ip-masq rules (retrying at each resync): ${(err as Error).message}`);
@@ -308,9 +352,11 @@ export class Agent {
   }
 
   private writeEnv(): void {
+    const config = this.config!;
+    const subnets = this.held!.subnets;
     const content = formatSubnetEnv({
-      network: this.config!.network,
-      subnet: this.held!.subnet,
+      ...(config.ipv4 && subnets.ipv4 ? { network: config.ipv4.network, subnet: subnets.ipv4 } : {}),
+      ...(config.ipv6 && subnets.ipv6 ? { ipv6Network: config.ipv6.network, ipv6Subnet: subnets.ipv6 } : {}),
       mtu: this.mtu,
       ipMasq: this.deps.options.ipMasq,
     });
@@ -340,7 +386,7 @@ export class Agent {
       const held = this.held;
       if (!held || held.reserved || this.stopped) return;
       try {
-        const out = await this.writer.renew(held.subnet, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
+        const out = await this.writer.renew(held.subnets, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
         if (this.renewFailures > 0) this.log.info('lease renewal succeeded after etcd came back', { attempts: this.renewFailures + 1 });
         this.renewFailures = 0;
         this.metrics.leaseRenewed(out.ok, out.ok ? out.held.expiresAt : undefined);
@@ -349,7 +395,7 @@ export class Agent {
           this.scheduleRenewal();
         } else {
           this.log.warn('lease was changed or removed by someone else; re-acquiring', { key: held.key, reason: out.reason });
-          void this.acquire(held.subnet);
+          void this.acquire(held.subnets);
         }
       } catch (err) {
         if (!isTransientStoreError(err)) throw err;
@@ -388,7 +434,7 @@ export class Agent {
     }
     this.reacquiring = true;
     this.log.warn(record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring', { key: held.key });
-    void this.acquire(held.subnet).finally(() => (this.reacquiring = false));
+    void this.acquire(held.subnets).finally(() => (this.reacquiring = false));
   }
   private reacquiring = false;
   private fatal: FatalAgentError | undefined;
@@ -419,14 +465,14 @@ export class Agent {
       if (!held || !this.leaseValue?.backendData) return;
       this.leaseValue = { ...this.leaseValue, backendData: { ...this.leaseValue.backendData, VtepMAC: vtepMAC } };
       const out = held.reserved
-        ? await this.writer.adopt(held.subnet, held.modRevision, held.value, this.leaseValue)
-        : await this.writer.renew(held.subnet, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
+        ? await this.writer.adopt(held.subnets, held.modRevision, held.value, this.leaseValue)
+        : await this.writer.renew(held.subnets, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
       if (out.ok) {
         this.held = out.held;
         this.scheduleRenewal();
         this.log.info('published new VTEP MAC', { vtepMAC });
       } else {
-        void this.acquire(held.subnet);
+        void this.acquire(held.subnets);
       }
     });
   }
@@ -455,10 +501,17 @@ export class Agent {
         const resync = r.resync;
         r.pending = false;
         r.resync = false;
-        const peers = this.peers!.select(this.watch.records.values(), this.held.key);
+        const ownSubnet = this.held.subnets.ipv4;
+        if (!this.backend || !this.peers || !ownSubnet) {
+          // IPv6-only: no IPv4 dataplane to converge.
+          // SEAM(ipv6-dataplane): the IPv6 backend's reconcile of the IPv6 peers goes here.
+          this.markConverged(0);
+          continue;
+        }
+        const peers = this.peers.select(this.watch.records.values(), this.held.key);
         try {
           const started = performance.now();
-          const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
+          const report = await this.backend.reconcile(ownSubnet, peers, { resync });
           this.metrics.reconciled({
             resync,
             peers: peers.length,
@@ -475,11 +528,7 @@ export class Agent {
             this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile(true));
           } else {
             r.failures = 0;
-            if (!this.converged) {
-              this.converged = true;
-              this.metrics.setReady(true);
-              this.log.info('ready', { subnet: this.held.subnet.toString(), peers: peers.length });
-            }
+            this.markConverged(peers.length);
           }
           const mac = this.leaseValue?.backendData?.VtepMAC;
           if (report.vtepMAC && mac && report.vtepMAC !== mac) void this.republish(report.vtepMAC);
@@ -491,6 +540,13 @@ export class Agent {
     } finally {
       r.running = false;
     }
+  }
+
+  private markConverged(peers: number): void {
+    if (this.converged || !this.held) return;
+    this.converged = true;
+    this.metrics.setReady(true);
+    this.log.info('ready', { ...subnetFields(this.held.subnets), peers });
   }
 
   // ---- plumbing ----
@@ -532,4 +588,12 @@ export class Agent {
     };
     this.after(ms, tick);
   }
+}
+
+/** Log fields for a key's subnets: `subnet` (IPv4) as always, `ipv6Subnet` beside it. */
+function subnetFields(k: LeaseKey): Record<string, string> {
+  return {
+    ...(k.ipv4 ? { subnet: k.ipv4.toString() } : {}),
+    ...(k.ipv6 ? { ipv6Subnet: k.ipv6.toString() } : {}),
+  };
 }

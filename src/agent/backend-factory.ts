@@ -6,6 +6,8 @@ import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import type { Selection } from './iface.js';
 
+/** The IPv4 stack's backend; the agent asks for it only when the network has IPv4. */
 export function createBackendFor(settings: BackendSettings, selection: Selection, logger: Logger): Backend {
+  if (!selection.uplink || !selection.publicIP) throw new Error('the IPv4 backend needs an uplink with an IPv4 address');
   return createBackend(settings, selection.uplink, selection.publicIP, hostRunner, logger);
 }

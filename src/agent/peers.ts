@@ -96,11 +96,12 @@ export class PeerSelector {
   }
 
   private toPeer(r: SubnetRecord): Peer | undefined {
-    const problem = !r.cidr ? 'key is not a subnet (a.b.c.d-n)' : !r.lease.ok ? r.lease.error : undefined;
+    const problem = !r.subnets ? 'key is not a subnet (a.b.c.d-n)' : !r.lease.ok ? r.lease.error : undefined;
     if (problem) {
       this.logger.warn('ignoring unusable lease', { key: r.kv.key, reason: problem });
       return undefined;
     }
+    // An IPv6-only key has nothing for the IPv4 dataplane.
     if (!r.lease.ok || !r.cidr) return undefined;
     const v = r.lease.value;
     // Unadopted reservations and other backends' leases are not ours to route.

@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Cidr } from '../../src/alloc/cidr.js';
 import { waitFor } from '../helpers/wait.js';
-import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from '../../src/agent/subnet-env.js';
+import { formatSubnetEnv, readPreviousSubnets, writeSubnetEnv } from '../../src/agent/subnet-env.js';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -68,8 +68,9 @@ describe('subnet.env', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
     dirs.push(dir);
     const path = join(dir, 'subnet.env');
-    expect(readPreviousSubnet(path)).toBeUndefined();
+    expect(readPreviousSubnets(path)).toBeUndefined();
     writeSubnetEnv(path, formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.9.0/24')!, mtu: 1450, ipMasq: true }));
-    expect(readPreviousSubnet(path)?.toString()).toBe('10.5.9.0/24');
+    expect(readPreviousSubnets(path)?.ipv4?.toString()).toBe('10.5.9.0/24');
+    expect(readPreviousSubnets(path)?.ipv6).toBeUndefined();
   });
 });
