@@ -60,7 +60,7 @@ const DRAWS_PER_CANDIDATE = 20;
  * range gives the first free ones in address order (as IPv4); a large one gives random ones,
  * drawn by index with bigint maths and rejected when taken, overlapping or already drawn, so
  * the cost depends on `limit` and `taken`, never on the size of the range. Fewer than
- * `limit` (or none) only when the draws kept hitting taken space.
+ * `limit` (or none) only when the draws and a bounded walk after them kept hitting taken space.
  */
 export function freeSubnets6(
   range: Range6,
@@ -69,16 +69,19 @@ export function freeSubnets6(
   random: () => number = Math.random,
 ): Cidr6[] {
   if (range.max < range.min) return [];
-  const size = 1n << BigInt(128 - range.subnetLen);
+  const hostBits = BigInt(128 - range.subnetLen);
+  const size = 1n << hostBits;
   const count = (range.max - range.min) / size + 1n;
+  // Keyed by subnet number (address >> host bits), not by address: V8 hashes a bigint by its
+  // low bits, which are all zero for subnet addresses, and a Set of them degrades to a list.
   const exact = new Set<bigint>();
   const odd: Cidr6[] = [];
   for (const t of taken) {
-    if (t.prefix === range.subnetLen) exact.add(t.first);
+    if (t.prefix === range.subnetLen) exact.add(t.first >> hostBits);
     else odd.push(t);
   }
   const subnetAt = (index: bigint) => Cidr6.of(Ipv6.fromBigInt(range.min + index * size), range.subnetLen);
-  const free = (c: Cidr6) => !exact.has(c.first) && !odd.some((o) => o.overlaps(c));
+  const free = (c: Cidr6) => !exact.has(c.first >> hostBits) && !odd.some((o) => o.overlaps(c));
 
   const out: Cidr6[] = [];
   if (count <= ENUMERATE_LIMIT) {
@@ -88,11 +91,20 @@ export function freeSubnets6(
     }
     return out;
   }
+  const budget = limit * DRAWS_PER_CANDIDATE;
   const drawn = new Set<bigint>();
-  for (let draws = 0; draws < limit * DRAWS_PER_CANDIDATE && out.length < limit; draws++) {
+  for (let draws = 0; draws < budget && out.length < limit; draws++) {
     const index = randomBelow(count, random);
     if (drawn.has(index)) continue;
     drawn.add(index);
+    const c = subnetAt(index);
+    if (free(c)) out.push(c);
+  }
+  // Draws that kept landing on taken subnets (a crowded part of the range, or a poor random
+  // source): walk on from a random index, within the same budget, before giving up.
+  let index = randomBelow(count, random);
+  for (let steps = 0; steps < budget && out.length < limit; steps++, index = (index + 1n) % count) {
+    if (drawn.has(index)) continue;
     const c = subnetAt(index);
     if (free(c)) out.push(c);
   }
