@@ -3,7 +3,7 @@
 // Everything that talks to the outside (etcd, kernel, files) is injected or at the edge.
 import { isUserError, StoreAuthError } from '../api/errors.js';
 import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
-import { describeRanges, resolveNetwork, type NetworkConfig } from '../api/network.js';
+import { resolveNetwork, type NetworkConfig } from '../api/network.js';
 import { ensureMasq } from '../dataplane/masq.js';
 import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
@@ -253,7 +253,8 @@ export class Agent {
     if (!wanted || this.stopped) return;
     const change = compareConfigs(current, wanted, this.held?.subnets);
     if (change.needsRestart.length > 0) {
-      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${describeRanges(wanted)}`;
+      const shape = [wanted.ipv4, wanted.ipv6].map((s) => (s ? `${s.network}/${s.subnetLen}` : '-')).join(',');
+      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${shape}`;
       this.once(tag, `network config changed (${change.needsRestart.join(', ')}); restart the agent to apply it, until then it keeps the config it started with`);
     }
     if (change.applied.length === 0) return;
