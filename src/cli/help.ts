@@ -50,6 +50,8 @@ ${GLOBAL_FLAGS}`,
   get: `Usage: weft get networks|subnets|leases [NAME] [-o table|wide|yaml|json|name] [--network NAME]
 
 Kinds: networks (net), subnets (sn), leases. NAME shows one object.
+A lease key with an IPv6 half is named with that half as one label: the key
+10.5.3.0-24&fd00:5:0:3::-64 is lease 10.5.3.0-24.fd00-5-0-3-0-0-0-0-64 (the key works too).
 
 Flags:
   -o, --output FORMAT   table (default), wide, yaml, json or name
