@@ -80,6 +80,37 @@ describe('IPv6-only acquisition against etcd', () => {
   });
 });
 
+describe('renewal and reservations with IPv6', () => {
+  it.each([
+    ['dual-stack', { cidr: '10.9.0.0/16', ipv6Cidr: 'fd00:29::/48' }, '10.9.33.0-24&fd00:29:0:33::-64', { nodeName: 'node-5' }],
+    ['IPv6-only, by node name', { ipv6Cidr: 'fd00:30::/48' }, '0.0.0.0-0&fd00:30:0:33::-64', { nodeName: 'node-5' }],
+    ['IPv6-only, by PublicIPv6', { ipv6Cidr: 'fd00:31::/48' }, '0.0.0.0-0&fd00:31:0:33::-64', { publicIPv6: '2001:db8::6' }],
+  ])('%s: adopts a reservation, keeps it lease-less, and a lease renews under its key', async (_name, net, reservedKey, holder) => {
+    const { prefix, config } = await fx.network({ ...net, backend: { type: 'vxlan' } });
+    const key = `${prefix}/subnets/${reservedKey}`;
+    await fx.admin.client.put(key).value(encodeLease({ publicIP: '0.0.0.0', ...holder }));
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
+    try {
+      const r = await acquireAs(store, config, 5);
+      expect([r.held.key, r.held.reserved, r.how]).toEqual([key, true, 'adopted reservation']);
+      expect((await store.get(key))?.leaseId).toBe('0');
+      expect((await store.get(key))?.value).toBe(encodeLease(valueFor6(5, !config.ipv4)));
+      // Another host gets a key of its own, and renews it under the same key.
+      const other = await acquireAs(store, config, 6);
+      expect(other.held.key).not.toBe(key);
+      const writer = new LeaseWriter(store, 'default');
+      const renewed = await writer.renew(other.held.subnets, other.held.modRevision, valueFor6(6, !config.ipv4), 60_000);
+      expect(renewed.ok && [renewed.held.key, renewed.held.leaseId !== other.held.leaseId]).toEqual([other.held.key, true]);
+      // Deleted by an operator: re-acquired from the subnets it held, as the agent does.
+      await store.client.delete().key(other.held.key).exec();
+      const back = await acquireAs(store, config, 6, other.held.subnets);
+      expect([back.held.key, back.how]).toEqual([other.held.key, 'reclaimed subnet from subnet file']);
+    } finally {
+      store.close();
+    }
+  });
+});
+
 describe('dual-stack acquisition against etcd', () => {
   it('creates one key with both subnets, under one etcd lease, in one transaction', async () => {
     const { prefix, config } = await fx.network({ cidr: '10.6.0.0/16', ipv6Cidr: 'fd00:16::/48', backend: { type: 'vxlan' } });
