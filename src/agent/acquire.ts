@@ -1,11 +1,11 @@
 // Acquiring a lease: list, plan (pure), write with one CAS; on a lost race, list again.
-import type { Cidr } from '../alloc/cidr.js';
-import type { LeaseValue } from '../api/lease.js';
-import type { NetworkConfig } from '../api/network.js';
+// With IPv6, a new key is confirmed by one more listing (see olderOverlap).
+import type { LeaseKey, LeaseValue } from '../api/lease.js';
+import { describeRanges, type NetworkConfig } from '../api/network.js';
 import type { Logger } from '../log.js';
 import type { HeldLease, LeaseWriter } from '../store/leases.js';
 import type { Store, SubnetRecord } from '../store/store.js';
-import { planAcquisition, type Identity } from './acquire-plan.js';
+import { olderOverlap, planAcquisition, type Identity } from './acquire-plan.js';
 
 export class OutOfSubnetsError extends Error {
   override readonly name = 'OutOfSubnetsError';
@@ -20,9 +20,10 @@ export interface AcquireDeps {
   writer: LeaseWriter;
   config: NetworkConfig;
   identity: Identity;
-  /** The value to publish; the subnet is the key, so it is the same for any subnet. */
+  /** The value to publish; the subnets are the key, so it is the same for any subnets. */
   leaseValue: LeaseValue;
-  previous?: Cidr | undefined;
+  /** The subnets in the previous subnet.env. */
+  previous?: LeaseKey | undefined;
   logger: Logger;
   random?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -34,7 +35,7 @@ export type AcquisitionKind = 'reservation' | 'existing' | 'previous' | 'new';
 
 export interface AcquireResult {
   held: HeldLease;
-  /** The last listing the decision was made from (before our own write). */
+  /** The last listing the decision was made from (before our own write, or the confirming one after it). */
   listing: { records: SubnetRecord[]; revision: number };
   /** 1 when the first CAS won. */
   attempts: number;
@@ -55,7 +56,7 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
     const plan = planAcquisition(config, records, identity, deps.previous, random);
 
     for (const r of plan.release) {
-      const why = r.cidr ? `it does not fit network ${config.network} /${config.subnetLen}` : 'its key does not parse';
+      const why = r.subnets ? `it does not fit network ${describeRanges(config)}` : 'its key does not parse';
       logger.warn('releasing a lease of this node', { key: r.kv.key, reason: plan.action === 'adopt-reservation' ? 'a reservation exists for this node' : why });
       await writer.release(r.kv.key, r.kv.modRevision);
     }
@@ -65,28 +66,51 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
     let kind: AcquisitionKind;
     switch (plan.action) {
       case 'full':
-        throw new OutOfSubnetsError(
-          `out of subnets: every /${config.subnetLen} between ${config.subnetMin} and ${config.subnetMax} in ${config.network} is taken`,
-        );
+        throw new OutOfSubnetsError(outOfSubnets(config, plan.stacks));
       case 'adopt-reservation':
         how = 'adopted reservation';
         kind = 'reservation';
-        outcome = await writer.adopt(plan.record.cidr!, plan.record.kv.modRevision, plan.record.kv.value, leaseValue);
+        outcome = await writer.adopt(plan.record.subnets!, plan.record.kv.modRevision, plan.record.kv.value, leaseValue);
         break;
       case 'reuse':
         how = `reused lease (matched by ${plan.matchedBy})`;
         kind = 'existing';
-        outcome = await writer.renew(plan.record.cidr!, plan.record.kv.modRevision, leaseValue, config.leaseTTLms);
+        outcome = await writer.renew(plan.record.subnets!, plan.record.kv.modRevision, leaseValue, config.leaseTTLms);
         break;
       case 'create':
         how = plan.source === 'previous' ? 'reclaimed subnet from subnet file' : 'allocated new subnet';
         kind = plan.source === 'previous' ? 'previous' : 'new';
-        outcome = await writer.create(plan.subnet, leaseValue, config.leaseTTLms);
+        outcome = await writer.create(plan.subnets, leaseValue, config.leaseTTLms);
         break;
     }
-    if (outcome.ok) return { held: outcome.held, attempts: attempt, how, kind, listing: { records, revision } };
+    if (outcome.ok && plan.action === 'create' && config.ipv6) {
+      // The create transaction guards the key and its IPv4 half; an IPv6 half is confirmed
+      // here: if an older key overlaps it (another host picked the same one a moment
+      // earlier), ours gives way and this host picks again.
+      const after = await store.listSubnets(config.name);
+      const held = outcome.held;
+      const older = olderOverlap(config, after.records, { key: held.key, subnets: held.subnets, createRevision: held.modRevision });
+      if (!older) return { held, attempts: attempt, how, kind, listing: after };
+      logger.debug('another host took an overlapping subnet first; picking again', { key: held.key, older: older.kv.key });
+      await writer.release(held.key, held.modRevision);
+    } else if (outcome.ok) {
+      return { held: outcome.held, attempts: attempt, how, kind, listing: { records, revision } };
+    }
     // Lost a race: someone wrote the key between our list and our CAS. Spread the retries.
     await sleep(Math.floor(random() * Math.min(1000, 20 * 2 ** Math.min(attempt, 6))));
   }
   throw new ContentionError(`could not acquire a subnet after ${maxAttempts} attempts (heavy contention)`);
+}
+
+function outOfSubnets(config: NetworkConfig, stacks: string[]): string {
+  const parts: string[] = [];
+  if (config.ipv4 && stacks.includes('IPv4')) {
+    const s = config.ipv4;
+    parts.push(`every /${s.subnetLen} between ${s.subnetMin} and ${s.subnetMax} in ${s.network} is taken`);
+  }
+  if (config.ipv6 && stacks.includes('IPv6')) {
+    const s = config.ipv6;
+    parts.push(`every IPv6 /${s.subnetLen} between ${s.subnetMin} and ${s.subnetMax} in ${s.network} is taken`);
+  }
+  return `out of subnets: ${parts.join('; ')}`;
 }

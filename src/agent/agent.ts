@@ -1,13 +1,13 @@
 // The agent's lifecycle: network config -> uplink -> device -> lease -> subnet.env ->
 // watch leases -> converge the kernel; renew the lease and resync the kernel periodically.
 // Everything that talks to the outside (etcd, kernel, files) is injected or at the edge.
-import type { Cidr } from '../alloc/cidr.js';
+import type { IpNet } from '../alloc/cidr.js';
 import { isUserError, StoreAuthError } from '../api/errors.js';
-import { encodeLease, type LeaseValue } from '../api/lease.js';
+import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
 import { describeMasqChange, masqChainFor, MasqKeeper } from '../dataplane/masq.js';
-import type { Backend, BackendSettings, Peer } from '../dataplane/types.js';
-import type { Logger } from '../log.js';
+import type { Backend, BackendSettings, KernelOpCounts, Peer, ReconcileReport } from '../dataplane/types.js';
+import { silentLogger, type Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
 import { LeaseWriter, type HeldLease } from '../store/leases.js';
 import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
@@ -19,16 +19,18 @@ import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
 import { peerChangeLines, PeerSetTracker } from './peer-changes.js';
 import { PeerSelector } from './peers.js';
+import { publishedLease } from './publish.js';
 import { agentStatusPublisher, type StatusPublisher } from './status.js';
-import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from './subnet-env.js';
+import { formatSubnetEnv, readPreviousSubnets, writeSubnetEnv } from './subnet-env.js';
 
 export interface AgentDeps {
   options: AgentOptions;
   store: Store;
   logger: Logger;
-  readHost: (canReach?: string) => Promise<HostSnapshot>;
+  readHost: (canReach?: string, opts?: { ipv6?: boolean }) => Promise<HostSnapshot>;
   /** Counters and gauges for /metrics; a private registry by default. */
   metrics?: AgentMetrics;
+  /** A backend for one address family (`settings.family`); asked for once per stack the network has. */
   createBackend: (settings: BackendSettings, selection: Selection) => Backend;
   now?: () => number;
   random?: () => number;
@@ -41,11 +43,25 @@ export class FatalAgentError extends Error {
 
 type Phase = 'config' | 'acquiring' | 'out-of-subnets' | 'running';
 
+/**
+ * One address family's share of the dataplane. A dual-stack network has two: the IPv4 one
+ * (device flannel.<VNI>, the lease's IPv4 half, PublicIP, BackendData) and the IPv6 one
+ * (flannel-v6.<VNI>, the IPv6 half, PublicIPv6, BackendV6Data), converged one after the other
+ * from the same lease set.
+ */
+interface Stack {
+  family: 4 | 6;
+  backend: Backend;
+  peers: PeerSelector;
+  /** The MAC of this stack's vxlan device, as published in the lease. */
+  vtepMAC: string | undefined;
+}
+
 export class Agent {
   private phase: Phase = 'config';
   private config: NetworkConfig | undefined;
   private selection: Selection | undefined;
-  private backend: Backend | undefined;
+  private stacks: Stack[] = [];
   private leaseValue: LeaseValue | undefined;
   private held: HeldLease | undefined;
   private mtu = 0;
@@ -89,7 +105,8 @@ export class Agent {
     this.status = agentStatusPublisher(deps.store, deps.options, this.log, () => ({
       ready: this.ready(),
       held: this.held,
-      publicIP: this.selection?.publicIP.toString(),
+      publicIP: this.selection?.publicIP?.toString(),
+      publicIPv6: this.selection?.publicIPv6?.toString(),
     }), this.now);
   }
 
@@ -98,7 +115,7 @@ export class Agent {
     if (this.phase === 'out-of-subnets') return { ok: false, reason: 'out of subnets' };
     if (this.phase === 'acquiring' || !this.held) return { ok: false, reason: 'acquiring a lease' };
     if (!this.converged) return { ok: false, reason: 'converging the dataplane' };
-    return { ok: true, reason: `ok ${this.held.subnet}` };
+    return { ok: true, reason: `ok ${describeLeaseKey(this.held.subnets)}` };
   }
 
   /** The lease currently held (for tests and status). */
@@ -119,13 +136,20 @@ export class Agent {
     if (this.stopped) return;
     const config = this.config;
 
+    const families = { ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined };
     try {
-      this.selection = selectInterface(options, await this.deps.readHost(options.ifaceCanReach));
+      this.selection = selectInterface(options, await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 }), families);
     } catch (err) {
       throw new FatalAgentError((err as Error).message);
     }
     const sel = this.selection;
-    this.log.info('using interface', { iface: sel.uplink.name, address: sel.uplink.address.toString(), publicIP: sel.publicIP.toString(), how: sel.how, mtu: sel.uplink.mtu });
+    this.log.info('using interface', {
+      iface: sel.link.name,
+      ...(sel.uplink ? { address: sel.uplink.address.toString(), publicIP: sel.publicIP!.toString() } : {}),
+      ...(sel.uplink6 ? { address6: sel.uplink6.address.toString(), publicIPv6: sel.publicIPv6!.toString() } : {}),
+      how: sel.how,
+      mtu: sel.link.mtu,
+    });
 
     const settings: BackendSettings = {
       type: config.backend.type as 'vxlan' | 'host-gw',
@@ -134,20 +158,21 @@ export class Agent {
       ...(config.backend.mtu !== undefined ? { mtu: config.backend.mtu } : {}),
       directRouting: config.backend.directRouting,
       gbp: config.backend.gbp,
-      network: config.network,
     };
-    this.backend = this.deps.createBackend(settings, sel);
-    const prepared = await this.backend.prepare();
-    this.mtu = prepared.mtu;
-    this.leaseValue = {
-      publicIP: sel.publicIP.toString(),
-      backendType: settings.type,
-      ...(settings.type === 'vxlan' && prepared.vtepMAC ? { backendData: { VNI: settings.vni, VtepMAC: prepared.vtepMAC } } : {}),
-      nodeName: options.nodeName,
-    };
-    this.peers = new PeerSelector(this.peerLog, settings.type);
+    const mtus: number[] = [];
+    for (const [family, stack] of [[4, config.ipv4], [6, config.ipv6]] as const) {
+      if (!stack) continue;
+      const backend = this.deps.createBackend({ ...settings, family, network: stack.network }, sel);
+      const prepared = await backend.prepare();
+      mtus.push(prepared.mtu);
+      // Peer changes are logged by the first stack only: one line per host, not per family.
+      const peers = new PeerSelector(this.stacks.length === 0 ? this.peerLog : silentLogger, settings.type, family);
+      this.stacks.push({ family, backend, peers, vtepMAC: prepared.vtepMAC });
+    }
+    this.mtu = Math.min(...mtus);
+    this.leaseValue = this.publishedValue();
 
-    await this.acquire(readPreviousSubnet(options.subnetFile));
+    await this.acquire(readPreviousSubnets(options.subnetFile));
     if (this.stopped) return;
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
@@ -249,9 +274,10 @@ export class Agent {
       return; // etcd away: the lease watch reports outages; try again next tick
     }
     if (!wanted || this.stopped) return;
-    const change = compareConfigs(current, wanted, this.held?.subnet);
+    const change = compareConfigs(current, wanted, this.held?.subnets);
     if (change.needsRestart.length > 0) {
-      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${wanted.network}/${wanted.subnetLen}`;
+      const shape = [wanted.ipv4, wanted.ipv6].map((s) => (s ? `${s.network}/${s.subnetLen}` : '-')).join(',');
+      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${shape}`;
       this.once(tag, `network config changed (${change.needsRestart.join(', ')}); restart the agent to apply it, until then it keeps the config it started with`);
     }
     if (change.applied.length === 0) return;
@@ -259,11 +285,11 @@ export class Agent {
     this.log.info('network config updated', {
       fields: change.applied.join(','),
       leaseTTLs: change.next.leaseTTLms / 1000,
-      subnetMin: change.next.subnetMin.toString(),
-      subnetMax: change.next.subnetMax.toString(),
+      ...(change.next.ipv4 ? { subnetMin: change.next.ipv4.subnetMin.toString(), subnetMax: change.next.ipv4.subnetMax.toString() } : {}),
+      ...(change.next.ipv6 ? { ipv6SubnetMin: change.next.ipv6.subnetMin.toString(), ipv6SubnetMax: change.next.ipv6.subnetMax.toString() } : {}),
     });
     if (change.subnetOutOfRange && this.held) {
-      this.leaseLog.warn('our subnet is outside the network range now; giving it up for a new one', { key: this.held.key, subnet: this.held.subnet.toString() });
+      this.leaseLog.warn('our subnet is outside the network range now; giving it up for a new one', { key: this.held.key, ...subnetFields(this.held.subnets) });
       void this.acquire(undefined);
     } else if (change.applied.includes('leaseTTL')) {
       // The etcd lease in place keeps its TTL; renew now so the new one takes effect.
@@ -288,7 +314,7 @@ export class Agent {
     return next;
   }
 
-  private acquire(previous: Cidr | undefined): Promise<void> {
+  private acquire(previous: LeaseKey | undefined): Promise<void> {
     return this.serialize(async () => {
       const before = this.held;
       this.phase = this.phase === 'running' ? 'running' : 'acquiring';
@@ -298,7 +324,7 @@ export class Agent {
             store: this.deps.store,
             writer: this.writer,
             config: this.config!,
-            identity: { nodeName: this.deps.options.nodeName, publicIP: this.selection!.publicIP },
+            identity: { nodeName: this.deps.options.nodeName, publicIP: this.selection!.publicIP, publicIPv6: this.selection!.publicIPv6 },
             leaseValue: this.leaseValue!,
             previous,
             logger: this.leaseLog,
@@ -320,12 +346,12 @@ export class Agent {
       this.metrics.leaseAcquired(result.kind);
       this.leaseLog.info('lease acquired', {
         key: result.held.key,
-        subnet: result.held.subnet.toString(),
+        ...subnetFields(result.held.subnets),
         how: result.how,
         reservation: result.held.reserved,
         ...(result.held.reserved ? {} : { expires: new Date(result.held.expiresAt).toISOString() }),
         attempts: result.attempts,
-        ...(before && !before.subnet.equals(result.held.subnet) ? { previous: before.subnet.toString() } : {}),
+        ...(before && before.key !== result.held.key ? { previous: describeLeaseKey(before.subnets) } : {}),
       });
       this.writeEnv();
       void this.applyMasq();
@@ -341,7 +367,11 @@ export class Agent {
    */
   private async applyMasq(): Promise<void> {
     if (!this.held || !this.config || this.stopped) return;
-    const target = this.deps.options.ipMasq ? { network: this.config.network, subnet: this.held.subnet } : undefined;
+    // IPv4 only: an IPv6 network's container traffic is not masqueraded (said once).
+    if (this.deps.options.ipMasq && this.config.ipv6) this.once('masq-ipv6', '--ip-masq covers IPv4 only: IPv6 container traffic is not masqueraded');
+    const network = this.config.ipv4?.network;
+    const subnet = this.held.subnets.ipv4;
+    const target = this.deps.options.ipMasq && network && subnet ? { network, subnet } : undefined;
     try {
       const change = await this.masq.sync(target);
       this.said.delete('masq-failed');
@@ -353,9 +383,11 @@ export class Agent {
   }
 
   private writeEnv(): void {
+    const config = this.config!;
+    const subnets = this.held!.subnets;
     const content = formatSubnetEnv({
-      network: this.config!.network,
-      subnet: this.held!.subnet,
+      ...(config.ipv4 && subnets.ipv4 ? { network: config.ipv4.network, subnet: subnets.ipv4 } : {}),
+      ...(config.ipv6 && subnets.ipv6 ? { ipv6Network: config.ipv6.network, ipv6Subnet: subnets.ipv6 } : {}),
       mtu: this.mtu,
       ipMasq: this.deps.options.ipMasq,
     });
@@ -385,7 +417,7 @@ export class Agent {
       const held = this.held;
       if (!held || held.reserved || this.stopped) return;
       try {
-        const out = await this.writer.renew(held.subnet, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
+        const out = await this.writer.renew(held.subnets, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
         const attempts = this.renewFailures + 1;
         this.renewFailures = 0;
         this.metrics.leaseRenewed(out.ok);
@@ -441,7 +473,7 @@ export class Agent {
     this.reacquiring = true;
     this.metrics.leaseLost();
     this.leaseLog.warn(message, { key: held.key, ...fields });
-    void this.acquire(held.subnet).finally(() => (this.reacquiring = false));
+    void this.acquire(held.subnets).finally(() => (this.reacquiring = false));
   }
   private reacquiring = false;
   private fatal: FatalAgentError | undefined;
@@ -466,20 +498,28 @@ export class Agent {
     }
   }
 
-  private async republish(vtepMAC: string): Promise<void> {
+  /** The lease value for this host, from the stacks' devices as they are now. */
+  private publishedValue(): LeaseValue {
+    const mac = (family: 4 | 6) => this.stacks.find((s) => s.family === family)?.vtepMAC;
+    return publishedLease({ config: this.config!, selection: this.selection!, nodeName: this.deps.options.nodeName, vtepMAC: mac(4), vtepMACv6: mac(6) });
+  }
+
+  /** A stack's vxlan device was recreated with a new MAC: publish it (BackendData or BackendV6Data). */
+  private async republish(stack: Stack, vtepMAC: string): Promise<void> {
     await this.serialize(async () => {
       const held = this.held;
-      if (!held || !this.leaseValue?.backendData) return;
-      this.leaseValue = { ...this.leaseValue, backendData: { ...this.leaseValue.backendData, VtepMAC: vtepMAC } };
+      if (!held || stack.vtepMAC === vtepMAC) return;
+      stack.vtepMAC = vtepMAC;
+      this.leaseValue = this.publishedValue();
       const out = held.reserved
-        ? await this.writer.adopt(held.subnet, held.modRevision, held.value, this.leaseValue)
-        : await this.writer.renew(held.subnet, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
+        ? await this.writer.adopt(held.subnets, held.modRevision, held.value, this.leaseValue)
+        : await this.writer.renew(held.subnets, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
       if (out.ok) {
         this.held = out.held;
         this.scheduleRenewal();
-        this.leaseLog.info('published new VTEP MAC', { key: out.held.key, vtepMAC });
+        this.leaseLog.info('published new VTEP MAC', { key: out.held.key, family: stack.family, vtepMAC });
       } else {
-        void this.acquire(held.subnet);
+        void this.acquire(held.subnets);
       }
     });
   }
@@ -514,24 +554,36 @@ export class Agent {
         r.pending = false;
         r.resync = false;
         r.retry = false;
-        const peers = this.peers!.select(this.watch.records.values(), this.held.key);
-        this.logPeerChanges(peers);
+        const records = [...this.watch.records.values()];
+        let desired = 0;
         try {
           const started = performance.now();
-          const report = await this.backend!.reconcile(this.held.subnet, peers, { resync });
-          this.status.reconciled({ desired: peers.length, ...report });
+          const passes: StackPass[] = [];
+          for (const stack of this.stacks) {
+            const own = stack.family === 4 ? this.held.subnets.ipv4 : this.held.subnets.ipv6;
+            if (!own) continue; // a lease without this family's half: nothing to converge for it
+            const peers = stack.peers.select(records, this.held.key);
+            if (passes.length === 0) {
+              this.logPeerChanges(peers);
+              desired = peers.length;
+            }
+            passes.push({ stack, own, peers, report: await stack.backend.reconcile(own, peers, { resync }) });
+          }
+          const report = combineReports(passes);
+          desired = report.desired;
+          this.status.reconciled(report);
           this.metrics.reconciled({
             trigger,
-            peersDesired: peers.length,
-            peersProgrammed: report.peersProgrammed ?? (report.failures === 0 ? peers.length : 0),
-            ops: report.byKind ?? { route: { ok: report.operations, failed: report.failures }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } },
+            peersDesired: report.desired,
+            peersProgrammed: report.peersProgrammed,
+            ops: report.byKind,
             seconds: (performance.now() - started) / 1000,
           });
-          if (resync) this.log.debug('resync done', { peers: peers.length, operations: report.operations });
+          if (resync) this.log.debug('resync done', { peers: report.desired, operations: report.operations });
           // A pass that only failed again is a retry: its failure was logged with the first one.
           if (report.operations > 0 || (report.failures > 0 && r.failures === 0)) {
-            const timing = report.ms !== undefined ? { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round((report.kernelMs ?? 0) * 10) / 10 } : {};
-            const fields = { peers: peers.length, operations: report.operations, failures: report.failures, trigger, ...timing };
+            const timing = { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round(report.kernelMs * 10) / 10 };
+            const fields = { peers: report.desired, operations: report.operations, failures: report.failures, trigger, ...timing };
             // The periodic resync found the kernel changed behind our back (and put it right).
             if (trigger === 'resync' && report.operations > 0) this.log.warn('drift repaired', fields);
             else this.log.info('dataplane converged', fields);
@@ -544,13 +596,15 @@ export class Agent {
             if (!this.converged) {
               this.converged = true;
               this.metrics.setReady(true);
-              this.log.info('ready', { subnet: this.held.subnet.toString(), peers: peers.length });
+              this.log.info('ready', { ...subnetFields(this.held.subnets), peers: report.desired });
             }
           }
-          const mac = this.leaseValue?.backendData?.VtepMAC;
-          if (report.vtepMAC && mac && report.vtepMAC !== mac) void this.republish(report.vtepMAC);
+          for (const p of passes) {
+            const mac = p.report.vtepMAC;
+            if (mac && p.stack.vtepMAC && mac !== p.stack.vtepMAC) void this.republish(p.stack, mac).catch(() => {});
+          }
         } catch (err) {
-          this.status.reconcileFailed(peers.length, (err as Error).message);
+          this.status.reconcileFailed(desired, (err as Error).message);
           // Once per failure streak, not once per retry.
           if (r.failures === 0) this.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
           else this.log.debug('dataplane reconcile failed again', { attempt: r.failures + 1, err: (err as Error).message });
@@ -613,4 +667,53 @@ export class Agent {
     };
     this.after(ms, tick);
   }
+}
+
+/** Log fields for a key's subnets: `subnet` (IPv4) as always, `ipv6Subnet` beside it. */
+function subnetFields(k: LeaseKey): Record<string, string> {
+  return {
+    ...(k.ipv4 ? { subnet: k.ipv4.toString() } : {}),
+    ...(k.ipv6 ? { ipv6Subnet: k.ipv6.toString() } : {}),
+  };
+}
+
+interface StackPass {
+  stack: Stack;
+  own: IpNet;
+  peers: Peer[];
+  report: ReconcileReport;
+}
+
+/**
+ * One reconcile's outcome over all stacks, counted per host: a peer host is desired once
+ * (the first stack's count; every family sees the same hosts) and programmed only as far as
+ * every family has it (the smallest count, a lower bound). Operations, failures and timings add up.
+ */
+export function combineReports(passes: readonly Pick<StackPass, 'peers' | 'report'>[]): {
+  desired: number;
+  peersProgrammed: number;
+  skipped: number;
+  operations: number;
+  failures: number;
+  byKind: KernelOpCounts;
+  ms: number;
+  kernelMs: number;
+} {
+  const byKind: KernelOpCounts = { route: { ok: 0, failed: 0 }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } };
+  const out = { desired: passes[0]?.peers.length ?? 0, peersProgrammed: Infinity, skipped: 0, operations: 0, failures: 0, byKind, ms: 0, kernelMs: 0 };
+  for (const { peers, report } of passes) {
+    out.peersProgrammed = Math.min(out.peersProgrammed, report.peersProgrammed ?? (report.failures === 0 ? peers.length : 0));
+    out.skipped = Math.max(out.skipped, report.skipped ?? 0);
+    out.operations += report.operations;
+    out.failures += report.failures;
+    out.ms += report.ms ?? 0;
+    out.kernelMs += report.kernelMs ?? 0;
+    const kinds = report.byKind ?? { route: { ok: report.operations, failed: report.failures }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } };
+    for (const k of ['route', 'neigh', 'fdb'] as const) {
+      byKind[k].ok += kinds[k].ok;
+      byKind[k].failed += kinds[k].failed;
+    }
+  }
+  if (out.peersProgrammed === Infinity) out.peersProgrammed = 0;
+  return out;
 }

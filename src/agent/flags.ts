@@ -2,7 +2,7 @@
 // weft's own (--network, --node-name, --resync-interval; also from WEFT_<FLAG>). Pure.
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
-import { Ipv4 } from '../alloc/cidr.js';
+import { Ipv4, Ipv6, parseIp } from '../alloc/cidr.js';
 import { parseDuration } from '../api/duration.js';
 import { isValidNodeName } from '../api/lease.js';
 import { LEVELS, LOG_FORMATS, type Level, type LogFormat } from '../log.js';
@@ -20,6 +20,8 @@ export interface AgentOptions {
   ifaceRegex: string[];
   ifaceCanReach?: string;
   publicIP?: string;
+  /** The IPv6 address peers use to reach this host (networks with IPv6). */
+  publicIPv6?: string;
   subnetFile: string;
   renewMarginMs: number;
   ipMasq: boolean;
@@ -50,6 +52,7 @@ const FLAGS: Record<string, FlagSpec> = {
   'iface-regex': { type: 'string', multiple: true, env: 'FLANNELD_IFACE_REGEX' },
   'iface-can-reach': { type: 'string', env: 'FLANNELD_IFACE_CAN_REACH' },
   'public-ip': { type: 'string', env: 'FLANNELD_PUBLIC_IP' },
+  'public-ipv6': { type: 'string', env: 'FLANNELD_PUBLIC_IPV6' },
   'subnet-file': { type: 'string', env: 'FLANNELD_SUBNET_FILE' },
   'subnet-lease-renew-margin': { type: 'string', env: 'FLANNELD_SUBNET_LEASE_RENEW_MARGIN' },
   'ip-masq': { type: 'boolean', env: 'FLANNELD_IP_MASQ' },
@@ -80,8 +83,9 @@ variable shown (flanneld's FLANNELD_* names are honoured).
   --etcd-username NAME, --etcd-password PW | --etcd-password-file FILE          FLANNELD_ETCD_USERNAME/PASSWORD
   --iface NAME|IP                interface to use (repeatable; first found wins) FLANNELD_IFACE
   --iface-regex RE               interface name or IP pattern (repeatable)      FLANNELD_IFACE_REGEX
-  --iface-can-reach IP           the interface that routes to IP                FLANNELD_IFACE_CAN_REACH
+  --iface-can-reach IP           the interface that routes to IP (v4 or v6)     FLANNELD_IFACE_CAN_REACH
   --public-ip IP                 address peers use to reach this host (NAT)     FLANNELD_PUBLIC_IP
+  --public-ipv6 IP               the same for a network with IPv6               FLANNELD_PUBLIC_IPV6
   --subnet-file PATH             (default /run/flannel/subnet.env)              FLANNELD_SUBNET_FILE
   --subnet-lease-renew-margin M  minutes before expiry to renew (1..1439, default 60)
   --ip-masq                      masquerade traffic leaving the network         FLANNELD_IP_MASQ
@@ -172,13 +176,17 @@ export function parseAgentFlags(
   }
   const canReach = str('iface-can-reach');
   if (canReach !== undefined) {
-    if (!Ipv4.parse(canReach)) throw new UsageError(`--iface-can-reach: "${canReach}" is not an IPv4 address`);
+    if (!parseIp(canReach)) throw new UsageError(`--iface-can-reach: "${canReach}" is not an IPv4 or IPv6 address`);
     if (ifaces.length > 0 || ifaceRegex.length > 0) {
       throw new UsageError('--iface-can-reach cannot be combined with --iface or --iface-regex');
     }
   }
   const publicIP = str('public-ip');
   if (publicIP !== undefined && !Ipv4.parse(publicIP)) throw new UsageError(`--public-ip: "${publicIP}" is not an IPv4 address`);
+  const publicIPv6 = str('public-ipv6');
+  if (publicIPv6 !== undefined && !Ipv6.parse(publicIPv6)) {
+    throw new UsageError(`--public-ipv6: "${publicIPv6}" is not an IPv6 address`);
+  }
 
   const marginText = str('subnet-lease-renew-margin') ?? '60';
   const margin = Number(marginText);
@@ -240,6 +248,7 @@ export function parseAgentFlags(
     ifaceRegex,
     ...(canReach ? { ifaceCanReach: canReach } : {}),
     ...(publicIP ? { publicIP } : {}),
+    ...(publicIPv6 ? { publicIPv6 } : {}),
     subnetFile: str('subnet-file') ?? '/run/flannel/subnet.env',
     renewMarginMs: margin * 60_000,
     ipMasq: bool('ip-masq'),

@@ -1,7 +1,12 @@
 // Choosing the uplink the way flanneld does: --iface (name or IP, first found), then
 // --iface-regex, then --iface-can-reach, else the default route's interface. The choice is
 // a pure function of a snapshot of the host's links; reading the snapshot is the I/O edge.
-import { Ipv4 } from '../alloc/cidr.js';
+//
+// A network's stacks decide what the uplink must carry: an IPv4 address (IPv4 and
+// dual-stack), a global IPv6 address (dual-stack and IPv6-only), or both. The chosen
+// interface's address of each needed family is the VTEP address and, unless --public-ip or
+// --public-ipv6 says otherwise, the public IP published in the lease.
+import { Ipv4, Ipv6, parseIp, type IpAddr } from '../alloc/cidr.js';
 import * as ipcmd from '../dataplane/ipcmd.js';
 import type { Uplink4 as Uplink } from '../dataplane/types.js';
 
@@ -11,13 +16,17 @@ export interface LinkInfo {
   mtu: number;
   up: boolean;
   addresses: { ip: Ipv4; prefixLength: number }[];
+  /** Global-scope IPv6 addresses only: a link-local address is never a VTEP's address. */
+  addresses6?: { ip: Ipv6; prefixLength: number }[];
 }
 
 export interface HostSnapshot {
   links: LinkInfo[];
   defaultRouteDev?: string;
+  /** The IPv6 default route's interface, read when the network has IPv6. */
+  defaultRouteDev6?: string;
   /** Answer of `ip route get <can-reach>`, when asked. */
-  canReach?: { dev: string; src?: Ipv4 };
+  canReach?: { dev: string; src?: IpAddr };
 }
 
 export interface SelectionOptions {
@@ -25,11 +34,32 @@ export interface SelectionOptions {
   ifaceRegex: string[];
   ifaceCanReach?: string;
   publicIP?: string;
+  publicIPv6?: string;
+}
+
+/** The address families the network needs on the uplink. */
+export interface Stacks {
+  ipv4: boolean;
+  ipv6: boolean;
+}
+
+export interface Uplink6 {
+  name: string;
+  index: number;
+  mtu: number;
+  address: Ipv6;
+  prefixLength: number;
 }
 
 export interface Selection {
-  uplink: Uplink & { prefixLength: number };
-  publicIP: Ipv4;
+  /** The chosen interface (whatever its addresses). */
+  link: { name: string; index: number; mtu: number };
+  /** The interface with its IPv4 address: present when the network has IPv4. */
+  uplink?: Uplink & { prefixLength: number };
+  publicIP?: Ipv4;
+  /** The interface with its global IPv6 address: present when the network has IPv6. */
+  uplink6?: Uplink6;
+  publicIPv6?: Ipv6;
   how: string;
 }
 
@@ -37,71 +67,109 @@ export class InterfaceError extends Error {
   override readonly name = 'InterfaceError';
 }
 
-function withAddress(link: LinkInfo, ip?: Ipv4): Selection['uplink'] | undefined {
-  const addr = ip ? link.addresses.find((a) => a.ip.equals(ip)) : link.addresses[0];
-  if (!addr) return undefined;
-  return { name: link.name, index: link.index, mtu: link.mtu, address: addr.ip, prefixLength: addr.prefixLength };
+const IPV4_ONLY: Stacks = { ipv4: true, ipv6: false };
+
+function needText(stacks: Stacks): string {
+  if (stacks.ipv4 && stacks.ipv6) return 'an IPv4 and a global IPv6 address';
+  return stacks.ipv4 ? 'an IPv4 address' : 'a global IPv6 address';
 }
 
-export function selectInterface(opts: SelectionOptions, host: HostSnapshot): Selection {
-  const usable = host.links.filter((l) => l.name !== 'lo' && l.addresses.length > 0);
-  let uplink: Selection['uplink'] | undefined;
-  let how = '';
+function v6addresses(link: LinkInfo): { ip: Ipv6; prefixLength: number }[] {
+  return (link.addresses6 ?? []).filter((a) => !isLinkLocal(a.ip));
+}
 
+function isLinkLocal(ip: Ipv6): boolean {
+  return ip.value >> 118n === 0x3fan; // fe80::/10
+}
+
+function hasAddress(link: LinkInfo, ip: IpAddr): boolean {
+  return ip.family === 4 ? link.addresses.some((a) => a.ip.equals(ip)) : v6addresses(link).some((a) => a.ip.equals(ip));
+}
+
+/** The interface picked, and the address that picked it (when one did). */
+interface Found {
+  link: LinkInfo;
+  ip?: IpAddr;
+  how: string;
+}
+
+function findLink(opts: SelectionOptions, host: HostSnapshot, stacks: Stacks): Found {
+  const usable = host.links.filter(
+    (l) => l.name !== 'lo' && (!stacks.ipv4 || l.addresses.length > 0) && (!stacks.ipv6 || v6addresses(l).length > 0),
+  );
   if (opts.ifaces.length > 0) {
     for (const want of opts.ifaces) {
-      const ip = Ipv4.parse(want);
-      const link = ip ? usable.find((l) => l.addresses.some((a) => a.ip.equals(ip))) : usable.find((l) => l.name === want);
-      if (link) {
-        uplink = withAddress(link, ip);
-        how = `--iface ${want}`;
-        break;
-      }
+      const ip = parseIp(want);
+      const link = ip ? usable.find((l) => hasAddress(l, ip)) : usable.find((l) => l.name === want);
+      if (link) return { link, ...(ip ? { ip } : {}), how: `--iface ${want}` };
     }
-    if (!uplink) throw new InterfaceError(`none of --iface ${opts.ifaces.join(', ')} exists with an IPv4 address`);
-  } else if (opts.ifaceRegex.length > 0) {
-    outer: for (const re of opts.ifaceRegex) {
+    throw new InterfaceError(`none of --iface ${opts.ifaces.join(', ')} exists with ${needText(stacks)}`);
+  }
+  if (opts.ifaceRegex.length > 0) {
+    for (const re of opts.ifaceRegex) {
       const rx = new RegExp(re);
       for (const link of usable) {
-        for (const a of link.addresses) {
-          if (rx.test(a.ip.toString())) {
-            uplink = withAddress(link, a.ip);
-            how = `--iface-regex ${re} (address)`;
-            break outer;
-          }
-        }
-        if (rx.test(link.name)) {
-          uplink = withAddress(link);
-          how = `--iface-regex ${re} (name)`;
-          break outer;
-        }
+        const candidates: IpAddr[] = [
+          ...(stacks.ipv4 ? link.addresses.map((a) => a.ip) : []),
+          ...(stacks.ipv6 ? v6addresses(link).map((a) => a.ip) : []),
+        ];
+        const ip = candidates.find((a) => rx.test(a.toString()));
+        if (ip) return { link, ip, how: `--iface-regex ${re} (address)` };
+        if (rx.test(link.name)) return { link, how: `--iface-regex ${re} (name)` };
       }
     }
-    if (!uplink) throw new InterfaceError(`no interface matches --iface-regex ${opts.ifaceRegex.join(', ')}`);
-  } else if (opts.ifaceCanReach) {
+    throw new InterfaceError(`no interface matches --iface-regex ${opts.ifaceRegex.join(', ')}`);
+  }
+  if (opts.ifaceCanReach) {
     const dev = host.canReach?.dev;
     const link = dev ? usable.find((l) => l.name === dev) : undefined;
     if (!link) throw new InterfaceError(`no interface routes to --iface-can-reach ${opts.ifaceCanReach}`);
-    uplink = withAddress(link, host.canReach?.src && link.addresses.some((a) => a.ip.equals(host.canReach!.src!)) ? host.canReach.src : undefined);
-    how = `--iface-can-reach ${opts.ifaceCanReach}`;
-  } else {
-    const link = host.defaultRouteDev ? usable.find((l) => l.name === host.defaultRouteDev) : undefined;
-    if (!link) throw new InterfaceError('no default route; choose an interface with --iface, --iface-regex or --iface-can-reach');
-    uplink = withAddress(link);
-    how = 'default route';
+    const src = host.canReach?.src;
+    return { link, ...(src && hasAddress(link, src) ? { ip: src } : {}), how: `--iface-can-reach ${opts.ifaceCanReach}` };
   }
-  if (!uplink) throw new InterfaceError('the chosen interface has no IPv4 address');
+  // The default route of the network's first stack (IPv4 unless the network is IPv6-only).
+  const dev = stacks.ipv4 ? host.defaultRouteDev : host.defaultRouteDev6;
+  const link = dev ? usable.find((l) => l.name === dev) : undefined;
+  if (!link) {
+    const which = stacks.ipv4 ? 'default route' : 'IPv6 default route';
+    throw new InterfaceError(`no ${which}${dev ? ` via an interface with ${needText(stacks)}` : ''}; choose an interface with --iface, --iface-regex or --iface-can-reach`);
+  }
+  return { link, how: stacks.ipv4 ? 'default route' : 'IPv6 default route' };
+}
 
-  let publicIP = uplink.address;
-  if (opts.publicIP) {
-    publicIP = Ipv4.parse(opts.publicIP)!;
-    // A public IP that is not local only makes sense behind NAT, with an explicit interface.
-    const local = host.links.some((l) => l.addresses.some((a) => a.ip.equals(publicIP)));
-    if (!local && opts.ifaces.length === 0 && opts.ifaceRegex.length === 0) {
-      throw new InterfaceError(`--public-ip ${opts.publicIP} is not a local address; name the interface with --iface`);
+/** A public IP given by flag: any address, but a non-local one only behind NAT, with an explicit interface. */
+function checkPublic(flag: string, ip: IpAddr, opts: SelectionOptions, host: HostSnapshot): void {
+  const local = host.links.some((l) => hasAddress(l, ip));
+  if (!local && opts.ifaces.length === 0 && opts.ifaceRegex.length === 0) {
+    throw new InterfaceError(`${flag} ${ip} is not a local address; name the interface with --iface`);
+  }
+}
+
+export function selectInterface(opts: SelectionOptions, host: HostSnapshot, stacks: Stacks = IPV4_ONLY): Selection {
+  const { link, ip, how } = findLink(opts, host, stacks);
+  const selection: Selection = { link: { name: link.name, index: link.index, mtu: link.mtu }, how };
+  if (stacks.ipv4) {
+    const addr = (ip?.family === 4 && link.addresses.find((a) => a.ip.equals(ip))) || link.addresses[0];
+    if (!addr) throw new InterfaceError('the chosen interface has no IPv4 address');
+    selection.uplink = { name: link.name, index: link.index, mtu: link.mtu, address: addr.ip, prefixLength: addr.prefixLength };
+    selection.publicIP = addr.ip;
+    if (opts.publicIP) {
+      selection.publicIP = Ipv4.parse(opts.publicIP)!;
+      checkPublic('--public-ip', selection.publicIP, opts, host);
     }
   }
-  return { uplink, publicIP, how };
+  if (stacks.ipv6) {
+    const global = v6addresses(link);
+    const addr = (ip?.family === 6 && global.find((a) => a.ip.equals(ip))) || global[0];
+    if (!addr) throw new InterfaceError('the chosen interface has no global IPv6 address');
+    selection.uplink6 = { name: link.name, index: link.index, mtu: link.mtu, address: addr.ip, prefixLength: addr.prefixLength };
+    selection.publicIPv6 = addr.ip;
+    if (opts.publicIPv6) {
+      selection.publicIPv6 = Ipv6.parse(opts.publicIPv6)!;
+      checkPublic('--public-ipv6', selection.publicIPv6, opts, host);
+    }
+  }
+  return selection;
 }
 
 interface IpAddrJson {
@@ -109,28 +177,37 @@ interface IpAddrJson {
   ifname?: string;
   mtu?: number;
   flags?: string[];
-  addr_info?: { family?: string; local?: string; prefixlen?: number }[];
+  addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string; dadfailed?: boolean }[];
 }
 
-/** Reads the links and the route facts selectInterface needs. */
-export async function readHostSnapshot(canReach?: string): Promise<HostSnapshot> {
+/** Reads the links and the route facts selectInterface needs (the IPv6 default route when asked). */
+export async function readHostSnapshot(canReach?: string, opts: { ipv6?: boolean } = {}): Promise<HostSnapshot> {
   const addrs = await ipcmd.json<IpAddrJson[]>('ip', ['addr', 'show']);
   const links: LinkInfo[] = [];
   for (const l of addrs) {
     if (typeof l.ifname !== 'string' || typeof l.ifindex !== 'number') continue;
-    const addresses = (l.addr_info ?? [])
+    const info = l.addr_info ?? [];
+    const addresses = info
       .filter((a) => a.family === 'inet')
       .map((a) => ({ ip: Ipv4.parse(a.local), prefixLength: a.prefixlen ?? 32 }))
       .filter((a): a is { ip: Ipv4; prefixLength: number } => a.ip !== undefined);
-    links.push({ name: l.ifname, index: l.ifindex, mtu: l.mtu ?? 1500, up: (l.flags ?? []).includes('UP'), addresses });
+    const addresses6 = info
+      .filter((a) => a.family === 'inet6' && a.scope === 'global' && !a.dadfailed)
+      .map((a) => ({ ip: Ipv6.parse(a.local), prefixLength: a.prefixlen ?? 128 }))
+      .filter((a): a is { ip: Ipv6; prefixLength: number } => a.ip !== undefined);
+    links.push({ name: l.ifname, index: l.ifindex, mtu: l.mtu ?? 1500, up: (l.flags ?? []).includes('UP'), addresses, addresses6 });
   }
   const snapshot: HostSnapshot = { links };
   const routes = await ipcmd.json<{ dev?: string }[]>('ip', ['route', 'show', 'default']).catch(() => []);
   if (routes[0]?.dev) snapshot.defaultRouteDev = routes[0].dev;
-  if (canReach && Ipv4.parse(canReach)) {
+  if (opts.ipv6) {
+    const routes6 = await ipcmd.json<{ dev?: string }[]>('ip', ['-6', 'route', 'show', 'default']).catch(() => []);
+    if (routes6[0]?.dev) snapshot.defaultRouteDev6 = routes6[0].dev;
+  }
+  if (canReach && parseIp(canReach)) {
     const got = await ipcmd.json<{ dev?: string; prefsrc?: string }[]>('ip', ['route', 'get', canReach]).catch(() => []);
     if (got[0]?.dev) {
-      const src = Ipv4.parse(got[0].prefsrc);
+      const src = parseIp(got[0].prefsrc);
       snapshot.canReach = { dev: got[0].dev, ...(src ? { src } : {}) };
     }
   }

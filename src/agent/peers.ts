@@ -4,8 +4,8 @@
 // It also remembers the Peer it built for each record: a record that did not change (the same
 // object, or after a re-list the same modRevision and value) yields the very same Peer object,
 // so a lease event costs one decode, and the dataplane can tell changed peers by identity.
-import { Ipv4 } from '../alloc/cidr.js';
-import type { Peer4 as Peer } from '../dataplane/types.js';
+import { Ipv4, Ipv6 } from '../alloc/cidr.js';
+import type { Peer } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import type { SubnetRecord } from '../store/store.js';
 
@@ -20,9 +20,15 @@ export class PeerSelector {
   private readonly cache = new Map<string, Entry>();
   private gen = 0;
 
+  /**
+   * `family` picks the half of each lease this selector reads: 4 for the IPv4 subnet, PublicIP
+   * and BackendData; 6 for the IPv6 subnet, PublicIPv6 and BackendV6Data. Leases without that
+   * half are no peers of this family.
+   */
   constructor(
     private readonly logger: Logger,
     private readonly backendType: string,
+    private readonly family: 4 | 6 = 4,
   ) {}
 
   select(records: Iterable<SubnetRecord>, ownKey: string | undefined): Peer[] {
@@ -64,7 +70,8 @@ export class PeerSelector {
    */
   private withoutOverlaps(peers: Peer[], created: Map<Peer, number>): Peer[] {
     const dropped = new Map<Peer, string>();
-    const byAddress = [...peers].sort((a, b) => a.subnet.first - b.subnet.first);
+    // Addresses are numbers (IPv4) or bigints (IPv6), never both in one selector.
+    const byAddress = [...peers].sort((a, b) => (a.subnet.first < b.subnet.first ? -1 : a.subnet.first > b.subnet.first ? 1 : 0));
     let group: Peer[] = [];
     const settle = () => {
       if (group.length > 1) {
@@ -78,11 +85,11 @@ export class PeerSelector {
       }
       group = [];
     };
-    let end = -1;
+    let end: number | bigint = -1;
     for (const p of byAddress) {
       if (p.subnet.first > end) settle();
       group.push(p);
-      end = Math.max(end, p.subnet.last);
+      if (p.subnet.last > end) end = p.subnet.last;
     }
     settle();
     const reported = new Map<string, string>();
@@ -96,19 +103,33 @@ export class PeerSelector {
   }
 
   private toPeer(r: SubnetRecord): Peer | undefined {
-    const problem = !r.cidr ? 'key is not a subnet (a.b.c.d-n)' : !r.lease.ok ? r.lease.error : undefined;
+    const problem = !r.subnets ? 'key is not a subnet (a.b.c.d-n)' : !r.lease.ok ? r.lease.error : undefined;
     if (problem) {
       this.logger.warn('ignoring unusable lease', { key: r.kv.key, reason: problem });
       return undefined;
     }
-    if (!r.lease.ok || !r.cidr) return undefined;
+    if (!r.lease.ok || !r.subnets) return undefined;
     const v = r.lease.value;
     // Unadopted reservations and other backends' leases are not ours to route.
     if (v.backendType !== this.backendType) return undefined;
-    const peer: Peer = { key: r.name, subnet: r.cidr, publicIP: Ipv4.parse(v.publicIP)!, backendType: v.backendType };
-    if (v.backendData) {
-      peer.vtepMAC = v.backendData.VtepMAC;
-      peer.vni = v.backendData.VNI;
+    let peer: Peer;
+    if (this.family === 4) {
+      // An IPv6-only key has nothing for the IPv4 dataplane.
+      if (!r.cidr) return undefined;
+      peer = { key: r.name, subnet: r.cidr, publicIP: Ipv4.parse(v.publicIP)!, backendType: v.backendType };
+      if (v.backendData) {
+        peer.vtepMAC = v.backendData.VtepMAC;
+        peer.vni = v.backendData.VNI;
+      }
+    } else {
+      const subnet = r.subnets.ipv6;
+      const publicIP = Ipv6.parse(v.publicIPv6);
+      if (!subnet || !publicIP) return undefined;
+      peer = { key: r.name, subnet, publicIP, backendType: v.backendType };
+      if (v.backendV6Data) {
+        peer.vtepMAC = v.backendV6Data.VtepMAC;
+        peer.vni = v.backendV6Data.VNI;
+      }
     }
     return peer;
   }

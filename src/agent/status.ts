@@ -28,7 +28,7 @@ export interface StatusInput {
   startedAt: number;
   /** The agent's own readiness (config, lease, first convergence). */
   agent: { ok: boolean; reason: string };
-  lease?: { name: string; subnet: string; subnetIPv6?: string; reserved: boolean };
+  lease?: { name: string; subnet?: string; subnetIPv6?: string; reserved: boolean };
   publicIP?: string;
   publicIPv6?: string;
   /** The last reconcile, and the last one without kernel failures. */
@@ -67,7 +67,8 @@ export function buildNodeStatus(input: StatusInput, now: number): NodeStatus {
     v: NODE_STATUS_VERSION,
     nodeName: input.nodeName,
     network: input.network,
-    ...(lease ? { lease: lease.name, subnet: lease.subnet } : {}),
+    ...(lease ? { lease: lease.name } : {}),
+    ...(lease?.subnet ? { subnet: lease.subnet } : {}),
     ...(lease?.subnetIPv6 ? { subnetIPv6: lease.subnetIPv6 } : {}),
     ...(input.publicIP ? { publicIP: input.publicIP } : {}),
     ...(input.publicIPv6 ? { publicIPv6: input.publicIPv6 } : {}),
@@ -330,6 +331,7 @@ export interface AgentView {
   ready: { ok: boolean; reason: string };
   held?: HeldLease | undefined;
   publicIP?: string | undefined;
+  publicIPv6?: string | undefined;
 }
 
 /** The publisher for one agent: its key, its own etcd lease, its identity and start time. */
@@ -354,8 +356,18 @@ export function agentStatusPublisher(
       return {
         ...base,
         agent: v.ready,
-        ...(held ? { lease: { name: held.key.slice(subnets.length), subnet: held.subnet.toString(), reserved: held.reserved } } : {}),
+        ...(held
+          ? {
+              lease: {
+                name: held.key.slice(subnets.length),
+                ...(held.subnets.ipv4 ? { subnet: held.subnets.ipv4.toString() } : {}),
+                ...(held.subnets.ipv6 ? { subnetIPv6: held.subnets.ipv6.toString() } : {}),
+                reserved: held.reserved,
+              },
+            }
+          : {}),
         ...(v.publicIP ? { publicIP: v.publicIP } : {}),
+        ...(v.publicIPv6 ? { publicIPv6: v.publicIPv6 } : {}),
       };
     },
   });

@@ -1,10 +1,10 @@
 // Store records <-> resources. Pure: the store layer reads and writes keys, this module only
 // says what a set of keys means as a Network, Subnet or Lease, and which bytes a resource
 // becomes.
-import { Cidr } from '../alloc/cidr.js';
+import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
 import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from '../store/store.js';
-import { encodeLease, isValidNodeName, type LeaseValue } from './lease.js';
-import { capacityOf, decodeFlannelConfig, encodeFlannelConfig, resolveNetwork, subnetFits, type NetworkConfig } from './network.js';
+import { encodeLease, formatLeaseKey, isValidNodeName, leaseResourceName, NO_PUBLIC_IP, type LeaseKey, type LeaseValue } from './lease.js';
+import { decodeFlannelConfig, encodeFlannelConfig, ipv4Capacity, ipv6Capacity, keyFits, resolveNetwork, type NetworkConfig } from './network.js';
 import {
   API_VERSION,
   type LeaseResource,
@@ -20,9 +20,12 @@ import {
 /** weft's record of a Subnet reservation, at <prefix>/_weft/subnets/<name>. */
 export interface SubnetMeta {
   network: string;
-  cidr: string;
+  /** The IPv4 subnet (absent in an IPv6-only network). */
+  cidr?: string;
+  ipv6Cidr?: string;
   node?: string;
   publicIP?: string;
+  publicIPv6?: string;
   uid: string;
   creationTimestamp: string;
   generation: number;
@@ -72,16 +75,31 @@ export function parseNetworkMeta(text: string): NetworkMeta | undefined {
 
 export function parseSubnetMeta(text: string): SubnetMeta | undefined {
   const o = parseObject(text);
-  if (!o || typeof o.network !== 'string' || typeof o.cidr !== 'string' || !Cidr.parse(o.cidr, { strict: true })) {
-    return undefined;
-  }
+  if (!o || typeof o.network !== 'string') return undefined;
+  const v4ok = o.cidr === undefined || (typeof o.cidr === 'string' && Cidr.parse(o.cidr, { strict: true }) !== undefined);
+  const v6ok = o.ipv6Cidr === undefined || (typeof o.ipv6Cidr === 'string' && Cidr6.parse(o.ipv6Cidr, { strict: true }) !== undefined);
+  if (!v4ok || !v6ok || (o.cidr === undefined && o.ipv6Cidr === undefined)) return undefined;
   return {
     network: o.network,
-    cidr: o.cidr,
+    ...optional('cidr', o.cidr as string | undefined),
+    ...optional('ipv6Cidr', o.ipv6Cidr as string | undefined),
     ...optional('node', isValidNodeName(o.node) ? o.node : undefined),
     ...optional('publicIP', typeof o.publicIP === 'string' ? o.publicIP : undefined),
+    ...optional('publicIPv6', typeof o.publicIPv6 === 'string' && Ipv6.parse(o.publicIPv6) ? o.publicIPv6 : undefined),
     ...common(o),
   };
+}
+
+/** The subnets a reservation names (its key is formatLeaseKey of them). */
+export function subnetsOfMeta(m: Pick<SubnetMeta, 'cidr' | 'ipv6Cidr'>): LeaseKey {
+  const ipv4 = m.cidr !== undefined ? Cidr.parse(m.cidr, { strict: true }) : undefined;
+  const ipv6 = m.ipv6Cidr !== undefined ? Cidr6.parse(m.ipv6Cidr, { strict: true }) : undefined;
+  return { ...optional('ipv4', ipv4), ...optional('ipv6', ipv6) };
+}
+
+/** The subnets key (last segment) of a reservation's meta. */
+export function keyNameOfMeta(m: Pick<SubnetMeta, 'cidr' | 'ipv6Cidr'>): string {
+  return formatLeaseKey(subnetsOfMeta(m));
 }
 
 /** Key order is fixed so that equal metas are equal bytes. */
@@ -99,9 +117,11 @@ export function encodeNetworkMeta(m: NetworkMeta): string {
 export function encodeSubnetMeta(m: SubnetMeta): string {
   return JSON.stringify({
     network: m.network,
-    cidr: m.cidr,
+    ...optional('cidr', m.cidr),
+    ...optional('ipv6Cidr', m.ipv6Cidr),
     ...optional('node', m.node),
     ...optional('publicIP', m.publicIP),
+    ...optional('publicIPv6', m.publicIPv6),
     uid: m.uid,
     creationTimestamp: m.creationTimestamp,
     generation: m.generation,
@@ -112,15 +132,24 @@ export function encodeSubnetMeta(m: SubnetMeta): string {
 
 /** The value a fresh reservation key holds: no BackendType, so peers ignore it until adopted. */
 export function reservationValue(spec: SubnetSpec): string {
-  return encodeLease({ publicIP: spec.publicIP ?? '0.0.0.0', ...optional('nodeName', spec.node) });
+  return encodeLease({
+    publicIP: spec.publicIP ?? NO_PUBLIC_IP,
+    ...optional('publicIPv6', canonicalIpv6(spec.publicIPv6)),
+    ...optional('nodeName', spec.node),
+  });
+}
+
+function canonicalIpv6(text: string | undefined): string | undefined {
+  return text === undefined ? undefined : (Ipv6.parse(text)?.toString() ?? text);
 }
 
 /** Whether a key's current holder is the host a Subnet spec names (every given field matches). */
 export function holderMatches(value: LeaseValue, spec: SubnetSpec): boolean {
-  if (spec.node === undefined && spec.publicIP === undefined) return false;
+  if (spec.node === undefined && spec.publicIP === undefined && spec.publicIPv6 === undefined) return false;
   return (
     (spec.node === undefined || value.nodeName === spec.node) &&
-    (spec.publicIP === undefined || value.publicIP === spec.publicIP)
+    (spec.publicIP === undefined || value.publicIP === spec.publicIP) &&
+    (spec.publicIPv6 === undefined || value.publicIPv6 === canonicalIpv6(spec.publicIPv6))
   );
 }
 
@@ -180,10 +209,14 @@ export function networkFromStore(
 function orderedSpec(spec: NetworkSpec): NetworkSpec {
   const b = spec.backend;
   return {
-    cidr: spec.cidr,
+    ...optional('cidr', spec.cidr),
     ...optional('subnetLength', spec.subnetLength),
     ...optional('subnetMin', spec.subnetMin),
     ...optional('subnetMax', spec.subnetMax),
+    ...optional('ipv6Cidr', spec.ipv6Cidr),
+    ...optional('ipv6SubnetLength', spec.ipv6SubnetLength),
+    ...optional('ipv6SubnetMin', spec.ipv6SubnetMin),
+    ...optional('ipv6SubnetMax', spec.ipv6SubnetMax),
     backend: {
       type: b.type,
       ...optional('vni', b.vni),
@@ -197,15 +230,28 @@ function orderedSpec(spec: NetworkSpec): NetworkSpec {
 }
 
 export function networkStatus(config: NetworkConfig, subnets: SubnetRecord[]): NetworkStatus {
-  const capacity = capacityOf(config);
   let leases = 0;
   let reservations = 0;
   for (const s of subnets) {
-    if (!s.cidr || !subnetFits(config, s.cidr)) continue;
+    if (!s.subnets || !keyFits(config, s.subnets)) continue;
     leases++;
     if (s.reserved) reservations++;
   }
-  return { capacity, leases, reservations, free: Math.max(0, capacity - leases) };
+  const capacity = config.ipv4 ? ipv4Capacity(config.ipv4) : undefined;
+  const capacity6 = config.ipv6 ? ipv6Capacity(config.ipv6) : undefined;
+  return {
+    ...optional('capacity', capacity),
+    leases,
+    reservations,
+    ...optional('free', capacity === undefined ? undefined : Math.max(0, capacity - leases)),
+    ...optional('ipv6Capacity', capacity6 === undefined ? undefined : capped(capacity6)),
+    ...optional('ipv6Free', capacity6 === undefined ? undefined : capped(capacity6 > BigInt(leases) ? capacity6 - BigInt(leases) : 0n)),
+  };
+}
+
+/** A count as a JSON-safe number; IPv6 ranges can exceed 2^53. */
+function capped(n: bigint): number {
+  return n > BigInt(Number.MAX_SAFE_INTEGER) ? Number.MAX_SAFE_INTEGER : Number(n);
 }
 
 /**
@@ -223,16 +269,22 @@ export function subnetFromStore(
   if (meta) {
     spec = {
       network: meta.meta.network,
-      cidr: meta.meta.cidr,
+      ...optional('cidr', meta.meta.cidr),
+      ...optional('ipv6Cidr', meta.meta.ipv6Cidr),
       ...optional('node', meta.meta.node),
       ...optional('publicIP', meta.meta.publicIP),
+      ...optional('publicIPv6', meta.meta.publicIPv6),
     };
   } else {
+    const subnets = record?.subnets;
+    const ipv6Only = subnets?.ipv6 !== undefined && subnets.ipv4 === undefined;
     spec = {
       network: record?.network ?? '',
-      cidr: record?.cidr?.toString() ?? '',
+      ...(ipv6Only ? {} : { cidr: record?.cidr?.toString() ?? '' }),
+      ...optional('ipv6Cidr', subnets?.ipv6?.toString()),
       ...optional('node', value?.nodeName),
-      ...optional('publicIP', value && value.publicIP !== '0.0.0.0' ? value.publicIP : undefined),
+      ...optional('publicIP', value && value.publicIP !== NO_PUBLIC_IP ? value.publicIP : undefined),
+      ...optional('publicIPv6', value?.publicIPv6 ?? undefined),
     };
   }
   const rvKv = record?.kv ?? meta?.kv;
@@ -245,11 +297,23 @@ export function subnetFromStore(
   if (value?.backendType) {
     resource.status = {
       ...optional('adoptedBy', value.nodeName),
-      publicIP: value.publicIP,
+      ...optional('publicIP', hidePlaceholder(record, value.publicIP)),
+      ...optional('publicIPv6', value.publicIPv6 ?? undefined),
       ...optional('vtepMAC', value.backendData?.VtepMAC),
+      ...optional('ipv6VtepMAC', value.backendV6Data?.VtepMAC),
     };
   }
   return resource;
+}
+
+/** The PublicIP of a value, unless it is the 0.0.0.0 placeholder of an IPv6-only key. */
+function hidePlaceholder(record: SubnetRecord | undefined, publicIP: string): string | undefined {
+  return publicIP === NO_PUBLIC_IP && record?.subnets?.ipv6 && !record.subnets.ipv4 ? undefined : publicIP;
+}
+
+/** The resource name of a subnets key: the key itself, mapped when it has an IPv6 half. */
+export function resourceNameOf(record: SubnetRecord): string {
+  return record.subnets ? leaseResourceName(record.subnets) : record.name;
 }
 
 /** A Lease from a subnets key; ttlSeconds is what etcd says is left on its lease. */
@@ -260,7 +324,7 @@ export function leaseFromStore(
   creationTimestamp?: string,
 ): LeaseResource {
   const value = record.lease.ok ? record.lease.value : undefined;
-  const metadata: ObjectMeta = { name: record.name, resourceVersion: String(record.kv.modRevision) };
+  const metadata: ObjectMeta = { name: resourceNameOf(record), resourceVersion: String(record.kv.modRevision) };
   if (creationTimestamp) metadata.creationTimestamp = creationTimestamp;
   if (!record.lease.ok) metadata.annotations = { 'weft.io/invalid-value': record.lease.error };
   const backend: LeaseResource['spec']['backend'] = { type: value?.backendType ?? '' };
@@ -268,15 +332,22 @@ export function leaseFromStore(
     backend.vni = value.backendData.VNI;
     backend.vtepMAC = value.backendData.VtepMAC;
   }
+  if (value?.backendV6Data) {
+    backend.vni ??= value.backendV6Data.VNI;
+    backend.ipv6VtepMAC = value.backendV6Data.VtepMAC;
+  }
+  const ipv6Only = record.subnets?.ipv6 !== undefined && record.subnets.ipv4 === undefined;
   return {
     apiVersion: API_VERSION,
     kind: 'Lease',
     metadata,
     spec: {
       network: record.network,
-      subnet: record.cidr?.toString() ?? '',
+      ...(ipv6Only ? {} : { subnet: record.cidr?.toString() ?? '' }),
+      ...optional('ipv6Subnet', record.subnets?.ipv6?.toString()),
       ...optional('node', value?.nodeName),
-      publicIP: value?.publicIP ?? '',
+      ...(value ? optional('publicIP', hidePlaceholder(record, value.publicIP)) : { publicIP: '' }),
+      ...optional('publicIPv6', value?.publicIPv6 ?? undefined),
       backend,
       ...(record.reserved
         ? { reserved: true }

@@ -1,8 +1,8 @@
 // The lease value at <prefix>/subnets/<key>, byte-compatible with flanneld.
 //
 // Every value read from etcd is untrusted: decodeLease validates each field's form (IPv4,
-// MAC, integer ranges, bounded strings) so nothing unchecked reaches an `ip -batch` line.
-import { Cidr, Ipv4, parseMac } from '../alloc/cidr.js';
+// IPv6, MAC, integer ranges, bounded strings) so nothing unchecked reaches an `ip -batch` line.
+import { Cidr, Cidr6, Ipv4, Ipv6, parseMac } from '../alloc/cidr.js';
 import { describeValue, goField } from './json.js';
 
 export interface VxlanBackendData {
@@ -11,10 +11,15 @@ export interface VxlanBackendData {
 }
 
 export interface LeaseValue {
+  /** "0.0.0.0" in an IPv6-only lease (what flanneld writes there). */
   publicIP: string;
+  /** Canonical (RFC 5952) when decoded; null or absent when the host has no IPv6 stack. */
   publicIPv6?: string | null;
   backendType?: string;
+  /** The IPv4 stack's vxlan data (flannel.<VNI>); absent in an IPv6-only lease. */
   backendData?: VxlanBackendData;
+  /** The IPv6 stack's vxlan data (flannel-v6.<VNI>). */
+  backendV6Data?: VxlanBackendData;
   /** weft's addition, written after flannel's fields; flanneld ignores it. */
   nodeName?: string;
 }
@@ -29,13 +34,19 @@ export function isValidNodeName(name: unknown): name is string {
   return typeof name === 'string' && NODE_NAME.test(name);
 }
 
-/** Flannel's exact field order; BackendType/BackendData omitted when empty. */
+/** The IPv4 "public IP" of an IPv6-only lease: flanneld writes its zero value there. */
+export const NO_PUBLIC_IP = '0.0.0.0';
+
+function encodeVxlanData(d: VxlanBackendData): string {
+  return `{"VNI":${d.VNI},"VtepMAC":${JSON.stringify(d.VtepMAC)}}`;
+}
+
+/** Flannel's exact field order; BackendType, BackendData and BackendV6Data omitted when empty. */
 export function encodeLease(v: LeaseValue): string {
   let out = `{"PublicIP":${JSON.stringify(v.publicIP)},"PublicIPv6":${v.publicIPv6 ? JSON.stringify(v.publicIPv6) : 'null'}`;
   if (v.backendType) out += `,"BackendType":${JSON.stringify(v.backendType)}`;
-  if (v.backendData) {
-    out += `,"BackendData":{"VNI":${v.backendData.VNI},"VtepMAC":${JSON.stringify(v.backendData.VtepMAC)}}`;
-  }
+  if (v.backendData) out += `,"BackendData":${encodeVxlanData(v.backendData)}`;
+  if (v.backendV6Data) out += `,"BackendV6Data":${encodeVxlanData(v.backendV6Data)}`;
   if (v.nodeName) out += `,"NodeName":${JSON.stringify(v.nodeName)}`;
   return out + '}';
 }
@@ -61,8 +72,9 @@ export function decodeLease(text: string): Decoded<LeaseValue> {
 
   const v6 = goField(obj, 'PublicIPv6');
   if (v6 !== undefined && v6 !== null) {
-    if (typeof v6 !== 'string' || !/^[0-9a-fA-F:]{2,39}$/.test(v6)) return fail(`PublicIPv6 ${describeValue(v6)} is not an IPv6 address`);
-    value.publicIPv6 = v6;
+    const ip6 = Ipv6.parse(v6);
+    if (!ip6) return fail(`PublicIPv6 ${describeValue(v6)} is not an IPv6 address`);
+    value.publicIPv6 = ip6.toString();
   }
 
   const backendType = goField(obj, 'BackendType');
@@ -73,17 +85,23 @@ export function decodeLease(text: string): Decoded<LeaseValue> {
     value.backendType = backendType;
   }
 
-  const data = goField(obj, 'BackendData');
   if (value.backendType === 'vxlan') {
-    if (!data || typeof data !== 'object' || Array.isArray(data)) return fail('vxlan lease has no BackendData object');
-    const d = data as Record<string, unknown>;
-    const vni = goField(d, 'VNI');
-    if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
-      return fail(`BackendData.VNI ${describeValue(vni)} is not a VNI`);
+    // An IPv6-only lease (PublicIP 0.0.0.0) carries only BackendV6Data, as flanneld writes it.
+    const ipv6Only = value.publicIP === NO_PUBLIC_IP && value.publicIPv6 !== undefined;
+    const data = goField(obj, 'BackendData');
+    if (data !== undefined && data !== null) {
+      const d = decodeVxlanData(data, 'BackendData');
+      if (!d.ok) return d;
+      value.backendData = d.value;
+    } else if (!ipv6Only) {
+      return fail('vxlan lease has no BackendData object');
     }
-    const mac = parseMac(goField(d, 'VtepMAC'));
-    if (!mac) return fail(`BackendData.VtepMAC ${describeValue(goField(d, 'VtepMAC'))} is not a unicast MAC`);
-    value.backendData = { VNI: vni, VtepMAC: mac };
+    const v6data = goField(obj, 'BackendV6Data');
+    if (v6data !== undefined && v6data !== null) {
+      const d = decodeVxlanData(v6data, 'BackendV6Data');
+      if (!d.ok) return d;
+      value.backendV6Data = d.value;
+    }
   }
 
   const nodeName = goField(obj, 'NodeName');
@@ -94,9 +112,110 @@ export function decodeLease(text: string): Decoded<LeaseValue> {
   return { ok: true, value };
 }
 
-/** Parses a subnets key ("10.5.3.0-24"); dual-stack keys keep only their IPv4 part. */
-export function parseLeaseKey(key: string): Cidr | undefined {
-  const v4 = key.split('&', 1)[0]!;
-  return Cidr.fromKey(v4);
+function decodeVxlanData(data: unknown, field: string): Decoded<VxlanBackendData> {
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) return { ok: false, error: `vxlan lease has no ${field} object` };
+  const d = data as Record<string, unknown>;
+  const vni = goField(d, 'VNI');
+  if (typeof vni !== 'number' || !Number.isInteger(vni) || vni < 0 || vni > 16_777_215) {
+    return { ok: false, error: `${field}.VNI ${describeValue(vni)} is not a VNI` };
+  }
+  const mac = parseMac(goField(d, 'VtepMAC'));
+  if (!mac) return { ok: false, error: `${field}.VtepMAC ${describeValue(goField(d, 'VtepMAC'))} is not a unicast MAC` };
+  return { ok: true, value: { VNI: vni, VtepMAC: mac } };
 }
 
+// ---- lease keys ----------------------------------------------------------------------------
+//
+// Flannel's key forms under <root>/subnets/:
+//   IPv4 only    10.5.52.0-24
+//   dual stack   10.5.52.0-24&fd00:5:0:34::-64
+//   IPv6 only    0.0.0.0-0&fd00:5:0:34::-64
+// The IPv6-only form is what flanneld's own key pattern accepts (and writes: its IPv4 half is
+// the zero value); "0.0.0.0-0" there is a placeholder, not a subnet, so the parsed key has no
+// ipv4 member and nothing ever routes or counts it. Keys are unique per host because their
+// IPv6 halves differ. Only canonical forms parse, so one pair of subnets has exactly one key.
+
+/** The subnets one lease key names; at least one member is present. */
+export interface LeaseKey {
+  /** The IPv4 subnet; absent in an IPv6-only key. */
+  ipv4?: Cidr;
+  /** The IPv6 subnet; absent in an IPv4-only key. */
+  ipv6?: Cidr6;
+}
+
+const IPV6_ONLY_V4_PART = '0.0.0.0-0';
+
+/** Parses a subnets key in any of Flannel's three forms; undefined for anything else. */
+export function parseLeaseKey(key: string): LeaseKey | undefined {
+  const amp = key.indexOf('&');
+  if (amp < 0) {
+    if (key === IPV6_ONLY_V4_PART) return undefined; // a placeholder with nothing beside it
+    const ipv4 = Cidr.fromKey(key);
+    return ipv4 ? { ipv4 } : undefined;
+  }
+  const ipv6 = Cidr6.fromKey(key.slice(amp + 1));
+  if (!ipv6) return undefined;
+  const v4part = key.slice(0, amp);
+  if (v4part === IPV6_ONLY_V4_PART) return { ipv6 };
+  const ipv4 = Cidr.fromKey(v4part);
+  return ipv4 ? { ipv4, ipv6 } : undefined;
+}
+
+/** The key Flannel uses for these subnets (the inverse of parseLeaseKey). */
+export function formatLeaseKey(k: LeaseKey): string {
+  if (!k.ipv6) {
+    if (!k.ipv4) throw new Error('a lease key names at least one subnet');
+    return k.ipv4.toKey();
+  }
+  return `${k.ipv4 ? k.ipv4.toKey() : IPV6_ONLY_V4_PART}&${k.ipv6.toKey()}`;
+}
+
+/** "10.5.3.0/24 + fd00:5:0:34::/64", for messages. */
+export function describeLeaseKey(k: LeaseKey): string {
+  return [k.ipv4?.toString(), k.ipv6?.toString()].filter(Boolean).join(' + ');
+}
+
+// ---- resource names ------------------------------------------------------------------------
+//
+// A Lease (and an unmanaged reservation) is named after its key, but '&' and ':' are not
+// allowed in Kubernetes object names (DNS subdomains). Mapping, reversible and always valid:
+//   10.5.52.0-24                    -> 10.5.52.0-24                        (unchanged)
+//   10.5.52.0-24&fd00:5:0:34::-64   -> 10.5.52.0-24.fd00-5-0-34-0-0-0-0-64
+//   0.0.0.0-0&fd00:5:0:34::-64      -> fd00-5-0-34-0-0-0-0-64
+// The IPv6 half becomes one DNS label: its eight groups (hex, no leading zeros) and the prefix
+// length, joined by '-'. Commands that take a lease name accept the key itself too.
+
+function ipv6Label(net: Cidr6): string {
+  const groups: string[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(((net.network.value >> BigInt(16 * i)) & 0xffffn).toString(16));
+  return `${groups.join('-')}-${net.prefix}`;
+}
+
+const IPV6_LABEL = /^([0-9a-f]{1,4}-){8}\d{1,3}$/;
+
+function fromIpv6Label(label: string): Cidr6 | undefined {
+  if (!IPV6_LABEL.test(label)) return undefined;
+  const parts = label.split('-');
+  const prefix = parts.pop()!;
+  const net = Cidr6.parse(`${parts.join(':')}/${prefix}`, { strict: true });
+  return net && ipv6Label(net) === label ? net : undefined;
+}
+
+/** The resource name for a key's subnets. */
+export function leaseResourceName(k: LeaseKey): string {
+  if (!k.ipv6) return formatLeaseKey(k);
+  return k.ipv4 ? `${k.ipv4.toKey()}.${ipv6Label(k.ipv6)}` : ipv6Label(k.ipv6);
+}
+
+/** The subnets a resource name stands for: either the mapped name or the key itself. */
+export function parseLeaseResourceName(name: string): LeaseKey | undefined {
+  const direct = parseLeaseKey(name);
+  if (direct) return direct;
+  const v6only = fromIpv6Label(name);
+  if (v6only) return { ipv6: v6only };
+  const dot = name.lastIndexOf('.');
+  if (dot < 0) return undefined;
+  const ipv4 = Cidr.fromKey(name.slice(0, dot));
+  const ipv6 = fromIpv6Label(name.slice(dot + 1));
+  return ipv4 && ipv6 ? { ipv4, ipv6 } : undefined;
+}

@@ -5,11 +5,11 @@
 // duplicate keys are errors, and nothing reaches the store before the CRD schema and
 // Flannel's rules have both passed.
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
-import { Cidr } from '../alloc/cidr.js';
+import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
 import { networkNameProblem } from '../store/layout.js';
 import type { FieldProblem } from './errors.js';
 import { describeValue } from './json.js';
-import { parseLeaseKey } from './lease.js';
+import { parseLeaseResourceName } from './lease.js';
 import { resolveNetwork } from './network.js';
 import { PATTERN_NOUNS, schemaFor, type ErrorObject } from './schema.js';
 import { API_VERSION, KINDS, type Kind, type NetworkSpec, type Resource } from './types.js';
@@ -208,8 +208,11 @@ function semanticProblems(
       for (const p of resolved?.problems ?? []) if (!related(p.field)) out.push(at(p.field, p.message));
     }
   } else if (kind === 'Subnet') {
-    if (specOk && s.node === undefined && s.publicIP === undefined) {
+    if (specOk && s.node === undefined && s.publicIP === undefined && s.publicIPv6 === undefined) {
       out.push(at('spec', 'must set node, publicIP or both', true));
+    }
+    if (specOk && s.cidr === undefined && s.ipv6Cidr === undefined) {
+      out.push(at('spec.cidr', 'is required (or spec.ipv6Cidr, in an IPv6-only network)'));
     }
     if (typeof s.cidr === 'string' && !related('spec.cidr')) {
       const c = Cidr.parse(s.cidr);
@@ -217,9 +220,19 @@ function semanticProblems(
         out.push(at('spec.cidr', `"${s.cidr}" has host bits set; the subnet address is ${c}`));
       }
     }
+    if (typeof s.ipv6Cidr === 'string' && !related('spec.ipv6Cidr')) {
+      const c = Cidr6.parse(s.ipv6Cidr);
+      if (!c) out.push(at('spec.ipv6Cidr', `"${s.ipv6Cidr}" is not an IPv6 CIDR (e.g. fd00:5:0:3::/64)`));
+      else if (!Cidr6.parse(s.ipv6Cidr, { strict: true })) {
+        out.push(at('spec.ipv6Cidr', `"${s.ipv6Cidr}" has host bits set; the subnet address is ${c}`));
+      }
+    }
+    if (typeof s.publicIPv6 === 'string' && !related('spec.publicIPv6') && !Ipv6.parse(s.publicIPv6)) {
+      out.push(at('spec.publicIPv6', `"${s.publicIPv6}" is not an IPv6 address`));
+    }
   } else if (kind === 'Lease') {
-    if (name !== undefined && !related('metadata.name') && !parseLeaseKey(name)) {
-      out.push(at('metadata.name', `"${name}" is not a lease key like 10.5.3.0-24`));
+    if (name !== undefined && !related('metadata.name') && !parseLeaseResourceName(name)) {
+      out.push(at('metadata.name', `"${name}" is not a lease key like 10.5.3.0-24 (or 10.5.3.0-24.fd00-5-0-3-0-0-0-0-64 with IPv6)`));
     }
   }
   return out;

@@ -1,22 +1,34 @@
 // Network semantics: Flannel's defaults and checks, and the projection to and from the
-// config JSON that flanneld reads at <prefix>/config.
-import { Cidr, Ipv4 } from '../alloc/cidr.js';
+// config JSON that flanneld reads at <prefix>/config. A network has an IPv4 stack (cidr), an
+// IPv6 stack (ipv6Cidr) or both; each follows Flannel's rules for its family.
+import { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
 import { parseDuration } from './duration.js';
 import { goField } from './json.js';
 import type { FieldProblem } from './errors.js';
 import { ValidationError } from './errors.js';
+import type { LeaseKey } from './lease.js';
 import type { BackendSpec, NetworkSpec } from './types.js';
 
 export const DEFAULT_LEASE_TTL = '24h';
 export const DEFAULT_VXLAN_PORT = 8472;
 
+/** One stack's range: the network, the subnet length, and the first and last assignable subnet. */
+export interface StackConfig<N, A> {
+  network: N;
+  subnetLen: number;
+  subnetMin: A;
+  subnetMax: A;
+}
+export type Ipv4Stack = StackConfig<Cidr, Ipv4>;
+export type Ipv6Stack = StackConfig<Cidr6, Ipv6>;
+
 /** A network with every default filled in: what agents and the allocator work from. */
 export interface NetworkConfig {
   name: string;
-  network: Cidr;
-  subnetLen: number;
-  subnetMin: Ipv4;
-  subnetMax: Ipv4;
+  /** The IPv4 stack; absent for an IPv6-only network. */
+  ipv4?: Ipv4Stack;
+  /** The IPv6 stack; present for dual-stack and IPv6-only networks. */
+  ipv6?: Ipv6Stack;
   backend: {
     type: string;
     vni: number;
@@ -29,34 +41,38 @@ export interface NetworkConfig {
   leaseTTLms: number;
 }
 
-/**
- * Applies Flannel's rules to a spec. Returns the resolved config, or every problem found
- * (field paths relative to the object, e.g. "spec.subnetLength").
- */
-export function resolveNetwork(
-  name: string,
-  spec: NetworkSpec,
-): { config?: NetworkConfig; problems: FieldProblem[] } {
-  const problems: FieldProblem[] = [];
-  const bad = (field: string, message: string) => problems.push({ field, message });
+type Bad = (field: string, message: string) => void;
 
-  const loose = Ipv4.parseChecked(String(spec.cidr).split('/')[0]) ? Cidr.parse(spec.cidr) : undefined;
-  if (!loose) {
-    bad('spec.cidr', `"${String(spec.cidr)}" is not an IPv4 CIDR (a.b.c.d/n)`);
-    return { problems };
+/** Flannel's IPv4 default subnet length: /24, or four subnets in a network smaller than /22. */
+function defaultSubnetLen4(prefix: number): number {
+  return prefix <= 22 ? 24 : prefix + 2;
+}
+
+/** Flannel's IPv6 default: /64, or four subnets in a network smaller than /62. */
+function defaultSubnetLen6(prefix: number): number {
+  return prefix <= 62 ? 64 : prefix + 2;
+}
+
+/** The IPv4 stack, undefined when it has problems, or 'unusable' when nothing else is worth checking. */
+function resolveIpv4(spec: NetworkSpec, bad: Bad): Ipv4Stack | 'unusable' | undefined {
+  const cidrText = spec.cidr;
+  const loose = Ipv4.parseChecked(String(cidrText).split('/')[0]) ? Cidr.parse(cidrText) : undefined;
+  if (!loose || cidrText === undefined) {
+    bad('spec.cidr', `"${String(cidrText)}" is not an IPv4 CIDR (a.b.c.d/n)`);
+    return 'unusable';
   }
   const network = loose;
-  if (loose.hasHostBits(spec.cidr)) {
-    bad('spec.cidr', `"${spec.cidr}" has host bits set; the network address is ${network}`);
+  if (loose.hasHostBits(cidrText)) {
+    bad('spec.cidr', `"${cidrText}" has host bits set; the network address is ${network}`);
   }
   if (network.prefix > 28) {
     bad('spec.cidr', `network ${network} is too small: the prefix must be /28 or shorter`);
-    return { problems };
+    return 'unusable';
   }
 
   let subnetLen: number;
   if (spec.subnetLength === undefined) {
-    subnetLen = network.prefix <= 22 ? 24 : network.prefix + 2;
+    subnetLen = defaultSubnetLen4(network.prefix);
   } else {
     subnetLen = spec.subnetLength;
     if (!Number.isInteger(subnetLen) || subnetLen > 30) {
@@ -93,6 +109,102 @@ export function resolveNetwork(
   if (subnetMin && subnetMax && subnetMin.value > subnetMax.value) {
     bad('spec.subnetMin', `${subnetMin} is above spec.subnetMax ${subnetMax}`);
   }
+  return subnetMin && subnetMax ? { network, subnetLen, subnetMin, subnetMax } : undefined;
+}
+
+function resolveIpv6(spec: NetworkSpec, bad: Bad): Ipv6Stack | undefined {
+  const text = spec.ipv6Cidr;
+  const loose = Cidr6.parse(text);
+  if (!loose || text === undefined) {
+    bad('spec.ipv6Cidr', `"${String(text)}" is not an IPv6 CIDR (e.g. fd00:5::/48)`);
+    return undefined;
+  }
+  const network = loose;
+  if (!Cidr6.parse(text, { strict: true })) {
+    bad('spec.ipv6Cidr', `"${text}" has host bits set; the network address is ${network}`);
+  }
+  if (network.prefix > 124) {
+    bad('spec.ipv6Cidr', `network ${network} is too small: the prefix must be /124 or shorter`);
+    return undefined;
+  }
+
+  let subnetLen: number;
+  if (spec.ipv6SubnetLength === undefined) {
+    subnetLen = defaultSubnetLen6(network.prefix);
+  } else {
+    subnetLen = spec.ipv6SubnetLength;
+    if (!Number.isInteger(subnetLen) || subnetLen > 126) {
+      bad('spec.ipv6SubnetLength', `must be an integer no larger than 126, got ${subnetLen}`);
+      return undefined;
+    }
+    if (subnetLen < network.prefix + 2) {
+      bad(
+        'spec.ipv6SubnetLength',
+        `/${subnetLen} leaves fewer than four subnets in ${network}; use /${network.prefix + 2} or longer`,
+      );
+      return undefined;
+    }
+  }
+  const subnetSize = 1n << BigInt(128 - subnetLen);
+
+  const bound = (field: 'ipv6SubnetMin' | 'ipv6SubnetMax', fallback: bigint): Ipv6 | undefined => {
+    const given = spec[field];
+    if (given === undefined) return Ipv6.fromBigInt(fallback);
+    const ip = Ipv6.parse(given);
+    if (!ip) {
+      bad(`spec.${field}`, `"${String(given)}" is not an IPv6 address`);
+      return undefined;
+    }
+    if (!network.contains(ip)) {
+      bad(`spec.${field}`, `${ip} is outside the network ${network}`);
+      return undefined;
+    }
+    if (!Cidr6.of(ip, subnetLen).network.equals(ip)) {
+      bad(`spec.${field}`, `${ip} is not aligned to /${subnetLen} subnets`);
+      return undefined;
+    }
+    return ip;
+  };
+  const subnetMin = bound('ipv6SubnetMin', network.first + subnetSize);
+  const subnetMax = bound('ipv6SubnetMax', network.last - subnetSize + 1n);
+  if (subnetMin && subnetMax && subnetMin.value > subnetMax.value) {
+    bad('spec.ipv6SubnetMin', `${subnetMin} is above spec.ipv6SubnetMax ${subnetMax}`);
+  }
+  return subnetMin && subnetMax ? { network, subnetLen, subnetMin, subnetMax } : undefined;
+}
+
+/**
+ * Applies Flannel's rules to a spec. Returns the resolved config, or every problem found
+ * (field paths relative to the object, e.g. "spec.subnetLength").
+ */
+export function resolveNetwork(
+  name: string,
+  spec: NetworkSpec,
+): { config?: NetworkConfig; problems: FieldProblem[] } {
+  const problems: FieldProblem[] = [];
+  const bad: Bad = (field, message) => problems.push({ field, message });
+
+  let ipv4: Ipv4Stack | undefined;
+  let ipv6: Ipv6Stack | undefined;
+  if (spec.cidr === undefined && spec.ipv6Cidr === undefined) {
+    bad('spec.cidr', 'is required (or spec.ipv6Cidr, for an IPv6-only network; both for dual-stack)');
+  }
+  if (spec.cidr !== undefined) {
+    const resolved = resolveIpv4(spec, bad);
+    if (resolved === 'unusable') return { problems };
+    ipv4 = resolved;
+  } else {
+    for (const f of ['subnetLength', 'subnetMin', 'subnetMax'] as const) {
+      if (spec[f] !== undefined) bad(`spec.${f}`, 'applies to the IPv4 network, and spec.cidr is not set');
+    }
+  }
+  if (spec.ipv6Cidr !== undefined) {
+    ipv6 = resolveIpv6(spec, bad);
+  } else {
+    for (const f of ['ipv6SubnetLength', 'ipv6SubnetMin', 'ipv6SubnetMax'] as const) {
+      if (spec[f] !== undefined) bad(`spec.${f}`, 'applies to the IPv6 network, and spec.ipv6Cidr is not set');
+    }
+  }
 
   const backend = resolveBackend(spec.backend, problems);
 
@@ -104,11 +216,11 @@ export function resolveNetwork(
     bad('spec.leaseTTL', `${ttlText} is out of range (5s to 720h)`);
   }
 
-  if (problems.length > 0 || !subnetMin || !subnetMax || !backend || leaseTTLms === undefined) {
+  if (problems.length > 0 || (!ipv4 && !ipv6) || !backend || leaseTTLms === undefined) {
     return { problems };
   }
   return {
-    config: { name, network, subnetLen, subnetMin, subnetMax, backend, leaseTTLms },
+    config: { name, ...(ipv4 ? { ipv4 } : {}), ...(ipv6 ? { ipv6 } : {}), backend, leaseTTLms },
     problems,
   };
 }
@@ -165,16 +277,29 @@ export function resolveNetworkOrThrow(name: string, spec: NetworkSpec): NetworkC
 }
 
 /**
- * The compact JSON flanneld reads. Only what the user set (plus the resolved SubnetLen and
- * VNI) is written, so that flanneld derives the same defaults weft did.
+ * The compact JSON flanneld reads. Only what the user set (plus the resolved subnet lengths
+ * and VNI) is written, so that flanneld derives the same defaults weft did. An IPv4-only
+ * network's bytes are exactly what they were before IPv6 existed here.
  */
 export function encodeFlannelConfig(spec: NetworkSpec): string {
-  const network = Cidr.parse(spec.cidr);
-  const out: Record<string, unknown> = { Network: network ? network.toString() : spec.cidr };
-  const prefix = network?.prefix ?? 16;
-  out.SubnetLen = spec.subnetLength ?? (prefix <= 22 ? 24 : prefix + 2);
-  if (spec.subnetMin !== undefined) out.SubnetMin = spec.subnetMin;
-  if (spec.subnetMax !== undefined) out.SubnetMax = spec.subnetMax;
+  const out: Record<string, unknown> = {};
+  if (spec.cidr !== undefined) {
+    const network = Cidr.parse(spec.cidr);
+    out.Network = network ? network.toString() : spec.cidr;
+    out.SubnetLen = spec.subnetLength ?? defaultSubnetLen4(network?.prefix ?? 16);
+    if (spec.subnetMin !== undefined) out.SubnetMin = spec.subnetMin;
+    if (spec.subnetMax !== undefined) out.SubnetMax = spec.subnetMax;
+  } else {
+    out.EnableIPv4 = false;
+  }
+  if (spec.ipv6Cidr !== undefined) {
+    const network = Cidr6.parse(spec.ipv6Cidr);
+    out.EnableIPv6 = true;
+    out.IPv6Network = network ? network.toString() : spec.ipv6Cidr;
+    out.IPv6SubnetLen = spec.ipv6SubnetLength ?? defaultSubnetLen6(network?.prefix ?? 48);
+    if (spec.ipv6SubnetMin !== undefined) out.IPv6SubnetMin = Ipv6.parse(spec.ipv6SubnetMin)?.toString() ?? spec.ipv6SubnetMin;
+    if (spec.ipv6SubnetMax !== undefined) out.IPv6SubnetMax = Ipv6.parse(spec.ipv6SubnetMax)?.toString() ?? spec.ipv6SubnetMax;
+  }
   const b = spec.backend;
   const backend: Record<string, unknown> = { Type: b.type };
   if (b.type === 'vxlan') {
@@ -191,6 +316,8 @@ export function encodeFlannelConfig(spec: NetworkSpec): string {
 /**
  * Reads a config written by weft, flanneld's operators or etcdctl into a spec. Throws a
  * message (without location; the caller names the key) when it cannot be read at all.
+ * Like flanneld: EnableIPv4 defaults to true, EnableIPv6 to false, and the range of a
+ * disabled stack is ignored.
  */
 export function decodeFlannelConfig(text: string): NetworkSpec {
   let raw: unknown;
@@ -201,9 +328,6 @@ export function decodeFlannelConfig(text: string): NetworkSpec {
   }
   if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('config is not a JSON object');
   const obj = raw as Record<string, unknown>;
-  const cidr = goField(obj, 'Network');
-  if (typeof cidr !== 'string') throw new Error('config has no "Network" string');
-  const spec: NetworkSpec = { cidr, backend: { type: 'udp' } };
   const num = (k: string) => {
     const v = goField(obj, k);
     if (v === undefined) return undefined;
@@ -216,12 +340,35 @@ export function decodeFlannelConfig(text: string): NetworkSpec {
     if (typeof v !== 'string') throw new Error(`config field "${k}" is not a string`);
     return v;
   };
-  const subnetLen = num('SubnetLen');
-  if (subnetLen) spec.subnetLength = subnetLen;
-  const min = str('SubnetMin');
-  if (min) spec.subnetMin = min;
-  const max = str('SubnetMax');
-  if (max) spec.subnetMax = max;
+  const bool = (k: string) => {
+    const v = goField(obj, k);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw new Error(`config field "${k}" is not a boolean`);
+    return v;
+  };
+  const spec: NetworkSpec = { backend: { type: 'udp' } };
+  if (bool('EnableIPv4') ?? true) {
+    const cidr = goField(obj, 'Network');
+    if (typeof cidr !== 'string') throw new Error('config has no "Network" string');
+    spec.cidr = cidr;
+    const subnetLen = num('SubnetLen');
+    if (subnetLen) spec.subnetLength = subnetLen;
+    const min = str('SubnetMin');
+    if (min) spec.subnetMin = min;
+    const max = str('SubnetMax');
+    if (max) spec.subnetMax = max;
+  }
+  if (bool('EnableIPv6') ?? false) {
+    const cidr = goField(obj, 'IPv6Network');
+    if (typeof cidr !== 'string') throw new Error('config has EnableIPv6 but no "IPv6Network" string');
+    spec.ipv6Cidr = cidr;
+    const subnetLen = num('IPv6SubnetLen');
+    if (subnetLen) spec.ipv6SubnetLength = subnetLen;
+    const min = str('IPv6SubnetMin');
+    if (min) spec.ipv6SubnetMin = min;
+    const max = str('IPv6SubnetMax');
+    if (max) spec.ipv6SubnetMax = max;
+  }
   const b = goField(obj, 'Backend');
   if (b !== undefined && b !== null) {
     if (typeof b !== 'object' || Array.isArray(b)) throw new Error('config field "Backend" is not an object');
@@ -242,18 +389,53 @@ export function decodeFlannelConfig(text: string): NetworkSpec {
   return spec;
 }
 
-/** Number of subnets between subnetMin and subnetMax. */
-export function capacityOf(config: NetworkConfig): number {
-  const size = 2 ** (32 - config.subnetLen);
-  return Math.floor((config.subnetMax.value - config.subnetMin.value) / size) + 1;
+/** Number of IPv4 subnets between subnetMin and subnetMax. */
+export function ipv4Capacity(stack: Ipv4Stack): number {
+  const size = 2 ** (32 - stack.subnetLen);
+  return Math.floor((stack.subnetMax.value - stack.subnetMin.value) / size) + 1;
 }
 
-/** Whether a subnet can be held under this config (Flannel's "fits" check, plus bounds). */
-export function subnetFits(config: NetworkConfig, subnet: Cidr): boolean {
+/** Number of IPv6 subnets between subnetMin and subnetMax (up to 2^126: a bigint). */
+export function ipv6Capacity(stack: Ipv6Stack): bigint {
+  const size = 1n << BigInt(128 - stack.subnetLen);
+  return (stack.subnetMax.value - stack.subnetMin.value) / size + 1n;
+}
+
+/** Whether an IPv4 subnet can be held under this stack (Flannel's "compat" check, plus bounds). */
+export function subnetFits(stack: Ipv4Stack, subnet: Cidr): boolean {
   return (
-    subnet.prefix === config.subnetLen &&
-    config.network.contains(subnet) &&
-    subnet.first >= config.subnetMin.value &&
-    subnet.first <= config.subnetMax.value
+    subnet.prefix === stack.subnetLen &&
+    stack.network.contains(subnet) &&
+    subnet.first >= stack.subnetMin.value &&
+    subnet.first <= stack.subnetMax.value
   );
+}
+
+export function subnet6Fits(stack: Ipv6Stack, subnet: Cidr6): boolean {
+  return (
+    subnet.prefix === stack.subnetLen &&
+    stack.network.contains(subnet) &&
+    subnet.first >= stack.subnetMin.value &&
+    subnet.first <= stack.subnetMax.value
+  );
+}
+
+/**
+ * Whether a lease key can be held under this config: it names a fitting subnet for every
+ * stack the network has, and nothing for a stack it has not (as flanneld's compat checks: a
+ * dual-stack network does not reuse an IPv4-only lease, nor the reverse).
+ */
+export function keyFits(config: NetworkConfig, key: LeaseKey): boolean {
+  const v4ok = config.ipv4 ? key.ipv4 !== undefined && subnetFits(config.ipv4, key.ipv4) : key.ipv4 === undefined;
+  const v6ok = config.ipv6 ? key.ipv6 !== undefined && subnet6Fits(config.ipv6, key.ipv6) : key.ipv6 === undefined;
+  return v4ok && v6ok;
+}
+
+/** "10.5.0.0/16 /24 10.5.1.0..10.5.255.0" per stack, for messages. */
+export function describeRanges(config: NetworkConfig): string {
+  const parts: string[] = [];
+  for (const s of [config.ipv4, config.ipv6]) {
+    if (s) parts.push(`${s.network} /${s.subnetLen} ${s.subnetMin}..${s.subnetMax}`);
+  }
+  return parts.join(' and ');
 }

@@ -85,6 +85,8 @@ export const PATTERN_NOUNS: Record<string, string> = {
     'an IPv4 CIDR (a.b.c.d/n)',
   '^(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}$':
     'an IPv4 address (a.b.c.d)',
+  '^[0-9a-fA-F:]{2,39}/(12[0-8]|1[01][0-9]|[1-9]?[0-9])$': 'an IPv6 CIDR (e.g. fd00:5::/48)',
+  '^[0-9a-fA-F:]{2,39}$': 'an IPv6 address (e.g. fd00::1)',
   '^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$': 'a MAC address (aa:bb:cc:dd:ee:ff)',
   '^([0-9]+(ms|s|m|h))+$': 'a duration like 24h, 90m or 30s',
   '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$': "a DNS label (lowercase letters, digits and '-', at most 63)",

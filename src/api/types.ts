@@ -26,20 +26,33 @@ export interface BackendSpec {
   gbp?: boolean;
 }
 
+/** A Network is IPv4-only (cidr), dual-stack (cidr and ipv6Cidr) or IPv6-only (ipv6Cidr). */
 export interface NetworkSpec {
-  cidr: string;
+  /** The IPv4 range (Flannel's Network); absent for an IPv6-only network. */
+  cidr?: string;
   subnetLength?: number;
   subnetMin?: string;
   subnetMax?: string;
+  /** The IPv6 range (Flannel's IPv6Network, with EnableIPv6). */
+  ipv6Cidr?: string;
+  ipv6SubnetLength?: number;
+  ipv6SubnetMin?: string;
+  ipv6SubnetMax?: string;
   backend: BackendSpec;
   leaseTTL?: string;
 }
 
 export interface NetworkStatus {
-  capacity: number;
+  /** IPv4 subnets between subnetMin and subnetMax (absent for an IPv6-only network). */
+  capacity?: number;
+  /** Keys in use (leased or reserved) that fit the network: one per host, whatever its stacks. */
   leases: number;
   reservations: number;
-  free: number;
+  /** IPv4 subnets neither leased nor reserved. */
+  free?: number;
+  /** The same for IPv6, capped at Number.MAX_SAFE_INTEGER (an IPv6 range can hold 2^126). */
+  ipv6Capacity?: number;
+  ipv6Free?: number;
 }
 
 export interface NetworkResource {
@@ -50,11 +63,17 @@ export interface NetworkResource {
   status?: NetworkStatus;
 }
 
+/** A reservation: the subnet of each stack its network has, for a node and/or public IP. */
 export interface SubnetSpec {
   network: string;
-  cidr: string;
+  /** The IPv4 subnet; absent in an IPv6-only network. */
+  cidr?: string;
+  /** The IPv6 subnet; required in a network with IPv6. */
+  ipv6Cidr?: string;
   node?: string;
   publicIP?: string;
+  /** Identifies the host in an IPv6-only network (it has no IPv4 public IP). */
+  publicIPv6?: string;
 }
 
 export interface SubnetResource {
@@ -62,15 +81,19 @@ export interface SubnetResource {
   kind: 'Subnet';
   metadata: ObjectMeta;
   spec: SubnetSpec;
-  status?: { adoptedBy?: string; publicIP?: string; vtepMAC?: string };
+  status?: { adoptedBy?: string; publicIP?: string; publicIPv6?: string; vtepMAC?: string; ipv6VtepMAC?: string };
 }
 
 export interface LeaseSpec {
   network: string;
-  subnet: string;
+  /** The IPv4 subnet; absent for an IPv6-only key. */
+  subnet?: string;
+  ipv6Subnet?: string;
   node?: string;
-  publicIP: string;
-  backend: { type: string; vni?: number; vtepMAC?: string };
+  /** Absent for an IPv6-only lease (whose value carries flannel's placeholder 0.0.0.0). */
+  publicIP?: string;
+  publicIPv6?: string;
+  backend: { type: string; vni?: number; vtepMAC?: string; ipv6VtepMAC?: string };
   /** RFC 3339; absent for reservations (no etcd lease). */
   expiry?: string;
   reserved?: boolean;

@@ -56,6 +56,8 @@ Kinds: networks (net), subnets (sn), leases, nodes (no). NAME shows one object.
 publishes no readable record), PEERS (programmed/desired), LAST-SYNC and VERSION.
 "nodes" lists the status records agents publish (also of nodes whose lease is gone); a
 record vanishes when its agent stops, or about 30 s after it dies.
+A lease key with an IPv6 half is named with that half as one label: the key
+10.5.3.0-24&fd00:5:0:3::-64 is lease 10.5.3.0-24.fd00-5-0-3-0-0-0-0-64 (the key works too).
 
 Flags:
   -o, --output FORMAT   table (default), wide, yaml, json or name

@@ -37,26 +37,33 @@ export function age(timestamp: string | undefined, now: number): string {
   return Number.isNaN(t) ? '<unknown>' : formatDuration(Math.max(0, now - t)) || '0s';
 }
 
+/** One cell for both stacks: "IPv4,IPv6" (kubectl's way with dual-stack values); empty ones left out. */
+function perStack(...values: (string | number | undefined)[]): string {
+  return values.filter((v) => v !== undefined && v !== '').join(',');
+}
+
 export function networkTable(views: NetworkView[], wide: boolean, now: number): string {
   const header = ['NAME', 'CIDR', 'SUBNETLEN', 'BACKEND', 'CAPACITY', 'LEASES', 'FREE', 'AGE'];
   if (wide) header.push('RESERVED', 'SUBNETMIN', 'SUBNETMAX', 'VNI', 'PORT', 'LEASETTL', 'PROBLEM');
   const rows = views.map(({ resource: r, config, problem }) => {
     const s = r.status;
+    const v4 = config?.ipv4;
+    const v6 = config?.ipv6;
     const row = [
       r.metadata.name,
-      r.spec.cidr || NONE,
-      String(config?.subnetLen ?? r.spec.subnetLength ?? '?'),
+      perStack(r.spec.cidr, r.spec.ipv6Cidr) || NONE,
+      config ? perStack(v4?.subnetLen, v6?.subnetLen) : perStack(r.spec.subnetLength, r.spec.ipv6SubnetLength) || '?',
       r.spec.backend.type || NONE,
-      s ? String(s.capacity) : '?',
+      s ? perStack(s.capacity, s.ipv6Capacity) : '?',
       s ? String(s.leases) : '?',
-      s ? String(s.free) : '?',
+      s ? perStack(s.free, s.ipv6Free) : '?',
       age(r.metadata.creationTimestamp, now),
     ];
     if (wide) {
       row.push(
         s ? String(s.reservations) : '?',
-        config ? String(config.subnetMin) : '?',
-        config ? String(config.subnetMax) : '?',
+        config ? perStack(v4?.subnetMin.toString(), v6?.subnetMin.toString()) : '?',
+        config ? perStack(v4?.subnetMax.toString(), v6?.subnetMax.toString()) : '?',
         config?.backend.type === 'vxlan' ? String(config.backend.vni) : NONE,
         config?.backend.type === 'vxlan' ? String(config.backend.port || 8472) : NONE,
         r.spec.leaseTTL ?? '24h',
@@ -75,9 +82,9 @@ export function subnetTable(subnets: SubnetResource[], wide: boolean, now: numbe
     const row = [
       s.metadata.name,
       s.spec.network,
-      s.spec.cidr,
+      perStack(s.spec.cidr, s.spec.ipv6Cidr) || NONE,
       s.spec.node ?? NONE,
-      s.spec.publicIP ?? NONE,
+      s.spec.publicIP ?? s.spec.publicIPv6 ?? NONE,
       age(s.metadata.creationTimestamp, now),
     ];
     if (wide) row.push(s.status?.adoptedBy ?? NONE, s.status?.vtepMAC ?? NONE);
@@ -102,11 +109,18 @@ export function statusCells(node: NodeStatusRecord | undefined, now: number): { 
   };
 }
 
-/** `nodes[i]` is the status record of `leases[i]`'s holder (only read for wide). */
+/**
+ * `nodes[i]` is the status record of `leases[i]`'s holder (only read for wide).
+ * PUBLIC-IP and VTEP-MAC show the IPv4 stack's values, or the IPv6 stack's for an IPv6-only
+ * lease; `-o wide` adds IPV6-SUBNET, PUBLIC-IPV6 and IPV6-VTEP-MAC when a lease has IPv6.
+ */
 export function leaseTable(leases: LeaseResource[], wide: boolean, now: number, showNetwork: boolean, nodes: (NodeStatusRecord | undefined)[] = []): string {
   const header = ['NAME', 'NODE', 'PUBLIC-IP', 'BACKEND', 'VTEP-MAC', 'AGE', 'EXPIRES'];
   if (showNetwork) header.unshift('NETWORK');
-  if (wide) header.push('VNI', 'SUBNET', 'READY', 'PEERS', 'LAST-SYNC', 'VERSION');
+  const v6 = leases.some((l) => l.spec.ipv6Subnet !== undefined);
+  if (wide) header.push('VNI', 'SUBNET');
+  if (wide && v6) header.push('IPV6-SUBNET', 'PUBLIC-IPV6', 'IPV6-VTEP-MAC');
+  if (wide) header.push('READY', 'PEERS', 'LAST-SYNC', 'VERSION');
   const rows = leases.map((l, i) => {
     const s = l.spec;
     const expires = s.reserved
@@ -117,16 +131,18 @@ export function leaseTable(leases: LeaseResource[], wide: boolean, now: number, 
     const row = [
       l.metadata.name,
       s.node ?? NONE,
-      s.publicIP || NONE,
+      s.publicIP || s.publicIPv6 || NONE,
       s.backend.type || NONE,
-      s.backend.vtepMAC ?? NONE,
+      s.backend.vtepMAC ?? s.backend.ipv6VtepMAC ?? NONE,
       age(l.metadata.creationTimestamp, now),
       expires,
     ];
     if (showNetwork) row.unshift(s.network);
+    if (wide) row.push(s.backend.vni !== undefined ? String(s.backend.vni) : NONE, s.subnet || NONE);
+    if (wide && v6) row.push(s.ipv6Subnet ?? NONE, s.publicIPv6 ?? NONE, s.backend.ipv6VtepMAC ?? NONE);
     if (wide) {
       const c = statusCells(nodes[i], now);
-      row.push(s.backend.vni !== undefined ? String(s.backend.vni) : NONE, s.subnet || NONE, c.ready, c.peers, c.lastSync, c.version);
+      row.push(c.ready, c.peers, c.lastSync, c.version);
     }
     return row.map(printable);
   });

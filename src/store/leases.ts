@@ -1,12 +1,19 @@
 // The agent's writes: creating, renewing, adopting and releasing one subnet key. Each is a
 // single compare-and-swap transaction, so two hosts can never both believe they hold a key.
-import { Cidr } from '../alloc/cidr.js';
-import { encodeLease, type LeaseValue } from '../api/lease.js';
+// A dual-stack key names both of a host's subnets, so they are created in one transaction.
+import type { ICompare } from 'etcd3';
+import { encodeLease, formatLeaseKey, type LeaseKey, type LeaseValue } from '../api/lease.js';
+import { prefixEnd } from './range.js';
 import type { Store } from './store.js';
+
+// etcd's CompareTarget/CompareResult enums, by number (the gRPC values).
+const TARGET_VERSION = 0;
+const RESULT_EQUAL = 0;
 
 export interface HeldLease {
   network: string;
-  subnet: Cidr;
+  /** The subnets the key names (ipv4 absent for an IPv6-only key). */
+  subnets: LeaseKey;
   key: string;
   /** The exact bytes we wrote. */
   value: string;
@@ -52,11 +59,15 @@ export class LeaseWriter {
     return kv && kv.value === value && kv.leaseId === leaseId ? kv.modRevision : undefined;
   }
 
-  private held(subnet: Cidr, value: string, modRevision: number, leaseId: string, expiresAt: number): HeldLease {
+  private keyOf(subnets: LeaseKey): string {
+    return this.store.layout.subnetKey(this.network, formatLeaseKey(subnets));
+  }
+
+  private held(subnets: LeaseKey, value: string, modRevision: number, leaseId: string, expiresAt: number): HeldLease {
     return {
       network: this.network,
-      subnet,
-      key: this.store.layout.subnetKey(this.network, subnet.toKey()),
+      subnets,
+      key: this.keyOf(subnets),
       value,
       modRevision,
       leaseId,
@@ -65,20 +76,40 @@ export class LeaseWriter {
     };
   }
 
-  /** Creates the key only if no one holds it (Flannel's CAS: Version == 0). */
-  async create(subnet: Cidr, lease: LeaseValue, ttlMs: number): Promise<WriteOutcome> {
-    const key = this.store.layout.subnetKey(this.network, subnet.toKey());
+  /**
+   * What must be absent for a new key to be ours alone. Flannel's CAS is Version(key) == 0.
+   * A dual-stack key also requires that no other key holds its IPv4 subnet, in the IPv4-only
+   * form ("10.5.3.0-24") or paired with any IPv6 subnet (the range "10.5.3.0-24&..."), so two
+   * hosts racing for one IPv4 subnet with different IPv6 ones cannot both win. (An IPv6 half
+   * is a key's suffix, which no range can select: acquire.ts checks it after the write.)
+   */
+  private creationGuards(subnets: LeaseKey, key: string): ICompare[] {
+    const absent = (k: string): ICompare => ({ key: Buffer.from(k), target: TARGET_VERSION, result: RESULT_EQUAL, version: 0 });
+    const guards = [absent(key)];
+    if (subnets.ipv4 && subnets.ipv6) {
+      const v4 = this.keyOf({ ipv4: subnets.ipv4 });
+      guards.push(absent(v4), { ...absent(`${v4}&`), range_end: prefixEnd(`${v4}&`) });
+    }
+    return guards;
+  }
+
+  /** Creates the key only if no one holds it (and, dual-stack, no one holds its IPv4 half). */
+  async create(subnets: LeaseKey, lease: LeaseValue, ttlMs: number): Promise<WriteOutcome> {
+    const key = this.keyOf(subnets);
     const value = encodeLease(lease);
     const { id, expiresAt } = await this.grant(ttlMs);
-    const c = this.store.client;
     const res = await this.store.call(() =>
-      c.if(key, 'Version', '==', 0).then(c.put(key).value(value).lease(id)).commit(),
+      this.store.client.kv.txn({
+        compare: this.creationGuards(subnets, key),
+        success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: id } }],
+        failure: [],
+      }),
     );
     if (res.succeeded) {
-      return { ok: true, held: this.held(subnet, value, Number(res.header.revision), id, expiresAt) };
+      return { ok: true, held: this.held(subnets, value, Number(res.header.revision), id, expiresAt) };
     }
     const rev = await this.confirm(key, value, id);
-    if (rev !== undefined) return { ok: true, held: this.held(subnet, value, rev, id, expiresAt) };
+    if (rev !== undefined) return { ok: true, held: this.held(subnets, value, rev, id, expiresAt) };
     await this.revokeQuietly(id);
     return { ok: false, reason: 'exists' };
   }
@@ -87,8 +118,8 @@ export class LeaseWriter {
    * Re-puts an existing key of ours (after restart, or to renew) under a fresh etcd lease,
    * only if it is still the revision we saw. Like flanneld: grant, then put.
    */
-  async renew(subnet: Cidr, expectedModRevision: number, lease: LeaseValue, ttlMs: number): Promise<WriteOutcome> {
-    const key = this.store.layout.subnetKey(this.network, subnet.toKey());
+  async renew(subnets: LeaseKey, expectedModRevision: number, lease: LeaseValue, ttlMs: number): Promise<WriteOutcome> {
+    const key = this.keyOf(subnets);
     const value = encodeLease(lease);
     const { id, expiresAt } = await this.grant(ttlMs);
     const c = this.store.client;
@@ -96,10 +127,10 @@ export class LeaseWriter {
       c.if(key, 'Mod', '==', expectedModRevision).then(c.put(key).value(value).lease(id)).commit(),
     );
     if (res.succeeded) {
-      return { ok: true, held: this.held(subnet, value, Number(res.header.revision), id, expiresAt) };
+      return { ok: true, held: this.held(subnets, value, Number(res.header.revision), id, expiresAt) };
     }
     const rev = await this.confirm(key, value, id);
-    if (rev !== undefined) return { ok: true, held: this.held(subnet, value, rev, id, expiresAt) };
+    if (rev !== undefined) return { ok: true, held: this.held(subnets, value, rev, id, expiresAt) };
     await this.revokeQuietly(id);
     const now = await this.store.get(key);
     return { ok: false, reason: now ? 'changed' : 'gone' };
@@ -109,21 +140,21 @@ export class LeaseWriter {
    * Takes over a reservation: rewrites its value with our backend data and keeps it a
    * reservation (no etcd lease, so it never expires: the fix for flannel's open bug).
    */
-  async adopt(subnet: Cidr, expectedModRevision: number, currentValue: string, lease: LeaseValue): Promise<WriteOutcome> {
-    const key = this.store.layout.subnetKey(this.network, subnet.toKey());
+  async adopt(subnets: LeaseKey, expectedModRevision: number, currentValue: string, lease: LeaseValue): Promise<WriteOutcome> {
+    const key = this.keyOf(subnets);
     const value = encodeLease(lease);
     if (value === currentValue) {
-      return { ok: true, held: this.held(subnet, value, expectedModRevision, '0', Infinity) };
+      return { ok: true, held: this.held(subnets, value, expectedModRevision, '0', Infinity) };
     }
     const c = this.store.client;
     const res = await this.store.call(() =>
       c.if(key, 'Mod', '==', expectedModRevision).then(c.put(key).value(value)).commit(),
     );
     if (res.succeeded) {
-      return { ok: true, held: this.held(subnet, value, Number(res.header.revision), '0', Infinity) };
+      return { ok: true, held: this.held(subnets, value, Number(res.header.revision), '0', Infinity) };
     }
     const rev = await this.confirm(key, value, '0');
-    if (rev !== undefined) return { ok: true, held: this.held(subnet, value, rev, '0', Infinity) };
+    if (rev !== undefined) return { ok: true, held: this.held(subnets, value, rev, '0', Infinity) };
     return { ok: false, reason: (await this.store.get(key)) ? 'changed' : 'gone' };
   }
 
@@ -133,9 +164,4 @@ export class LeaseWriter {
     const res = await this.store.call(() => c.if(key, 'Mod', '==', expectedModRevision).then(c.delete().key(key)).commit());
     return res.succeeded;
   }
-}
-
-export function subnetOfKey(store: Store, network: string, key: string): Cidr | undefined {
-  const prefix = store.layout.subnetsPrefix(network);
-  return key.startsWith(prefix) ? Cidr.fromKey(key.slice(prefix.length)) : undefined;
 }

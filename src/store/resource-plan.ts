@@ -2,23 +2,27 @@
 // (one range, one revision), indexed by meaning; each apply or delete planned against it as
 // compares + ops (or typed errors); and read views for `weft get`. The shell that reads the
 // snapshot and commits the plans is resources.ts.
-import { Cidr } from '../alloc/cidr.js';
+import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
 import {
   encodeNetworkMeta,
   encodeSubnetMeta,
   holderMatches,
+  keyNameOfMeta,
   networkFromStore,
   networkRecordsOf,
   nodeFromStore,
   parseNetworkMeta,
   parseSubnetMeta,
   reservationValue,
+  resourceNameOf,
   subnetFromStore,
+  subnetsOfMeta,
   type NetworkView,
   type SubnetMeta,
 } from '../api/convert.js';
 import { ConflictError, NotFoundError, RefusedError } from '../api/errors.js';
-import { resolveNetwork, subnetFits, type NetworkConfig } from '../api/network.js';
+import { describeLeaseKey, formatLeaseKey, type LeaseKey } from '../api/lease.js';
+import { describeRanges, keyFits, resolveNetwork, subnet6Fits, subnetFits, type NetworkConfig } from '../api/network.js';
 import type { NodeStatus } from '../api/node-status.js';
 import type { Kind, NetworkResource, NodeResource, SubnetResource } from '../api/types.js';
 import { DEFAULT_NETWORK, networkNameProblem, type Layout } from './layout.js';
@@ -218,12 +222,12 @@ export function planNetworkApply(snap: Snapshot, res: NetworkResource, ctx: Plan
 
   const compares: Compare[] = [compareKey(configKey, liveConfig), compareKey(metaKey, liveMeta?.kv)];
   if (liveConfig?.value !== bytes) {
-    const misfits = (snap.subnets.get(name) ?? []).filter((s) => !s.cidr || !subnetFits(config, s.cidr));
+    const misfits = (snap.subnets.get(name) ?? []).filter((s) => !s.subnets || !keyFits(config, s.subnets));
     if (misfits.length > 0 && !ctx.force) {
       const list = misfits.map((s) => `${s.name} (${s.reserved ? 'reserved for' : 'leased by'} ${describeHolder(s)})`);
       throw new RefusedError(
-        `${ref}: the new spec leaves ${misfits.length} subnet${misfits.length === 1 ? '' : 's'} outside ${config.network} /${config.subnetLen} ` +
-          `${config.subnetMin}..${config.subnetMax}: ${list.join(', ')}; use --force to apply anyway (those hosts will lose their subnets)`,
+        `${ref}: the new spec leaves ${misfits.length} subnet${misfits.length === 1 ? '' : 's'} outside ${describeRanges(config)}: ` +
+          `${list.join(', ')}; use --force to apply anyway (those hosts will lose their subnets)`,
       );
     }
     // The fit check above is only true while no lease appears or moves under the network.
@@ -242,11 +246,63 @@ export function planNetworkApply(snap: Snapshot, res: NetworkResource, ctx: Plan
   };
 }
 
-function findSubnetRecord(snap: Snapshot, layout: Layout, network: string, cidr: string): SubnetRecord | undefined {
-  const c = Cidr.parse(cidr, { strict: true });
-  if (!c) return undefined;
-  const key = layout.subnetKey(network, c.toKey());
-  return (snap.subnets.get(network) ?? []).find((r) => r.kv.key === key);
+function findSubnetRecord(snap: Snapshot, layout: Layout, meta: SubnetMeta): SubnetRecord | undefined {
+  const key = layout.subnetKey(meta.network, keyNameOfMeta(meta));
+  return (snap.subnets.get(meta.network) ?? []).find((r) => r.kv.key === key);
+}
+
+/** Which spec field names the family in which two keys overlap, if they do. */
+function overlapField(a: LeaseKey, b: LeaseKey | undefined): 'spec.cidr' | 'spec.ipv6Cidr' | undefined {
+  if (a.ipv4 && b?.ipv4?.overlaps(a.ipv4)) return 'spec.cidr';
+  if (a.ipv6 && b?.ipv6?.overlaps(a.ipv6)) return 'spec.ipv6Cidr';
+  return undefined;
+}
+
+/**
+ * The subnets a Subnet spec reserves: one per stack of its network, each inside the stack's
+ * range; and who may adopt it (node, or the public IP that identifies hosts there: IPv4 when
+ * the network has IPv4, else IPv6).
+ */
+function reservedSubnets(spec: SubnetResource['spec'], config: NetworkConfig): LeaseKey {
+  const problems: { field: string; message: string }[] = [];
+  const net = `network "${spec.network}"`;
+  const out: LeaseKey = {};
+  if (config.ipv4) {
+    const stack = config.ipv4;
+    const cidr = spec.cidr === undefined ? undefined : Cidr.parse(spec.cidr, { strict: true });
+    if (spec.cidr === undefined) problems.push({ field: 'spec.cidr', message: `is required: ${net} has an IPv4 range (${stack.network})` });
+    else if (!cidr) problems.push({ field: 'spec.cidr', message: `"${spec.cidr}" is not a subnet address` });
+    else if (!stack.network.contains(cidr)) problems.push({ field: 'spec.cidr', message: `${cidr} is outside ${net} (${stack.network})` });
+    else if (cidr.prefix !== stack.subnetLen) {
+      problems.push({ field: 'spec.cidr', message: `${cidr} must be a /${stack.subnetLen}, the subnetLength of ${net}` });
+    } else if (!subnetFits(stack, cidr)) {
+      problems.push({ field: 'spec.cidr', message: `${cidr} is outside subnetMin..subnetMax (${stack.subnetMin}..${stack.subnetMax}) of ${net}` });
+    } else out.ipv4 = cidr;
+  } else if (spec.cidr !== undefined) {
+    problems.push({ field: 'spec.cidr', message: `${net} is IPv6-only; reserve its IPv6 subnet with spec.ipv6Cidr` });
+  }
+  if (config.ipv6) {
+    const stack = config.ipv6;
+    const cidr = spec.ipv6Cidr === undefined ? undefined : Cidr6.parse(spec.ipv6Cidr, { strict: true });
+    if (spec.ipv6Cidr === undefined) problems.push({ field: 'spec.ipv6Cidr', message: `is required: ${net} has an IPv6 range (${stack.network})` });
+    else if (!cidr) problems.push({ field: 'spec.ipv6Cidr', message: `"${spec.ipv6Cidr}" is not an IPv6 subnet address` });
+    else if (!stack.network.contains(cidr)) problems.push({ field: 'spec.ipv6Cidr', message: `${cidr} is outside ${net} (${stack.network})` });
+    else if (cidr.prefix !== stack.subnetLen) {
+      problems.push({ field: 'spec.ipv6Cidr', message: `${cidr} must be a /${stack.subnetLen}, the ipv6SubnetLength of ${net}` });
+    } else if (!subnet6Fits(stack, cidr)) {
+      problems.push({ field: 'spec.ipv6Cidr', message: `${cidr} is outside ipv6SubnetMin..ipv6SubnetMax (${stack.subnetMin}..${stack.subnetMax}) of ${net}` });
+    } else out.ipv6 = cidr;
+  } else if (spec.ipv6Cidr !== undefined) {
+    problems.push({ field: 'spec.ipv6Cidr', message: `${net} has no IPv6 range (spec.ipv6Cidr of the Network)` });
+  }
+  if (config.ipv4 && spec.publicIPv6 !== undefined) {
+    problems.push({ field: 'spec.publicIPv6', message: `hosts in ${net} are matched by node or publicIP (publicIPv6 is for IPv6-only networks)` });
+  }
+  if (!config.ipv4 && spec.publicIP !== undefined) {
+    problems.push({ field: 'spec.publicIP', message: `${net} is IPv6-only: its hosts are matched by node or publicIPv6` });
+  }
+  if (problems.length) throw new PlanProblems(problems);
+  return out;
 }
 
 /** The config of a network in the snapshot, or a problem that names the spec.network field. */
@@ -271,59 +327,57 @@ export function planSubnetApply(snap: Snapshot, res: SubnetResource, ctx: PlanCo
   const metaKey = ctx.layout.subnetMetaKey(name);
   const liveMeta = snap.subnetMetas.get(name);
   const old = liveMeta?.meta;
-  const oldRecord = old ? findSubnetRecord(snap, ctx.layout, old.network, old.cidr) : undefined;
+  const oldRecord = old ? findSubnetRecord(snap, ctx.layout, old) : undefined;
   checkResourceVersion('Subnet', name, res.metadata.resourceVersion, oldRecord?.kv ?? liveMeta?.kv);
 
   const config = networkConfigOf(snap, spec.network);
-  const cidr = Cidr.parse(spec.cidr, { strict: true });
-  if (!cidr) throw new PlanProblems([{ field: 'spec.cidr', message: `"${spec.cidr}" is not a subnet address` }]);
+  const mine = reservedSubnets(spec, config);
+  const what = describeLeaseKey(mine);
   const problems: { field: string; message: string }[] = [];
-  if (!config.network.contains(cidr)) {
-    problems.push({ field: 'spec.cidr', message: `${cidr} is outside network "${spec.network}" (${config.network})` });
-  } else if (cidr.prefix !== config.subnetLen) {
-    problems.push({
-      field: 'spec.cidr',
-      message: `${cidr} must be a /${config.subnetLen}, the subnetLength of network "${spec.network}"`,
-    });
-  } else if (!subnetFits(config, cidr)) {
-    problems.push({
-      field: 'spec.cidr',
-      message: `${cidr} is outside subnetMin..subnetMax (${config.subnetMin}..${config.subnetMax}) of network "${spec.network}"`,
-    });
-  }
 
-  const key = ctx.layout.subnetKey(spec.network, cidr.toKey());
+  const key = ctx.layout.subnetKey(spec.network, formatLeaseKey(mine));
   const claimedBy = new Map<string, string>(); // subnets key -> Subnet name
   for (const [other, m] of snap.subnetMetas) {
     if (!m.meta || other === name) continue;
-    claimedBy.set(ctx.layout.subnetKey(m.meta.network, Cidr.parse(m.meta.cidr)!.toKey()), other);
-    const oc = Cidr.parse(m.meta.cidr)!;
-    if (m.meta.network === spec.network && oc.overlaps(cidr)) {
-      problems.push({ field: 'spec.cidr', message: `${cidr} overlaps subnet/${other} (${oc})` });
-    }
+    claimedBy.set(ctx.layout.subnetKey(m.meta.network, keyNameOfMeta(m.meta)), other);
+    const theirs = subnetsOfMeta(m.meta);
+    const field = m.meta.network === spec.network ? overlapField(mine, theirs) : undefined;
+    if (field) problems.push({ field, message: `${what} overlaps subnet/${other} (${describeLeaseKey(theirs)})` });
   }
   let existing: SubnetRecord | undefined;
   for (const r of snap.subnets.get(spec.network) ?? []) {
-    if (!r.cidr || !r.cidr.overlaps(cidr) || claimedBy.has(r.kv.key)) continue;
-    const mine = oldRecord?.kv.key === r.kv.key;
+    const field = overlapField(mine, r.subnets);
+    if (!field || claimedBy.has(r.kv.key)) continue;
+    const isOld = oldRecord?.kv.key === r.kv.key;
     const sameHolder = r.lease.ok && holderMatches(r.lease.value, spec);
-    if (r.kv.key === key && (mine || sameHolder)) {
+    if (r.kv.key === key && (isOld || sameHolder)) {
       existing = r;
       continue;
     }
-    if (mine && !r.reserved) continue;
-    const what = r.reserved ? 'the reservation' : 'the live lease';
-    problems.push({ field: 'spec.cidr', message: `${cidr} overlaps ${what} ${r.name} held by ${describeHolder(r)}` });
+    if (isOld && !r.reserved) continue;
+    const held = r.reserved ? 'the reservation' : 'the live lease';
+    problems.push({ field, message: `${what} overlaps ${held} ${r.name} held by ${describeHolder(r)}` });
   }
   if (problems.length) throw new PlanProblems(problems);
 
+  const cidr = mine.ipv4?.toString();
+  const ipv6Cidr = mine.ipv6?.toString();
+  const publicIPv6 = spec.publicIPv6 === undefined ? undefined : (Ipv6.parse(spec.publicIPv6)?.toString() ?? spec.publicIPv6);
   const specChanged =
-    !old || old.network !== spec.network || old.cidr !== cidr.toString() || old.node !== spec.node || old.publicIP !== spec.publicIP;
+    !old ||
+    old.network !== spec.network ||
+    old.cidr !== cidr ||
+    old.ipv6Cidr !== ipv6Cidr ||
+    old.node !== spec.node ||
+    old.publicIP !== spec.publicIP ||
+    old.publicIPv6 !== publicIPv6;
   const meta: SubnetMeta = {
     network: spec.network,
-    cidr: cidr.toString(),
+    ...(cidr !== undefined ? { cidr } : {}),
+    ...(ipv6Cidr !== undefined ? { ipv6Cidr } : {}),
     ...(spec.node !== undefined ? { node: spec.node } : {}),
     ...(spec.publicIP !== undefined ? { publicIP: spec.publicIP } : {}),
+    ...(publicIPv6 !== undefined ? { publicIPv6 } : {}),
     uid: old?.uid || ctx.uid(),
     creationTimestamp: old?.creationTimestamp || ctx.now().toISOString().replace(/\.\d{3}Z$/, 'Z'),
     generation: old ? old.generation + (specChanged ? 1 : 0) : 1,
@@ -363,12 +417,15 @@ export interface DeleteTarget {
   resourceVersion?: string;
 }
 
-/** Finds a subnets key by its name in every network (or one); refuses ambiguity. */
+/**
+ * Finds a subnets key by its resource name, or the key itself, in every network (or one);
+ * refuses ambiguity.
+ */
 function findKey(snap: Snapshot, name: string, network: string | undefined, what: string): SubnetRecord | undefined {
   const found: SubnetRecord[] = [];
   for (const net of sortNetworks([...snap.subnets.keys()])) {
     if (network !== undefined && net !== network) continue;
-    for (const r of snap.subnets.get(net)!) if (r.name === name) found.push(r);
+    for (const r of snap.subnets.get(net)!) if (r.name === name || resourceNameOf(r) === name) found.push(r);
   }
   if (found.length > 1) {
     throw new RefusedError(
@@ -415,7 +472,7 @@ export function planDelete(snap: Snapshot, t: DeleteTarget, ctx: PlanContext): P
   if (t.kind === 'Subnet') {
     const meta = snap.subnetMetas.get(t.name);
     if (meta?.meta) {
-      const record = findSubnetRecord(snap, L, meta.meta.network, meta.meta.cidr);
+      const record = findSubnetRecord(snap, L, meta.meta);
       checkResourceVersion('Subnet', t.name, t.resourceVersion, record?.kv ?? meta.kv);
       const compares: Compare[] = [compareKey(L.subnetMetaKey(t.name), meta.kv)];
       const ops: Op[] = [{ delete: L.subnetMetaKey(t.name) }];
@@ -426,7 +483,7 @@ export function planDelete(snap: Snapshot, t: DeleteTarget, ctx: PlanContext): P
       }
       return { ref, action: 'deleted', compares, ops };
     }
-    const claimed = new Set([...snap.subnetMetas.values()].filter((m) => m.meta).map((m) => L.subnetKey(m.meta!.network, Cidr.parse(m.meta!.cidr)!.toKey())));
+    const claimed = new Set([...snap.subnetMetas.values()].filter((m) => m.meta).map((m) => L.subnetKey(m.meta!.network, keyNameOfMeta(m.meta!))));
     const record = findKey(snap, t.name, t.network, 'subnet');
     if (!record || !record.reserved || claimed.has(record.kv.key)) {
       if (meta) {
@@ -440,7 +497,7 @@ export function planDelete(snap: Snapshot, t: DeleteTarget, ctx: PlanContext): P
   const record = findKey(snap, t.name, t.network, 'lease');
   if (!record) throw notFound('Lease', t.name, t.network);
   for (const [n, m] of snap.subnetMetas) {
-    if (m.meta && m.meta.network === record.network && Cidr.parse(m.meta.cidr)?.toKey() === record.name && record.reserved) {
+    if (m.meta && m.meta.network === record.network && keyNameOfMeta(m.meta) === record.name && record.reserved) {
       throw new RefusedError(`${ref}: is the reservation subnet/${n}; delete that Subnet instead (weft delete subnet ${n})`);
     }
   }
@@ -465,13 +522,13 @@ export function subnetViews(snap: Snapshot, layout: Layout): SubnetResource[] {
   const claimed = new Set<string>();
   for (const [name, m] of [...snap.subnetMetas].sort(([a], [b]) => a.localeCompare(b))) {
     if (!m.meta) continue;
-    const record = findSubnetRecord(snap, layout, m.meta.network, m.meta.cidr);
+    const record = findSubnetRecord(snap, layout, m.meta);
     if (record) claimed.add(record.kv.key);
     out.push(subnetFromStore(name, { kv: m.kv, meta: m.meta }, record));
   }
   for (const net of sortNetworks([...snap.subnets.keys()])) {
     for (const r of snap.subnets.get(net)!) {
-      if (r.reserved && r.cidr && !claimed.has(r.kv.key)) out.push(subnetFromStore(r.name, undefined, r));
+      if (r.reserved && r.subnets && !claimed.has(r.kv.key)) out.push(subnetFromStore(resourceNameOf(r), undefined, r));
     }
   }
   return out;

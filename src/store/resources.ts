@@ -7,8 +7,7 @@
 // object against a simulated snapshot first, so an invalid document writes nothing.
 import { randomUUID } from 'node:crypto';
 import type { ICompare, IRequestOp } from 'etcd3';
-import { Cidr } from '../alloc/cidr.js';
-import { leaseFromStore, type NetworkView } from '../api/convert.js';
+import { keyNameOfMeta, leaseFromStore, resourceNameOf, type NetworkView } from '../api/convert.js';
 import {
   ConflictError,
   NotFoundError,
@@ -287,18 +286,22 @@ export class ResourceStore {
     const records: SubnetRecord[] = [];
     for (const net of sortNetworks([...snap.subnets.keys()])) {
       if (network !== undefined && net !== network) continue;
-      // By address, as an operator reads subnets (10.5.3.0 before 10.5.12.0); bad keys last.
+      // By address, as an operator reads subnets (10.5.3.0 before 10.5.12.0); IPv6-only keys
+      // after those, bad keys last.
       const byAddress = [...snap.subnets.get(net)!].sort(
-        (a, b) => (a.cidr?.first ?? Infinity) - (b.cidr?.first ?? Infinity) || (a.name < b.name ? -1 : 1),
+        (a, b) =>
+          (a.cidr?.first ?? Infinity) - (b.cidr?.first ?? Infinity) ||
+          compareBig(a.subnets?.ipv6?.first, b.subnets?.ipv6?.first) ||
+          (a.name < b.name ? -1 : 1),
       );
-      for (const r of byAddress) if (name === undefined || r.name === name) records.push(r);
+      for (const r of byAddress) if (name === undefined || r.name === name || resourceNameOf(r) === name) records.push(r);
     }
     if (name !== undefined && records.length === 0) throw notFound('Lease', name, network);
     const now = this.now().getTime();
     const ttls = await this.leaseTTLs(records.filter((r) => !r.reserved).map((r) => r.kv.leaseId));
     const created = new Map<string, string>();
     for (const m of snap.subnetMetas.values()) {
-      if (m.meta) created.set(this.layout.subnetKey(m.meta.network, Cidr.parse(m.meta.cidr)!.toKey()), m.meta.creationTimestamp);
+      if (m.meta) created.set(this.layout.subnetKey(m.meta.network, keyNameOfMeta(m.meta)), m.meta.creationTimestamp);
     }
     const nodes = nodesByLease(snap, this.layout);
     return records.map((r) => {
@@ -337,7 +340,7 @@ export class ResourceStore {
     const row = rows[0]!;
     let reservation: LeaseDescription['reservation'];
     for (const [subnet, m] of snap.subnetMetas) {
-      if (m.meta && m.meta.network === row.record.network && Cidr.parse(m.meta.cidr)?.toKey() === row.record.name) {
+      if (m.meta && m.meta.network === row.record.network && keyNameOfMeta(m.meta) === row.record.name) {
         reservation = { name: subnet, ...(m.meta.node !== undefined ? { node: m.meta.node } : {}), ...(m.meta.publicIP !== undefined ? { publicIP: m.meta.publicIP } : {}) };
       }
     }
@@ -366,6 +369,14 @@ export class ResourceStore {
     }
     return out;
   }
+}
+
+/** Orders absent values last. */
+function compareBig(a: bigint | undefined, b: bigint | undefined): number {
+  if (a === b) return 0;
+  if (a === undefined) return 1;
+  if (b === undefined) return -1;
+  return a < b ? -1 : 1;
 }
 
 function optionalLive(r: Resource | undefined): { live?: Resource } {

@@ -4,7 +4,7 @@
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Cidr } from '../alloc/cidr.js';
 import { decodeFlannelConfig } from '../api/network.js';
-import { decodeLease, parseLeaseKey, type Decoded, type LeaseValue } from '../api/lease.js';
+import { decodeLease, parseLeaseKey, type Decoded, type LeaseKey, type LeaseValue } from '../api/lease.js';
 import { decodeNodeStatus, type NodeStatus } from '../api/node-status.js';
 import type { NetworkSpec } from '../api/types.js';
 import { classifyEtcdError, createEtcdClient, type EtcdOptions } from './client.js';
@@ -35,9 +35,11 @@ export function toKV(kv: IKeyValue): KV {
 /** One key under <network>/subnets/, decoded but not trusted beyond what decoding checked. */
 export interface SubnetRecord {
   network: string;
-  /** The key's last segment, e.g. "10.5.3.0-24". */
+  /** The key's last segment, e.g. "10.5.3.0-24" (Flannel's key; see leaseResourceName). */
   name: string;
-  /** Undefined when the key does not parse as a lease key. */
+  /** The subnets the key names; undefined when the key does not parse as a lease key. */
+  subnets: LeaseKey | undefined;
+  /** The IPv4 subnet (subnets.ipv4): undefined for IPv6-only keys and keys that do not parse. */
   cidr: Cidr | undefined;
   kv: KV;
   lease: Decoded<LeaseValue>;
@@ -175,10 +177,12 @@ export class Store {
 
 export function subnetRecord(network: string, prefix: string, kv: KV): SubnetRecord {
   const name = kv.key.slice(prefix.length);
+  const subnets = name.includes('/') ? undefined : parseLeaseKey(name);
   return {
     network,
     name,
-    cidr: name.includes('/') ? undefined : parseLeaseKey(name),
+    subnets,
+    cidr: subnets?.ipv4,
     kv,
     lease: decodeLease(kv.value),
     reserved: kv.leaseId === '0',

@@ -174,6 +174,40 @@ const CASES: Case[] = [
   { name: 'a reservation overlapping a live lease', input: sub('steal', '  network: default\n  cidr: 10.5.12.0/24\n  node: thief\n'), want: { where: 'cidr:', object: 'subnet/steal', field: 'spec.cidr', message: /overlaps the live lease 10\.5\.12\.0-24/ } },
   { name: 'two reservations of one subnet in one file', input: `${sub('r1', '  network: default\n  cidr: 10.5.31.0/24\n  node: a\n')}---\n${sub('r2', '  network: default\n  cidr: 10.5.31.0/24\n  node: b\n')}`, want: { where: { needle: 'cidr:', nth: 2 }, object: 'subnet/r2', field: 'spec.cidr', message: /overlaps subnet\/r1/ } },
   { name: 'a valid Network next to an invalid Subnet', input: `${net('fresh')}---\n${sub('r3', '  network: fresh\n  cidr: 10.8.1.0/24\n  node: a\n')}`, want: { where: { needle: 'cidr:', nth: 2 }, object: 'subnet/r3', field: 'spec.cidr', message: /is outside network "fresh"/ } },
+
+  // ---- IPv6: Networks ---------------------------------------------------------------------------
+  { name: 'ipv6Cidr without a prefix', input: net('v6a', '  ipv6Cidr: "fd00:9::"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6a', field: 'spec.ipv6Cidr', message: /is not an IPv6 CIDR/ } },
+  { name: 'ipv6Cidr with a zone', input: net('v6b', '  ipv6Cidr: "fe80::%eth0/64"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6b', field: 'spec.ipv6Cidr', message: /is not an IPv6 CIDR/ } },
+  { name: 'ipv6Cidr with a line break and a command', input: net('v6c', '  ipv6Cidr: "fd00:9::/48\\nroute del default"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6c', field: 'spec.ipv6Cidr', message: /is not an IPv6 CIDR/ } },
+  { name: 'ipv6Cidr that only looks like one (three colons)', input: net('v6d', '  ipv6Cidr: "fd00:::9/48"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6d', field: 'spec.ipv6Cidr', message: /^"fd00:::9\/48" is not an IPv6 CIDR/ } },
+  { name: 'an IPv4 CIDR as ipv6Cidr', input: net('v6e', '  ipv6Cidr: 10.9.0.0/16\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6e', field: 'spec.ipv6Cidr', message: /is not an IPv6 CIDR/ } },
+  { name: 'ipv6Cidr as a number', input: net('v6f', '  ipv6Cidr: 64\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6f', field: 'spec.ipv6Cidr', message: /^must be string/ } },
+  { name: 'ipv6Cidr with host bits', input: net('v6g', '  ipv6Cidr: fd00:9::1/48\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6g', field: 'spec.ipv6Cidr', message: /has host bits set; the network address is fd00:9::\/48$/ } },
+  { name: 'ipv6Cidr too small', input: net('v6h', '  ipv6Cidr: fd00:9::/125\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6h', field: 'spec.ipv6Cidr', message: /too small: the prefix must be \/124 or shorter/ } },
+  { name: 'ipv6SubnetLength over 126', input: net('v6i', '  ipv6Cidr: fd00:9::/48\n  ipv6SubnetLength: 127\n  backend: {type: vxlan}\n'), want: { where: 'ipv6SubnetLength:', object: 'network/v6i', field: 'spec.ipv6SubnetLength', message: /must be <= 126/ } },
+  { name: 'ipv6SubnetLength leaving fewer than four subnets', input: net('v6j', '  ipv6Cidr: fd00:9::/48\n  ipv6SubnetLength: 49\n  backend: {type: vxlan}\n'), want: { where: 'ipv6SubnetLength:', object: 'network/v6j', field: 'spec.ipv6SubnetLength', message: /fewer than four subnets/ } },
+  { name: 'ipv6SubnetMin outside the network', input: net('v6k', '  ipv6Cidr: fd00:9::/48\n  ipv6SubnetMin: "fd00:a::"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6SubnetMin:', object: 'network/v6k', field: 'spec.ipv6SubnetMin', message: /is outside the network fd00:9::\/48/ } },
+  { name: 'ipv6SubnetMax not aligned', input: net('v6l', '  ipv6Cidr: fd00:9::/48\n  ipv6SubnetMax: "fd00:9:0:5::1"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6SubnetMax:', object: 'network/v6l', field: 'spec.ipv6SubnetMax', message: /is not aligned to \/64 subnets/ } },
+  { name: 'ipv6SubnetMin with a space and a word', input: net('v6m', '  ipv6Cidr: fd00:9::/48\n  ipv6SubnetMin: "fd00:9:0:1:: dev lo"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6SubnetMin:', object: 'network/v6m', field: 'spec.ipv6SubnetMin', message: /is not an IPv6 address/ } },
+  { name: 'neither cidr nor ipv6Cidr', input: net('v6n', '  backend: {type: vxlan}\n'), want: { where: 'spec:', object: 'network/v6n', field: 'spec.cidr', message: /^is required \(or spec\.ipv6Cidr/ } },
+  { name: 'IPv6 range fields without ipv6Cidr', input: net('v6o', '  cidr: 10.9.0.0/16\n  ipv6SubnetLength: 64\n  backend: {type: vxlan}\n'), want: { where: 'ipv6SubnetLength:', object: 'network/v6o', field: 'spec.ipv6SubnetLength', message: /applies to the IPv6 network/ } },
+  { name: 'an unknown IPv6 field', input: net('v6p', '  ipv6Cidr: fd00:9::/48\n  ipv6Network: fd00:9::/48\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Network:', object: 'network/v6p', field: 'spec.ipv6Network', message: /^unknown field; known fields: cidr, .*ipv6Cidr/ } },
+
+  // ---- IPv6: Subnets and Leases ------------------------------------------------------------------
+  { name: 'a dual-stack reservation without its IPv6 subnet', input: sub('d1', '  network: dual\n  cidr: 10.9.5.0/24\n  node: a\n'), want: { where: 'spec:', object: 'subnet/d1', field: 'spec.ipv6Cidr', message: /^is required: network "dual" has an IPv6 range/ } },
+  { name: 'a reservation with neither subnet', input: sub('d2', '  network: dual\n  node: a\n'), want: { where: 'spec:', object: 'subnet/d2', field: 'spec.cidr', message: /^is required \(or spec\.ipv6Cidr/ } },
+  { name: 'a reservation ipv6Cidr with host bits', input: sub('d3', '  network: dual\n  cidr: 10.9.5.0/24\n  ipv6Cidr: fd00:9:0:5::1/64\n  node: a\n'), want: { where: 'ipv6Cidr:', object: 'subnet/d3', field: 'spec.ipv6Cidr', message: /has host bits set; the subnet address is fd00:9:0:5::\/64/ } },
+  { name: 'a reservation ipv6Cidr overlapping another reservation', input: sub('d4', '  network: dual\n  cidr: 10.9.5.0/24\n  ipv6Cidr: fd00:9:0:3::/64\n  node: a\n'), want: { where: 'ipv6Cidr:', object: 'subnet/d4', field: 'spec.ipv6Cidr', message: /overlaps subnet\/gw-6/ } },
+  { name: 'a reservation ipv6Cidr overlapping a live dual-stack lease', input: sub('d5', '  network: dual\n  cidr: 10.9.5.0/24\n  ipv6Cidr: fd00:9:0:12::/64\n  node: a\n'), want: { where: 'ipv6Cidr:', object: 'subnet/d5', field: 'spec.ipv6Cidr', message: /overlaps the live lease 10\.9\.12\.0-24&fd00:9:0:12::-64 held by node h12/ } },
+  { name: 'a reservation ipv6Cidr of the wrong length', input: sub('d6', '  network: dual\n  cidr: 10.9.5.0/24\n  ipv6Cidr: fd00:9:0:5::/80\n  node: a\n'), want: { where: 'ipv6Cidr:', object: 'subnet/d6', field: 'spec.ipv6Cidr', message: /must be a \/64, the ipv6SubnetLength/ } },
+  { name: 'an ipv6Cidr in an IPv4-only network', input: sub('d7', '  network: default\n  cidr: 10.5.40.0/24\n  ipv6Cidr: fd00:5:0:40::/64\n  node: a\n'), want: { where: 'ipv6Cidr:', object: 'subnet/d7', field: 'spec.ipv6Cidr', message: /has no IPv6 range/ } },
+  { name: 'a publicIP in an IPv6-only network', input: sub('d8', '  network: six\n  ipv6Cidr: fd00:6:0:8::/64\n  publicIP: 192.0.2.8\n'), want: { where: 'publicIP:', object: 'subnet/d8', field: 'spec.publicIP', message: /is IPv6-only: its hosts are matched by node or publicIPv6/ } },
+  { name: 'a cidr in an IPv6-only network', input: sub('d9', '  network: six\n  cidr: 10.9.9.0/24\n  ipv6Cidr: fd00:6:0:9::/64\n  node: a\n'), want: { where: 'cidr:', object: 'subnet/d9', field: 'spec.cidr', message: /is IPv6-only; reserve its IPv6 subnet with spec\.ipv6Cidr/ } },
+  { name: 'a publicIPv6 that only looks like an address', input: sub('d10', '  network: six\n  ipv6Cidr: fd00:6:0:10::/64\n  publicIPv6: "fd00:::1"\n'), want: { where: 'publicIPv6:', object: 'subnet/d10', field: 'spec.publicIPv6', message: /^"fd00:::1" is not an IPv6 address$/ } },
+  { name: 'a publicIPv6 with a zone', input: sub('d11', '  network: six\n  ipv6Cidr: fd00:6:0:11::/64\n  publicIPv6: "fe80::1%eth0"\n'), want: { where: 'publicIPv6:', object: 'subnet/d11', field: 'spec.publicIPv6', message: /is not an IPv6 address/ } },
+  { name: 'a Lease named by its raw dual-stack key (not a DNS name)', input: `${API}\nkind: Lease\nmetadata: {name: "10.9.40.0-24&fd00:9:0:40::-64"}\nspec: {network: dual, subnet: 10.9.40.0/24, ipv6Subnet: "fd00:9:0:40::/64", publicIP: 192.0.2.1, backend: {type: vxlan}}\n`, want: { where: 'metadata:', object: 'lease/10.9.40.0-24&fd00:9:0:40::-64', field: 'metadata.name', message: /is not a DNS subdomain name/ } },
+  { name: 'a Lease named like a mapped key but naming none', input: `${API}\nkind: Lease\nmetadata: {name: fd00-9-0-40-0-0-0-64}\nspec: {network: six, ipv6Subnet: "fd00:9:0:40::/64", backend: {type: vxlan}}\n`, want: { where: 'metadata:', object: 'lease/fd00-9-0-40-0-0-0-64', field: 'metadata.name', message: /is not a lease key like 10\.5\.3\.0-24/ } },
+  { name: 'a dual-stack Lease under its mapped name, which only agents write', input: `${API}\nkind: Lease\nmetadata: {name: 10.9.40.0-24.fd00-9-0-40-0-0-0-0-64}\nspec: {network: dual, subnet: 10.9.40.0/24, ipv6Subnet: "fd00:9:0:40::/64", publicIP: 192.0.2.1, publicIPv6: "2001:db8::1", backend: {type: vxlan, ipv6VtepMAC: "ca:11:22:33:44:55"}}\n`, want: { where: 'kind:', object: 'lease/10.9.40.0-24.fd00-9-0-40-0-0-0-0-64', field: 'kind', message: /cannot be applied/ } },
 ];
 
 function lineOf(text: string, where: Where): number {
@@ -198,11 +232,19 @@ describe('weft apply with hostile manifests', () => {
     admin = Store.connect({ endpoints: [etcd.endpoint] });
     dir = mkdtempSync(join(tmpdir(), 'weft-hostile-yaml-'));
     prefix = testPrefix('hostile');
-    const setup = `${net('default', '  cidr: 10.5.0.0/16\n  backend: {type: vxlan}\n')}---\n${sub('gw-1', '  network: default\n  cidr: 10.5.3.0/24\n  node: gw-1\n')}`;
+    const setup = [
+      net('default', '  cidr: 10.5.0.0/16\n  backend: {type: vxlan}\n'),
+      sub('gw-1', '  network: default\n  cidr: 10.5.3.0/24\n  node: gw-1\n'),
+      // A dual-stack and an IPv6-only network, a dual-stack reservation and lease.
+      net('dual', '  cidr: 10.9.0.0/16\n  ipv6Cidr: fd00:9::/48\n  backend: {type: vxlan}\n'),
+      net('six', '  ipv6Cidr: fd00:6::/48\n  backend: {type: vxlan}\n'),
+      sub('gw-6', '  network: dual\n  cidr: 10.9.3.0/24\n  ipv6Cidr: fd00:9:0:3::/64\n  node: gw-6\n'),
+    ].join('---\n');
     const r = await weft(['apply', '-f', '-', ...etcdFlags(etcd.endpoint, prefix)], { stdin: setup });
     expect(r.stderr).toBe('');
     const lease = admin.client.lease(600, { autoKeepAlive: false });
     await lease.put(`${prefix}/subnets/10.5.12.0-24`).value('{"PublicIP":"192.0.2.12","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"},"NodeName":"h12"}');
+    await lease.put(`${prefix}/dual/subnets/10.9.12.0-24&fd00:9:0:12::-64`).value('{"PublicIP":"192.0.2.12","PublicIPv6":"2001:db8::12","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"},"BackendV6Data":{"VNI":1,"VtepMAC":"ca:11:22:33:44:55"},"NodeName":"h12"}');
   });
   afterAll(async () => {
     admin?.close();

@@ -71,16 +71,16 @@ describe('weft-agent.service', () => {
 describe('weft-agent.env', () => {
   const text = read('weft-agent.env');
   const lines = text.split('\n');
-  const active = lines.filter((l) => /^[A-Z_]+=/.test(l));
-  const examples = lines.filter((l) => /^#[A-Z_]+=/.test(l)).map((l) => l.slice(1));
+  const active = lines.filter((l) => /^[A-Z][A-Z0-9_]*=/.test(l));
+  const examples = lines.filter((l) => /^#[A-Z][A-Z0-9_]*=/.test(l)).map((l) => l.slice(1));
   const nameOf = (l: string) => l.slice(0, l.indexOf('='));
   const envOf = (ls: string[]) => Object.fromEntries(ls.map((l) => [nameOf(l), l.slice(l.indexOf('=') + 1)]));
 
   it('holds only comments, blank lines and plain KEY=value assignments systemd and a shell read alike', () => {
     for (const [i, l] of lines.entries()) {
-      expect(l === '' || l.startsWith('#') || /^[A-Z_]+=[^\s"'\\$`]*$/.test(l), `weft-agent.env:${i + 1}: ${l}`).toBe(true);
+      expect(l === '' || l.startsWith('#') || /^[A-Z][A-Z0-9_]*=[^\s"'\\$`]*$/.test(l), `weft-agent.env:${i + 1}: ${l}`).toBe(true);
     }
-    for (const l of examples) expect(l, l).toMatch(/^[A-Z_]+=[^\s"'\\$`]*$/);
+    for (const l of examples) expect(l, l).toMatch(/^[A-Z][A-Z0-9_]*=[^\s"'\\$`]*$/);
   });
 
   it('names every variable the agent reads, and only those', () => {

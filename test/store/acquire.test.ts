@@ -31,7 +31,7 @@ describe('lease acquisition against etcd', () => {
       const started = Date.now();
       const results = await Promise.all(clients.map((s, i) => acquireAs(s, config, i)));
       const elapsed = Date.now() - started;
-      const subnets = results.map((r) => r.held.subnet);
+      const subnets = results.map((r) => r.held.subnets.ipv4!);
       expect(new Set(subnets.map(String)).size).toBe(250);
       assertNoOverlap(subnets);
       expect(subnets.map(String)).not.toContain('10.5.77.0/24');
@@ -74,7 +74,7 @@ describe('lease acquisition against etcd', () => {
     try {
       const first = await acquireAs(store, config, 1);
       const again = await acquireAs(store, config, 1);
-      expect(again.held.subnet.toString()).toBe(first.held.subnet.toString());
+      expect(again.held.subnets.ipv4!.toString()).toBe(first.held.subnets.ipv4!.toString());
       expect(again.how).toMatch(/node-name/);
       expect(await subnetsOf(prefix)).toHaveLength(1);
 
@@ -82,21 +82,21 @@ describe('lease acquisition against etcd', () => {
       const flannel = fx.admin.client.lease(600, { autoKeepAlive: false });
       await flannel.put(`${prefix}/subnets/10.7.200.0-24`).value(`{"PublicIP":"${valueFor(2).publicIP}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}`);
       const byIp = await acquireAs(store, config, 2);
-      expect([byIp.held.subnet.toString(), byIp.how]).toEqual(['10.7.200.0/24', 'reused lease (matched by public-ip)']);
+      expect([byIp.held.subnets.ipv4!.toString(), byIp.how]).toEqual(['10.7.200.0/24', 'reused lease (matched by public-ip)']);
       expect((await store.get(byIp.held.key))?.value).toBe(encodeLease(valueFor(2)));
 
       // The lease expired (revoked) while the host was down: subnet.env brings the subnet back.
       await store.client.leaseClient.leaseRevoke({ ID: again.held.leaseId });
       expect((await store.get(first.held.key))).toBeUndefined();
-      const back = await acquireAs(store, config, 1, first.held.subnet);
-      expect([back.held.subnet.toString(), back.how]).toEqual([first.held.subnet.toString(), 'reclaimed subnet from subnet file']);
+      const back = await acquireAs(store, config, 1, first.held.subnets);
+      expect([back.held.subnets.ipv4!.toString(), back.how]).toEqual([first.held.subnets.ipv4!.toString(), 'reclaimed subnet from subnet file']);
 
       // ...unless someone else took it meanwhile: then a new subnet.
       await store.client.leaseClient.leaseRevoke({ ID: back.held.leaseId });
-      const thief = await acquireAs(store, config, 3, first.held.subnet);
-      expect(thief.held.subnet.toString()).toBe(first.held.subnet.toString());
-      const moved = await acquireAs(store, config, 1, first.held.subnet);
-      expect(moved.held.subnet.toString()).not.toBe(first.held.subnet.toString());
+      const thief = await acquireAs(store, config, 3, first.held.subnets);
+      expect(thief.held.subnets.ipv4!.toString()).toBe(first.held.subnets.ipv4!.toString());
+      const moved = await acquireAs(store, config, 1, first.held.subnets);
+      expect(moved.held.subnets.ipv4!.toString()).not.toBe(first.held.subnets.ipv4!.toString());
     } finally {
       store.close();
     }
@@ -109,18 +109,18 @@ describe('lease acquisition against etcd', () => {
     const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
     try {
       const r1 = await acquireAs(store, config, 5);
-      expect([r1.held.subnet.toString(), r1.held.reserved, r1.how]).toEqual(['10.8.33.0/24', true, 'adopted reservation']);
+      expect([r1.held.subnets.ipv4!.toString(), r1.held.reserved, r1.how]).toEqual(['10.8.33.0/24', true, 'adopted reservation']);
       let kv = await store.get(key);
       expect(kv?.leaseId).toBe('0');
       expect(kv?.value).toBe(encodeLease(valueFor(5)));
       const r2 = await acquireAs(store, config, 5);
-      expect([r2.held.subnet.toString(), r2.held.reserved]).toEqual(['10.8.33.0/24', true]);
+      expect([r2.held.subnets.ipv4!.toString(), r2.held.reserved]).toEqual(['10.8.33.0/24', true]);
       kv = await store.get(key);
       expect(kv?.leaseId).toBe('0');
       expect(kv?.modRevision).toBe(r1.held.modRevision); // unchanged value: nothing rewritten
       // Another node never gets it.
       const other = await acquireAs(store, config, 6);
-      expect(other.held.subnet.toString()).not.toBe('10.8.33.0/24');
+      expect(other.held.subnets.ipv4!.toString()).not.toBe('10.8.33.0/24');
     } finally {
       store.close();
     }

@@ -140,11 +140,11 @@ describe('the join race under restarts', () => {
           for (let k = 0; k < 2; k++) {
             await new Promise((r) => setTimeout(r, Math.random() * 400));
             const before = await runs[i]!;
-            subnets.push(before.held.subnet.toString());
-            runs[i] = acquireAs(clients[i]!, config, i, before.held.subnet);
+            subnets.push(before.held.subnets.ipv4!.toString());
+            runs[i] = acquireAs(clients[i]!, config, i, before.held.subnets);
           }
           const last = await runs[i]!;
-          subnets.push(last.held.subnet.toString());
+          subnets.push(last.held.subnets.ipv4!.toString());
           return { i, subnets, how: last.how };
         });
         const restartResults = await Promise.all(restarts);
@@ -156,7 +156,7 @@ describe('the join race under restarts', () => {
         expect(violations).toEqual([]);
         expect(lists).toBeGreaterThan(50);
         // Every node holds one subnet; a restart keeps it (matched by node name).
-        expect(new Set(results.map((r) => r.held.subnet.toString())).size).toBe(JOINERS);
+        expect(new Set(results.map((r) => r.held.subnets.ipv4!.toString())).size).toBe(JOINERS);
         for (const r of restartResults) {
           expect(new Set(r.subnets).size, `node-${r.i} moved: ${r.subnets.join(' -> ')}`).toBe(1);
           expect(r.how).toBe('reused lease (matched by node-name)');

@@ -36,7 +36,7 @@ describe('acquisition plan', () => {
 
   it('does not take a reservation for another node even with our public IP', () => {
     const plan = planAcquisition(config, [rec('10.5.4.0-24', { publicIP: '192.0.2.1', nodeName: 'h2' }, '0')], me, undefined, first);
-    expect(plan.action === 'create' && plan.subnet.toString()).toBe('10.5.1.0/24');
+    expect(plan.action === 'create' && plan.subnets.ipv4!.toString()).toBe('10.5.1.0/24');
   });
 
   it('reuses its lease by node name, else by public IP (flanneld-written, no node name)', () => {
@@ -55,13 +55,13 @@ describe('acquisition plan', () => {
 
   it('reclaims the subnet from subnet.env only when it is free and fits', () => {
     const prev = Cidr.parse('10.5.42.0/24')!;
-    expect(planAcquisition(config, [], me, prev, first)).toMatchObject({ action: 'create', source: 'previous' });
+    expect(planAcquisition(config, [], me, { ipv4: prev }, first)).toMatchObject({ action: 'create', source: 'previous' });
     const held = [rec('10.5.42.0-24', { publicIP: '192.0.2.2', nodeName: 'h2' })];
-    expect(planAcquisition(config, held, me, prev, first)).toMatchObject({ action: 'create', source: 'random' });
+    expect(planAcquisition(config, held, me, { ipv4: prev }, first)).toMatchObject({ action: 'create', source: 'random' });
     const outside = Cidr.parse('10.6.42.0/24')!;
-    expect(planAcquisition(config, [], me, outside, first)).toMatchObject({ action: 'create', source: 'random' });
+    expect(planAcquisition(config, [], me, { ipv4: outside }, first)).toMatchObject({ action: 'create', source: 'random' });
     const network0 = Cidr.parse('10.5.0.0/24')!; // below SubnetMin
-    expect(planAcquisition(config, [], me, network0, first)).toMatchObject({ action: 'create', source: 'random' });
+    expect(planAcquisition(config, [], me, { ipv4: network0 }, first)).toMatchObject({ action: 'create', source: 'random' });
   });
 
   it('never hands out a subnet held by a flanneld host or overlapped by an odd-sized key', () => {
@@ -70,19 +70,19 @@ describe('acquisition plan', () => {
       rec('10.5.2.0-23', { publicIP: '192.0.2.51' }),
     ];
     const plan = planAcquisition(config, records, me, undefined, first);
-    expect(plan.action === 'create' && plan.subnet.toString()).toBe('10.5.4.0/24');
+    expect(plan.action === 'create' && plan.subnets.ipv4!.toString()).toBe('10.5.4.0/24');
   });
 
   it('does not let an undecodable key block allocation', () => {
     const plan = planAcquisition(config, [rec('10.5.0.0-16', 'junk'), rec('10.5.1.0-24', 'also junk')], me, undefined, first);
-    expect(plan.action === 'create' && plan.subnet.toString()).toBe('10.5.2.0/24'); // 10.5.1.0-24 exists
+    expect(plan.action === 'create' && plan.subnets.ipv4!.toString()).toBe('10.5.2.0/24'); // 10.5.1.0-24 exists
   });
 
   it('picks uniformly among the first 100 free subnets', () => {
     const picks = new Set<string>();
     for (let i = 0; i < 100; i++) {
       const plan = planAcquisition(config, [], me, undefined, () => (i + 0.5) / 100);
-      if (plan.action === 'create') picks.add(plan.subnet.toString());
+      if (plan.action === 'create') picks.add(plan.subnets.ipv4!.toString());
     }
     expect(picks.size).toBe(100);
     expect(picks.has('10.5.100.0/24')).toBe(true);
@@ -98,7 +98,8 @@ describe('acquisition plan', () => {
 
 describe('free subnet candidates', () => {
   it('stops at the limit and respects min/max', () => {
-    const free = freeSubnets({ network: config.network, subnetLen: 24, min: config.subnetMin.value, max: config.subnetMax.value }, [], 3);
+    const v4 = config.ipv4!;
+    const free = freeSubnets({ network: v4.network, subnetLen: 24, min: v4.subnetMin.value, max: v4.subnetMax.value }, [], 3);
     expect(free.map(String)).toEqual(['10.5.1.0/24', '10.5.2.0/24', '10.5.3.0/24']);
   });
 });

@@ -17,29 +17,29 @@ const none = { ifaces: [], ifaceRegex: [] };
 describe('interface selection (flanneld order)', () => {
   it('defaults to the default route interface and its first address', () => {
     const s = selectInterface(none, host);
-    expect([s.uplink.name, s.publicIP.toString(), s.uplink.mtu, s.how]).toEqual(['eth0', '192.0.2.1', 1500, 'default route']);
+    expect([s.uplink!.name, s.publicIP!.toString(), s.uplink!.mtu, s.how]).toEqual(['eth0', '192.0.2.1', 1500, 'default route']);
   });
 
   it('takes the first --iface that exists, by name or by IP', () => {
-    expect(selectInterface({ ...none, ifaces: ['eth9', 'eth1'] }, host).uplink.name).toBe('eth1');
+    expect(selectInterface({ ...none, ifaces: ['eth9', 'eth1'] }, host).uplink!.name).toBe('eth1');
     const byIp = selectInterface({ ...none, ifaces: ['198.51.100.9'] }, host);
-    expect([byIp.uplink.name, byIp.publicIP.toString(), byIp.uplink.mtu]).toEqual(['eth1', '198.51.100.9', 9000]);
+    expect([byIp.uplink!.name, byIp.publicIP!.toString(), byIp.uplink!.mtu]).toEqual(['eth1', '198.51.100.9', 9000]);
   });
 
   it('matches --iface-regex against addresses and names', () => {
-    expect(selectInterface({ ...none, ifaceRegex: ['^198\\.51\\.100\\.9$'] }, host).publicIP.toString()).toBe('198.51.100.9');
-    expect(selectInterface({ ...none, ifaceRegex: ['^eth1$'] }, host).publicIP.toString()).toBe('198.51.100.1');
+    expect(selectInterface({ ...none, ifaceRegex: ['^198\\.51\\.100\\.9$'] }, host).publicIP!.toString()).toBe('198.51.100.9');
+    expect(selectInterface({ ...none, ifaceRegex: ['^eth1$'] }, host).publicIP!.toString()).toBe('198.51.100.1');
   });
 
   it('follows --iface-can-reach through the route lookup', () => {
     const s = selectInterface({ ...none, ifaceCanReach: '203.0.113.5' }, { ...host, canReach: { dev: 'eth1', src: ip('198.51.100.9') } });
-    expect([s.uplink.name, s.publicIP.toString()]).toEqual(['eth1', '198.51.100.9']);
+    expect([s.uplink!.name, s.publicIP!.toString()]).toEqual(['eth1', '198.51.100.9']);
   });
 
   it('allows a non-local --public-ip (NAT) only with an explicit interface', () => {
-    expect(selectInterface({ ...none, ifaces: ['eth0'], publicIP: '203.0.113.7' }, host).publicIP.toString()).toBe('203.0.113.7');
+    expect(selectInterface({ ...none, ifaces: ['eth0'], publicIP: '203.0.113.7' }, host).publicIP!.toString()).toBe('203.0.113.7');
     expect(() => selectInterface({ ...none, publicIP: '203.0.113.7' }, host)).toThrow(/not a local address/);
-    expect(selectInterface({ ...none, publicIP: '198.51.100.9' }, host).publicIP.toString()).toBe('198.51.100.9');
+    expect(selectInterface({ ...none, publicIP: '198.51.100.9' }, host).publicIP!.toString()).toBe('198.51.100.9');
   });
 
   it('explains what is missing', () => {

@@ -37,8 +37,8 @@ describe('lease value codec', () => {
   });
 
   it('parses flannel lease keys, including dual-stack ones', () => {
-    expect(parseLeaseKey('10.5.52.0-24')?.toString()).toBe('10.5.52.0/24');
-    expect(parseLeaseKey('10.5.52.0-24&fd00:5:0:34::-64')?.toString()).toBe('10.5.52.0/24');
+    expect(parseLeaseKey('10.5.52.0-24')?.ipv4?.toString()).toBe('10.5.52.0/24');
+    expect(parseLeaseKey('10.5.52.0-24&fd00:5:0:34::-64')?.ipv4?.toString()).toBe('10.5.52.0/24');
     expect(parseLeaseKey('10.5.52.1-24')).toBeUndefined();
     expect(parseLeaseKey('junk')).toBeUndefined();
   });

@@ -5,7 +5,7 @@ import { stringify } from 'yaml';
 import { networkRecordsOf } from '../../src/api/convert.js';
 import { formatProblem } from '../../src/api/errors.js';
 import { parseManifest } from '../../src/api/manifest.js';
-import { capacityOf, decodeFlannelConfig, resolveNetwork } from '../../src/api/network.js';
+import { decodeFlannelConfig, ipv4Capacity, resolveNetwork } from '../../src/api/network.js';
 import type { NetworkSpec } from '../../src/api/types.js';
 
 function manifest(spec: Record<string, unknown>): string {
@@ -30,7 +30,8 @@ describe('Flannel defaults', () => {
   ])('%s: subnetLength %i, subnetMin %s, subnetMax %s (%i subnets)', (cidr, len, min, max, capacity) => {
     const { config, problems } = resolveNetwork('n1', { cidr, backend: vxlan });
     expect(problems).toEqual([]);
-    expect([config!.subnetLen, String(config!.subnetMin), String(config!.subnetMax), capacityOf(config!)]).toEqual([len, min, max, capacity]);
+    const v4 = config!.ipv4!;
+    expect([v4.subnetLen, String(v4.subnetMin), String(v4.subnetMax), ipv4Capacity(v4)]).toEqual([len, min, max, capacity]);
   });
 
   it('vxlan: VNI 1, kernel port, no MTU, no GBP, no direct routing; lease TTL 24h', () => {

@@ -72,7 +72,7 @@ kind: Foo
     expect(lines(text)).toEqual([
       'net.yaml:6: network/bad: spec.cidr: "10.7.0.0/33" is not an IPv4 CIDR (a.b.c.d/n)',
       'net.yaml:7: network/bad: spec.subnetLength: must be <= 30, got 31',
-      'net.yaml:8: network/bad: spec.colour: unknown field; known fields: cidr, subnetLength, subnetMin, subnetMax, backend, leaseTTL',
+      'net.yaml:8: network/bad: spec.colour: unknown field; known fields: cidr, subnetLength, subnetMin, subnetMax, ipv6Cidr, ipv6SubnetLength, ipv6SubnetMin, ipv6SubnetMax, backend, leaseTTL',
       'net.yaml:10: network/bad: spec.backend.type: "udp" is not one of: vxlan, host-gw',
       'net.yaml:11: network/bad: spec.backend.vni: must be >= 0, got -1',
       'net.yaml:18: network/bad2: spec.cidr: "10.8.0.1/16" has host bits set; the network address is 10.8.0.0/16',
@@ -96,7 +96,7 @@ spec:
 `;
     expect(lines(text)).toEqual([
       'net.yaml:5: network/default: metadata.lables: unknown field; known fields: name, labels, annotations, resourceVersion, uid, generation, creationTimestamp',
-      'net.yaml:6: network/default: spec.cidr: is required',
+      'net.yaml:6: network/default: spec.cidr: is required (or spec.ipv6Cidr, for an IPv6-only network; both for dual-stack)',
     ]);
   });
 

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Cidr } from '../../src/alloc/cidr.js';
+import { Cidr, Cidr6 } from '../../src/alloc/cidr.js';
 import { waitFor } from '../helpers/wait.js';
-import { formatSubnetEnv, readPreviousSubnet, writeSubnetEnv } from '../../src/agent/subnet-env.js';
+import { formatSubnetEnv, overlayMtu, readPreviousSubnets, writeSubnetEnv } from '../../src/agent/subnet-env.js';
 
 const dirs: string[] = [];
 afterEach(() => dirs.splice(0).forEach((d) => rmSync(d, { recursive: true, force: true })));
@@ -68,8 +68,60 @@ describe('subnet.env', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
     dirs.push(dir);
     const path = join(dir, 'subnet.env');
-    expect(readPreviousSubnet(path)).toBeUndefined();
+    expect(readPreviousSubnets(path)).toBeUndefined();
     writeSubnetEnv(path, formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.9.0/24')!, mtu: 1450, ipMasq: true }));
-    expect(readPreviousSubnet(path)?.toString()).toBe('10.5.9.0/24');
+    expect(readPreviousSubnets(path)?.ipv4?.toString()).toBe('10.5.9.0/24');
+    expect(readPreviousSubnets(path)?.ipv6).toBeUndefined();
+  });
+});
+
+describe('subnet.env with IPv6', () => {
+  const v4 = { network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.72.0/24')! };
+  const v6 = { ipv6Network: Cidr6.parse('fd00:5::/48')!, ipv6Subnet: Cidr6.parse('fd00:5:0:34::/64')! };
+
+  it("dual-stack: flannel's lines in flannel's order, the IPv6 subnet as its first address", () => {
+    expect(formatSubnetEnv({ ...v4, ...v6, mtu: 1430, ipMasq: false })).toBe(
+      'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\n' +
+        'FLANNEL_IPV6_NETWORK=fd00:5::/48\nFLANNEL_IPV6_SUBNET=fd00:5:0:34::1/64\n' +
+        'FLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n',
+    );
+  });
+
+  it('IPv6-only: no FLANNEL_NETWORK or FLANNEL_SUBNET', () => {
+    expect(formatSubnetEnv({ ...v6, mtu: 1430, ipMasq: true })).toBe(
+      'FLANNEL_IPV6_NETWORK=fd00:5::/48\nFLANNEL_IPV6_SUBNET=fd00:5:0:34::1/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=true\n',
+    );
+  });
+
+  it('IPv4-only: unchanged, no IPv6 lines', () => {
+    expect(formatSubnetEnv({ ...v4, mtu: 1450, ipMasq: false })).toBe('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
+  });
+
+  it('FLANNEL_MTU: vxlan overhead 50 over IPv4, 70 over IPv6; the configured MTU wins; host-gw the uplink', () => {
+    expect(overlayMtu({ type: 'vxlan' }, 1500, 4)).toBe(1450);
+    expect(overlayMtu({ type: 'vxlan' }, 1500, 6)).toBe(1430);
+    expect(overlayMtu({ type: 'vxlan', mtu: 1400 }, 1500, 6)).toBe(1400);
+    expect(overlayMtu({ type: 'host-gw' }, 9000, 6)).toBe(9000);
+    // The file carries the smaller of the two stacks' MTUs.
+    expect(Math.min(overlayMtu({ type: 'vxlan' }, 1500, 4), overlayMtu({ type: 'vxlan' }, 1500, 6))).toBe(1430);
+  });
+
+  it('reads both previous subnets back, in each of the three forms', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
+    dirs.push(dir);
+    const path = join(dir, 'subnet.env');
+    const read = () => {
+      const p = readPreviousSubnets(path);
+      return [p?.ipv4?.toString(), p?.ipv6?.toString()];
+    };
+    writeSubnetEnv(path, formatSubnetEnv({ ...v4, ...v6, mtu: 1430, ipMasq: false }));
+    expect(read()).toEqual(['10.5.72.0/24', 'fd00:5:0:34::/64']);
+    writeSubnetEnv(path, formatSubnetEnv({ ...v6, mtu: 1430, ipMasq: false }));
+    expect(read()).toEqual([undefined, 'fd00:5:0:34::/64']);
+    writeSubnetEnv(path, formatSubnetEnv({ ...v4, mtu: 1450, ipMasq: false }));
+    expect(read()).toEqual(['10.5.72.0/24', undefined]);
+    // A hand-edited file with junk in it names nothing.
+    writeSubnetEnv(path, 'FLANNEL_SUBNET=junk\nFLANNEL_IPV6_SUBNET=fd00::g/64\n');
+    expect(readPreviousSubnets(path)).toBeUndefined();
   });
 });
