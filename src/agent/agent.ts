@@ -509,11 +509,20 @@ export class Agent {
     await this.serialize(async () => {
       const held = this.held;
       if (!held || stack.vtepMAC === vtepMAC) return;
+      const previous = stack.vtepMAC;
       stack.vtepMAC = vtepMAC;
       this.leaseValue = this.publishedValue();
-      const out = held.reserved
-        ? await this.writer.adopt(held.subnets, held.modRevision, held.value, this.leaseValue)
-        : await this.writer.renew(held.subnets, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
+      let out;
+      try {
+        out = held.reserved
+          ? await this.writer.adopt(held.subnets, held.modRevision, held.value, this.leaseValue)
+          : await this.writer.renew(held.subnets, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
+      } catch (err) {
+        // Not published: the next reconcile sees the device's MAC differ again and retries.
+        stack.vtepMAC = previous;
+        this.leaseValue = this.publishedValue();
+        throw err;
+      }
       if (out.ok) {
         this.held = out.held;
         this.scheduleRenewal();
@@ -601,7 +610,11 @@ export class Agent {
           }
           for (const p of passes) {
             const mac = p.report.vtepMAC;
-            if (mac && p.stack.vtepMAC && mac !== p.stack.vtepMAC) void this.republish(p.stack, mac).catch(() => {});
+            if (mac && p.stack.vtepMAC && mac !== p.stack.vtepMAC) {
+              void this.republish(p.stack, mac).catch((err: Error) =>
+                this.leaseLog.warn('cannot publish the new VTEP MAC yet; retrying at the next reconcile', { err: err.message }),
+              );
+            }
           }
         } catch (err) {
           this.status.reconcileFailed(desired, (err as Error).message);
