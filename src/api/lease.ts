@@ -3,7 +3,9 @@
 // Every value read from etcd is untrusted: decodeLease validates each field's form (IPv4,
 // IPv6, MAC, integer ranges, bounded strings) so nothing unchecked reaches an `ip -batch` line.
 import { Cidr, Cidr6, Ipv4, Ipv6, parseMac } from '../alloc/cidr.js';
-import { describeValue, goField } from './json.js';
+import { describeValue, goField, parseJsonObject, type Decoded } from './json.js';
+
+export type { Decoded };
 
 export interface VxlanBackendData {
   VNI: number;
@@ -51,20 +53,13 @@ export function encodeLease(v: LeaseValue): string {
   return out + '}';
 }
 
-export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
 
 export function decodeLease(text: string): Decoded<LeaseValue> {
   const fail = (error: string): Decoded<LeaseValue> => ({ ok: false, error });
-  if (text.length > MAX_LEASE_VALUE_BYTES) return fail(`value is ${text.length} bytes, over ${MAX_LEASE_VALUE_BYTES}`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return fail('value is not valid JSON');
-  }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return fail('value is not a JSON object');
-  const obj = raw as Record<string, unknown>;
+  const parsed = parseJsonObject(text, MAX_LEASE_VALUE_BYTES);
+  if (!parsed.ok) return parsed;
+  const obj = parsed.value;
 
   const publicIP = goField(obj, 'PublicIP');
   if (!Ipv4.parse(publicIP)) return fail(`PublicIP ${describeValue(publicIP)} is not an IPv4 address`);

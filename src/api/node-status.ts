@@ -5,7 +5,7 @@
 // Anything can write to etcd: decodeNodeStatus checks every field (type, form, size) so the
 // CLI prints only what it validated, and a bad record becomes an error naming what is wrong.
 import { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
-import { describeValue } from './json.js';
+import { describeValue, parseJsonObject } from './json.js';
 import { isValidNodeName, parseLeaseKey, type Decoded } from './lease.js';
 
 export const NODE_STATUS_VERSION = 1;
@@ -86,15 +86,9 @@ export function isTimestamp(v: unknown): v is string {
 
 export function decodeNodeStatus(text: string): Decoded<NodeStatus> {
   const fail = (error: string): Decoded<NodeStatus> => ({ ok: false, error });
-  if (text.length > MAX_NODE_STATUS_BYTES) return fail(`value is ${text.length} bytes, over ${MAX_NODE_STATUS_BYTES}`);
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return fail('value is not valid JSON');
-  }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return fail('value is not a JSON object');
-  const o = raw as Record<string, unknown>;
+  const parsed = parseJsonObject(text, MAX_NODE_STATUS_BYTES);
+  if (!parsed.ok) return parsed;
+  const o = parsed.value;
   if (o.v !== NODE_STATUS_VERSION) return fail(`v ${describeValue(o.v)} is not a status version this weft reads (${NODE_STATUS_VERSION})`);
 
   const problems: string[] = [];

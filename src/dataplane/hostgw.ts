@@ -6,6 +6,7 @@ import { Converger } from './converger.js';
 import type { IpRunner } from './ipcmd.js';
 import { DesiredTracker } from './desired.js';
 import { modelContext, type Family, type LinkName, type ModelContext } from './model.js';
+import { syncPeers } from './peer-sync.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
 import { checkOwnSubnet, familyOf, uplinkName } from './vxlan.js';
@@ -43,19 +44,8 @@ export class HostGwBackend implements Backend {
       this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, ownSubnet });
     }
     const full = opts.resync === true || !this.trusted;
-    const d = this.desired.update(this.ctx, peers, full);
-    if (d.full) this.skips.report(d.skips as { key: string; reason: string }[]);
-    else this.skips.update(d.skips);
-    const r = await this.converger.converge(d.state, full, d.touched);
-    this.trusted = r.failures === 0;
-    return {
-      operations: r.operations,
-      failures: r.failures,
-      byKind: r.byKind,
-      skipped: this.skips.count,
-      peersProgrammed: Math.max(0, this.desired.modelled - r.unrouted),
-      ms: performance.now() - t0,
-      kernelMs: r.kernelMs,
-    };
+    const { result, report } = await syncPeers({ desired: this.desired, skips: this.skips, converger: this.converger }, this.ctx, peers, full, t0);
+    this.trusted = result.failures === 0;
+    return report;
   }
 }

@@ -12,6 +12,7 @@ import type { IpRunner } from './ipcmd.js';
 import { DesiredTracker } from './desired.js';
 import { modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
 import { parseDevice, type DeviceInfo } from './observe.js';
+import { syncPeers } from './peer-sync.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
 
@@ -128,22 +129,10 @@ export class VxlanBackend implements Backend {
     if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
       this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, vxlanDev: this.device, ownSubnet });
     }
-    const d = this.desired.update(this.ctx, peers, full);
-    if (d.full) this.skips.report(d.skips as { key: string; reason: string }[]);
-    else this.skips.update(d.skips);
-    const r = await this.converger.converge(d.state, full, d.touched);
+    const { result, report } = await syncPeers({ desired: this.desired, skips: this.skips, converger: this.converger }, this.ctx, peers, full, t0);
     // A refused operation may mean the device is gone: check it on the next call.
-    if (r.failures > 0) this.addressFor = undefined;
-    return {
-      operations: r.operations,
-      failures: r.failures,
-      byKind: r.byKind,
-      skipped: this.skips.count,
-      peersProgrammed: Math.max(0, this.desired.modelled - r.unrouted),
-      vtepMAC: this.mac!,
-      ms: performance.now() - t0,
-      kernelMs: r.kernelMs,
-    };
+    if (result.failures > 0) this.addressFor = undefined;
+    return { ...report, vtepMAC: this.mac! };
   }
 
   private async readDevice(): Promise<DeviceInfo | undefined> {
