@@ -1,6 +1,7 @@
-// `make demo`: a throwaway etcd and a few hosts in network namespaces, each running
-// `weft agent` with a container on its bridge; shows leases, subnet.env and pings across
-// hosts, then adds a host while traffic flows. `node dist/testbed/demo.js down` removes
+// `make demo`: a throwaway etcd and a few hosts in network namespaces on a dual-stack
+// underlay, each running `weft agent` for a dual-stack Network with a container on its bridge;
+// shows leases, subnet.env and pings across hosts over IPv4 and IPv6, then adds a host while
+// traffic flows on both. `node dist/testbed/demo.js down` removes
 // whatever an interrupted run left behind.
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -13,16 +14,20 @@ const RUN_ID = 'demo';
 const WORK_DIR = join(REPO_ROOT, '.demo');
 const HEALTHZ_PORT = 8285;
 // Text logs: the demo shows a person an agent's last lines when something goes wrong.
-const AGENT_ARGS = ['--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTHZ_PORT), '--log-format', 'text'];
+// The Network is examples/dual-stack.yaml's (named "dual"), or the same written here.
+const NETWORK = 'dual';
+const AGENT_ARGS = ['--network', NETWORK, '--healthz-ip', '127.0.0.1', '--healthz-port', String(HEALTHZ_PORT), '--log-format', 'text'];
 
 const FALLBACK_NETWORK = `apiVersion: weft.io/v1alpha1
 kind: Network
 metadata:
-  name: default
+  name: ${NETWORK}
 spec:
-  cidr: 10.5.0.0/16
+  cidr: 10.7.0.0/16
+  ipv6Cidr: fd00:7::/48
   backend:
     type: vxlan
+    vni: 7
 `;
 
 const tty = process.stdout.isTTY;
@@ -92,7 +97,8 @@ interface Cell {
 }
 
 /** Pings every container from every other one; waits for each path up to timeoutMs first. */
-async function pingMatrix(tb: Testbed, from: Container[], to: Container[], timeoutMs = 10_000): Promise<boolean> {
+async function pingMatrix(tb: Testbed, from: Container[], to: Container[], family: 4 | 6, timeoutMs = 10_000): Promise<boolean> {
+  const addr = (c: Container) => (family === 6 ? c.ip6! : c.ip);
   // One deadline for the whole table, so a broken overlay fails in seconds, not per pair.
   const deadline = Date.now() + timeoutMs;
   const rows: Cell[][] = [];
@@ -104,11 +110,11 @@ async function pingMatrix(tb: Testbed, from: Container[], to: Container[], timeo
         row.push({ ok: true, text: '-' });
         continue;
       }
-      const reachable = await tb.waitReachable(a, b.ip, Math.max(1000, deadline - Date.now())).then(
+      const reachable = await tb.waitReachable(a, addr(b), Math.max(1000, deadline - Date.now())).then(
         () => true,
         () => false,
       );
-      const r = reachable ? await tb.ping(a, b.ip, { count: 3, intervalSec: 0.05 }) : undefined;
+      const r = reachable ? await tb.pingAny(a, addr(b), { count: 3, intervalSec: 0.05 }) : undefined;
       const ok = r !== undefined && r.received === r.sent && r.sent > 0;
       allOk &&= ok;
       const rtt = r?.rttAvgMs !== undefined ? ` ${r.rttAvgMs.toFixed(2)} ms` : '';
@@ -116,7 +122,7 @@ async function pingMatrix(tb: Testbed, from: Container[], to: Container[], timeo
     }
     rows.push(row);
   }
-  const label = (c: Container) => `${c.name} ${c.ip}`;
+  const label = (c: Container) => `${c.name} ${addr(c)}`;
   const first = Math.max('from \\ to'.length, ...from.map((c) => `${label(c)} @${c.host.name}`.length)) + 2;
   const width = Math.max(14, ...to.map((c) => label(c).length)) + 2;
   const header = to.map((c, j) => (j === to.length - 1 ? label(c) : label(c).padEnd(width))).join('');
@@ -162,14 +168,14 @@ async function showLeases(tb: Testbed): Promise<void> {
 
 async function run(tb: Testbed): Promise<boolean> {
   heading('Underlay');
-  console.log(`  namespace ${tb.underlay}: bridge br0 192.0.2.254/24, etcd at ${tb.etcdEndpoint}`);
+  console.log(`  namespace ${tb.underlay}: bridge br0 192.0.2.254/24 and fd00:1::254/64, etcd at ${tb.etcdEndpoint}`);
 
   heading('Network');
-  let file = join(REPO_ROOT, 'examples', 'network.yaml');
+  let file = join(REPO_ROOT, 'examples', 'dual-stack.yaml');
   if (!existsSync(file)) {
-    file = join(tb.workDir, 'network.yaml');
+    file = join(tb.workDir, 'dual-stack.yaml');
     writeFileSync(file, FALLBACK_NETWORK);
-    console.log(dim(`  (examples/network.yaml not found; using a vxlan Network 10.5.0.0/16)`));
+    console.log(dim(`  (examples/dual-stack.yaml not found; using a vxlan Network 10.7.0.0/16 + fd00:7::/48)`));
   }
   const applied = await tb.weft(['apply', '-f', file]);
   if (applied.exitCode !== 0) throw new DemoFailure(`weft apply -f ${file} failed (exit ${applied.exitCode}):\n${applied.stderr || applied.stdout}`);
@@ -180,7 +186,7 @@ async function run(tb: Testbed): Promise<boolean> {
   const up = [];
   for (const i of [1, 2, 3]) {
     const u = await bringUpHost(tb, i);
-    console.log(`  ${u.host.name}: agent ready in ${Date.now() - u.startedAt} ms, ${u.container.name} = ${u.container.ip}`);
+    console.log(`  ${u.host.name}: agent ready in ${Date.now() - u.startedAt} ms, ${u.container.name} = ${u.container.ip}, ${u.container.ip6}`);
     up.push(u);
   }
 
@@ -190,32 +196,37 @@ async function run(tb: Testbed): Promise<boolean> {
   heading('subnet.env on each host');
   for (const u of up) printSubnetEnv(tb, u.host);
 
-  heading('Container to container, across hosts');
   const three = up.map((u) => u.container);
-  let ok = await pingMatrix(tb, three, three);
+  heading('Container to container, across hosts, over IPv4 (flannel.7)');
+  let ok = await pingMatrix(tb, three, three, 4);
+  heading('Container to container, across hosts, over IPv6 (flannel-v6.7)');
+  ok = (await pingMatrix(tb, three, three, 6)) && ok;
 
-  heading('Rolling addition of h4 while c1 pings c2 every 50 ms');
-  const background = tb.startPing(three[0]!, three[1]!.ip, 50);
+  heading('Rolling addition of h4 while c1 pings c2 every 50 ms, over IPv4 and IPv6');
+  const backgrounds = [tb.startPing(three[0]!, three[1]!.ip, 50), tb.startPing(three[0]!, three[1]!.ip6!, 50)];
   const added = await bringUpHost(tb, 4);
   const c4 = added.container;
   const readyMs = Date.now() - added.startedAt;
   const reachedAt = await Promise.all(
     three.map((c) =>
-      tb.waitReachable(c, c4.ip, 10_000).then(
+      Promise.all([tb.waitReachable(c, c4.ip, 10_000), tb.waitReachable(c, c4.ip6!, 10_000)]).then(
         () => `${c.name} after ${Date.now() - added.startedAt} ms`,
         () => red(`not from ${c.name}`),
       ),
     ),
   );
-  console.log(`  h4: agent ready in ${readyMs} ms; ${c4.name} = ${c4.ip}`);
+  console.log(`  h4: agent ready in ${readyMs} ms; ${c4.name} = ${c4.ip}, ${c4.ip6}`);
   console.log(`  ${c4.name} reachable from ${reachedAt.join(', ')} (counted from agent start)`);
   const all = [...three, c4];
-  ok = (await pingMatrix(tb, all, all, 5000)) && ok;
-  const bg = await background.stop();
-  const bgOk = bg.sent > 0 && bg.lost === 0;
-  ok &&= bgOk;
-  const lostNote = bg.lost ? ` (lost icmp_seq ${bg.lostSeqs.slice(0, 10).join(', ')})` : '';
-  console.log(`  background ping c1 -> c2: ${bg.sent} sent, ${bg.received} received, ${(bgOk ? green : red)(`${bg.lost} lost`)}${lostNote}`);
+  ok = (await pingMatrix(tb, all, all, 4, 5000)) && ok;
+  ok = (await pingMatrix(tb, all, all, 6, 5000)) && ok;
+  for (const [i, background] of backgrounds.entries()) {
+    const bg = await background.stop();
+    const bgOk = bg.sent > 0 && bg.lost === 0;
+    ok &&= bgOk;
+    const lostNote = bg.lost ? ` (lost icmp_seq ${bg.lostSeqs.slice(0, 10).join(', ')})` : '';
+    console.log(`  background ping c1 -> c2 over IPv${i === 0 ? 4 : 6}: ${bg.sent} sent, ${bg.received} received, ${(bgOk ? green : red)(`${bg.lost} lost`)}${lostNote}`);
+  }
 
   heading('Leases after the addition');
   await showLeases(tb);
@@ -225,7 +236,7 @@ async function run(tb: Testbed): Promise<boolean> {
 async function demo(): Promise<number> {
   preflight();
   console.log(bold('weft demo') + dim(`: namespaces ${nsPrefix(RUN_ID)}*, logs in ${WORK_DIR}`));
-  const tb = await Testbed.create({ runId: RUN_ID, workDir: WORK_DIR, graceMs: 3000, ...(WEFT_BIN ? { weftBin: WEFT_BIN } : {}) });
+  const tb = await Testbed.create({ runId: RUN_ID, workDir: WORK_DIR, stack: 'dual', graceMs: 3000, ...(WEFT_BIN ? { weftBin: WEFT_BIN } : {}) });
   let interrupted = false;
   const onSignal = (signal: NodeJS.Signals) => {
     if (interrupted) return;
