@@ -201,7 +201,7 @@ async function joinStorm({ endpoint, count, network, subnetLen }) {
   for (const s of stores) s.close();
   const ok = results.filter((r) => r.status === 'fulfilled').map((r) => r.value);
   const failed = results.filter((r) => r.status === 'rejected').map((r) => String(r.reason?.message ?? r.reason));
-  const subnets = new Set(ok.map((r) => r.held.subnet.toString()));
+  const subnets = new Set(ok.map((r) => r.held.subnets.ipv4.toString()));
   const delta = (m) => (after[m] ?? 0) - (before[m] ?? 0);
   const listed = await client.getAll().prefix(`${stormPrefix}/subnets/`).keys();
   return {
