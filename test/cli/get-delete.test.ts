@@ -2,7 +2,7 @@
 // and etcdctl write them.
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments, stringify } from 'yaml';
-import { etcdFlags, testPrefix, weft } from '../helpers/cli.js';
+import { cliEnv } from '../helpers/cli-env.js';
 import { useEtcd } from '../helpers/etcd.js';
 
 const VXLAN_LEASE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
@@ -15,22 +15,7 @@ function network(name: string, cidr: string, type = 'vxlan') {
 describe('weft get and delete', () => {
   const fx = useEtcd();
 
-  function env() {
-    const prefix = testPrefix();
-    const flags = etcdFlags(fx.etcd.endpoint, prefix);
-    return {
-      prefix,
-      run: (...args: string[]) => weft([...args, ...flags]),
-      apply: (yaml: string) => weft(['apply', '-f', '-', ...flags], { stdin: yaml }),
-      dump: async () => (await fx.admin.list(prefix + '/')).kvs.map((kv) => kv.key.slice(prefix.length)),
-      /** A flanneld-style lease: its own etcd lease, flannel's exact bytes. */
-      lease: async (key: string, value: string, ttl = 3600) => {
-        const l = fx.admin.client.lease(ttl, { autoKeepAlive: false });
-        await l.put(`${prefix}${key}`).value(value);
-        return l;
-      },
-    };
-  }
+  const env = () => cliEnv(fx);
 
   it('shows leases written with flannel\'s exact bytes, with node, public IP, backend, VTEP MAC and expiry', async () => {
     const e = env();
@@ -64,7 +49,7 @@ describe('weft get and delete', () => {
     expect((await e.run('get', 'leases')).stdout).toMatch(/\n10\.3\.7\.0-24\s+<none>\s+10\.0\.0\.1\s+host-gw\s+<none>\s+<unknown>\s+<reserved>\n$/);
     const del = await e.run('delete', 'subnet', '10.3.7.0-24');
     expect(del).toMatchObject({ code: 0, stdout: 'subnet.weft.io/10.3.7.0-24 deleted\n' });
-    expect(await e.dump()).toEqual(['/config']);
+    expect(await e.keys()).toEqual(['/config']);
   });
 
   it('prints yaml, json, name and wide; missing objects are exit 1', async () => {
@@ -117,14 +102,14 @@ describe('weft get and delete', () => {
     // The same from a file, e.g. what `weft get lease -o yaml` printed.
     await e.lease('/subnets/10.5.60.0-24', VXLAN_LEASE);
     const shown = (await e.run('get', 'lease', '10.5.60.0-24', '-o', 'yaml')).stdout;
-    const fromFile = await weft(['delete', '-f', '-', ...etcdFlags(fx.etcd.endpoint, e.prefix)], { stdin: shown });
+    const fromFile = await e.pipe(shown, 'delete', '-f', '-');
     expect(fromFile).toEqual({ code: 0, stdout: 'lease.weft.io/10.5.60.0-24 deleted\n', stderr: '' });
     expect(await fx.admin.get(`${e.prefix}/subnets/10.5.60.0-24`)).toBeUndefined();
     await e.apply(stringify({ apiVersion: 'weft.io/v1alpha1', kind: 'Subnet', metadata: { name: 'gw' }, spec: { network: 'default', cidr: '10.5.3.0/24', node: 'gw' } }));
     const refused = await e.run('delete', 'lease', '10.5.3.0-24');
     expect(refused).toEqual({ code: 1, stdout: '', stderr: 'error: lease.weft.io/10.5.3.0-24: is the reservation subnet/gw; delete that Subnet instead (weft delete subnet gw)\n' });
     expect((await e.run('delete', 'subnet', 'gw')).stdout).toBe('subnet.weft.io/gw deleted\n');
-    expect(await e.dump()).toEqual(['/_weft/networks/default', '/config']);
+    expect(await e.keys()).toEqual(['/_weft/networks/default', '/config']);
     const missing = await e.run('delete', 'lease', '10.5.99.0-24');
     expect(missing).toMatchObject({ code: 1, stderr: 'error: leases.weft.io "10.5.99.0-24" not found\n' });
     expect((await e.run('delete', 'lease', '10.5.99.0-24', '--ignore-not-found')).code).toBe(0);
@@ -142,10 +127,10 @@ describe('weft get and delete', () => {
     const refused = await e.run('delete', 'network', 'blue');
     expect(refused.code).toBe(1);
     expect(refused.stderr).toBe('error: network.weft.io/blue: still has 1 lease and 1 reservation (10.9.3.0-24, 10.9.4.0-24); delete them first or use --force\n');
-    expect((await e.dump()).length).toBe(5);
+    expect((await e.keys()).length).toBe(5);
     const forced = await e.run('delete', 'network', 'blue', '--force');
     expect(forced).toMatchObject({ code: 0, stdout: 'network.weft.io/blue deleted\n' });
-    expect(await e.dump()).toEqual([]);
+    expect(await e.keys()).toEqual([]);
     await l.revoke();
   });
 
@@ -158,11 +143,11 @@ describe('weft get and delete', () => {
     await e.apply(yaml);
     const live = (await e.run('get', 'network', 'default', '-o', 'yaml')).stdout;
     await e.apply(yaml.replace('type: vxlan', 'type: vxlan\n    vni: 3'));
-    const stale = await weft(['delete', '-f', '-', ...etcdFlags(fx.etcd.endpoint, e.prefix)], { stdin: live });
+    const stale = await e.pipe(live, 'delete', '-f', '-');
     expect(stale.code).toBe(1);
     expect(stale.stderr).toContain('the object has been modified');
-    const r = await weft(['delete', '-f', '-', ...etcdFlags(fx.etcd.endpoint, e.prefix)], { stdin: yaml });
+    const r = await e.pipe(yaml, 'delete', '-f', '-');
     expect(r).toMatchObject({ code: 0, stdout: 'subnet.weft.io/gw-1 deleted\nnetwork.weft.io/default deleted\n' });
-    expect(await e.dump()).toEqual([]);
+    expect(await e.keys()).toEqual([]);
   });
 });

@@ -3,7 +3,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { etcdFlags, REPO, testPrefix, weft } from '../helpers/cli.js';
+import { REPO } from '../helpers/cli.js';
+import { cliEnv } from '../helpers/cli-env.js';
 import { useEtcd } from '../helpers/etcd.js';
 
 const FLANNEL_DUAL =
@@ -15,22 +16,7 @@ const doc = (kind: string, name: string, spec: Record<string, unknown>) => strin
 describe('weft with IPv6 networks', () => {
   const fx = useEtcd('cli6');
 
-  function env() {
-    const prefix = testPrefix();
-    const flags = etcdFlags(fx.etcd.endpoint, prefix);
-    return {
-      prefix,
-      run: (...args: string[]) => weft([...args, ...flags]),
-      apply: (yaml: string, ...extra: string[]) => weft(['apply', '-f', '-', ...extra, ...flags], { stdin: yaml }),
-      get: (key: string) => fx.admin.get(prefix + key),
-      keys: async () => (await fx.admin.list(prefix + '/')).kvs.map((kv) => kv.key.slice(prefix.length)),
-      lease: async (key: string, value: string, ttl = 3600) => {
-        const l = fx.admin.client.lease(ttl, { autoKeepAlive: false });
-        await l.put(`${prefix}${key}`).value(value);
-        return l;
-      },
-    };
-  }
+  const env = () => cliEnv(fx);
 
   it('applies the dual-stack example: flannel config bytes, per-stack capacity, and a YAML round trip', async () => {
     const e = env();
@@ -50,7 +36,7 @@ describe('weft with IPv6 networks', () => {
     // get -o yaml | apply: unchanged, and diff has nothing to say.
     const yaml = (await e.run('get', 'network', 'dual', '-o', 'yaml')).stdout;
     expect((await e.apply(yaml)).stdout).toBe('network.weft.io/dual unchanged\n');
-    expect((await weft(['diff', '-f', '-', ...etcdFlags(fx.etcd.endpoint, e.prefix)], { stdin: yaml })).code).toBe(0);
+    expect((await e.pipe(yaml, 'diff', '-f', '-')).code).toBe(0);
     // Dropping the IPv6 range would strand the dual-stack lease: refused without --force.
     const v4only = await e.apply(doc('Network', 'dual', { cidr: '10.7.0.0/16', backend: { type: 'vxlan', vni: 7 } }));
     expect(v4only.code).toBe(1);

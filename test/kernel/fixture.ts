@@ -2,22 +2,20 @@
 // and dual stacks, fd00:1::1/64; one end of a veth pair whose other end stays in the same
 // namespace; the dummy link type is not available), and helpers that read back what weft
 // programmed as short sorted strings.
-import { Cidr, Cidr6, Ipv4, Ipv6 } from '../../src/alloc/cidr.js';
 import { createBackend } from '../../src/dataplane/index.js';
-import type { Backend, BackendSettings, Peer, Uplink } from '../../src/dataplane/types.js';
+import type { Backend, BackendSettings, Uplink } from '../../src/dataplane/types.js';
 import { createLogger, type Logger } from '../../src/log.js';
 import { setSysctl } from '../../src/testbed/netns.js';
 import { createTestNetns, type TestNetns } from '../helpers/netns.js';
+import { cidr, ip, ip6, net6 } from '../helpers/peers.js';
 
-export const ip = (s: string) => Ipv4.parse(s)!;
-export const cidr = (s: string) => Cidr.parse(s, { strict: true })!;
+export { cidr, ip, ip6, net6, vxPeer, vxPeer6 } from '../helpers/peers.js';
+
 
 export const OWN = cidr('10.5.1.0/24');
 export const PUBLIC_IP = ip('192.0.2.1');
 export const VXLAN: BackendSettings = { type: 'vxlan', vni: 1, port: 0, directRouting: false, gbp: false, network: cidr('10.5.0.0/16') };
 
-export const ip6 = (s: string) => Ipv6.parse(s)!;
-export const net6 = (s: string) => Cidr6.parse(s, { strict: true })!;
 export const OWN6 = net6('fd00:5:0:1::/64');
 export const PUBLIC_IP6 = ip6('fd00:1::1');
 export const VXLAN6: BackendSettings = { ...VXLAN, family: 6, network: net6('fd00:5::/48') };
@@ -62,31 +60,6 @@ export interface LinkJson {
   flags: string[];
   linkinfo?: { info_kind?: string; info_data?: Record<string, unknown> };
   addr_info?: { family: string; local: string; prefixlen: number }[];
-}
-
-export function vxPeer(n: number, over: Partial<Peer> = {}): Peer {
-  return {
-    key: `10.5.${n}.0-24`,
-    subnet: cidr(`10.5.${n}.0/24`),
-    publicIP: ip(`192.0.2.${n}`),
-    backendType: 'vxlan',
-    vtepMAC: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`,
-    vni: 1,
-    ...over,
-  };
-}
-
-/** vxPeer's IPv6 twin: subnet fd00:5:0:<n>::/64, public IP fd00:1::<n>. */
-export function vxPeer6(n: number, over: Partial<Peer> = {}): Peer {
-  return {
-    key: `fd00:5:0:${n}::-64`,
-    subnet: net6(`fd00:5:0:${n}::/64`),
-    publicIP: ip6(`fd00:1::${n}`),
-    backendType: 'vxlan',
-    vtepMAC: `02:00:00:00:06:${n.toString(16).padStart(2, '0')}`,
-    vni: 1,
-    ...over,
-  };
 }
 
 export async function createHost(role: string, opts: { stack?: Stack } = {}): Promise<Host> {

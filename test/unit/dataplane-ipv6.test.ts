@@ -1,7 +1,7 @@
 // The IPv6 dataplane, pure: what an IPv6 backend's model asks of the kernel, how its dumps are
 // read back (so that what weft wrote compares equal to what it wants), and what it refuses.
 import { describe, expect, it } from 'vitest';
-import { Cidr, Cidr6, Ipv4, Ipv6 } from '../../src/alloc/cidr.js';
+import { Cidr, Ipv4, Ipv6 } from '../../src/alloc/cidr.js';
 import { renderOp } from '../../src/dataplane/batch.js';
 import { DesiredTracker } from '../../src/dataplane/desired.js';
 import { createBackend, DataplaneError, hostRunner } from '../../src/dataplane/index.js';
@@ -17,10 +17,9 @@ import {
 import { parseDevice, parseFdb, parseNeighs, parseRoutes } from '../../src/dataplane/observe.js';
 import { applyToState, plan } from '../../src/dataplane/planner.js';
 import type { BackendSettings, Peer, Uplink } from '../../src/dataplane/types.js';
+import { ip6, net6, vxPeer6 } from '../helpers/peers.js';
 import { silentLogger } from '../../src/log.js';
 
-const ip6 = (s: string) => Ipv6.parse(s)!;
-const net6 = (s: string) => Cidr6.parse(s, { strict: true })!;
 const dev = (s: string) => toLinkName(s) as LinkName;
 const fl6 = dev('flannel-v6.1');
 const eth = dev('eth0');
@@ -30,17 +29,7 @@ const hostGw6: BackendSettings = { ...vxlan6, type: 'host-gw' };
 const uplink6: Uplink = { name: 'eth0', index: 2, mtu: 1500, address: ip6('fd00:1::1'), prefixLength: 64 };
 const own = net6('fd00:5:0:1::/64');
 
-function peer(n: number, over: Partial<Peer> = {}): Peer {
-  return {
-    key: `fd00:5:0:${n}::-64`,
-    subnet: net6(`fd00:5:0:${n}::/64`),
-    publicIP: ip6(`fd00:1::${n}`),
-    backendType: 'vxlan',
-    vtepMAC: `02:00:00:00:06:${n.toString(16).padStart(2, '0')}`,
-    vni: 1,
-    ...over,
-  };
-}
+const peer = vxPeer6;
 
 function desired(peers: Peer[], settings = vxlan6): KernelState {
   return desiredState({ settings, uplink: uplink6, uplinkDev: eth, vxlanDev: fl6, ownSubnet: own, peers }).state;

@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { Cidr, Ipv4 } from '../../src/alloc/cidr.js';
 import { renderOp } from '../../src/dataplane/batch.js';
 import { desiredState, emptyState, toLinkName, type KernelState, type LinkName } from '../../src/dataplane/model.js';
 import { applyToState, plan } from '../../src/dataplane/planner.js';
 import type { BackendSettings, Peer, Uplink } from '../../src/dataplane/types.js';
+import { cidr, ip, vxPeer } from '../helpers/peers.js';
 
-const ip = (s: string) => Ipv4.parse(s)!;
-const cidr = (s: string) => Cidr.parse(s, { strict: true })!;
 const dev = (s: string) => toLinkName(s) as LinkName;
 
 const vxlan: BackendSettings = { type: 'vxlan', vni: 1, port: 0, directRouting: false, gbp: false, network: cidr('10.5.0.0/16') };
@@ -14,17 +12,7 @@ const hostGw: BackendSettings = { ...vxlan, type: 'host-gw' };
 const uplink: Uplink = { name: 'eth0', index: 2, mtu: 1500, address: ip('192.0.2.1'), prefixLength: 24 };
 const own = cidr('10.5.1.0/24');
 
-function peer(n: number, over: Partial<Peer> = {}): Peer {
-  return {
-    key: `10.5.${n}.0-24`,
-    subnet: cidr(`10.5.${n}.0/24`),
-    publicIP: ip(`192.0.2.${n}`),
-    backendType: 'vxlan',
-    vtepMAC: `02:00:00:00:00:${n.toString(16).padStart(2, '0')}`,
-    vni: 1,
-    ...over,
-  };
-}
+const peer = vxPeer;
 
 function desired(peers: Peer[], settings = vxlan, ownSubnet = own): KernelState {
   return desiredState({ settings, uplink, uplinkDev: dev('eth0'), vxlanDev: dev('flannel.1'), ownSubnet, peers }).state;
