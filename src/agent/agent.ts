@@ -7,7 +7,7 @@ import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '.
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
 import { describeMasqChange, masqChainFor, MasqKeeper } from '../dataplane/masq.js';
 import type { Backend, BackendSettings, KernelOpCounts, Peer, ReconcileReport } from '../dataplane/types.js';
-import { silentLogger, type Logger } from '../log.js';
+import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
 import { LeaseWriter, type HeldLease } from '../store/leases.js';
 import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
@@ -165,8 +165,8 @@ export class Agent {
       const backend = this.deps.createBackend({ ...settings, family, network: stack.network }, sel);
       const prepared = await backend.prepare();
       mtus.push(prepared.mtu);
-      // Peer changes are logged by the first stack only: one line per host, not per family.
-      const peers = new PeerSelector(this.stacks.length === 0 ? this.peerLog : silentLogger, settings.type, family);
+      // Unusable leases are reported by the first stack only: one line per lease, not per family.
+      const peers = new PeerSelector(this.peerLog, settings.type, family, this.stacks.length === 0);
       this.stacks.push({ family, backend, peers, vtepMAC: prepared.vtepMAC });
     }
     this.mtu = Math.min(...mtus);
@@ -563,7 +563,6 @@ export class Agent {
         r.pending = false;
         r.resync = false;
         r.retry = false;
-        const records = [...this.watch.records.values()];
         let desired = 0;
         try {
           const started = performance.now();
@@ -571,7 +570,7 @@ export class Agent {
           for (const stack of this.stacks) {
             const own = stack.family === 4 ? this.held.subnets.ipv4 : this.held.subnets.ipv6;
             if (!own) continue; // a lease without this family's half: nothing to converge for it
-            const peers = stack.peers.select(records, this.held.key);
+            const peers = stack.peers.select(this.watch.records.values(), this.held.key);
             if (passes.length === 0) {
               this.logPeerChanges(peers);
               desired = peers.length;

@@ -29,6 +29,11 @@ export class PeerSelector {
     private readonly logger: Logger,
     private readonly backendType: string,
     private readonly family: 4 | 6 = 4,
+    /**
+     * Whether to log leases that are unusable whatever the family (a bad key or value). A
+     * dual-stack agent's second selector leaves that to the first, so each is logged once.
+     */
+    private readonly reportUnusable = true,
   ) {}
 
   select(records: Iterable<SubnetRecord>, ownKey: string | undefined): Peer[] {
@@ -105,7 +110,7 @@ export class PeerSelector {
   private toPeer(r: SubnetRecord): Peer | undefined {
     const problem = !r.subnets ? 'key is not a subnet (a.b.c.d-n)' : !r.lease.ok ? r.lease.error : undefined;
     if (problem) {
-      this.logger.warn('ignoring unusable lease', { key: r.kv.key, reason: problem });
+      if (this.reportUnusable) this.logger.warn('ignoring unusable lease', { key: r.kv.key, reason: problem });
       return undefined;
     }
     if (!r.lease.ok || !r.subnets) return undefined;
