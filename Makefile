@@ -25,11 +25,10 @@ system-deps:
 	  apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi
 
-# `npm install` (not `npm ci`): with the committed lock it installs the locked versions, while
-# npm 11's `ci` refuses this lock over rollup's platform-specific optional packages that npm
-# itself leaves out of it (npm/cli#4828 and friends).
+# `npm ci`: installs exactly the committed lock (which lists every platform's optional
+# packages, so it is complete on any machine) and never rewrites it.
 node_modules/.package-lock.json: package.json package-lock.json
-	npm install --no-audit --no-fund --loglevel=error
+	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
 node-deps: node_modules/.package-lock.json
