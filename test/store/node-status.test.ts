@@ -109,9 +109,11 @@ describe('node status in etcd', () => {
       async () => {
         now += 60_000;
         await publisher.check();
-        return (await read()) !== undefined;
+        // The record alone is not proof: a put sent to the frozen etcd lands when it thaws,
+        // even though the publisher saw it time out. Wait for the publisher's own success.
+        return lines.some((l) => l.includes('node status published again')) && (await read()) !== undefined;
       },
-      { timeoutMs: 15_000, what: 'the record once etcd is back' },
+      { timeoutMs: 15_000, what: 'the publisher to publish the record again once etcd is back' },
     );
     expect(lines.filter((l) => l.includes('node status published again'))).toHaveLength(1);
   });
