@@ -2,7 +2,8 @@
 // watch leases -> converge the kernel; renew the lease and resync the kernel periodically.
 // Everything that talks to the outside (etcd, kernel, files) is injected or at the edge.
 import type { IpNet } from '../alloc/cidr.js';
-import { isUserError, StoreAuthError } from '../api/errors.js';
+import { isUserError } from '../api/errors.js';
+import { StoreAuthError } from '../store/errors.js';
 import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
 import { describeMasqChange, masqChainFor, MasqKeeper } from '../dataplane/masq.js';

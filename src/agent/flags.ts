@@ -6,7 +6,8 @@ import { Ipv4, Ipv6, parseIp } from '../alloc/cidr.js';
 import { parseDuration } from '../api/duration.js';
 import { isValidNodeName } from '../api/lease.js';
 import { LEVELS, LOG_FORMATS, type Level, type LogFormat } from '../log.js';
-import { DEFAULT_ENDPOINTS, parseEndpoints, type EtcdOptions } from '../store/client.js';
+import { DEFAULT_ENDPOINTS, type EtcdOptions } from '../store/client.js';
+import { EtcdFlagError, parseEtcdFlags, type EtcdConnection } from '../store/etcd-flags.js';
 import { DEFAULT_NETWORK, DEFAULT_PREFIX, networkNameProblem } from '../store/layout.js';
 
 export class UsageError extends Error {
@@ -161,9 +162,11 @@ export function parseAgentFlags(
     return e !== undefined && /^(true|1|t)$/i.test(e);
   };
 
-  const endpoints = parseEndpoints(str('etcd-endpoints') ?? DEFAULT_ENDPOINTS.join(','));
-  for (const e of endpoints) {
-    if (!/^https?:\/\/[^\s/]+$/.test(e.replace(/\/+$/, ''))) throw new UsageError(`--etcd-endpoints: "${e}" is not an http(s)://host:port URL`);
+  let connection: EtcdConnection;
+  try {
+    connection = parseEtcdFlags(str, readFile);
+  } catch (err) {
+    throw err instanceof EtcdFlagError ? new UsageError(err.message) : err;
   }
   const ifaces = list('iface');
   const ifaceRegex = list('iface-regex');
@@ -219,31 +222,8 @@ export function parseAgentFlags(
     throw new UsageError(`--log-format: "${logFormat}" is not one of ${LOG_FORMATS.join(', ')}`);
   }
 
-  let password = str('etcd-password');
-  const passwordFile = str('etcd-password-file');
-  if (password !== undefined && passwordFile !== undefined) {
-    throw new UsageError('--etcd-password and --etcd-password-file are mutually exclusive');
-  }
-  if (passwordFile !== undefined) password = readFile(passwordFile).replace(/\r?\n$/, '');
-  const username = str('etcd-username');
-  if (password !== undefined && username === undefined) throw new UsageError('--etcd-password needs --etcd-username');
-  const certfile = str('etcd-certfile');
-  const keyfile = str('etcd-keyfile');
-  if ((certfile === undefined) !== (keyfile === undefined)) {
-    throw new UsageError('--etcd-certfile and --etcd-keyfile must be given together');
-  }
-
-  const etcd: EtcdOptions = { endpoints };
-  const cafile = str('etcd-cafile');
-  if (cafile) etcd.cafile = cafile;
-  if (certfile) etcd.certfile = certfile;
-  if (keyfile) etcd.keyfile = keyfile;
-  if (username) etcd.username = username;
-  if (password !== undefined) etcd.password = password;
-
   return {
-    etcd,
-    prefix: str('etcd-prefix') ?? DEFAULT_PREFIX,
+    ...connection,
     ifaces,
     ifaceRegex,
     ...(canReach ? { ifaceCanReach: canReach } : {}),

@@ -2,7 +2,7 @@
 // says what a set of keys means as a Network, Subnet or Lease, and which bytes a resource
 // becomes.
 import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
-import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from '../store/store.js';
+import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from './records.js';
 import { encodeLease, formatLeaseKey, isValidNodeName, leaseResourceName, NO_PUBLIC_IP, type LeaseKey, type LeaseValue } from './lease.js';
 import { decodeFlannelConfig, encodeFlannelConfig, ipv4Capacity, ipv6Capacity, keyFits, resolveNetwork, type NetworkConfig } from './network.js';
 import {

@@ -42,23 +42,6 @@ export class RefusedError extends Error {
   override readonly name = 'RefusedError';
 }
 
-/** etcd could not be reached or answered with a failure. Exit 2. */
-export class StoreUnavailableError extends Error {
-  override readonly name = 'StoreUnavailableError';
-  constructor(
-    message: string,
-    readonly endpoints: string[],
-    override readonly cause?: unknown,
-  ) {
-    super(message);
-  }
-}
-
-/** etcd refused our credentials or certificate. Retrying will not help. Exit 2. */
-export class StoreAuthError extends Error {
-  override readonly name = 'StoreAuthError';
-}
-
 export function isUserError(err: unknown): boolean {
   return (
     err instanceof ValidationError ||

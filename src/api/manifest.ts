@@ -6,7 +6,7 @@
 // Flannel's rules have both passed.
 import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document, type Node } from 'yaml';
 import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
-import { networkNameProblem } from '../store/layout.js';
+import { networkNameProblem } from './names.js';
 import type { FieldProblem } from './errors.js';
 import { describeValue } from './json.js';
 import { parseLeaseResourceName } from './lease.js';

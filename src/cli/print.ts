@@ -3,8 +3,9 @@ import { stringify } from 'yaml';
 import type { NetworkView } from '../api/convert.js';
 import { formatDuration } from '../api/duration.js';
 import type { LeaseResource, Printable, SubnetResource } from '../api/types.js';
-import { refOf, type NodeView } from '../store/resource-plan.js';
-import type { LeaseDescription } from '../store/resources.js';
+import { refOf } from '../control/plan.js';
+import type { NodeView } from '../control/views.js';
+import type { LeaseDescription } from '../control/resources.js';
 import type { NodeStatusRecord } from '../store/store.js';
 
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';

@@ -3,13 +3,13 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { formatProblem, isUserError, StoreAuthError, StoreUnavailableError, ValidationError } from '../api/errors.js';
+import { formatProblem, isUserError, ValidationError } from '../api/errors.js';
+import { StoreAuthError, StoreUnavailableError } from '../store/errors.js';
 import { parseManifests, type ManifestObject } from '../api/manifest.js';
 import type { Kind, Printable, Resource } from '../api/types.js';
-import { DEFAULT_ENDPOINTS, parseEndpoints } from '../store/client.js';
-import { DEFAULT_PREFIX } from '../store/layout.js';
-import type { DeleteTarget } from '../store/resource-plan.js';
-import { ResourceStore } from '../store/resources.js';
+import { EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
+import type { DeleteTarget } from '../control/delete.js';
+import { ResourceStore } from '../control/resources.js';
 import { Store } from '../store/store.js';
 import { HELP } from './help.js';
 import { readInputs } from './input.js';
@@ -133,23 +133,19 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
 
-  const endpoints = parseEndpoints(values['etcd-endpoints'] ?? io.env.WEFT_ETCD_ENDPOINTS ?? DEFAULT_ENDPOINTS.join(','));
-  // The password may come from a file or the environment, so that it never shows in `ps`.
-  const passwordFile = values['etcd-password-file'];
-  const password =
-    values['etcd-password'] ??
-    (passwordFile ? readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined) ??
-    io.env.WEFT_ETCD_PASSWORD;
   let store: Store | undefined;
   const connect = () => {
+    // The password may come from a file or the environment, so that it never shows in `ps`.
+    const { etcd, prefix } = parseEtcdFlags(
+      (flag) =>
+        values[flag] ??
+        (flag === 'etcd-endpoints' ? io.env.WEFT_ETCD_ENDPOINTS : undefined) ??
+        (flag === 'etcd-password' && values['etcd-password-file'] === undefined ? io.env.WEFT_ETCD_PASSWORD : undefined),
+      (path) => readFileSync(path, 'utf8'),
+    );
     store = Store.connect({
-      endpoints,
-      prefix: values['etcd-prefix'] ?? DEFAULT_PREFIX,
-      ...(values['etcd-cafile'] ? { cafile: values['etcd-cafile'] } : {}),
-      ...(values['etcd-certfile'] ? { certfile: values['etcd-certfile'] } : {}),
-      ...(values['etcd-keyfile'] ? { keyfile: values['etcd-keyfile'] } : {}),
-      ...(values['etcd-username'] ? { username: values['etcd-username'] } : {}),
-      ...(password !== undefined ? { password } : {}),
+      ...etcd,
+      prefix,
       callTimeoutMs: io.callTimeoutMs ?? 3000,
       // Two attempts: a blip is retried once, a dead etcd is reported within seconds.
       maxAttempts: 2,
@@ -157,7 +153,6 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return new ResourceStore(store, io.now ? { now: io.now } : {});
   };
   try {
-    if (endpoints.length === 0) throw new UsageError('--etcd-endpoints is empty');
     switch (command) {
       case 'apply':
         return await apply(values, args, io, connect);
@@ -183,13 +178,17 @@ function reportError(err: unknown, io: CliIO): number {
     io.stderr(err.problems.map((p) => printable(formatProblem(p))).join('\n') + '\n');
     return 1;
   }
-  if (err instanceof UsageError) {
-    io.stderr(`error: ${err.message}\n`);
+  if (err instanceof UsageError || err instanceof EtcdFlagError) {
+    io.stderr(`error: ${printable(err.message)}\n`);
     return 1;
   }
   if (isUserError(err)) {
     io.stderr(`error: ${printable((err as Error).message)}\n`);
     return 1;
+  }
+  if (err instanceof PasswordFileError) {
+    io.stderr(`error: ${printable(err.message)}\n`);
+    return 2;
   }
   if (err instanceof StoreUnavailableError || err instanceof StoreAuthError) {
     // grpc-js appends resolver notes that say nothing to an operator.

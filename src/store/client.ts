@@ -9,7 +9,7 @@ import {
   GRPCUnauthenticatedError,
   isRecoverableError,
 } from 'etcd3';
-import { StoreAuthError, StoreUnavailableError } from '../api/errors.js';
+import { StoreAuthError, StoreUnavailableError } from './errors.js';
 
 export interface EtcdOptions {
   endpoints: string[];

@@ -2,6 +2,10 @@
 // under <prefix>/_weft, which no flanneld ever looks at and which can never be mistaken for
 // a lease key (nothing but lease keys may start with <prefix>/subnets).
 
+import { networkNameProblem } from '../api/names.js';
+
+export { networkNameProblem };
+
 export const DEFAULT_PREFIX = '/coreos.com/network';
 export const DEFAULT_NETWORK = 'default';
 
@@ -9,17 +13,6 @@ export const DEFAULT_NETWORK = 'default';
 export function normalizePrefix(prefix: string): string {
   const collapsed = ('/' + prefix).replace(/\/+/g, '/').replace(/\/$/, '');
   return collapsed === '' ? '' : collapsed;
-}
-
-const NETWORK_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-
-/** Why a network name cannot be used, or undefined when it can. */
-export function networkNameProblem(name: string): string | undefined {
-  if (!NETWORK_NAME.test(name)) return `"${name}" is not a DNS label (lowercase letters, digits and '-', at most 63)`;
-  if (name === 'config' || name.startsWith('subnets')) {
-    return `"${name}" collides with flannel's own keys under the prefix`;
-  }
-  return undefined;
 }
 
 export class Layout {

@@ -6,7 +6,7 @@
 // known to be away), not etcd3's automatic loop, which retries every 100 ms during an outage
 // (about 300 attempts and 1 s of CPU in 30 s, measured here).
 import { EtcdLeaseInvalidError, type Lease } from 'etcd3';
-import { StoreUnavailableError } from '../api/errors.js';
+import { StoreUnavailableError } from './errors.js';
 import type { Store } from './store.js';
 
 export const NODE_STATUS_TTL_SECONDS = 30;

@@ -1,6 +1,5 @@
-// Reads of weft's state in etcd, decoded and validated. Writes live next to the code that
-// owns them (store/resources.ts for the CLI, store/leases.ts for agents) and always go
-// through one transaction per change.
+// Reads of weft's state in etcd, decoded and validated, and the one way to write it: a
+// transaction (Store.commit for the control plane's plans, store/leases.ts for agents).
 import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Cidr } from '../alloc/cidr.js';
 import { decodeFlannelConfig } from '../api/network.js';
@@ -8,18 +7,12 @@ import { decodeLease, parseLeaseKey, type Decoded, type LeaseKey, type LeaseValu
 import { decodeNodeStatus, type NodeStatus } from '../api/node-status.js';
 import type { NetworkSpec } from '../api/types.js';
 import { classifyEtcdError, createEtcdClient, type EtcdOptions } from './client.js';
+import type { KV, NetworkMeta, NetworkRecord, NodeStatusRecord, SubnetRecord } from '../api/records.js';
 import { DEFAULT_NETWORK, Layout } from './layout.js';
 import { prefixEnd } from './range.js';
+import { toEtcdCompare, toEtcdOp, type Compare, type TxnOp } from './txn.js';
 
-export interface KV {
-  key: string;
-  value: string;
-  modRevision: number;
-  createRevision: number;
-  version: number;
-  /** etcd lease id as a decimal string; "0" when the key has none. */
-  leaseId: string;
-}
+export type { KV, NetworkMeta, NetworkRecord, NodeStatusRecord, SubnetRecord };
 
 export function toKV(kv: IKeyValue): KV {
   return {
@@ -30,30 +23,6 @@ export function toKV(kv: IKeyValue): KV {
     version: Number(kv.version),
     leaseId: String(kv.lease ?? '0'),
   };
-}
-
-/** One key under <network>/subnets/, decoded but not trusted beyond what decoding checked. */
-export interface SubnetRecord {
-  network: string;
-  /** The key's last segment, e.g. "10.5.3.0-24" (Flannel's key; see leaseResourceName). */
-  name: string;
-  /** The subnets the key names; undefined when the key does not parse as a lease key. */
-  subnets: LeaseKey | undefined;
-  /** The IPv4 subnet (subnets.ipv4): undefined for IPv6-only keys and keys that do not parse. */
-  cidr: Cidr | undefined;
-  kv: KV;
-  lease: Decoded<LeaseValue>;
-  /** A reservation: a key with no etcd lease attached. */
-  reserved: boolean;
-}
-
-/** One key under <prefix>/_weft/nodes/, decoded and checked against its own key. */
-export interface NodeStatusRecord {
-  /** From the key (the record may disagree, which makes it invalid). */
-  network: string | undefined;
-  name: string;
-  kv: KV;
-  status: Decoded<NodeStatus>;
 }
 
 export function nodeStatusRecord(layout: Layout, kv: KV): NodeStatusRecord {
@@ -68,23 +37,6 @@ export function nodeStatusRecord(layout: Layout, kv: KV): NodeStatusRecord {
     };
   }
   return { network, name: node, kv, status };
-}
-
-export interface NetworkRecord {
-  name: string;
-  kv: KV;
-  spec: Decoded<NetworkSpec>;
-  meta: NetworkMeta | undefined;
-}
-
-/** weft's own data about a network that flanneld's config has no room for. */
-export interface NetworkMeta {
-  uid: string;
-  creationTimestamp: string;
-  generation: number;
-  labels?: Record<string, string>;
-  annotations?: Record<string, string>;
-  leaseTTL?: string;
 }
 
 export class Store {
@@ -162,6 +114,35 @@ export class Store {
     const prefix = this.layout.subnetsPrefix(network);
     const { kvs, revision } = await this.list(prefix);
     return { records: kvs.map((kv) => subnetRecord(network, prefix, kv)), revision };
+  }
+
+  /**
+   * Commits one transaction: every compare must hold, then every op applies, atomically.
+   * False when a compare failed (which etcd3's retries can also report for a commit that
+   * landed: the caller re-reads to tell the two apart).
+   */
+  async commit(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<boolean> {
+    const res = await this.call(() =>
+      this.client.kv.txn({ compare: compares.map(toEtcdCompare), success: ops.map(toEtcdOp), failure: [] }),
+    );
+    return res.succeeded;
+  }
+
+  /** Seconds left on, and granted to, each etcd lease (undefined when gone); a few calls at a time. */
+  async leaseTimes(ids: readonly string[]): Promise<Map<string, { ttl: number; granted: number } | undefined>> {
+    const unique = [...new Set(ids)];
+    const out = new Map<string, { ttl: number; granted: number } | undefined>();
+    for (let i = 0; i < unique.length; i += 16) {
+      const batch = unique.slice(i, i + 16);
+      const ttls = await Promise.all(
+        batch.map((id) => this.call(() => this.client.leaseClient.leaseTimeToLive({ ID: id, keys: false }))),
+      );
+      batch.forEach((id, j) => {
+        const ttl = Number(ttls[j]!.TTL);
+        out.set(id, ttl >= 0 ? { ttl, granted: Number(ttls[j]!.grantedTTL) } : undefined);
+      });
+    }
+    return out;
   }
 
   /** Seconds left on an etcd lease, or undefined when it is gone. */

@@ -2,7 +2,7 @@
 // users and roles enabled: good credentials work, bad ones fail at once with StoreAuthError
 // and a message that names the problem, and a failure costs etcd one attempt, not a storm.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StoreAuthError, StoreUnavailableError } from '../../src/api/errors.js';
+import { StoreAuthError, StoreUnavailableError } from '../../src/store/errors.js';
 import { isTransientStoreError } from '../../src/store/client.js';
 import { Store } from '../../src/store/store.js';
 import { enableAuth, startEtcd, type EtcdServer } from '../helpers/etcd.js';

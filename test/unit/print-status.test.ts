@@ -5,7 +5,8 @@ import { leaseFromStore } from '../../src/api/convert.js';
 import { encodeNodeStatus, type NodeStatus } from '../../src/api/node-status.js';
 import { describeLease, leaseTable, nodeTable, statusWarnings } from '../../src/cli/print.js';
 import { Layout } from '../../src/store/layout.js';
-import { indexSnapshot, nodesByLease, nodeViews } from '../../src/store/resource-plan.js';
+import { indexSnapshot } from '../../src/control/snapshot.js';
+import { nodesByLease, nodeViews } from '../../src/control/views.js';
 import { nodeStatusRecord, subnetRecord, type KV } from '../../src/store/store.js';
 
 const L = new Layout('/p');

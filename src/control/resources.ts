@@ -3,45 +3,23 @@
 // racing writers cannot both win: the loser gets a ConflictError and nothing is half done.
 //
 // Shape: read a snapshot of the whole prefix (one range, one revision), plan against it
-// (pure, in resource-plan.ts: compares + ops, or typed errors), then commit. A multi-document apply plans every
+// (pure: apply-network.ts, apply-subnet.ts, delete.ts; compares + ops, or typed errors), then commit. A multi-document apply plans every
 // object against a simulated snapshot first, so an invalid document writes nothing.
 import { randomUUID } from 'node:crypto';
-import type { ICompare, IRequestOp } from 'etcd3';
 import { keyNameOfMeta, leaseFromStore, resourceNameOf, type NetworkView } from '../api/convert.js';
-import {
-  ConflictError,
-  NotFoundError,
-  RefusedError,
-  ValidationError,
-  type FieldProblem,
-} from '../api/errors.js';
+import { ConflictError, NotFoundError, RefusedError, ValidationError, type FieldProblem } from '../api/errors.js';
 import type { ManifestObject } from '../api/manifest.js';
+import type { NodeStatusRecord, SubnetRecord } from '../api/records.js';
 import type { Kind, LeaseResource, Resource, SubnetResource } from '../api/types.js';
-import type { Layout } from './layout.js';
-import type { NodeStatusRecord, Store, SubnetRecord } from './store.js';
-import { prefixEnd } from './range.js';
-import {
-  type Action,
-  type Compare,
-  type DeleteTarget,
-  type Op,
-  type Plan,
-  type PlanContext,
-  type Snapshot,
-  indexSnapshot,
-  networkViews,
-  nodesByLease,
-  nodeViews,
-  notFound,
-  type NodeView,
-  planDelete,
-  planNetworkApply,
-  planSubnetApply,
-  PlanProblems,
-  simulate,
-  sortNetworks,
-  subnetViews,
-} from './resource-plan.js';
+import type { Layout } from '../store/layout.js';
+import type { Store } from '../store/store.js';
+import { simulate, type TxnOp } from '../store/txn.js';
+import { planNetworkApply } from './apply-network.js';
+import { planSubnetApply } from './apply-subnet.js';
+import { planDelete, type DeleteTarget } from './delete.js';
+import { notFound, PlanProblems, type Action, type Plan, type PlanContext } from './plan.js';
+import { indexSnapshot, sortNetworks, type Snapshot } from './snapshot.js';
+import { networkViews, nodesByLease, nodeViews, subnetViews, type NodeView } from './views.js';
 
 // ---- the imperative shell ---------------------------------------------------------------
 
@@ -237,14 +215,7 @@ export class ResourceStore {
 
   /** Commits one plan as one transaction; a failed compare is a ConflictError. */
   async commit(plan: Plan): Promise<void> {
-    const res = await this.store.call(() =>
-      this.store.client.kv.txn({
-        compare: plan.compares.map(toEtcdCompare),
-        success: plan.ops.map(toEtcdOp),
-        failure: [],
-      }),
-    );
-    if (res.succeeded) return;
+    if (await this.store.commit(plan.compares, plan.ops)) return;
     // etcd3 retries writes whose reply was lost: a commit that landed can come back as a
     // failed compare. If the store now holds exactly what we meant to write, we won.
     const now = await this.snapshot();
@@ -298,7 +269,7 @@ export class ResourceStore {
     }
     if (name !== undefined && records.length === 0) throw notFound('Lease', name, network);
     const now = this.now().getTime();
-    const ttls = await this.leaseTTLs(records.filter((r) => !r.reserved).map((r) => r.kv.leaseId));
+    const ttls = await this.store.leaseTimes(records.filter((r) => !r.reserved).map((r) => r.kv.leaseId));
     const created = new Map<string, string>();
     for (const m of snap.subnetMetas.values()) {
       if (m.meta) created.set(this.layout.subnetKey(m.meta.network, keyNameOfMeta(m.meta)), m.meta.creationTimestamp);
@@ -351,24 +322,6 @@ export class ResourceStore {
     return { ...row, ...(reservation ? { reservation } : {}), ...(node ? { node } : {}) };
   }
 
-  /** Seconds left on, and granted to, each etcd lease; a few calls at a time. */
-  private async leaseTTLs(ids: string[]): Promise<Map<string, { ttl: number; granted: number } | undefined>> {
-    const unique = [...new Set(ids)];
-    const out = new Map<string, { ttl: number; granted: number } | undefined>();
-    for (let i = 0; i < unique.length; i += 16) {
-      const batch = unique.slice(i, i + 16);
-      const ttls = await Promise.all(
-        batch.map((id) =>
-          this.store.call(() => this.store.client.leaseClient.leaseTimeToLive({ ID: id, keys: false })),
-        ),
-      );
-      batch.forEach((id, j) => {
-        const ttl = Number(ttls[j]!.TTL);
-        out.set(id, ttl >= 0 ? { ttl, granted: Number(ttls[j]!.grantedTTL) } : undefined);
-      });
-    }
-    return out;
-  }
 }
 
 /** Orders absent values last. */
@@ -383,32 +336,8 @@ function optionalLive(r: Resource | undefined): { live?: Resource } {
   return r ? { live: r } : {};
 }
 
-function landed(snap: Snapshot, op: Op): boolean {
+function landed(snap: Snapshot, op: TxnOp): boolean {
   if ('put' in op) return snap.kvs.get(op.put)?.value === op.value;
   if ('delete' in op) return !snap.kvs.has(op.delete);
   return ![...snap.kvs.keys()].some((k) => k.startsWith(op.deletePrefix));
-}
-
-// etcd3's CompareTarget/CompareResult enums, by number (the gRPC values).
-const TARGET_VERSION = 0;
-const TARGET_MOD = 2;
-const RESULT_EQUAL = 0;
-const RESULT_LESS = 2;
-
-function toEtcdCompare(c: Compare): ICompare {
-  if ('key' in c) {
-    return 'absent' in c
-      ? { key: Buffer.from(c.key), target: TARGET_VERSION, result: RESULT_EQUAL, version: 0 }
-      : { key: Buffer.from(c.key), target: TARGET_MOD, result: RESULT_EQUAL, mod_revision: c.modRevision };
-  }
-  const range = { key: Buffer.from(c.prefix), range_end: prefixEnd(c.prefix) };
-  return 'empty' in c
-    ? { ...range, target: TARGET_VERSION, result: RESULT_EQUAL, version: 0 }
-    : { ...range, target: TARGET_MOD, result: RESULT_LESS, mod_revision: c.unchangedSince + 1 };
-}
-
-function toEtcdOp(op: Op): IRequestOp {
-  if ('put' in op) return { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value) } };
-  if ('delete' in op) return { request_delete_range: { key: Buffer.from(op.delete) } };
-  return { request_delete_range: { key: Buffer.from(op.deletePrefix), range_end: prefixEnd(op.deletePrefix) } };
 }

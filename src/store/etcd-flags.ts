@@ -1,0 +1,71 @@
+// The etcd connection flags, read one way for every command (`weft agent`, `weft get`, ...):
+// each caller says where a flag's value comes from (its command line, then its environment),
+// this decides what the values mean and refuses combinations that cannot work.
+import { DEFAULT_ENDPOINTS, parseEndpoints, type EtcdOptions } from './client.js';
+import { DEFAULT_PREFIX } from './layout.js';
+
+export const ETCD_FLAGS = [
+  'etcd-endpoints',
+  'etcd-prefix',
+  'etcd-cafile',
+  'etcd-certfile',
+  'etcd-keyfile',
+  'etcd-username',
+  'etcd-password',
+  'etcd-password-file',
+] as const;
+export type EtcdFlag = (typeof ETCD_FLAGS)[number];
+
+/** A flag value that cannot be used: the command's usage is wrong. */
+export class EtcdFlagError extends Error {
+  override readonly name = 'EtcdFlagError';
+}
+
+/** The password file could not be read: like an unreachable etcd, not a usage mistake. */
+export class PasswordFileError extends Error {
+  override readonly name = 'PasswordFileError';
+}
+
+export interface EtcdConnection {
+  etcd: EtcdOptions;
+  prefix: string;
+}
+
+/**
+ * `value(flag)` gives the flag's value (command line first, then whatever environment the
+ * command honours), or undefined when unset. `readFile` reads the password file.
+ */
+export function parseEtcdFlags(value: (flag: EtcdFlag) => string | undefined, readFile: (path: string) => string): EtcdConnection {
+  const endpoints = parseEndpoints(value('etcd-endpoints') ?? DEFAULT_ENDPOINTS.join(','));
+  if (endpoints.length === 0) throw new EtcdFlagError('--etcd-endpoints is empty');
+  for (const e of endpoints) {
+    if (!/^https?:\/\/[^\s/]+$/.test(e.replace(/\/+$/, ''))) throw new EtcdFlagError(`--etcd-endpoints: "${e}" is not an http(s)://host:port URL`);
+  }
+  let password = value('etcd-password');
+  const passwordFile = value('etcd-password-file');
+  if (password !== undefined && passwordFile !== undefined) {
+    throw new EtcdFlagError('--etcd-password and --etcd-password-file are mutually exclusive');
+  }
+  if (passwordFile !== undefined) {
+    try {
+      password = readFile(passwordFile).replace(/\r?\n$/, '');
+    } catch (err) {
+      throw new PasswordFileError(`--etcd-password-file: cannot read ${passwordFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  const username = value('etcd-username');
+  if (password !== undefined && username === undefined) throw new EtcdFlagError('--etcd-password needs --etcd-username');
+  const certfile = value('etcd-certfile');
+  const keyfile = value('etcd-keyfile');
+  if ((certfile === undefined) !== (keyfile === undefined)) {
+    throw new EtcdFlagError('--etcd-certfile and --etcd-keyfile must be given together');
+  }
+  const etcd: EtcdOptions = { endpoints };
+  const cafile = value('etcd-cafile');
+  if (cafile) etcd.cafile = cafile;
+  if (certfile) etcd.certfile = certfile;
+  if (keyfile) etcd.keyfile = keyfile;
+  if (username) etcd.username = username;
+  if (password !== undefined) etcd.password = password;
+  return { etcd, prefix: value('etcd-prefix') ?? DEFAULT_PREFIX };
+}
