@@ -1,10 +1,10 @@
-// What `make soak` prints about its losses: each lost ping between stable hosts with its time
-// and the soak events just before it, and a summary by the kind of event that preceded them,
-// so that a failing run explains itself. Pure: the soak hands in its timeline and the pings'
-// lost requests.
+// What `make soak` prints about its losses: each lost ping between stable hosts with its time,
+// the soak events just before it and the stable agents' warnings around it, and a summary by
+// the kind of soak event that preceded them, so that a failing run explains itself. Pure: the
+// soak hands in its timeline, the agents' logs and the pings' lost requests.
 
-/** Kinds of soak event, in the words of the summary. */
-export type SoakEventKind = 'join' | 'leave' | 'churn restart' | 'stable restart' | 'etcd restart' | 'note';
+/** Kinds of soak event, in the words of the summary; 'agent' is a line from an agent's log. */
+export type SoakEventKind = 'join' | 'leave' | 'churn restart' | 'stable restart' | 'etcd restart' | 'note' | 'agent';
 
 export interface SoakEvent {
   /** ms since the epoch */
@@ -30,6 +30,8 @@ export interface ExplainOptions {
   windowMs?: number;
   /** Losses of one pair this close together are one incident. */
   gapMs?: number;
+  /** How long after an incident an agent's log line still belongs to it (a loss is noticed late). */
+  afterMs?: number;
 }
 
 /** Losses of one pair close together in time: one incident, explained once. */
@@ -39,12 +41,13 @@ export interface LossIncident {
   last: SoakLoss;
   count: number;
   notes: string[];
-  /** Events in [first.at - windowMs, last.at], oldest first. */
+  /** Events in [first.at - windowMs, last.at + afterMs], oldest first. */
   before: SoakEvent[];
 }
 
 const DEFAULT_WINDOW_MS = 15_000;
 const DEFAULT_GAP_MS = 2_000;
+const DEFAULT_AFTER_MS = 1_000;
 
 /** Groups losses into incidents (per pair, gaps under gapMs) and finds the events before each. */
 export function lossIncidents(losses: readonly SoakLoss[], events: readonly SoakEvent[], opts: ExplainOptions): LossIncident[] {
@@ -63,8 +66,9 @@ export function lossIncidents(losses: readonly SoakLoss[], events: readonly Soak
     cur = { pair: l.pair, first: l, last: l, count: 1, notes: l.note ? [l.note] : [], before: [] };
     incidents.push(cur);
   }
+  const afterMs = opts.afterMs ?? DEFAULT_AFTER_MS;
   const timeline = [...events].sort((a, b) => a.at - b.at);
-  for (const i of incidents) i.before = timeline.filter((e) => e.at >= i.first.at - windowMs && e.at <= i.last.at);
+  for (const i of incidents) i.before = timeline.filter((e) => e.at >= i.first.at - windowMs && e.at <= i.last.at + afterMs);
   return incidents.sort((a, b) => a.first.at - b.first.at);
 }
 
@@ -91,7 +95,7 @@ export function explainLosses(losses: readonly SoakLoss[], events: readonly Soak
     lines.push(`  ${i.pair} ${seqs} at ${sinceStart(i.first.at, opts.startedAt)} (${clock(i.first.at)} UTC)${notes}`);
     if (i.before.length === 0) lines.push('      (no soak event in the window)');
     for (const e of i.before) lines.push(`      ${((e.at - i.first.at) / 1000).toFixed(1).padStart(6)}s  ${clock(e.at)}  ${e.what}`);
-    const last = [...i.before].reverse().find((e) => e.kind !== 'note');
+    const last = [...i.before].reverse().find((e) => e.kind !== 'note' && e.kind !== 'agent' && e.at <= i.first.at);
     const kind = last ? last.kind : 'no event';
     byKind.set(kind, (byKind.get(kind) ?? 0) + i.count);
   }
@@ -99,6 +103,26 @@ export function explainLosses(losses: readonly SoakLoss[], events: readonly Soak
   const parts = [...byKind]
     .sort((a, b) => b[1] - a[1])
     .map(([k, n]) => (k === 'no event' ? `${n} with no event in the window` : `${n} after a ${k}`));
-  lines.push(`  ${total} lost in ${incidents.length} incident(s), by the latest event before each: ${parts.join(', ')}`);
+  lines.push(`  ${total} lost in ${incidents.length} incident(s), by the latest soak event before each: ${parts.join(', ')}`);
   return lines;
+}
+
+/** An agent's warnings and errors (JSON log lines) as timeline entries: "h2 agent warn: msg (key)". */
+export function agentLogEvents(host: string, log: string): SoakEvent[] {
+  const out: SoakEvent[] = [];
+  for (const line of log.split('\n')) {
+    if (!line.startsWith('{')) continue;
+    let e: { level?: unknown; time?: unknown; msg?: unknown; key?: unknown; err?: unknown };
+    try {
+      e = JSON.parse(line) as typeof e;
+    } catch {
+      continue;
+    }
+    if ((e.level !== 'warn' && e.level !== 'error') || typeof e.time !== 'string' || typeof e.msg !== 'string') continue;
+    const at = Date.parse(e.time);
+    if (!Number.isFinite(at)) continue;
+    const detail = [typeof e.key === 'string' ? e.key : undefined, typeof e.err === 'string' ? e.err.slice(0, 120) : undefined].filter(Boolean);
+    out.push({ at, kind: 'agent', what: `${host} agent ${e.level}: ${e.msg}${detail.length ? ` (${detail.join('; ')})` : ''}` });
+  }
+  return out;
 }

@@ -11,7 +11,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Cidr } from '../alloc/cidr.js';
-import { clock, explainLosses, sinceStart, type SoakEvent, type SoakEventKind, type SoakLoss } from './soak-report.js';
+import { agentLogEvents, clock, explainLosses, sinceStart, type SoakEvent, type SoakEventKind, type SoakLoss } from './soak-report.js';
 import { Testbed, type Host, type PingHandle } from './topology.js';
 
 const { values } = parseArgs({
@@ -230,7 +230,10 @@ async function main(): Promise<number> {
     for (const d of counts.doubledDetail.slice(0, 5)) console.log(`    ${d}`);
     console.log('  stable agents RSS (MiB) by minute: h1 (never restarted), h2, h3 (restarted at random)');
     for (const m of memory) console.log(`    ${String(m.minute).padStart(3)}  ${m.rss.map((k) => (k / 1024).toFixed(1).padStart(6)).join(' ')}`);
-    const explained = explainLosses(losses, events, { startedAt: started });
+    // The stable agents' warnings go beside the soak's own events: a lost lease, a refused
+    // kernel operation or an etcd outage then shows up next to the loss it caused.
+    const agentLines = stable.flatMap((h) => agentLogEvents(h.name, tb.agentLog(h)));
+    const explained = explainLosses(losses, [...events, ...agentLines], { startedAt: started });
     if (explained.length > 0) console.log(['', ...explained].join('\n'));
     const ok = lost === 0 && counts.doubled === 0;
     if (!ok) {

@@ -1,6 +1,6 @@
 // What `make soak` prints about a loss: the pair, the time, and the soak events just before it.
 import { describe, expect, it } from 'vitest';
-import { explainLosses, lossIncidents, type SoakEvent, type SoakLoss } from '../../src/testbed/soak-report.js';
+import { agentLogEvents, explainLosses, lossIncidents, type SoakEvent, type SoakLoss } from '../../src/testbed/soak-report.js';
 
 const T0 = Date.parse('2026-12-06T08:07:10.000Z');
 const at = (s: number) => T0 + s * 1000;
@@ -11,6 +11,7 @@ const events: SoakEvent[] = [
   { at: at(120), kind: 'stable restart', what: 'restart stable h2 (SIGKILL)' },
   { at: at(150), kind: 'join', what: 'join h21' },
   { at: at(151.5), kind: 'note', what: 'a note' },
+  { at: at(153.8), kind: 'agent', what: 'h2 agent warn: our lease was deleted; re-acquiring' },
 ];
 
 describe('soak loss report', () => {
@@ -28,7 +29,7 @@ describe('soak loss report', () => {
       ['h1->h2', 1500, 1500, 1],
     ]);
     expect(incidents[0]!.notes).toEqual(['From 10.5.17.0 Destination Host Unreachable']);
-    expect(incidents[0]!.before.map((e) => e.what)).toEqual(['join h21', 'a note']);
+    expect(incidents[0]!.before.map((e) => e.what)).toEqual(['join h21', 'a note', 'h2 agent warn: our lease was deleted; re-acquiring']);
     expect(incidents[2]!.before).toEqual([]);
   });
 
@@ -48,10 +49,26 @@ describe('soak loss report', () => {
       '  h1->h2 icmp_seq=1360..1361 (2 lost) at +153.6s (08:09:43.600 UTC)',
       '        -3.6s  08:09:40.000  join h21',
       '        -2.1s  08:09:41.500  a note',
+      '         0.2s  08:09:43.800  h2 agent warn: our lease was deleted; re-acquiring',
       '  h3->h1 icmp_seq=4000 at +400.0s (08:13:50.000 UTC)',
       '      (no soak event in the window)',
-      '  4 lost in 3 incident(s), by the latest event before each: 2 after a join, 1 after a stable restart, 1 with no event in the window',
+      '  4 lost in 3 incident(s), by the latest soak event before each: 2 after a join, 1 after a stable restart, 1 with no event in the window',
     ]);
     expect(explainLosses([], events, { startedAt: T0 })).toEqual([]);
+  });
+
+  it("turns an agent's warnings and errors into timeline entries, and skips everything else", () => {
+    const log = [
+      '{"level":"info","time":"2026-12-06T08:09:43.700Z","msg":"peer added","key":"/k/a"}',
+      '{"level":"warn","time":"2026-12-06T08:09:43.837Z","component":"lease","key":"/coreos.com/network/subnets/10.5.52.0-24","msg":"our lease was deleted; re-acquiring"}',
+      'FatalAgentError: a crash trace line',
+      '{"level":"error","time":"2026-12-06T08:09:44.000Z","msg":"dataplane reconcile failed; will retry","err":"boom"}',
+      '{"level":"warn","time":"not a time","msg":"x"}',
+      '{"level":"warn",',
+    ].join('\n');
+    expect(agentLogEvents('h2', log)).toEqual([
+      { at: Date.parse('2026-12-06T08:09:43.837Z'), kind: 'agent', what: 'h2 agent warn: our lease was deleted; re-acquiring (/coreos.com/network/subnets/10.5.52.0-24)' },
+      { at: Date.parse('2026-12-06T08:09:44.000Z'), kind: 'agent', what: 'h2 agent error: dataplane reconcile failed; will retry (boom)' },
+    ]);
   });
 });
