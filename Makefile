@@ -55,10 +55,12 @@ demo-down:
 bench: deps build
 	node bench/run-all.mjs
 
-# About 10 minutes of churn with etcd restarts; MINUTES=N to change. Not part of `make test`.
+# About 10 minutes of churn with etcd restarts; MINUTES=N to change, SEED=N to replay a run
+# (each run prints its seed). Not part of `make test`.
 MINUTES ?= 10
+SEED ?=
 soak: deps build
-	node dist/testbed/soak.js --minutes $(MINUTES)
+	node dist/testbed/soak.js --minutes $(MINUTES) $(if $(SEED),--seed $(SEED))
 
 clean:
 	rm -rf dist

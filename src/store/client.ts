@@ -151,9 +151,12 @@ export function classifyEtcdError(err: unknown, endpoints: string[]): Error {
         'check the CA, client certificate and key (--etcd-cafile, --etcd-certfile, --etcd-keyfile)',
     );
   }
+  // cockatiel's BrokenCircuitError (a call refused by a host's open breaker, on every attempt
+  // of the retry budget) keeps the name "Error": only isBrokenCircuitError() recognises it.
   if (
     (err instanceof Error && isRecoverableError(err)) ||
-    (err instanceof Error && (err.name === 'BrokenCircuitError' || err.name.startsWith('GRPC') || err.name === 'ClientRuntimeError'))
+    isBrokenCircuitError(err) ||
+    (err instanceof Error && (err.name.startsWith('GRPC') || err.name === 'ClientRuntimeError'))
   ) {
     return new StoreUnavailableError(
       `etcd is unreachable (tried ${endpoints.join(', ')}): ${message}`,

@@ -115,14 +115,25 @@ export function parsePingSummary(stdout: string, stderr = ''): PingResult {
 export interface PingStreamResult extends PingResult {
   /** Sequence numbers that never got a reply (the last one, possibly in flight, excluded). */
   lostSeqs: number[];
+  /** When each lost request was sent, and what came back instead; only for output of `ping -D`. */
+  lostPings?: LostPing[];
+}
+
+export interface LostPing {
+  seq: number;
+  /** When the request was sent (ms since the epoch), estimated from the nearest timestamped line. */
+  at: number;
+  /** An ICMP error received for it instead of a reply ("From 10.5.1.0 icmp_seq=7 Destination Host Unreachable"). */
+  note?: string;
 }
 
 /**
  * Reads the per-reply lines of a ping stopped with SIGINT. The summary counts the packet that
  * was in flight at the moment of the signal as lost; replies are counted per sequence number
  * instead, and an unanswered last sequence number is treated as in flight, not lost.
+ * With the ping's interval, the lost requests of `ping -D` output are dated (lostPings).
  */
-export function parsePingStream(stdout: string, stderr = ''): PingStreamResult {
+export function parsePingStream(stdout: string, stderr = '', intervalMs?: number): PingStreamResult {
   const summary = parsePingSummary(stdout, stderr);
   const replied = new Set<number>();
   for (const m of stdout.matchAll(/bytes from \S+: icmp_seq=(\d+) /g)) replied.add(Number(m[1]));
@@ -132,6 +143,7 @@ export function parsePingStream(stdout: string, stderr = ''): PingStreamResult {
   for (let seq = 1; seq <= sent; seq++) if (!replied.has(seq)) lostSeqs.push(seq);
   const received = sent - lostSeqs.length;
   const { rttAvgMs, error } = summary;
+  const lostPings = intervalMs !== undefined ? timeLostPings(stdout, lostSeqs, intervalMs) : undefined;
   return {
     sent,
     received,
@@ -139,5 +151,47 @@ export function parsePingStream(stdout: string, stderr = ''): PingStreamResult {
     lostSeqs,
     ...(rttAvgMs !== undefined ? { rttAvgMs } : {}),
     ...(error !== undefined ? { error } : {}),
+    ...(lostPings ? { lostPings } : {}),
   };
+}
+
+/**
+ * Dates lost requests from `ping -D -O` output, whose lines start with `[<epoch seconds>]`.
+ * A reply is dated when it arrived (a round trip after sending, negligible here); "no answer
+ * yet for icmp_seq=N" is printed as N+1 is sent, one interval after N. A lost request is
+ * dated from the nearest such anchor, counting whole intervals from it. Undefined when the
+ * output has no timestamps at all.
+ */
+function timeLostPings(stdout: string, lostSeqs: number[], intervalMs: number): LostPing[] | undefined {
+  const anchors: { seq: number; at: number }[] = [];
+  const notes = new Map<number, string>();
+  for (const line of stdout.split('\n')) {
+    const m = /^\[(\d+\.\d+)\] (.*)$/.exec(line);
+    if (!m) continue;
+    const at = Number(m[1]) * 1000;
+    const text = m[2]!;
+    const reply = /bytes from \S+: icmp_seq=(\d+) /.exec(text);
+    const noAnswer = /^no answer yet for icmp_seq=(\d+)/.exec(text);
+    const icmpError = /^From \S+ icmp_seq=(\d+) (.+)$/.exec(text);
+    if (reply) anchors.push({ seq: Number(reply[1]), at });
+    else if (noAnswer) anchors.push({ seq: Number(noAnswer[1]), at: at - intervalMs });
+    else if (icmpError) notes.set(Number(icmpError[1]), `${text.split(' icmp_seq=')[0]} ${icmpError[2]}`);
+  }
+  if (anchors.length === 0) return undefined;
+  anchors.sort((a, b) => a.seq - b.seq);
+  return lostSeqs.map((seq) => {
+    // The nearest anchor by sequence number (binary search for the first at or after seq).
+    let lo = 0;
+    let hi = anchors.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (anchors[mid]!.seq < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    const after = anchors[lo];
+    const before = anchors[lo - 1];
+    const near = !before || (after && after.seq - seq < seq - before.seq) ? after! : before;
+    const note = notes.get(seq);
+    return { seq, at: Math.round(near.at + (seq - near.seq) * intervalMs), ...(note ? { note } : {}) };
+  });
 }

@@ -770,11 +770,14 @@ export class Testbed {
     return Date.now() - t0;
   }
 
-  /** A ping (IPv4 or IPv6) left running (every intervalMs, 1 s reply timeout) until stop(). */
+  /**
+   * A ping (IPv4 or IPv6) left running (every intervalMs, 1 s reply timeout) until stop().
+   * Its lines are timestamped (-D), so stop() dates each lost request (lostPings).
+   */
   startPing(from: Place, to: string, intervalMs = 50): PingHandle {
     const family = pingFamily(to);
     const interval = (intervalMs / 1000).toFixed(3);
-    const proc = spawn('ip', ['netns', 'exec', nsOf(from), 'ping', ...family, '-n', '-O', '-i', interval, '-W', '1', to], {
+    const proc = spawn('ip', ['netns', 'exec', nsOf(from), 'ping', ...family, '-n', '-D', '-O', '-i', interval, '-W', '1', to], {
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,
     });
@@ -791,7 +794,7 @@ export class Testbed {
         await exited;
         clearTimeout(timer);
         this.pings.delete(proc);
-        return parsePingStream(stdout, stderr);
+        return parsePingStream(stdout, stderr, intervalMs);
       },
     };
   }

@@ -92,6 +92,34 @@ describe('ping output', () => {
     expect(parsePingStream(out)).toEqual({ sent: 4, received: 3, lost: 1, lostSeqs: [2], rttAvgMs: 0.1 });
   });
 
+  it('dates lost requests from the timestamps of ping -D, and keeps the ICMP error received instead', () => {
+    const out = [
+      'PING 10.5.2.2 (10.5.2.2) 56(84) bytes of data.',
+      '[1796544317.500000] 64 bytes from 10.5.2.2: icmp_seq=1 ttl=62 time=0.1 ms',
+      '[1796544317.700000] no answer yet for icmp_seq=2',
+      '[1796544317.800000] 64 bytes from 10.5.2.2: icmp_seq=4 ttl=62 time=0.1 ms',
+      '[1796544318.050000] From 10.5.2.0 icmp_seq=5 Destination Host Unreachable',
+      '[1796544318.100000] 64 bytes from 10.5.2.2: icmp_seq=7 ttl=62 time=0.1 ms',
+      '[1796544318.200000] 64 bytes from 10.5.2.2: icmp_seq=8 ttl=62 time=0.1 ms',
+      '',
+      '--- 10.5.2.2 ping statistics ---',
+      '8 packets transmitted, 4 received, +1 errors, 50% packet loss, time 700ms',
+    ].join('\n');
+    const r = parsePingStream(out, '', 100);
+    expect(r.lostSeqs).toEqual([2, 3, 5, 6]);
+    // seq 2: "no answer yet" is printed one interval after it was sent; 3 is one interval after
+    // that; 5 and 6 are counted back from the reply to 7.
+    expect(r.lostPings).toEqual([
+      { seq: 2, at: 1796544317600 },
+      { seq: 3, at: 1796544317700 },
+      { seq: 5, at: 1796544317900, note: 'From 10.5.2.0 Destination Host Unreachable' },
+      { seq: 6, at: 1796544318000 },
+    ]);
+    // Without the interval (or without timestamps) nothing is dated.
+    expect(parsePingStream(out).lostPings).toBeUndefined();
+    expect(parsePingStream(out.replace(/^\[[\d.]+\] /gm, ''), '', 100).lostPings).toBeUndefined();
+  });
+
   it('reads ping6 replies, whose source address has colons', () => {
     const out = [
       'PING fd00:5:0:2::2(fd00:5:0:2::2) 56 data bytes',
