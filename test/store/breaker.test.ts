@@ -7,7 +7,7 @@
 import { BrokenCircuitError, IsolatedCircuitError, isBrokenCircuitError } from 'cockatiel';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Cidr } from '../../src/alloc/cidr.js';
-import { StoreUnavailableError } from '../../src/api/errors.js';
+import { StoreUnavailableError } from '../../src/store/errors.js';
 import { classifyEtcdError, isTransientStoreError } from '../../src/store/client.js';
 import { LeaseWriter, type HeldLease } from '../../src/store/leases.js';
 import { Store } from '../../src/store/store.js';
