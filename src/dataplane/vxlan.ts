@@ -96,21 +96,22 @@ export class VxlanBackend implements Backend {
   }
 
   /**
-   * The Network's MTU, else the uplink's less the encapsulation. A dual-stack Network has one
-   * MTU for both devices, and the kernel refuses a vxlan device larger than its uplink allows
-   * (1430 on a 1500 IPv6 uplink): the IPv6 device takes the smaller of the two, saying so.
+   * The underlay MTU (the Network's backend.mtu, flanneld's meaning, else the uplink's) less
+   * the encapsulation: 50 bytes, as flanneld, or 70 over IPv6, whose header is 20 bytes
+   * longer (flanneld takes 50 there too, which fragments full-size packets). The kernel
+   * refuses an IPv6 vxlan device larger than its uplink carries: a configured MTU above the
+   * uplink's is capped there, saying so.
    */
   private deviceMtu(): number {
-    if (this.family === 4) return this.settings.mtu ?? this.uplink.mtu - VXLAN_OVERHEAD;
-    const limit = this.uplink.mtu - VXLAN6_OVERHEAD;
-    const wanted = this.settings.mtu ?? limit;
-    if (wanted <= limit) return wanted;
-    this.log.warn('the configured MTU does not fit the IPv6 underlay; using the largest that does', {
+    if (this.family === 4) return (this.settings.mtu ?? this.uplink.mtu) - VXLAN_OVERHEAD;
+    const underlay = this.settings.mtu ?? this.uplink.mtu;
+    if (underlay <= this.uplink.mtu) return underlay - VXLAN6_OVERHEAD;
+    this.log.warn('the configured MTU is above the IPv6 uplink\'s; using the uplink\'s', {
       device: this.device,
-      configured: wanted,
-      mtu: limit,
+      configured: underlay,
+      uplink: this.uplink.mtu,
     });
-    return limit;
+    return this.uplink.mtu - VXLAN6_OVERHEAD;
   }
 
   async prepare(): Promise<{ vtepMAC?: string; mtu: number }> {

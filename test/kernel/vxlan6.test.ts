@@ -180,18 +180,18 @@ describe('IPv6 vxlan backend (kernel)', () => {
     expect(h.logs.filter((l) => l.includes('replacing incompatible vxlan device'))).toHaveLength(variants.length);
   });
 
-  it('honours the configured port and MTU', async () => {
+  it('honours the configured port, and the configured MTU as the underlay MTU (70 bytes less on the IPv6 device)', async () => {
     const h = await host('v6port');
     const { mtu } = await h.backend6({ ...VXLAN6, port: 4789, mtu: 1400 }).prepare();
     const link = (await h.link(DEV))!;
-    expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1400, 1400, 4789]);
+    expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1330, 1330, 4789]);
     await h.ns.ip(['link', 'del', DEV]);
 
-    // A dual-stack Network's MTU sized for the IPv4 device is more than the kernel allows an
-    // IPv6 vxlan device on this uplink: the largest that fits is used, and the log says so.
-    expect((await h.backend6({ ...VXLAN6, mtu: 1450 }).prepare()).mtu).toBe(1430);
+    // An underlay MTU above what this uplink carries: the kernel would refuse the device, so
+    // the uplink's is used, and the log says so.
+    expect((await h.backend6({ ...VXLAN6, mtu: 9001 }).prepare()).mtu).toBe(1430);
     expect((await h.link(DEV))!.mtu).toBe(1430);
-    expect(h.logs.filter((l) => l.includes('does not fit the IPv6 underlay') && l.includes('configured=1450 mtu=1430'))).toHaveLength(1);
+    expect(h.logs.filter((l) => l.includes("above the IPv6 uplink's") && l.includes('configured=9001 uplink=1500'))).toHaveLength(1);
   });
 
   it('never lets a hostile lease value reach the kernel, and programs the valid peers beside it', async () => {

@@ -97,10 +97,13 @@ describe('subnet.env with IPv6', () => {
     expect(formatSubnetEnv({ ...v4, mtu: 1450, ipMasq: false })).toBe('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
   });
 
-  it('FLANNEL_MTU: vxlan overhead 50 over IPv4, 70 over IPv6; the configured MTU wins; host-gw the uplink', () => {
+  it('FLANNEL_MTU: vxlan overhead 50 over IPv4, 70 over IPv6, off the configured (underlay) MTU or the uplink\'s; host-gw the uplink', () => {
     expect(overlayMtu({ type: 'vxlan' }, 1500, 4)).toBe(1450);
     expect(overlayMtu({ type: 'vxlan' }, 1500, 6)).toBe(1430);
-    expect(overlayMtu({ type: 'vxlan', mtu: 1400 }, 1500, 6)).toBe(1400);
+    // flanneld's Backend.MTU is the underlay's: AWS jumbo frames (9001) give pods 8951.
+    expect(overlayMtu({ type: 'vxlan', mtu: 9001 }, 9001, 4)).toBe(8951);
+    expect(overlayMtu({ type: 'vxlan', mtu: 1400 }, 1500, 4)).toBe(1350);
+    expect(overlayMtu({ type: 'vxlan', mtu: 1400 }, 1500, 6)).toBe(1330);
     expect(overlayMtu({ type: 'host-gw' }, 9000, 6)).toBe(9000);
     // The file carries the smaller of the two stacks' MTUs.
     expect(Math.min(overlayMtu({ type: 'vxlan' }, 1500, 4), overlayMtu({ type: 'vxlan' }, 1500, 6))).toBe(1430);
