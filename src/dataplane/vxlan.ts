@@ -4,6 +4,8 @@
 //
 // The IPv6 backend is the same with flanneld's IPv6 names and sizes: device flannel-v6.<VNI>
 // over the uplink's IPv6 address, address <own IPv6 subnet>/128, 70 bytes of encapsulation.
+import { writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import type { IpAddr, IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
 import { Converger } from './converger.js';
@@ -154,7 +156,6 @@ export class VxlanBackend implements Backend {
     if (!d.local || !d.local.equals(this.publicIP)) return `local ${d.local?.toString() ?? 'unset'}, want ${this.publicIP}`;
     if (d.link !== this.uplinkDev) return `dev ${d.link ?? 'unset'}, want ${this.uplinkDev}`;
     if (d.port !== this.port) return `port ${d.port}, want ${this.port}`;
-    if (d.learning !== false) return 'learning is on';
     if (d.gbp !== this.settings.gbp) return `gbp ${d.gbp}, want ${this.settings.gbp}`;
     return undefined;
   }
@@ -168,9 +169,16 @@ export class VxlanBackend implements Backend {
     const found = await this.readDevice();
     const why = found ? this.incompatibility(found) : 'missing';
     if (found && !why) {
+      // flanneld's Learning option leaves learning on: turned off in place, so the MAC (which
+      // every peer's FDB and neighbour entries name) stays and the migration is hitless.
+      if (found.learning !== false) {
+        await this.runBatch('turn learning off', [`link set ${this.device} type vxlan nolearning`]);
+        this.log.info('adopted a vxlan device with learning on; turned learning off, MAC kept', { device: this.device, mac: found.mac });
+      }
       if (found.mtu !== this.mtu || !found.up) {
         await this.runBatch('adjust device', [`link set ${this.device} mtu ${this.mtu} up`]);
       }
+      if (this.family === 6) await this.refuseRouterAdvertisements();
       if (this.mac && this.mac !== found.mac) this.log.warn('vxlan device MAC changed', { device: this.device, from: this.mac, to: found.mac });
       this.mac = found.mac;
       return found;
@@ -191,6 +199,7 @@ export class VxlanBackend implements Backend {
     await this.runBatch('create device', lines);
     const made = await this.readDevice();
     if (!made) throw new DataplaneError(`${this.device} is missing right after creating it`, { device: this.device, step: 'create device' });
+    if (this.family === 6) await this.refuseRouterAdvertisements();
     this.log.info('created vxlan device', { device: this.device, vni: this.vni, mac: made.mac, mtu: this.mtu, port: this.port, local: this.publicIP.toString() });
     this.mac = made.mac;
     return made;
@@ -213,6 +222,26 @@ export class VxlanBackend implements Backend {
     }
     if (lines.length > 0) await this.runBatch('set device address', lines);
     this.addressFor = ownSubnet;
+  }
+
+  /**
+   * accept_ra=0 on the IPv6 device, as flanneld: a router advertisement arriving over the
+   * overlay must not give the host addresses or a default route through it. Written in the
+   * runner's namespace (the agent's own when it has none). Device names are validated link
+   * names (no "/"), so the path names one file under /proc/sys/net/ipv6/conf.
+   */
+  private async refuseRouterAdvertisements(): Promise<void> {
+    const path = `/proc/sys/net/ipv6/conf/${this.device}/accept_ra`;
+    try {
+      if (this.runner.netns) {
+        const r = await execa('ip', ['netns', 'exec', this.runner.netns, 'tee', path], { input: '0\n', reject: false });
+        if (r.exitCode !== 0) throw new Error(String(r.stderr).trim());
+      } else {
+        await writeFile(path, '0\n');
+      }
+    } catch (err) {
+      throw new DataplaneError(`cannot turn router advertisements off on ${this.device}`, { device: this.device, step: 'accept_ra', errors: [(err as Error).message] });
+    }
   }
 
   private async runBatch(step: string, lines: string[]): Promise<void> {

@@ -1,5 +1,6 @@
 // The IPv6 vxlan backend (and IPv6 host-gw / directRouting) against a real kernel, inside a
 // namespace each test creates, with hand-made IPv6 peers.
+import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BackendSettings } from '../../src/dataplane/types.js';
 import {
@@ -158,13 +159,28 @@ describe('IPv6 vxlan backend (kernel)', () => {
     expect(h.ns.runner.runs - runsBefore).toBeLessThanOrEqual(9);
   });
 
-  it('replaces an incompatible device (other VNI, an IPv4 or other IPv6 local address, learning on, other port)', async () => {
+  it('adopts flanneld\'s device with learning on in place (learning off, MAC kept) and turns router advertisements off, as flanneld', async () => {
+    const h = await host('v6learn', 'dual');
+    const acceptRa = async () => String((await execa('ip', ['netns', 'exec', h.ns.name, 'cat', `/proc/sys/net/ipv6/conf/${DEV}/accept_ra`])).stdout).trim();
+    await h.ns.ip(['link', 'add', DEV, 'type', 'vxlan', 'id', '1', 'local', 'fd00:1::1', 'dev', 'eth0', 'dstport', '8472', 'learning']);
+    const before = (await h.link(DEV))!;
+    expect([before.linkinfo?.info_data?.learning, await acceptRa()]).toEqual([true, '1']);
+    const { vtepMAC } = await h.backend6().prepare();
+    const after = (await h.link(DEV))!;
+    expect([vtepMAC, after.address, after.linkinfo?.info_data?.learning]).toEqual([before.address, before.address, false]);
+    expect(await acceptRa()).toBe('0');
+    // A device weft creates gets the same.
+    await h.ns.ip(['link', 'del', DEV]);
+    await h.backend6().prepare();
+    expect(await acceptRa()).toBe('0');
+  });
+
+  it('replaces an incompatible device (other VNI, an IPv4 or other IPv6 local address, other port)', async () => {
     const h = await host('v6incompat', 'dual');
     const variants: string[][] = [
       ['id', '7', 'local', 'fd00:1::1', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
       ['id', '1', 'local', 'fd00:1::99', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
       ['id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
-      ['id', '1', 'local', 'fd00:1::1', 'dev', 'eth0', 'dstport', '8472'],
       ['id', '1', 'local', 'fd00:1::1', 'dev', 'eth0', 'nolearning', 'dstport', '4789'],
     ];
     for (const v of variants) {
