@@ -16,6 +16,18 @@ describe('subnet.env', () => {
     expect(text).toBe('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
   });
 
+  // flanneld's bytes for a given config and lease (its WriteSubnetFile, v0.20 to v0.28; the
+  // values also seen from a real flanneld v0.20.2 by `make interop`).
+  it.each([
+    ['IPv4-only vxlan, 1500 uplink', { type: 'vxlan' }, 1500, false, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n'],
+    ['vxlan with Backend.MTU 9001 (the underlay\'s)', { type: 'vxlan', mtu: 9001 }, 9001, false, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=8951\nFLANNEL_IPMASQ=false\n'],
+    ['host-gw', { type: 'host-gw' }, 1500, false, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n'],
+    ['vxlan with --ip-masq', { type: 'vxlan' }, 1500, true, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n'],
+  ] as const)("is flanneld's bytes: %s", (_name, backend, uplinkMtu, ipMasq, bytes) => {
+    const mtu = overlayMtu(backend, uplinkMtu, 4);
+    expect(formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.72.0/24')!, mtu, ipMasq })).toBe(bytes);
+  });
+
   it('is written atomically with mode 0644, parents created, and rewritten only on change', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
     dirs.push(dir);
