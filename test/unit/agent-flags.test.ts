@@ -143,8 +143,8 @@ describe('weft agent flags', () => {
     expect(o.iptablesResyncMs).toBe(5000);
     expect(o.ipMasq).toBe(false);
     expect(o.notices).toEqual([
-      'FLANNELD_IP_MASQ="yes" is not a boolean; ignored, as flanneld does',
       'FLANNELD_IPTABLES_RESYNC="soon" is not an integer; ignored, as flanneld does',
+      'FLANNELD_IP_MASQ="yes" is not a boolean; ignored, as flanneld does',
     ]);
   });
 
