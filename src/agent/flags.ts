@@ -192,7 +192,8 @@ function parseGoFlags(argv: string[]): Given {
     if (!arg.startsWith('-') || arg === '-') throw new UsageError(`unexpected argument "${arg}" (weft agent takes flags only)`);
     const m = /^--?([^-=][^=]*)(?:=(.*))?$/s.exec(arg);
     if (!m) throw new UsageError(`bad flag syntax: ${arg}`);
-    const name = m[1]!;
+    // Go's flag package answers -h and -help with the usage (flanneld then exits 0).
+    const name = m[1] === 'h' ? 'help' : m[1]!;
     const spec = FLAGS[name];
     if (!spec) throw new UsageError(`flag provided but not defined: -${name}`);
     let value = m[2];

@@ -150,5 +150,6 @@ describe('weft agent flags', () => {
 
   it('answers --help', () => {
     expect(parseAgentFlags(['--help'], {})).toBe('help');
+    expect(parseAgentFlags(['-h'], {})).toBe('help');
   });
 });
