@@ -4,7 +4,7 @@ SHELL := /bin/bash
 SYSTEM_TOOLS := etcd etcdctl ip bridge ping openssl iptables-restore
 APT_PACKAGES := etcd-server etcd-client iproute2 iputils-ping openssl iptables
 
-.PHONY: help deps system-deps node-deps build test unit demo demo-down bench soak clean
+.PHONY: help deps system-deps node-deps build test unit demo demo-down bench soak interop clean
 
 help:
 	@echo "make demo       bring up a throwaway etcd and several hosts in network namespaces"
@@ -13,6 +13,7 @@ help:
 	@echo "make build      compile TypeScript to dist/"
 	@echo "make bench      fleet-scale benches (about 3 minutes; figures vs same-run baselines)"
 	@echo "make soak       about 10 minutes of churn and etcd restarts under traffic"
+	@echo "make interop FLANNELD=/path/to/flanneld   a mixed fleet with a real flanneld (about 4 minutes)"
 
 deps: system-deps node-deps
 
@@ -61,6 +62,12 @@ MINUTES ?= 10
 SEED ?=
 soak: deps build
 	node dist/testbed/soak.js --minutes $(MINUTES) $(if $(SEED),--seed $(SEED))
+
+# A mixed fleet of a real flanneld and weft agents in namespaces; not part of `make test`
+# (a clone has no flanneld). See docs/flanneld.md for what it checks.
+interop: deps build
+	@if [ -z "$(FLANNELD)" ]; then echo "usage: make interop FLANNELD=/path/to/flanneld" >&2; exit 2; fi
+	node dist/testbed/interop.js --flanneld "$(FLANNELD)"
 
 clean:
 	rm -rf dist

@@ -12,7 +12,7 @@
 // (flanneld does) hands every IPv6-only host the first one's lease.
 import type { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
 import { freeSubnets, freeSubnets6, pickRandom } from '../alloc/candidates.js';
-import { NO_PUBLIC_IP, type LeaseKey } from '../api/lease.js';
+import { isPlaceholderPublicIP, type LeaseKey } from '../api/lease.js';
 import { keyFits, subnet6Fits, subnetFits, type NetworkConfig } from '../api/network.js';
 import type { SubnetRecord } from '../store/store.js';
 
@@ -39,7 +39,7 @@ function ownedBy(config: NetworkConfig, record: SubnetRecord, id: Identity): Mat
   if (v.nodeName) return v.nodeName === id.nodeName ? 'node-name' : undefined;
   // Written by flanneld or by an operator without a node: flannel's rule, match the IP.
   if (config.ipv4) {
-    return id.publicIP && v.publicIP !== NO_PUBLIC_IP && v.publicIP === id.publicIP.toString() ? 'public-ip' : undefined;
+    return id.publicIP && !isPlaceholderPublicIP(v.publicIP) && v.publicIP === id.publicIP.toString() ? 'public-ip' : undefined;
   }
   return id.publicIPv6 && v.publicIPv6 && v.publicIPv6 === id.publicIPv6.toString() ? 'public-ipv6' : undefined;
 }

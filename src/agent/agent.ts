@@ -6,7 +6,7 @@ import { isUserError } from '../api/errors.js';
 import { StoreAuthError } from '../store/errors.js';
 import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
-import { describeMasqChange, masqChainFor, MasqKeeper } from '../dataplane/masq.js';
+import { describeMasqChange, HostRules } from '../dataplane/masq.js';
 import type { Backend, BackendSettings, KernelOpCounts, Peer, ReconcileReport } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
@@ -85,7 +85,7 @@ export class Agent {
   /** Peers joining, leaving, or left out for an unusable lease. */
   private readonly peerLog: Logger;
   private readonly metrics: AgentMetrics;
-  private readonly masq: MasqKeeper;
+  private readonly rules: HostRules;
   /** The node status record at <prefix>/_weft/nodes/<network>/<node>. */
   private readonly status: StatusPublisher;
 
@@ -102,7 +102,7 @@ export class Agent {
       leaseExpiresAt: () => this.held?.expiresAt,
     });
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
-    this.masq = new MasqKeeper(masqChainFor(deps.options.network));
+    this.rules = new HostRules(deps.options.network);
     this.status = agentStatusPublisher(deps.store, deps.options, this.log, () => ({
       ready: this.ready(),
       held: this.held,
@@ -197,8 +197,9 @@ export class Agent {
     this.every(options.resyncIntervalMs, () => {
       this.scheduleReconcile('resync');
       void this.reloadConfig();
-      void this.applyMasq();
     });
+    // flanneld's --iptables-resync: the iptables rules are checked (and repaired) on their own clock.
+    this.every(options.iptablesResyncMs, () => void this.applyMasq());
     await new Promise<void>((resolve) => (this.wake = resolve));
   }
 
@@ -363,23 +364,30 @@ export class Agent {
   }
 
   /**
-   * --ip-masq: keeps the masquerade rules for the network and our subnet (re-checked at every
-   * resync, rewritten when our subnet changes); without the flag, removes any an earlier run left.
+   * --ip-masq and --iptables-forward-rules, each for IPv4 and IPv6 as the network has them:
+   * keeps the rules for the network and our subnet (re-checked every --iptables-resync,
+   * rewritten when our subnet changes); with a flag off, removes any an earlier run left.
    */
   private async applyMasq(): Promise<void> {
     if (!this.held || !this.config || this.stopped) return;
-    // IPv4 only: an IPv6 network's container traffic is not masqueraded (said once).
-    if (this.deps.options.ipMasq && this.config.ipv6) this.once('masq-ipv6', '--ip-masq covers IPv4 only: IPv6 container traffic is not masqueraded');
-    const network = this.config.ipv4?.network;
-    const subnet = this.held.subnets.ipv4;
-    const target = this.deps.options.ipMasq && network && subnet ? { network, subnet } : undefined;
-    try {
-      const change = await this.masq.sync(target);
-      this.said.delete('masq-failed');
-      if (change !== 'unchanged') this.log.info(describeMasqChange(change), { chain: this.masq.chain, ...(target ? { subnet: target.subnet.toString() } : {}) });
-    } catch (err) {
-      const what = target ? 'install the --ip-masq rules' : 'check for --ip-masq rules left by an earlier run';
-      this.once('masq-failed', `cannot ${what} (retrying at each resync): ${(err as Error).message}`);
+    const { options } = this.deps;
+    const stack = <N extends IpNet>(network: N | undefined, subnet: IpNet | undefined) => (network && subnet ? { network, subnet } : undefined);
+    const v4 = stack(this.config.ipv4?.network, this.held.subnets.ipv4);
+    const v6 = stack(this.config.ipv6?.network, this.held.subnets.ipv6);
+    const results = await this.rules.sync({
+      ipMasq: options.ipMasq,
+      randomFully: options.ipMasqRandomFully,
+      forward: options.forwardRules,
+      ...(v4 ? { ipv4: v4 } : {}),
+      ...(v6 ? { ipv6: v6 } : {}),
+    });
+    for (const r of results) {
+      if (r.error) {
+        this.once(`rules-failed:${r.what}`, `cannot keep ${r.what} (retrying every ${options.iptablesResyncMs / 1000}s): ${r.error.message}`);
+        continue;
+      }
+      this.said.delete(`rules-failed:${r.what}`);
+      if (r.change && r.change !== 'unchanged') this.log.info(describeMasqChange(r.change, r.what), { chain: r.chain });
     }
   }
 

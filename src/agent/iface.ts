@@ -97,36 +97,38 @@ function findLink(opts: SelectionOptions, host: HostSnapshot, stacks: Stacks): F
   const usable = host.links.filter(
     (l) => l.name !== 'lo' && (!stacks.ipv4 || l.addresses.length > 0) && (!stacks.ipv6 || v6addresses(l).length > 0),
   );
-  if (opts.ifaces.length > 0) {
-    for (const want of opts.ifaces) {
-      const ip = parseIp(want);
-      const link = ip ? usable.find((l) => hasAddress(l, ip)) : usable.find((l) => l.name === want);
-      if (link) return { link, ...(ip ? { ip } : {}), how: `--iface ${want}` };
-    }
-    throw new InterfaceError(`none of --iface ${opts.ifaces.join(', ')} exists with ${needText(stacks)}`);
+  // flanneld's order: each --iface, then each --iface-regex, then --iface-can-reach; the
+  // first that finds an interface wins, and none finding one is an error.
+  const tried: string[] = [];
+  for (const want of opts.ifaces) {
+    const ip = parseIp(want);
+    const link = ip ? usable.find((l) => hasAddress(l, ip)) : usable.find((l) => l.name === want);
+    if (link) return { link, ...(ip ? { ip } : {}), how: `--iface ${want}` };
   }
-  if (opts.ifaceRegex.length > 0) {
-    for (const re of opts.ifaceRegex) {
-      const rx = new RegExp(re);
-      for (const link of usable) {
-        const candidates: IpAddr[] = [
-          ...(stacks.ipv4 ? link.addresses.map((a) => a.ip) : []),
-          ...(stacks.ipv6 ? v6addresses(link).map((a) => a.ip) : []),
-        ];
-        const ip = candidates.find((a) => rx.test(a.toString()));
-        if (ip) return { link, ip, how: `--iface-regex ${re} (address)` };
-        if (rx.test(link.name)) return { link, how: `--iface-regex ${re} (name)` };
-      }
+  if (opts.ifaces.length > 0) tried.push(`none of --iface ${opts.ifaces.join(', ')} exists with ${needText(stacks)}`);
+  for (const re of opts.ifaceRegex) {
+    const rx = new RegExp(re);
+    for (const link of usable) {
+      const candidates: IpAddr[] = [
+        ...(stacks.ipv4 ? link.addresses.map((a) => a.ip) : []),
+        ...(stacks.ipv6 ? v6addresses(link).map((a) => a.ip) : []),
+      ];
+      const ip = candidates.find((a) => rx.test(a.toString()));
+      if (ip) return { link, ip, how: `--iface-regex ${re} (address)` };
+      if (rx.test(link.name)) return { link, how: `--iface-regex ${re} (name)` };
     }
-    throw new InterfaceError(`no interface matches --iface-regex ${opts.ifaceRegex.join(', ')}`);
   }
+  if (opts.ifaceRegex.length > 0) tried.push(`no interface matches --iface-regex ${opts.ifaceRegex.join(', ')}`);
   if (opts.ifaceCanReach) {
     const dev = host.canReach?.dev;
     const link = dev ? usable.find((l) => l.name === dev) : undefined;
-    if (!link) throw new InterfaceError(`no interface routes to --iface-can-reach ${opts.ifaceCanReach}`);
-    const src = host.canReach?.src;
-    return { link, ...(src && hasAddress(link, src) ? { ip: src } : {}), how: `--iface-can-reach ${opts.ifaceCanReach}` };
+    if (link) {
+      const src = host.canReach?.src;
+      return { link, ...(src && hasAddress(link, src) ? { ip: src } : {}), how: `--iface-can-reach ${opts.ifaceCanReach}` };
+    }
+    tried.push(`no interface routes to --iface-can-reach ${opts.ifaceCanReach}`);
   }
+  if (tried.length > 0) throw new InterfaceError(tried.join('; '));
   // The default route of the network's first stack (IPv4 unless the network is IPv6-only).
   const dev = stacks.ipv4 ? host.defaultRouteDev : host.defaultRouteDev6;
   const link = dev ? usable.find((l) => l.name === dev) : undefined;

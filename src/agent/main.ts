@@ -9,9 +9,10 @@ import { AGENT_USAGE, parseAgentFlags, UsageError, type AgentOptions } from './f
 import { startHealthServer } from './health.js';
 import { readHostSnapshot } from './iface.js';
 import { AgentMetrics } from './metrics.js';
+import { weftVersion } from '../version.js';
 
 export async function runAgentCommand(argv: string[]): Promise<number> {
-  let options: AgentOptions | 'help';
+  let options: AgentOptions | 'help' | 'version';
   try {
     options = parseAgentFlags(argv, process.env, (path) => readFileSync(path, 'utf8'));
   } catch (err) {
@@ -24,6 +25,11 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
   }
   if (options === 'help') {
     process.stdout.write(AGENT_USAGE);
+    return 0;
+  }
+  if (options === 'version') {
+    // flanneld prints its version on stderr.
+    process.stderr.write(`${weftVersion()}\n`);
     return 0;
   }
 
@@ -42,6 +48,8 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
     tls: Boolean(options.etcd.cafile || options.etcd.certfile),
     auth: Boolean(options.etcd.username),
   });
+  // flanneld's flags that weft accepts without acting on them, each named once with why.
+  for (const notice of options.notices) logger.warn(notice);
 
   let store: Store;
   try {

@@ -30,13 +30,14 @@ export function formatSubnetEnv(env: SubnetEnv): string {
 export const VXLAN_OVERHEAD = { 4: 50, 6: 70 } as const;
 
 /**
- * The MTU of one stack's overlay: vxlan = the configured MTU, else the uplink's minus the
- * encapsulation overhead of the underlay family; host-gw = the uplink's. FLANNEL_MTU is the
- * smaller of the stacks' MTUs, so one value suits every container interface.
+ * The MTU of one stack's overlay: vxlan = the underlay MTU (the configured backend.mtu, as
+ * flanneld's Backend.MTU, else the uplink's) less the encapsulation overhead of the underlay
+ * family; host-gw = the uplink's. FLANNEL_MTU is the smaller of the stacks' MTUs, so one value
+ * suits every container interface.
  */
 export function overlayMtu(backend: { type: string; mtu?: number }, uplinkMtu: number, underlay: 4 | 6): number {
   if (backend.type !== 'vxlan') return uplinkMtu;
-  return backend.mtu ?? uplinkMtu - VXLAN_OVERHEAD[underlay];
+  return (backend.mtu ?? uplinkMtu) - VXLAN_OVERHEAD[underlay];
 }
 
 /**

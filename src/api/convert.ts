@@ -3,7 +3,7 @@
 // becomes.
 import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
 import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from './records.js';
-import { encodeLease, formatLeaseKey, isValidNodeName, leaseResourceName, NO_PUBLIC_IP, type LeaseKey, type LeaseValue } from './lease.js';
+import { encodeLease, formatLeaseKey, isPlaceholderPublicIP, isValidNodeName, leaseResourceName, NO_PUBLIC_IP, RESERVATION_PUBLIC_IP, type LeaseKey, type LeaseValue } from './lease.js';
 import { decodeFlannelConfig, encodeFlannelConfig, ipv4Capacity, ipv6Capacity, keyFits, resolveNetwork, type NetworkConfig } from './network.js';
 import {
   API_VERSION,
@@ -130,10 +130,14 @@ export function encodeSubnetMeta(m: SubnetMeta): string {
   });
 }
 
-/** The value a fresh reservation key holds: no BackendType, so peers ignore it until adopted. */
+/**
+ * The value a fresh reservation key holds: no BackendType, so peers (weft and flanneld alike)
+ * ignore it until adopted; without a public IP, a PublicIP no host has, so that no flanneld
+ * host takes it for its own lease (docs/flanneld.md, "Reservations").
+ */
 export function reservationValue(spec: SubnetSpec): string {
   return encodeLease({
-    publicIP: spec.publicIP ?? NO_PUBLIC_IP,
+    publicIP: spec.publicIP ?? RESERVATION_PUBLIC_IP,
     ...optional('publicIPv6', canonicalIpv6(spec.publicIPv6)),
     ...optional('nodeName', spec.node),
   });
@@ -283,7 +287,7 @@ export function subnetFromStore(
       ...(ipv6Only ? {} : { cidr: record?.cidr?.toString() ?? '' }),
       ...optional('ipv6Cidr', subnets?.ipv6?.toString()),
       ...optional('node', value?.nodeName),
-      ...optional('publicIP', value && value.publicIP !== NO_PUBLIC_IP ? value.publicIP : undefined),
+      ...optional('publicIP', value && !isPlaceholderPublicIP(value.publicIP) ? value.publicIP : undefined),
       ...optional('publicIPv6', value?.publicIPv6 ?? undefined),
     };
   }
@@ -308,6 +312,7 @@ export function subnetFromStore(
 
 /** The PublicIP of a value, unless it is the 0.0.0.0 placeholder of an IPv6-only key. */
 function hidePlaceholder(record: SubnetRecord | undefined, publicIP: string): string | undefined {
+  if (publicIP === RESERVATION_PUBLIC_IP) return undefined;
   return publicIP === NO_PUBLIC_IP && record?.subnets?.ipv6 && !record.subnets.ipv4 ? undefined : publicIP;
 }
 

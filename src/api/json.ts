@@ -16,12 +16,17 @@ export function parseJsonObject(text: string, maxBytes: number): Decoded<Record<
   return { ok: true, value: raw as Record<string, unknown> };
 }
 
-/** Go's encoding/json matches keys case-insensitively (flanneld's readers); so do we. */
+/**
+ * A struct field as Go's encoding/json (flanneld's readers) fills it: every key that equals
+ * the field's name case-insensitively sets it, in document order, so the last one wins. Go
+ * folds case by Unicode's simple folding, where the Kelvin sign is a k and the long s an s.
+ */
 export function goField(obj: Record<string, unknown>, key: string): unknown {
-  if (key in obj) return obj[key];
-  const lower = key.toLowerCase();
-  for (const [k, v] of Object.entries(obj)) if (k.toLowerCase() === lower) return v;
-  return undefined;
+  const fold = (k: string) => k.replace(/\u212a/g, 'k').replace(/\u017f/g, 's').toLowerCase();
+  const want = fold(key);
+  let found: unknown = undefined;
+  for (const [k, v] of Object.entries(obj)) if (fold(k) === want) found = v;
+  return found;
 }
 
 /** A value as it appears in an error message: JSON, bounded, and honest about odd numbers. */

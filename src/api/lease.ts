@@ -39,6 +39,20 @@ export function isValidNodeName(name: unknown): name is string {
 /** The IPv4 "public IP" of an IPv6-only lease: flanneld writes its zero value there. */
 export const NO_PUBLIC_IP = '0.0.0.0';
 
+/**
+ * The PublicIP of a reservation made for a node name (or an IPv6 address) alone: an address
+ * no host can have (the limited broadcast address), so that no flanneld host takes the
+ * reservation for its own lease. flanneld looks its lease up by PublicIP only; with 0.0.0.0
+ * every IPv6-only flanneld host (whose PublicIP is 0.0.0.0) would claim it. Reservations
+ * written by earlier weft versions with 0.0.0.0 are still read as "no public IP".
+ */
+export const RESERVATION_PUBLIC_IP = '255.255.255.255';
+
+/** Whether a value's PublicIP is one of the placeholders above rather than a host's address. */
+export function isPlaceholderPublicIP(publicIP: string): boolean {
+  return publicIP === NO_PUBLIC_IP || publicIP === RESERVATION_PUBLIC_IP;
+}
+
 function encodeVxlanData(d: VxlanBackendData): string {
   return `{"VNI":${d.VNI},"VtepMAC":${JSON.stringify(d.VtepMAC)}}`;
 }

@@ -11,6 +11,13 @@ import type { BackendSpec, NetworkSpec } from './types.js';
 
 export const DEFAULT_LEASE_TTL = '24h';
 export const DEFAULT_VXLAN_PORT = 8472;
+/**
+ * backend.mtu is the underlay's MTU, as flanneld's Backend.MTU: the vxlan device gets it less
+ * the encapsulation (50 bytes; 70 over IPv6). The range is every value whose device MTU the
+ * kernel takes (IPv4's minimum 68 + 50) up to the largest MTU a Linux link can have.
+ */
+export const MIN_UNDERLAY_MTU = 118;
+export const MAX_UNDERLAY_MTU = 65535;
 
 /** One stack's range: the network, the subnet length, and the first and last assignable subnet. */
 export interface StackConfig<N, A> {
@@ -34,6 +41,7 @@ export interface NetworkConfig {
     vni: number;
     /** 0 means the kernel default (8472). */
     port: number;
+    /** The underlay's MTU (flanneld's Backend.MTU); the device gets it less the encapsulation. */
     mtu?: number;
     directRouting: boolean;
     gbp: boolean;
@@ -257,8 +265,8 @@ function resolveBackend(
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     problems.push({ field: 'spec.backend.port', message: `must be 0..65535, got ${port}` });
   }
-  if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < 576 || spec.mtu > 9000)) {
-    problems.push({ field: 'spec.backend.mtu', message: `must be 576..9000, got ${spec.mtu}` });
+  if (spec.mtu !== undefined && (!Number.isInteger(spec.mtu) || spec.mtu < MIN_UNDERLAY_MTU || spec.mtu > MAX_UNDERLAY_MTU)) {
+    problems.push({ field: 'spec.backend.mtu', message: `must be ${MIN_UNDERLAY_MTU}..${MAX_UNDERLAY_MTU} (the underlay's MTU), got ${spec.mtu}` });
   }
   return {
     type,
@@ -314,10 +322,12 @@ export function encodeFlannelConfig(spec: NetworkSpec): string {
 }
 
 /**
- * Reads a config written by weft, flanneld's operators or etcdctl into a spec. Throws a
- * message (without location; the caller names the key) when it cannot be read at all.
- * Like flanneld: EnableIPv4 defaults to true, EnableIPv6 to false, and the range of a
- * disabled stack is ignored.
+ * Reads a config written by weft, flanneld's operators or etcdctl into a spec, exactly as
+ * flanneld's parser does (subnet.ParseConfig + the vxlan backend's config, Go encoding/json):
+ * keys in any letter case (the last one of a field wins), unknown keys ignored, Network's
+ * host bits masked, SubnetLen 0 or null = default, SubnetMin/SubnetMax "0.0.0.0" = unset,
+ * EnableIPv4 true and EnableIPv6 false unless given, a disabled stack's range ignored.
+ * What flanneld refuses throws flanneld's message (the caller names the key).
  */
 export function decodeFlannelConfig(text: string): NetworkSpec {
   let raw: unknown;
@@ -326,67 +336,124 @@ export function decodeFlannelConfig(text: string): NetworkSpec {
   } catch (err) {
     throw new Error(`config is not valid JSON: ${(err as Error).message}`);
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) throw new Error('config is not a JSON object');
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new Error(`json: cannot unmarshal ${goJsonKind(raw)} into Go value of type subnet.Config`);
+  }
   const obj = raw as Record<string, unknown>;
-  const num = (k: string) => {
-    const v = goField(obj, k);
-    if (v === undefined) return undefined;
-    if (typeof v !== 'number') throw new Error(`config field "${k}" is not a number`);
-    return v;
-  };
-  const str = (k: string) => {
-    const v = goField(obj, k);
-    if (v === undefined || v === '') return undefined;
-    if (typeof v !== 'string') throw new Error(`config field "${k}" is not a string`);
-    return v;
-  };
-  const bool = (k: string) => {
+  const typeError = (k: string, v: unknown, goType: string) =>
+    new Error(`json: cannot unmarshal ${goJsonKind(v)} into Go struct field Config.${k} of type ${goType}`);
+  /** uint fields: null or absent leave the default (0, "derive it"). */
+  const uint = (k: string): number | undefined => {
     const v = goField(obj, k);
     if (v === undefined || v === null) return undefined;
-    if (typeof v !== 'boolean') throw new Error(`config field "${k}" is not a boolean`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 2 ** 64 - 1) throw typeError(k, v, 'uint');
+    return v === 0 ? undefined : v;
+  };
+  const bool = (k: string): boolean | undefined => {
+    const v = goField(obj, k);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw typeError(k, v, 'bool');
     return v;
   };
+  /** ip.IP4Net/IP6Net: the JSON text with its quotes trimmed, through Go's net.ParseCIDR (which masks host bits). */
+  const cidrField = (k: string, family: 4 | 6, missing: string): string => {
+    const v = goField(obj, k);
+    if (v === undefined) throw new Error(missing);
+    const s = goTrimmedText(v);
+    const parsed = family === 4 ? Cidr.parse(s) : Cidr6.parse(s);
+    if (!parsed) throw new Error(`invalid CIDR address: ${s}`);
+    return parsed.toString();
+  };
+  /** ip.IP4 (a value: "0.0.0.0" is unset) and *ip.IP6 (a pointer: null is unset, so is "::"). */
+  const addressField = (k: string, family: 4 | 6): string | undefined => {
+    const v = goField(obj, k);
+    if (v === undefined || (family === 6 && v === null)) return undefined;
+    const s = goTrimmedText(v);
+    const ip = family === 4 ? Ipv4.parseChecked(s) : Ipv6.parse(s);
+    if (!ip) throw new Error('Invalid IP address format');
+    if (ip.value === 0 || ip.value === 0n) return undefined;
+    return ip.toString();
+  };
+
   const spec: NetworkSpec = { backend: { type: 'udp' } };
-  if (bool('EnableIPv4') ?? true) {
-    const cidr = goField(obj, 'Network');
-    if (typeof cidr !== 'string') throw new Error('config has no "Network" string');
-    spec.cidr = cidr;
-    const subnetLen = num('SubnetLen');
-    if (subnetLen) spec.subnetLength = subnetLen;
-    const min = str('SubnetMin');
+  const enableIPv4 = bool('EnableIPv4') ?? true;
+  const enableIPv6 = bool('EnableIPv6') ?? false;
+  if (enableIPv4) {
+    spec.cidr = cidrField('Network', 4, 'please define a correct Network parameter in the flannel config');
+    const subnetLen = uint('SubnetLen');
+    if (subnetLen !== undefined) spec.subnetLength = subnetLen;
+    const min = addressField('SubnetMin', 4);
     if (min) spec.subnetMin = min;
-    const max = str('SubnetMax');
+    const max = addressField('SubnetMax', 4);
     if (max) spec.subnetMax = max;
   }
-  if (bool('EnableIPv6') ?? false) {
-    const cidr = goField(obj, 'IPv6Network');
-    if (typeof cidr !== 'string') throw new Error('config has EnableIPv6 but no "IPv6Network" string');
-    spec.ipv6Cidr = cidr;
-    const subnetLen = num('IPv6SubnetLen');
-    if (subnetLen) spec.ipv6SubnetLength = subnetLen;
-    const min = str('IPv6SubnetMin');
+  if (enableIPv6) {
+    spec.ipv6Cidr = cidrField('IPv6Network', 6, 'please define a correct IPv6Network parameter in the flannel config');
+    const subnetLen = uint('IPv6SubnetLen');
+    if (subnetLen !== undefined) spec.ipv6SubnetLength = subnetLen;
+    const min = addressField('IPv6SubnetMin', 6);
     if (min) spec.ipv6SubnetMin = min;
-    const max = str('IPv6SubnetMax');
+    const max = addressField('IPv6SubnetMax', 6);
     if (max) spec.ipv6SubnetMax = max;
   }
   const b = goField(obj, 'Backend');
-  if (b !== undefined && b !== null) {
-    if (typeof b !== 'object' || Array.isArray(b)) throw new Error('config field "Backend" is not an object');
-    const bo = b as Record<string, unknown>;
-    const type = goField(bo, 'Type');
-    spec.backend = { type: typeof type === 'string' && type ? type : 'udp' };
-    if (spec.backend.type === 'vxlan') {
-      const vni = goField(bo, 'VNI');
-      if (typeof vni === 'number') spec.backend.vni = vni;
-      const port = goField(bo, 'Port');
-      if (typeof port === 'number' && port) spec.backend.port = port;
-      const mtu = goField(bo, 'MTU');
-      if (typeof mtu === 'number' && mtu) spec.backend.mtu = mtu;
-      if (goField(bo, 'GBP') === true) spec.backend.gbp = true;
-      if (goField(bo, 'DirectRouting') === true) spec.backend.directRouting = true;
-    }
+  if (b === undefined) return spec; // flanneld's default backend: udp
+  if (b !== null && (typeof b !== 'object' || Array.isArray(b))) {
+    throw new Error(`error decoding Backend property of config: json: cannot unmarshal ${goJsonKind(b)} into Go value of type struct { Type string }`);
   }
+  const bo = (b ?? {}) as Record<string, unknown>;
+  const type = goField(bo, 'Type');
+  if (type !== undefined && type !== null && typeof type !== 'string') {
+    throw new Error(`error decoding Backend property of config: json: cannot unmarshal ${goJsonKind(type)} into Go struct field .Type of type string`);
+  }
+  spec.backend = { type: type ?? '' };
+  if (type === 'vxlan') Object.assign(spec.backend, decodeVxlanBackend(bo));
   return spec;
+}
+
+/** The vxlan backend's fields as flanneld's VXLANConfig reads them (VNI 1 and MTU "the uplink's" unless given). */
+function decodeVxlanBackend(bo: Record<string, unknown>): Partial<BackendSpec> {
+  const fail = (k: string, v: unknown, goType: string) =>
+    new Error(`error decoding VXLAN backend config: json: cannot unmarshal ${goJsonKind(v)} into Go struct field VXLANConfig.${k.toLowerCase()} of type ${goType}`);
+  const int = (k: string): number | undefined => {
+    const v = goField(bo, k);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'number' || !Number.isInteger(v) || Math.abs(v) > 2 ** 63) throw fail(k, v, 'int');
+    return v;
+  };
+  const bool = (k: string): boolean | undefined => {
+    const v = goField(bo, k);
+    if (v === undefined || v === null) return undefined;
+    if (typeof v !== 'boolean') throw fail(k, v, 'bool');
+    return v;
+  };
+  const out: Partial<BackendSpec> = {};
+  const vni = int('VNI');
+  if (vni !== undefined) out.vni = vni;
+  const port = int('Port');
+  if (port) out.port = port;
+  // 0 would make flanneld's device MTU -50 (the kernel then picks its own): the uplink's, as unset.
+  const mtu = int('MTU');
+  if (mtu) out.mtu = mtu;
+  if (bool('GBP')) out.gbp = true;
+  if (bool('DirectRouting')) out.directRouting = true;
+  // Learning is read (a wrong type is refused as flanneld does) but weft never turns it on.
+  bool('Learning');
+  return out;
+}
+
+/** The word Go's encoding/json uses for a JSON value's kind in its type errors. */
+function goJsonKind(v: unknown): string {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'array';
+  if (typeof v === 'object') return 'object';
+  if (typeof v === 'number') return `number ${String(v)}`;
+  return typeof v === 'boolean' ? 'bool' : typeof v;
+}
+
+/** flanneld's address types read the raw JSON text with its quotes trimmed (so 10 is "10", null is "null"). */
+function goTrimmedText(v: unknown): string {
+  return typeof v === 'string' ? v : JSON.stringify(v).replace(/^"+|"+$/g, '');
 }
 
 /** Number of IPv4 subnets between subnetMin and subnetMax. */

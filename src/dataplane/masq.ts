@@ -1,26 +1,34 @@
-// --ip-masq: what flanneld installs so that containers reach the world beyond the overlay.
-// Traffic leaving the cluster network from a container is masqueraded to the host's address;
-// traffic between containers is left alone. The rules live in weft's own nat chain with one
-// jump from POSTROUTING, and every change is one `iptables-restore --noflush` transaction, so
-// there is never a moment with half a rule set (a new network or subnet replaces the chain's
-// contents in the same commit that adds the new ones).
+// The iptables rules flanneld installs, kept by weft: --ip-masq (nat POSTROUTING, so that
+// containers reach the world beyond the overlay: traffic leaving the cluster network from a
+// container is masqueraded to the host's address; traffic between containers is left alone)
+// and --iptables-forward-rules (filter FORWARD, flanneld's FLANNEL-FWD: ACCEPT what comes
+// from or goes to the network, so a FORWARD policy of DROP, as Docker sets it, does not drop
+// pod traffic between hosts). Each, for IPv4 (iptables) and IPv6 (ip6tables), lives in
+// weft's own chain with one jump from the hook chain, and every change is one
+// `iptables-restore --noflush` transaction, so there is never a moment with half a rule set
+// (a new network or subnet replaces the chain's contents in the same commit).
 //
-// Level-triggered like the rest of the dataplane: observe the nat table (iptables-save), plan
+// Level-triggered like the rest of the dataplane: observe the table (iptables-save), plan
 // the difference from what is wanted (pure), apply it in one restore. "Wanted" is either the
-// rules for (network, subnet) or nothing at all: an agent started without --ip-masq removes
-// what an earlier run with it left behind.
-//
-// IPv4 only. IPv6 would be the same keeper run with ip6tables-save/ip6tables-restore and
-// rules rendered from the IPv6 network and subnet, with ff00::/8 in place of 224.0.0.0/4.
+// chain's rules or nothing at all: an agent started without the flag removes what an
+// earlier run with it left behind. flanneld's own FLANNEL-* chains are never touched.
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
-import type { Cidr } from '../alloc/cidr.js';
+import type { IpNet } from '../alloc/cidr.js';
 
 /** The chain of the network named `default` (the one flanneld's defaults serve). */
 export const MASQ_CHAIN = 'WEFT-POSTRTG';
+/** The FORWARD chain of the network named `default`. */
+export const FORWARD_CHAIN = 'WEFT-FWD';
 
 /** flanneld's KubeProxyMark: kube-proxy masquerades these packets itself; NAT twice breaks them. */
 const KUBE_PROXY_MARK = '0x4000/0x4000';
+
+/** `base` for `default`, else base-<8 hex digits of the name's SHA-256> (iptables allows 28 characters). */
+function chainFor(base: string, network: string): string {
+  if (network === 'default') return base;
+  return `${base}-${createHash('sha256').update(network).digest('hex').slice(0, 8).toUpperCase()}`;
+}
 
 /**
  * The chain for a network: WEFT-POSTRTG for `default`, else WEFT-POSTRTG-<8 hex digits of the
@@ -28,32 +36,68 @@ const KUBE_PROXY_MARK = '0x4000/0x4000';
  * networks on one host never rewrite or remove each other's rules.
  */
 export function masqChainFor(network: string): string {
-  if (network === 'default') return MASQ_CHAIN;
-  return `${MASQ_CHAIN}-${createHash('sha256').update(network).digest('hex').slice(0, 8).toUpperCase()}`;
+  return chainFor(MASQ_CHAIN, network);
+}
+
+/** The FORWARD chain for a network, named as masqChainFor names the nat one. */
+export function forwardChainFor(network: string): string {
+  return chainFor(FORWARD_CHAIN, network);
 }
 
 export interface MasqTarget {
-  network: Cidr;
-  subnet: Cidr;
+  /** The cluster network and this host's subnet, both of one family (IPv4, or IPv6 for ip6tables). */
+  network: IpNet;
+  subnet: IpNet;
+  /** MASQUERADE --random-fully (flanneld's default; off with --ip-masq-fully-random-disable). */
+  randomFully?: boolean;
 }
 
 /**
  * The chain's rules, as `iptables-save` prints them (the comparison with the live table is by
  * text, so this must be iptables' canonical form: the kernel test proves a second sync is a
- * no-op). flanneld's rule set (v0.2x), in its order.
+ * no-op). flanneld's rule set (v0.2x), in its order; IPv6 leaves multicast ff00::/8 alone.
  */
 export function masqChainRules(chain: string, target: MasqTarget): string[] {
   const n = target.network.toString();
   const s = target.subnet.toString();
+  const multicast = target.network.family === 6 ? 'ff00::/8' : '224.0.0.0/4';
+  const masquerade = target.randomFully === false ? 'MASQUERADE' : 'MASQUERADE --random-fully';
   const rule = (match: string, comment: string, jump: string) => `-A ${chain} ${match}-m comment --comment "weft: ${comment}" -j ${jump}`;
   return [
     rule(`-m mark --mark ${KUBE_PROXY_MARK} `, 'kube-proxy masquerades these', 'RETURN'),
     rule(`-s ${s} -d ${n} `, 'local containers to containers', 'RETURN'),
     rule(`-s ${n} -d ${s} `, 'containers to local containers', 'RETURN'),
     rule(`! -s ${n} -d ${s} `, 'outside to local containers', 'RETURN'),
-    rule(`-s ${n} ! -d 224.0.0.0/4 `, 'containers to the world', 'MASQUERADE --random-fully'),
-    rule(`! -s ${n} -d ${n} `, 'host to remote containers', 'MASQUERADE --random-fully'),
+    rule(`-s ${n} ! -d ${multicast} `, 'containers to the world', masquerade),
+    rule(`! -s ${n} -d ${n} `, 'host to remote containers', masquerade),
   ];
+}
+
+/** flanneld's FLANNEL-FWD: accept what the network sends or receives, before any DROP. */
+export function forwardChainRules(chain: string, network: IpNet): string[] {
+  const n = network.toString();
+  return [
+    `-A ${chain} -s ${n} -m comment --comment "weft: from the network" -j ACCEPT`,
+    `-A ${chain} -d ${n} -m comment --comment "weft: to the network" -j ACCEPT`,
+  ];
+}
+
+/** Where a kind of chain lives and how it is hooked in. */
+export interface ChainSpec {
+  chain: string;
+  table: 'nat' | 'filter';
+  /** The built-in chain whose first rule jumps to ours. */
+  hook: 'POSTROUTING' | 'FORWARD';
+  /** The jump rule without "-A <hook> ". */
+  jump: string;
+}
+
+export function masqChainSpec(chain: string): ChainSpec {
+  return { chain, table: 'nat', hook: 'POSTROUTING', jump: masqJumpSpec(chain) };
+}
+
+export function forwardChainSpec(chain: string): ChainSpec {
+  return { chain, table: 'filter', hook: 'FORWARD', jump: `-m comment --comment "weft forward" -j ${chain}` };
 }
 
 /** The one POSTROUTING rule (without "-A POSTROUTING ") that sends packets to the chain. */
@@ -61,7 +105,7 @@ export function masqJumpSpec(chain: string): string {
   return `-m comment --comment "weft masquerade" -j ${chain}`;
 }
 
-/** What the nat table holds of one chain. */
+/** What a table holds of one chain. */
 export interface NatState {
   /** The chain's rules ("-A CHAIN ..."), or undefined when the chain does not exist. */
   chain: string[] | undefined;
@@ -69,17 +113,22 @@ export interface NatState {
   references: { chain: string; spec: string }[];
 }
 
+/** The `*nat` section's view of one chain (parseTable for the nat table). */
+export function parseNatTable(save: string, chain: string): NatState {
+  return parseTable(save, 'nat', chain);
+}
+
 /**
- * Reads the `*nat` section of `iptables-save` output for one chain. Lines are split into
+ * Reads one table's section of `iptables-save` output for one chain. Lines are split into
  * words the way iptables-save quotes them, so a comment that merely mentions the chain is not
  * taken for a jump.
  */
-export function parseNatTable(save: string, chain: string): NatState {
+export function parseTable(save: string, table: string, chain: string): NatState {
   const state: NatState = { chain: undefined, references: [] };
   let inNat = false;
   for (const line of save.split('\n')) {
     if (line.startsWith('*')) {
-      inNat = line === '*nat';
+      inNat = line === `*${table}`;
       continue;
     }
     if (!inNat) continue;
@@ -145,24 +194,31 @@ export interface MasqPlan {
 
 /**
  * From what the nat table holds to what is wanted (undefined: no weft rules), as one
+ * iptables-restore transaction (planChain for the masquerade chain).
+ */
+export function planMasq(state: NatState, chain: string, target: MasqTarget | undefined): MasqPlan {
+  return planChain(state, masqChainSpec(chain), target ? masqChainRules(chain, target) : undefined);
+}
+
+/**
+ * From what the table holds to the wanted rules (undefined: none of this chain's), as one
  * iptables-restore transaction. Declaring the chain (":CHAIN - [0:0]") with --noflush creates
  * it or empties just it; the rules that follow land in the same commit.
  */
-export function planMasq(state: NatState, chain: string, target: MasqTarget | undefined): MasqPlan {
-  const jump = masqJumpSpec(chain);
-  if (!target) {
+export function planChain(state: NatState, spec: ChainSpec, wanted: string[] | undefined): MasqPlan {
+  const { chain, jump, hook } = spec;
+  if (!wanted) {
     if (state.chain === undefined && state.references.length === 0) return { change: 'unchanged' };
     const lines = [
       ...state.references.map((r) => `-D ${r.chain} ${r.spec}`),
       ...(state.chain !== undefined ? [`:${chain} - [0:0]`, `-X ${chain}`] : []),
     ];
-    return { change: 'removed', restore: transaction(lines) };
+    return { change: 'removed', restore: transaction(spec.table, lines) };
   }
-  const wanted = masqChainRules(chain, target);
   const chainOk = state.chain !== undefined && state.chain.length === wanted.length && state.chain.every((l, i) => l === wanted[i]);
-  // Exactly one jump, ours, from POSTROUTING; any other reference (a duplicate, a stray jump
-  // from another chain) is deleted.
-  const ours = (r: { chain: string; spec: string }) => r.chain === 'POSTROUTING' && r.spec === jump;
+  // Exactly one jump, ours, from the hook chain; any other reference (a duplicate, a stray
+  // jump from another chain) is deleted.
+  const ours = (r: { chain: string; spec: string }) => r.chain === hook && r.spec === jump;
   // "-D" deletes the first rule that matches, so with duplicates of our jump which one stays
   // cannot be chosen: delete them all and insert one afresh (same transaction, no gap).
   const keep = state.references.filter(ours).length === 1 ? state.references.findIndex(ours) : -1;
@@ -171,31 +227,31 @@ export function planMasq(state: NatState, chain: string, target: MasqTarget | un
   const lines = [
     ...(chainOk ? [] : [`:${chain} - [0:0]`, ...wanted]),
     ...strays.map((r) => `-D ${r.chain} ${r.spec}`),
-    // First in POSTROUTING, as flanneld: before rules that would masquerade container traffic.
-    ...(keep < 0 ? [`-I POSTROUTING 1 ${jump}`] : []),
+    // First in the hook chain, as flanneld: before rules that would masquerade or drop.
+    ...(keep < 0 ? [`-I ${hook} 1 ${jump}`] : []),
   ];
   const fresh = state.chain === undefined && state.references.length === 0;
-  return { change: fresh ? 'installed' : 'updated', restore: transaction(lines) };
+  return { change: fresh ? 'installed' : 'updated', restore: transaction(spec.table, lines) };
 }
 
-function transaction(lines: string[]): string {
+function transaction(table: string, lines: string[]): string {
   for (const line of lines) {
     // Every line is rendered from validated CIDRs or read back from iptables-save; a line
     // break would smuggle in a second command.
     if (/[\n\r\0]/.test(line)) throw new MasqError(`refusing an iptables-restore line with a line break: ${JSON.stringify(line)}`);
   }
-  return ['*nat', ...lines, 'COMMIT', ''].join('\n');
+  return [`*${table}`, ...lines, 'COMMIT', ''].join('\n');
 }
 
-/** One line for the agent's log, per change. */
-export function describeMasqChange(change: Exclude<MasqChange, 'unchanged'>): string {
+/** One line for the agent's log, per change (the --ip-masq chain of IPv4 unless `what` says otherwise). */
+export function describeMasqChange(change: Exclude<MasqChange, 'unchanged'>, what = 'the --ip-masq rules'): string {
   switch (change) {
     case 'installed':
-      return 'installed the --ip-masq rules';
+      return `installed ${what}`;
     case 'updated':
-      return 'rewrote the --ip-masq rules (they were missing, changed, or for another network or subnet)';
+      return `rewrote ${what} (they were missing, changed, or for another network or subnet)`;
     case 'removed':
-      return 'removed --ip-masq rules left by an earlier run (this agent runs without --ip-masq)';
+      return `removed ${what.replace(/^the /, '')} left by an earlier run (this agent runs without the flag)`;
   }
 }
 
@@ -225,56 +281,128 @@ export const runProgram: Exec = async (cmd, args, input) => {
 };
 
 /**
- * Keeps one network's masquerade rules as wanted. sync() runs one at a time (a resync tick and
- * a new lease can ask together; two concurrent plans could both add the jump) and costs two
- * processes at most: iptables-save, then iptables-restore only when something differs.
+ * Keeps one chain as wanted in one family's tables. sync() runs one at a time (a resync tick
+ * and a new lease can ask together; two concurrent plans could both add the jump) and costs
+ * two processes at most: iptables-save, then iptables-restore only when something differs.
  */
-export class MasqKeeper {
+export class ChainKeeper {
   /** Processes started, for tests. */
   runs = 0;
   private queue: Promise<unknown> = Promise.resolve();
   /** Set once the table was seen without weft's rules while none are wanted: nothing re-adds them. */
   private confirmedAbsent = false;
+  private readonly save: string;
+  private readonly restore: string;
 
   constructor(
-    readonly chain: string,
+    readonly spec: ChainSpec,
+    readonly family: 4 | 6,
     private readonly exec: Exec = runProgram,
-  ) {}
+  ) {
+    this.save = family === 6 ? 'ip6tables-save' : 'iptables-save';
+    this.restore = family === 6 ? 'ip6tables-restore' : 'iptables-restore';
+  }
 
-  /** Brings the nat table to `target` (undefined: none of this chain's rules); returns what changed. */
-  sync(target: MasqTarget | undefined): Promise<MasqChange> {
+  get chain(): string {
+    return this.spec.chain;
+  }
+
+  private needs(): string {
+    const flag = this.spec.table === 'nat' ? '--ip-masq' : '--iptables-forward-rules';
+    return `${flag} needs ${this.family === 6 ? 'ip6tables' : 'iptables'}`;
+  }
+
+  /** Brings the table to `wanted` rules (undefined: none of this chain's); returns what changed. */
+  syncRules(wanted: string[] | undefined): Promise<MasqChange> {
     const next = this.queue.then(
-      () => this.syncNow(target),
-      () => this.syncNow(target),
+      () => this.syncNow(wanted),
+      () => this.syncNow(wanted),
     );
     this.queue = next.catch(() => {});
     return next;
   }
 
-  private async syncNow(target: MasqTarget | undefined): Promise<MasqChange> {
-    if (!target && this.confirmedAbsent) return 'unchanged';
-    if (target) this.confirmedAbsent = false;
+  private async syncNow(wanted: string[] | undefined): Promise<MasqChange> {
+    if (!wanted && this.confirmedAbsent) return 'unchanged';
+    if (wanted) this.confirmedAbsent = false;
     // Without rules wanted, plain iptables-save lists only the tables that exist, so a host
     // that never used NAT does not get a nat table (or, with legacy iptables, its module).
     this.runs++;
-    const save = await this.exec('iptables-save', target ? ['-t', 'nat'] : []);
+    const save = await this.exec(this.save, wanted ? ['-t', this.spec.table] : []);
     if (save.missing) {
-      if (!target) {
+      if (!wanted) {
         this.confirmedAbsent = true; // no iptables, so no rules of ours either
         return 'unchanged';
       }
-      throw new MasqError('iptables-save not found: --ip-masq needs iptables');
+      throw new MasqError(`${this.save} not found: ${this.needs()}`);
     }
-    if (save.exitCode !== 0) throw new MasqError(`iptables-save failed (exit ${save.exitCode}): ${firstLines(save.stderr)}`);
-    const plan = planMasq(parseNatTable(save.stdout, this.chain), this.chain, target);
+    if (save.exitCode !== 0) throw new MasqError(`${this.save} failed (exit ${save.exitCode}): ${firstLines(save.stderr)}`);
+    const plan = planChain(parseTable(save.stdout, this.spec.table, this.spec.chain), this.spec, wanted);
     if (plan.restore !== undefined) {
       this.runs++;
-      const restore = await this.exec('iptables-restore', ['-w', '--noflush'], plan.restore);
-      if (restore.missing) throw new MasqError('iptables-restore not found: --ip-masq needs iptables');
-      if (restore.exitCode !== 0) throw new MasqError(`iptables-restore failed (exit ${restore.exitCode}): ${firstLines(restore.stderr)}`);
+      const restore = await this.exec(this.restore, ['-w', '--noflush'], plan.restore);
+      if (restore.missing) throw new MasqError(`${this.restore} not found: ${this.needs()}`);
+      if (restore.exitCode !== 0) throw new MasqError(`${this.restore} failed (exit ${restore.exitCode}): ${firstLines(restore.stderr)}`);
     }
-    if (!target) this.confirmedAbsent = true;
+    if (!wanted) this.confirmedAbsent = true;
     return plan.change;
+  }
+}
+
+/** Keeps one network's IPv4 masquerade rules as wanted (a ChainKeeper of the nat chain). */
+export class MasqKeeper extends ChainKeeper {
+  constructor(chain: string, exec: Exec = runProgram, family: 4 | 6 = 4) {
+    super(masqChainSpec(chain), family, exec);
+  }
+
+  /** Brings the nat table to `target` (undefined: none of this chain's rules); returns what changed. */
+  sync(target: MasqTarget | undefined): Promise<MasqChange> {
+    return this.syncRules(target ? masqChainRules(this.chain, target) : undefined);
+  }
+}
+
+/** What one agent wants of its host's iptables: each family's network and subnet, and the flags. */
+export interface HostRulesTarget {
+  ipMasq: boolean;
+  randomFully: boolean;
+  forward: boolean;
+  ipv4?: { network: IpNet; subnet: IpNet };
+  ipv6?: { network: IpNet; subnet: IpNet };
+}
+
+/**
+ * The four chains flanneld keeps for a network (masquerade and FORWARD, IPv4 and IPv6), kept
+ * together: each wanted one installed and repaired, each unwanted one (flag off, or a family
+ * the network lacks) removed if an earlier run left it.
+ */
+export class HostRules {
+  readonly keepers: { what: string; kind: 'masq' | 'forward'; family: 4 | 6; keeper: ChainKeeper }[];
+
+  constructor(network: string, exec: Exec = runProgram) {
+    this.keepers = ([4, 6] as const).flatMap((family) => [
+      { what: `the ${family === 6 ? 'IPv6 ' : ''}--ip-masq rules`, kind: 'masq' as const, family, keeper: new ChainKeeper(masqChainSpec(masqChainFor(network)), family, exec) },
+      { what: `the ${family === 6 ? 'IPv6 ' : ''}FORWARD rules`, kind: 'forward' as const, family, keeper: new ChainKeeper(forwardChainSpec(forwardChainFor(network)), family, exec) },
+    ]);
+  }
+
+  /** Syncs every chain; a failure of one does not stop the others. */
+  async sync(target: HostRulesTarget): Promise<{ what: string; chain: string; change?: MasqChange; error?: Error }[]> {
+    return Promise.all(
+      this.keepers.map(async ({ what, kind, family, keeper }) => {
+        const stack = family === 6 ? target.ipv6 : target.ipv4;
+        let wanted: string[] | undefined;
+        if (stack && kind === 'masq' && target.ipMasq) {
+          wanted = masqChainRules(keeper.chain, { ...stack, randomFully: target.randomFully });
+        } else if (stack && kind === 'forward' && target.forward) {
+          wanted = forwardChainRules(keeper.chain, stack.network);
+        }
+        try {
+          return { what, chain: keeper.chain, change: await keeper.syncRules(wanted) };
+        } catch (err) {
+          return { what, chain: keeper.chain, error: err as Error };
+        }
+      }),
+    );
   }
 }
 

@@ -51,7 +51,10 @@ export interface BackendSettings {
   vni: number;
   /** 0 = kernel default (8472). */
   port: number;
-  /** The vxlan device's MTU; default the uplink's MTU less the encapsulation (50 bytes, 70 over IPv6). */
+  /**
+   * The underlay's MTU, as flanneld's Backend.MTU (default the uplink's): the vxlan device gets
+   * it less the encapsulation (50 bytes, 70 over IPv6).
+   */
   mtu?: number;
   directRouting: boolean;
   gbp: boolean;

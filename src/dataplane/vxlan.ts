@@ -4,6 +4,8 @@
 //
 // The IPv6 backend is the same with flanneld's IPv6 names and sizes: device flannel-v6.<VNI>
 // over the uplink's IPv6 address, address <own IPv6 subnet>/128, 70 bytes of encapsulation.
+import { writeFile } from 'node:fs/promises';
+import { execa } from 'execa';
 import type { IpAddr, IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
 import { Converger } from './converger.js';
@@ -96,21 +98,22 @@ export class VxlanBackend implements Backend {
   }
 
   /**
-   * The Network's MTU, else the uplink's less the encapsulation. A dual-stack Network has one
-   * MTU for both devices, and the kernel refuses a vxlan device larger than its uplink allows
-   * (1430 on a 1500 IPv6 uplink): the IPv6 device takes the smaller of the two, saying so.
+   * The underlay MTU (the Network's backend.mtu, flanneld's meaning, else the uplink's) less
+   * the encapsulation: 50 bytes, as flanneld, or 70 over IPv6, whose header is 20 bytes
+   * longer (flanneld takes 50 there too, which fragments full-size packets). The kernel
+   * refuses an IPv6 vxlan device larger than its uplink carries: a configured MTU above the
+   * uplink's is capped there, saying so.
    */
   private deviceMtu(): number {
-    if (this.family === 4) return this.settings.mtu ?? this.uplink.mtu - VXLAN_OVERHEAD;
-    const limit = this.uplink.mtu - VXLAN6_OVERHEAD;
-    const wanted = this.settings.mtu ?? limit;
-    if (wanted <= limit) return wanted;
-    this.log.warn('the configured MTU does not fit the IPv6 underlay; using the largest that does', {
+    if (this.family === 4) return (this.settings.mtu ?? this.uplink.mtu) - VXLAN_OVERHEAD;
+    const underlay = this.settings.mtu ?? this.uplink.mtu;
+    if (underlay <= this.uplink.mtu) return underlay - VXLAN6_OVERHEAD;
+    this.log.warn('the configured MTU is above the IPv6 uplink\'s; using the uplink\'s', {
       device: this.device,
-      configured: wanted,
-      mtu: limit,
+      configured: underlay,
+      uplink: this.uplink.mtu,
     });
-    return limit;
+    return this.uplink.mtu - VXLAN6_OVERHEAD;
   }
 
   async prepare(): Promise<{ vtepMAC?: string; mtu: number }> {
@@ -153,7 +156,6 @@ export class VxlanBackend implements Backend {
     if (!d.local || !d.local.equals(this.publicIP)) return `local ${d.local?.toString() ?? 'unset'}, want ${this.publicIP}`;
     if (d.link !== this.uplinkDev) return `dev ${d.link ?? 'unset'}, want ${this.uplinkDev}`;
     if (d.port !== this.port) return `port ${d.port}, want ${this.port}`;
-    if (d.learning !== false) return 'learning is on';
     if (d.gbp !== this.settings.gbp) return `gbp ${d.gbp}, want ${this.settings.gbp}`;
     return undefined;
   }
@@ -167,9 +169,16 @@ export class VxlanBackend implements Backend {
     const found = await this.readDevice();
     const why = found ? this.incompatibility(found) : 'missing';
     if (found && !why) {
+      // flanneld's Learning option leaves learning on: turned off in place, so the MAC (which
+      // every peer's FDB and neighbour entries name) stays and the migration is hitless.
+      if (found.learning !== false) {
+        await this.runBatch('turn learning off', [`link set ${this.device} type vxlan nolearning`]);
+        this.log.info('adopted a vxlan device with learning on; turned learning off, MAC kept', { device: this.device, mac: found.mac });
+      }
       if (found.mtu !== this.mtu || !found.up) {
         await this.runBatch('adjust device', [`link set ${this.device} mtu ${this.mtu} up`]);
       }
+      if (this.family === 6) await this.refuseRouterAdvertisements();
       if (this.mac && this.mac !== found.mac) this.log.warn('vxlan device MAC changed', { device: this.device, from: this.mac, to: found.mac });
       this.mac = found.mac;
       return found;
@@ -190,6 +199,7 @@ export class VxlanBackend implements Backend {
     await this.runBatch('create device', lines);
     const made = await this.readDevice();
     if (!made) throw new DataplaneError(`${this.device} is missing right after creating it`, { device: this.device, step: 'create device' });
+    if (this.family === 6) await this.refuseRouterAdvertisements();
     this.log.info('created vxlan device', { device: this.device, vni: this.vni, mac: made.mac, mtu: this.mtu, port: this.port, local: this.publicIP.toString() });
     this.mac = made.mac;
     return made;
@@ -212,6 +222,26 @@ export class VxlanBackend implements Backend {
     }
     if (lines.length > 0) await this.runBatch('set device address', lines);
     this.addressFor = ownSubnet;
+  }
+
+  /**
+   * accept_ra=0 on the IPv6 device, as flanneld: a router advertisement arriving over the
+   * overlay must not give the host addresses or a default route through it. Written in the
+   * runner's namespace (the agent's own when it has none). Device names are validated link
+   * names (no "/"), so the path names one file under /proc/sys/net/ipv6/conf.
+   */
+  private async refuseRouterAdvertisements(): Promise<void> {
+    const path = `/proc/sys/net/ipv6/conf/${this.device}/accept_ra`;
+    try {
+      if (this.runner.netns) {
+        const r = await execa('ip', ['netns', 'exec', this.runner.netns, 'tee', path], { input: '0\n', reject: false });
+        if (r.exitCode !== 0) throw new Error(String(r.stderr).trim());
+      } else {
+        await writeFile(path, '0\n');
+      }
+    } catch (err) {
+      throw new DataplaneError(`cannot turn router advertisements off on ${this.device}`, { device: this.device, step: 'accept_ra', errors: [(err as Error).message] });
+    }
   }
 
   private async runBatch(step: string, lines: string[]): Promise<void> {

@@ -624,6 +624,16 @@ export class Testbed {
     return host.agent;
   }
 
+  /**
+   * Starts another overlay daemon (a real flanneld, for `make interop`) as the host's agent,
+   * logging to <workDir>/hN/<logName>: stopped by stopAgent and at teardown like weft's.
+   */
+  startForeignAgent(host: Host, cmd: string, args: string[], logName: string): RunningProcess {
+    if (host.agent && !host.agent.status) throw new Error(`agent on ${host.name} is running (pid ${host.agent.pid})`);
+    host.agent = this.spawnIn(host.ns, cmd, args, join(host.dir, logName));
+    return host.agent;
+  }
+
   /** Signals the agent and waits for it to exit; after SIGTERM, SIGKILL follows a grace period. */
   async stopAgent(host: Host, signal: NodeJS.Signals = 'SIGTERM', graceMs = this.graceMs): Promise<ExitStatus | undefined> {
     const agent = host.agent;

@@ -179,7 +179,7 @@ describe('weft apply', () => {
     expect([kv.value, kv.leaseId]).toEqual([adopted, '0']);
     // Giving it to another node writes a fresh reservation value.
     expect((await e.apply(subnet('gw-1', { network: 'default', cidr: '10.5.3.0/24', node: 'gw-2' }))).stdout).toBe('subnet.weft.io/gw-1 configured\n');
-    expect((await e.get('/subnets/10.5.3.0-24'))!.value).toBe('{"PublicIP":"0.0.0.0","PublicIPv6":null,"NodeName":"gw-2"}');
+    expect((await e.get('/subnets/10.5.3.0-24'))!.value).toBe('{"PublicIP":"255.255.255.255","PublicIPv6":null,"NodeName":"gw-2"}');
     // Moving it deletes the old key in the same transaction.
     expect((await e.apply(subnet('gw-1', { network: 'default', cidr: '10.5.4.0/24', node: 'gw-2' }))).stdout).toBe('subnet.weft.io/gw-1 configured\n');
     expect(await e.get('/subnets/10.5.3.0-24')).toBeUndefined();

@@ -62,7 +62,7 @@ describe('weft with IPv6 networks', () => {
     const ok = await e.apply(doc('Subnet', 'gw-6', { network: 'default', cidr: '10.7.3.0/24', ipv6Cidr: 'fd00:7:0:3::/64', node: 'gw-6' }));
     expect([ok.code, ok.stdout, ok.stderr]).toEqual([0, 'subnet.weft.io/gw-6 created\n', '']);
     const kv = (await e.get('/subnets/10.7.3.0-24&fd00:7:0:3::-64'))!;
-    expect([kv.value, kv.leaseId]).toEqual(['{"PublicIP":"0.0.0.0","PublicIPv6":null,"NodeName":"gw-6"}', '0']);
+    expect([kv.value, kv.leaseId]).toEqual(['{"PublicIP":"255.255.255.255","PublicIPv6":null,"NodeName":"gw-6"}', '0']);
     const yaml = (await e.run('get', 'subnet', 'gw-6', '-o', 'yaml')).stdout;
     expect(parse(yaml).spec).toEqual({ network: 'default', cidr: '10.7.3.0/24', ipv6Cidr: 'fd00:7:0:3::/64', node: 'gw-6' });
     expect((await e.apply(yaml)).stdout).toBe('subnet.weft.io/gw-6 unchanged\n');
@@ -88,7 +88,7 @@ describe('weft with IPv6 networks', () => {
     await e.apply(doc('Network', 'default', { ipv6Cidr: 'fd00:8::/48', backend: { type: 'vxlan' } }));
     const r = await e.apply(doc('Subnet', 'h5', { network: 'default', ipv6Cidr: 'fd00:8:0:5::/64', publicIPv6: '2001:DB8::5' }));
     expect([r.code, r.stderr]).toEqual([0, '']);
-    expect((await e.get('/subnets/0.0.0.0-0&fd00:8:0:5::-64'))!.value).toBe('{"PublicIP":"0.0.0.0","PublicIPv6":"2001:db8::5"}');
+    expect((await e.get('/subnets/0.0.0.0-0&fd00:8:0:5::-64'))!.value).toBe('{"PublicIP":"255.255.255.255","PublicIPv6":"2001:db8::5"}');
     const bad = await e.apply(doc('Subnet', 'h6', { network: 'default', cidr: '10.0.0.0/24', ipv6Cidr: 'fd00:8:0:6::/64', publicIP: '192.0.2.6' }));
     expect(bad.stderr.split('\n').filter(Boolean).map((l) => l.replace(/^<stdin>:\d+: subnet\/h6: /, ''))).toEqual([
       'spec.cidr: network "default" is IPv6-only; reserve its IPv6 subnet with spec.ipv6Cidr',

@@ -150,12 +150,25 @@ describe('vxlan backend (kernel)', () => {
     expect(h.ns.runner.runs - runsBefore).toBeLessThanOrEqual(9);
   });
 
-  it('replaces an incompatible device (other VNI, other local address, learning on)', async () => {
+  it('adopts flanneld\'s device with learning on (its Learning option) in place: learning off, MAC, address and peers kept', async () => {
+    const h = await host('vxlearn');
+    await h.ns.ip(['link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'dstport', '8472', 'learning']);
+    await h.ns.ip(['link', 'set', 'flannel.1', 'mtu', '1450', 'up']);
+    const before = (await h.link('flannel.1'))!;
+    expect(before.linkinfo?.info_data?.learning).toBe(true);
+    const { vtepMAC } = await h.backend().prepare();
+    const after = (await h.link('flannel.1'))!;
+    expect([vtepMAC, after.address]).toEqual([before.address, before.address]);
+    expect(after.linkinfo?.info_data).toMatchObject({ id: 1, local: '192.0.2.1', link: 'eth0', port: 8472, learning: false });
+    expect(h.logs.filter((l) => l.includes('replacing incompatible vxlan device'))).toHaveLength(0);
+    expect(h.logs.filter((l) => l.includes('turned learning off, MAC kept'))).toHaveLength(1);
+  });
+
+  it('replaces an incompatible device (other VNI, other local address, other port)', async () => {
     const h = await host('vxincompat');
     const variants: string[][] = [
       ['id', '7', 'local', '192.0.2.1', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
       ['id', '1', 'local', '192.0.2.99', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
-      ['id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'dstport', '8472'],
       ['id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'nolearning', 'dstport', '4789'],
     ];
     for (const v of variants) {
@@ -168,13 +181,13 @@ describe('vxlan backend (kernel)', () => {
       expect(link.linkinfo?.info_data).toMatchObject({ id: 1, local: '192.0.2.1', link: 'eth0', port: 8472, learning: false });
       await h.ns.ip(['link', 'del', 'flannel.1']);
     }
-    expect(h.logs.filter((l) => l.includes('replacing incompatible vxlan device'))).toHaveLength(4);
+    expect(h.logs.filter((l) => l.includes('replacing incompatible vxlan device'))).toHaveLength(3);
   });
 
-  it('honours the configured port and MTU', async () => {
+  it('honours the configured port, and the configured MTU as flanneld means it: the underlay MTU, less 50 on the device', async () => {
     const h = await host('vxport');
     const { mtu } = await h.backend({ ...VXLAN, port: 4789, mtu: 1400 }).prepare();
     const link = (await h.link('flannel.1'))!;
-    expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1400, 1400, 4789]);
+    expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1350, 1350, 4789]);
   });
 });

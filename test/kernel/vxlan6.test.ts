@@ -1,5 +1,6 @@
 // The IPv6 vxlan backend (and IPv6 host-gw / directRouting) against a real kernel, inside a
 // namespace each test creates, with hand-made IPv6 peers.
+import { execa } from 'execa';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BackendSettings } from '../../src/dataplane/types.js';
 import {
@@ -158,13 +159,28 @@ describe('IPv6 vxlan backend (kernel)', () => {
     expect(h.ns.runner.runs - runsBefore).toBeLessThanOrEqual(9);
   });
 
-  it('replaces an incompatible device (other VNI, an IPv4 or other IPv6 local address, learning on, other port)', async () => {
+  it('adopts flanneld\'s device with learning on in place (learning off, MAC kept) and turns router advertisements off, as flanneld', async () => {
+    const h = await host('v6learn', 'dual');
+    const acceptRa = async () => String((await execa('ip', ['netns', 'exec', h.ns.name, 'cat', `/proc/sys/net/ipv6/conf/${DEV}/accept_ra`])).stdout).trim();
+    await h.ns.ip(['link', 'add', DEV, 'type', 'vxlan', 'id', '1', 'local', 'fd00:1::1', 'dev', 'eth0', 'dstport', '8472', 'learning']);
+    const before = (await h.link(DEV))!;
+    expect([before.linkinfo?.info_data?.learning, await acceptRa()]).toEqual([true, '1']);
+    const { vtepMAC } = await h.backend6().prepare();
+    const after = (await h.link(DEV))!;
+    expect([vtepMAC, after.address, after.linkinfo?.info_data?.learning]).toEqual([before.address, before.address, false]);
+    expect(await acceptRa()).toBe('0');
+    // A device weft creates gets the same.
+    await h.ns.ip(['link', 'del', DEV]);
+    await h.backend6().prepare();
+    expect(await acceptRa()).toBe('0');
+  });
+
+  it('replaces an incompatible device (other VNI, an IPv4 or other IPv6 local address, other port)', async () => {
     const h = await host('v6incompat', 'dual');
     const variants: string[][] = [
       ['id', '7', 'local', 'fd00:1::1', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
       ['id', '1', 'local', 'fd00:1::99', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
       ['id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'nolearning', 'dstport', '8472'],
-      ['id', '1', 'local', 'fd00:1::1', 'dev', 'eth0', 'dstport', '8472'],
       ['id', '1', 'local', 'fd00:1::1', 'dev', 'eth0', 'nolearning', 'dstport', '4789'],
     ];
     for (const v of variants) {
@@ -180,18 +196,18 @@ describe('IPv6 vxlan backend (kernel)', () => {
     expect(h.logs.filter((l) => l.includes('replacing incompatible vxlan device'))).toHaveLength(variants.length);
   });
 
-  it('honours the configured port and MTU', async () => {
+  it('honours the configured port, and the configured MTU as the underlay MTU (70 bytes less on the IPv6 device)', async () => {
     const h = await host('v6port');
     const { mtu } = await h.backend6({ ...VXLAN6, port: 4789, mtu: 1400 }).prepare();
     const link = (await h.link(DEV))!;
-    expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1400, 1400, 4789]);
+    expect([mtu, link.mtu, link.linkinfo?.info_data?.port]).toEqual([1330, 1330, 4789]);
     await h.ns.ip(['link', 'del', DEV]);
 
-    // A dual-stack Network's MTU sized for the IPv4 device is more than the kernel allows an
-    // IPv6 vxlan device on this uplink: the largest that fits is used, and the log says so.
-    expect((await h.backend6({ ...VXLAN6, mtu: 1450 }).prepare()).mtu).toBe(1430);
+    // An underlay MTU above what this uplink carries: the kernel would refuse the device, so
+    // the uplink's is used, and the log says so.
+    expect((await h.backend6({ ...VXLAN6, mtu: 9001 }).prepare()).mtu).toBe(1430);
     expect((await h.link(DEV))!.mtu).toBe(1430);
-    expect(h.logs.filter((l) => l.includes('does not fit the IPv6 underlay') && l.includes('configured=1450 mtu=1430'))).toHaveLength(1);
+    expect(h.logs.filter((l) => l.includes("above the IPv6 uplink's") && l.includes('configured=9001 uplink=1500'))).toHaveLength(1);
   });
 
   it('never lets a hostile lease value reach the kernel, and programs the valid peers beside it', async () => {

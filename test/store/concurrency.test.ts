@@ -216,7 +216,7 @@ describe('racing weft apply runs', () => {
       );
       // Exactly the winner's reservation and metadata; no trace of the loser.
       const key = `${prefix}/subnets/${Cidr.parse(cidr)!.toKey()}`;
-      expect((await store.get(key))!.value).toBe(`{"PublicIP":"0.0.0.0","PublicIPv6":null,"NodeName":"node-${w}${i}"}`);
+      expect((await store.get(key))!.value).toBe(`{"PublicIP":"255.255.255.255","PublicIPv6":null,"NodeName":"node-${w}${i}"}`);
       expect(await store.get(`${prefix}/_weft/subnets/${w}${i}`)).toBeDefined();
       expect(await store.get(`${prefix}/_weft/subnets/${l}${i}`)).toBeUndefined();
     }

@@ -6,7 +6,11 @@ const parse = (argv: string[], env: Record<string, string> = {}) => parseAgentFl
 describe('weft agent flags', () => {
   it('has flanneld defaults', () => {
     const o = parse(['--node-name', 'h1']);
-    expect(o.etcd.endpoints).toEqual(['http://127.0.0.1:2379']);
+    expect(o.etcd.endpoints).toEqual(['http://127.0.0.1:4001', 'http://127.0.0.1:2379']);
+    expect(o.forwardRules).toBe(true);
+    expect(o.iptablesResyncMs).toBe(5000);
+    expect(o.ipMasqRandomFully).toBe(true);
+    expect(o.notices).toEqual([]);
     expect(o.prefix).toBe('/coreos.com/network');
     expect(o.subnetFile).toBe('/run/flannel/subnet.env');
     expect(o.renewMarginMs).toBe(60 * 60_000);
@@ -34,7 +38,7 @@ describe('weft agent flags', () => {
   it('reads FLANNELD_* and WEFT_* from the environment when a flag is not given', () => {
     const o = parse([], {
       FLANNELD_ETCD_ENDPOINTS: 'http://192.0.2.254:2379',
-      FLANNELD_IFACE: 'eth0,eth1',
+      FLANNELD_IFACE: 'eth0',
       FLANNELD_IP_MASQ: 'true',
       FLANNELD_SUBNET_FILE: '/tmp/x.env',
       FLANNELD_SUBNET_LEASE_RENEW_MARGIN: '30',
@@ -42,7 +46,7 @@ describe('weft agent flags', () => {
       WEFT_NETWORK: 'blue',
     });
     expect(o.etcd.endpoints).toEqual(['http://192.0.2.254:2379']);
-    expect(o.ifaces).toEqual(['eth0', 'eth1']);
+    expect(o.ifaces).toEqual(['eth0']);
     expect(o.ipMasq).toBe(true);
     expect(o.subnetFile).toBe('/tmp/x.env');
     expect(o.renewMarginMs).toBe(30 * 60_000);
@@ -63,7 +67,6 @@ describe('weft agent flags', () => {
 
   it.each([
     [['--bogus'], /bogus/],
-    [['--iface-can-reach', '192.0.2.1', '--iface', 'eth0'], /cannot be combined/],
     [['--iface-can-reach', 'nope'], /not an IPv4/],
     [['--public-ip', '10.0.0.300'], /public-ip/],
     [['--subnet-lease-renew-margin', '0'], /1\.\.1439/],
@@ -86,7 +89,67 @@ describe('weft agent flags', () => {
     expect(() => parse(['--node-name', 'h', ...argv])).toThrow(message);
   });
 
+  it('accepts every flag flanneld v0.20 to v0.28 accepts, as a unit file writes them', () => {
+    const unitFile = [
+      '-etcd-endpoints', 'http://192.0.2.254:2379', '-etcd-prefix=/coreos.com/network', '-iface', 'eth0', '-iface-regex', '^eth',
+      '-iface-can-reach', '192.0.2.254', '-public-ip=192.0.2.1', '-public-ipv6', 'fd00::1', '-subnet-file', '/run/flannel/subnet.env',
+      '-subnet-lease-renew-margin', '30', '-ip-masq', '-ip-masq-fully-random-disable', '-kube-subnet-mgr=false', '-kube-api-url', 'https://k',
+      '-kube-annotation-prefix', 'flannel.alpha.coreos.com', '-kubeconfig-file', '/k', '-net-config-path', '/etc/kube-flannel/net-conf.json',
+      '-set-node-network-unavailable=false', '-use-multi-cluster-cidr=false', '-healthz-ip', '127.0.0.1', '-healthz-port', '8471',
+      '-iptables-resync', '10', '-iptables-forward-rules=false', '-ip-blackhole-route=false', '-v=2', '-vmodule', 'x=1', '-log_backtrace_at', 'x.go:1',
+      '--node-name', 'h1',
+    ];
+    const o = parse(unitFile);
+    expect(o).toMatchObject({
+      ifaces: ['eth0'], ifaceRegex: ['^eth'], ifaceCanReach: '192.0.2.254', publicIP: '192.0.2.1', publicIPv6: 'fd00::1',
+      renewMarginMs: 30 * 60_000, ipMasq: true, ipMasqRandomFully: false, forwardRules: false, iptablesResyncMs: 10_000,
+      healthzIP: '127.0.0.1', healthzPort: 8471, logLevel: 'debug',
+    });
+    // Each ignored flag is named once, with why.
+    expect(o.notices).toEqual([
+      '-kube-api-url is accepted and ignored: used only with --kube-subnet-mgr, which weft does not support',
+      '-kube-annotation-prefix is accepted and ignored: used only with --kube-subnet-mgr, which weft does not support',
+      '-kubeconfig-file is accepted and ignored: used only with --kube-subnet-mgr, which weft does not support',
+      '-net-config-path is accepted and ignored: used only with --kube-subnet-mgr, which weft does not support',
+      '-set-node-network-unavailable is accepted and ignored: used only with --kube-subnet-mgr, which weft does not support',
+      '-use-multi-cluster-cidr is accepted and ignored: used only with --kube-subnet-mgr, which weft does not support',
+      "-vmodule is accepted and ignored: klog's per-file verbosity; weft logs by --log-level",
+      "-log_backtrace_at is accepted and ignored: klog's stack traces at a Go source line; weft has none",
+    ]);
+    expect(parse(['--node-name', 'h', '-ip-blackhole-route']).notices).toEqual([
+      '-ip-blackhole-route is accepted and ignored: weft does not add a blackhole route for its own subnet',
+    ]);
+    expect(parseAgentFlags(['-version'], {})).toBe('version');
+    expect(() => parse(['--node-name', 'h', '-kube-subnet-mgr'])).toThrow(/etcd only/);
+  });
+
+  it('takes Go flag syntax: -v N, --v=N, a later value over an earlier one, and stops at --', () => {
+    expect(parse(['--node-name', 'h', '-v', '0']).logLevel).toBe('info');
+    expect(parse(['--node-name', 'h', '--v=3']).logLevel).toBe('debug');
+    expect(parse(['--node-name', 'h', '-v=3', '--log-level', 'warn']).logLevel).toBe('warn');
+    expect(parse(['--node-name', 'h', '-subnet-file', '/a', '-subnet-file', '/b']).subnetFile).toBe('/b');
+    expect(parse(['--node-name', 'h', '-iptables-resync', '0x10']).iptablesResyncMs).toBe(16_000);
+    expect(parse(['--node-name', 'h', '--']).nodeName).toBe('h');
+    expect(() => parse(['--node-name', 'h', '-ip-masq', 'false'])).toThrow(/unexpected argument "false"/);
+  });
+
+  it('fills only flags not given from FLANNELD_*, one value each, skipping invalid ones as flanneld does', () => {
+    const env = { FLANNELD_IFACE: 'eth0,eth1', FLANNELD_IFACE_REGEX: '^eth', FLANNELD_IPTABLES_FORWARD_RULES: 'false', FLANNELD_V: '2', FLANNELD_IPTABLES_RESYNC: 'soon', FLANNELD_IP_MASQ: 'yes' };
+    const o = parse(['--node-name', 'h', '--iface-regex', '^ens'], env);
+    expect(o.ifaces).toEqual(['eth0,eth1']); // flanneld's flagSlice.Set: one value
+    expect(o.ifaceRegex).toEqual(['^ens']); // given on the command line: the variable is not read
+    expect(o.forwardRules).toBe(false);
+    expect(o.logLevel).toBe('debug');
+    expect(o.iptablesResyncMs).toBe(5000);
+    expect(o.ipMasq).toBe(false);
+    expect(o.notices).toEqual([
+      'FLANNELD_IPTABLES_RESYNC="soon" is not an integer; ignored, as flanneld does',
+      'FLANNELD_IP_MASQ="yes" is not a boolean; ignored, as flanneld does',
+    ]);
+  });
+
   it('answers --help', () => {
     expect(parseAgentFlags(['--help'], {})).toBe('help');
+    expect(parseAgentFlags(['-h'], {})).toBe('help');
   });
 });

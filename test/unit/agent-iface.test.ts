@@ -36,6 +36,16 @@ describe('interface selection (flanneld order)', () => {
     expect([s.uplink!.name, s.publicIP!.toString()]).toEqual(['eth1', '198.51.100.9']);
   });
 
+  it('tries --iface, then --iface-regex, then --iface-can-reach, as flanneld (a unit file may give all three)', () => {
+    const reach = { ...host, canReach: { dev: 'eth1', src: ip('198.51.100.9') } };
+    expect(selectInterface({ ifaces: ['eth9'], ifaceRegex: ['^eth0$'], ifaceCanReach: '203.0.113.5' }, reach).how).toBe('--iface-regex ^eth0$ (name)');
+    expect(selectInterface({ ifaces: ['eth9'], ifaceRegex: ['^wlan'], ifaceCanReach: '203.0.113.5' }, reach).how).toBe('--iface-can-reach 203.0.113.5');
+    expect(selectInterface({ ifaces: ['eth0'], ifaceRegex: [], ifaceCanReach: '203.0.113.5' }, reach).how).toBe('--iface eth0');
+    expect(() => selectInterface({ ifaces: ['eth9'], ifaceRegex: ['^wlan'], ifaceCanReach: '203.0.113.5' }, host)).toThrow(
+      'none of --iface eth9 exists with an IPv4 address; no interface matches --iface-regex ^wlan; no interface routes to --iface-can-reach 203.0.113.5',
+    );
+  });
+
   it('allows a non-local --public-ip (NAT) only with an explicit interface', () => {
     expect(selectInterface({ ...none, ifaces: ['eth0'], publicIP: '203.0.113.7' }, host).publicIP!.toString()).toBe('203.0.113.7');
     expect(() => selectInterface({ ...none, publicIP: '203.0.113.7' }, host)).toThrow(/not a local address/);

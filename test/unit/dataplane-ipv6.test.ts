@@ -271,13 +271,13 @@ describe('creating an IPv6 backend', () => {
     expect(make({ vni: 10000 })).toThrow(/15 characters/);
   });
 
-  it('takes 70 bytes off the uplink MTU, and never goes below the IPv6 minimum of 1280', () => {
+  it('takes 70 bytes off the underlay MTU (configured, else the uplink\'s), and never goes below the IPv6 minimum of 1280', () => {
     expect(make({}, { mtu: 1350 })).not.toThrow(); // 1280
     expect(make({}, { mtu: 1349 })).toThrow(/MTU must be an integer in 1280\.\.65535, got 1279/);
-    expect(make({ mtu: 1279 })).toThrow(/MTU/);
-    expect(make({ mtu: 1280 }, { mtu: 1350 })).not.toThrow();
-    expect(make({ mtu: 1280 }, { mtu: 1349 })).toThrow(/got 1279/); // the uplink cannot carry it
-    expect(make({ mtu: 1450 }, { mtu: 1500 })).not.toThrow(); // the IPv4 device's MTU: this one takes 1430 (kernel test)
+    expect(make({ mtu: 1349 })).toThrow(/got 1279/);
+    expect(make({ mtu: 1350 }, { mtu: 1500 })).not.toThrow();
+    expect(make({ mtu: 1500 }, { mtu: 1349 })).toThrow(/got 1279/); // capped at the uplink, which cannot carry it
+    expect(make({ mtu: 9001 }, { mtu: 1500 })).not.toThrow(); // capped at the uplink: 1430
   });
 
   it('refuses addresses, networks and own subnets of the other family', async () => {

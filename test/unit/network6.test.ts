@@ -118,10 +118,10 @@ describe('the config JSON flanneld reads, with IPv6', () => {
   });
 
   it.each([
-    ['EnableIPv6 without IPv6Network', '{"Network":"10.3.0.0/16","EnableIPv6":true}', /no "IPv6Network" string/],
-    ['EnableIPv6 not a boolean', '{"Network":"10.3.0.0/16","EnableIPv6":"yes","IPv6Network":"fd00::/48"}', /"EnableIPv6" is not a boolean/],
-    ['IPv6SubnetLen not a number', '{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/48","IPv6SubnetLen":"64"}', /"IPv6SubnetLen" is not a number/],
-    ['IPv4 on by default, without Network', '{"EnableIPv6":true,"IPv6Network":"fd00::/48"}', /no "Network" string/],
+    ['EnableIPv6 without IPv6Network', '{"Network":"10.3.0.0/16","EnableIPv6":true}', /please define a correct IPv6Network parameter in the flannel config/],
+    ['EnableIPv6 not a boolean', '{"Network":"10.3.0.0/16","EnableIPv6":"yes","IPv6Network":"fd00::/48"}', /json: cannot unmarshal string into Go struct field Config.EnableIPv6 of type bool/],
+    ['IPv6SubnetLen not a number', '{"EnableIPv4":false,"EnableIPv6":true,"IPv6Network":"fd00::/48","IPv6SubnetLen":"64"}', /json: cannot unmarshal string into Go struct field Config.IPv6SubnetLen of type uint/],
+    ['IPv4 on by default, without Network', '{"EnableIPv6":true,"IPv6Network":"fd00::/48"}', /please define a correct Network parameter in the flannel config/],
   ])('refuses %s', (_name, text, why) => {
     expect(() => decodeFlannelConfig(text)).toThrow(why);
   });

@@ -16,6 +16,18 @@ describe('subnet.env', () => {
     expect(text).toBe('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
   });
 
+  // flanneld's bytes for a given config and lease (its WriteSubnetFile, v0.20 to v0.28; the
+  // values also seen from a real flanneld v0.20.2 by `make interop`).
+  it.each([
+    ['IPv4-only vxlan, 1500 uplink', { type: 'vxlan' }, 1500, false, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n'],
+    ['vxlan with Backend.MTU 9001 (the underlay\'s)', { type: 'vxlan', mtu: 9001 }, 9001, false, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=8951\nFLANNEL_IPMASQ=false\n'],
+    ['host-gw', { type: 'host-gw' }, 1500, false, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n'],
+    ['vxlan with --ip-masq', { type: 'vxlan' }, 1500, true, 'FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n'],
+  ] as const)("is flanneld's bytes: %s", (_name, backend, uplinkMtu, ipMasq, bytes) => {
+    const mtu = overlayMtu(backend, uplinkMtu, 4);
+    expect(formatSubnetEnv({ network: Cidr.parse('10.5.0.0/16')!, subnet: Cidr.parse('10.5.72.0/24')!, mtu, ipMasq })).toBe(bytes);
+  });
+
   it('is written atomically with mode 0644, parents created, and rewritten only on change', () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-env-'));
     dirs.push(dir);
@@ -97,10 +109,13 @@ describe('subnet.env with IPv6', () => {
     expect(formatSubnetEnv({ ...v4, mtu: 1450, ipMasq: false })).toBe('FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.72.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n');
   });
 
-  it('FLANNEL_MTU: vxlan overhead 50 over IPv4, 70 over IPv6; the configured MTU wins; host-gw the uplink', () => {
+  it('FLANNEL_MTU: vxlan overhead 50 over IPv4, 70 over IPv6, off the configured (underlay) MTU or the uplink\'s; host-gw the uplink', () => {
     expect(overlayMtu({ type: 'vxlan' }, 1500, 4)).toBe(1450);
     expect(overlayMtu({ type: 'vxlan' }, 1500, 6)).toBe(1430);
-    expect(overlayMtu({ type: 'vxlan', mtu: 1400 }, 1500, 6)).toBe(1400);
+    // flanneld's Backend.MTU is the underlay's: AWS jumbo frames (9001) give pods 8951.
+    expect(overlayMtu({ type: 'vxlan', mtu: 9001 }, 9001, 4)).toBe(8951);
+    expect(overlayMtu({ type: 'vxlan', mtu: 1400 }, 1500, 4)).toBe(1350);
+    expect(overlayMtu({ type: 'vxlan', mtu: 1400 }, 1500, 6)).toBe(1330);
     expect(overlayMtu({ type: 'host-gw' }, 9000, 6)).toBe(9000);
     // The file carries the smaller of the two stacks' MTUs.
     expect(Math.min(overlayMtu({ type: 'vxlan' }, 1500, 4), overlayMtu({ type: 'vxlan' }, 1500, 6))).toBe(1430);
