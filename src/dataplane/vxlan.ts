@@ -6,15 +6,13 @@
 // over the uplink's IPv6 address, address <own IPv6 subnet>/128, 70 bytes of encapsulation.
 import type { IpAddr, IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
-import { Converger } from './converger.js';
 import { DataplaneError } from './errors.js';
 import type { IpRunner } from './ipcmd.js';
-import { DesiredTracker } from './desired.js';
 import { modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
 import { parseDevice, type DeviceInfo } from './observe.js';
-import { syncPeers } from './peer-sync.js';
+import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
-import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
+import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
 
 /** The kernel's vxlan port when none is configured (Linux's historical default, as flannel). */
 export const DEFAULT_VXLAN_PORT = 8472;
@@ -63,9 +61,7 @@ export class VxlanBackend implements Backend {
   private readonly vni: number;
   private readonly port: number;
   private readonly mtu: number;
-  private readonly converger: Converger;
-  private readonly skips: SkipReporter;
-  private readonly desired = new DesiredTracker();
+  private readonly peers: PeerSync;
   private ctx: ModelContext | undefined;
   private mac: Mac | undefined;
   /** The own subnet whose /32 (/128) we last put on the device; undefined = check the device. */
@@ -87,12 +83,12 @@ export class VxlanBackend implements Backend {
     this.device = device;
     this.mtu = checkInt('MTU', this.deviceMtu(), v6 ? IPV6_MIN_MTU : 68, 65535);
     this.uplinkDev = uplinkName(uplink);
-    this.converger = new Converger(
+    this.peers = new PeerSync(
       runner,
       { vxlanDev: this.device, uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family },
       log,
+      new SkipReporter(log),
     );
-    this.skips = new SkipReporter(log);
   }
 
   /**
@@ -118,21 +114,27 @@ export class VxlanBackend implements Backend {
     return { vtepMAC: this.mac!, mtu: this.mtu };
   }
 
-  async reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async update(ownSubnet: IpNet, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
     checkOwnSubnet(ownSubnet, this.family);
+    if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
+      this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, vxlanDev: this.device, ownSubnet });
+    }
+    // The model first: a device check that throws must not lose the change.
+    this.peers.model(this.ctx, delta);
     const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
       const info = await this.ensureDevice();
       await this.ensureAddress(ownSubnet, info);
     }
-    if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
-      this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, vxlanDev: this.device, ownSubnet });
-    }
-    const { result, report } = await syncPeers({ desired: this.desired, skips: this.skips, converger: this.converger }, this.ctx, peers, full, t0);
+    const { failures, report } = await this.peers.converge(full, t0);
     // A refused operation may mean the device is gone: check it on the next call.
-    if (result.failures > 0) this.addressFor = undefined;
+    if (failures > 0) this.addressFor = undefined;
     return { ...report, vtepMAC: this.mac! };
+  }
+
+  reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+    return this.update(ownSubnet, this.peers.deltaTo(peers), opts);
   }
 
   private async readDevice(): Promise<DeviceInfo | undefined> {
