@@ -132,4 +132,21 @@ describe('incremental dataplane planning', () => {
     expect(desired.modelled).toBe(4999);
     expect(tables.fdb.getDesired('02:00:00:01:27:0f')?.dst.toString()).toBe('198.18.0.8');
   });
+
+  it('re-evaluates every peer when our own subnet changes (a peer there is left out, the old one routed)', () => {
+    const settings: BackendSettings = { type: 'vxlan', vni: 1, port: 0, directRouting: false, gbp: false };
+    const uplink = { name: 'eth0', index: 2, mtu: 1500, address: Ipv4.parse('192.0.2.1')!, prefixLength: 24 };
+    const at = (own: string) => modelContext({ settings, uplink, uplinkDev: toLinkName('eth0')!, vxlanDev: toLinkName('flannel.1')!, ownSubnet: Cidr.parse(own)! });
+    const peer = (i: number): Peer => ({ key: `p${i}`, subnet: Cidr.parse(`10.5.${i}.0/24`)!, publicIP: Ipv4.parse(`198.18.0.${i}`)!, backendType: 'vxlan', vtepMAC: `02:00:00:00:00:0${i}` });
+    const tables = kernelTables();
+    const desired = new DesiredPeers(tables);
+    const skips = desired.update(at('10.5.9.0/24'), new Map([1, 2, 3].map((i) => [`p${i}`, peer(i)] as const)));
+    expect(skips.every((s) => s.reason === undefined)).toBe(true);
+    expect(desired.modelled).toBe(3);
+    // Our lease moved onto p2's subnet (a stale peer lease): p2 is not routed any more.
+    desired.update(at('10.5.2.0/24'), new Map());
+    expect(desired.modelled).toBe(2);
+    expect(tables.routes.hasDesired('10.5.2.0/24')).toBe(false);
+    expect(tables.routes.hasDesired('10.5.1.0/24') && tables.routes.hasDesired('10.5.3.0/24')).toBe(true);
+  });
 });
