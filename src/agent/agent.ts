@@ -75,7 +75,7 @@ export class Agent {
   private leaseOps: Promise<void> = Promise.resolve();
   /** The listing the first acquisition used; it seeds the lease watch. */
   private lastListing: { records: SubnetRecord[]; revision: number } | undefined;
-  private reconcile = { pending: false, resync: false, retry: false, running: false, failures: 0 };
+  private reconcile = { pending: false, resync: false, retry: false, drift: false, drifted: '', running: false, failures: 0 };
   private readonly peerSet = new PeerSetTracker();
   private readonly now: () => number;
   private readonly log: Logger;
@@ -164,6 +164,11 @@ export class Agent {
       if (!stack) continue;
       const backend = this.deps.createBackend({ ...settings, family, network: stack.network }, sel);
       const prepared = await backend.prepare();
+      // The kernel's own notifications (netlink): entries or the device changed behind our back.
+      backend.onDrift?.((what) => {
+        this.reconcile.drifted = what;
+        this.scheduleReconcile('drift');
+      });
       mtus.push(prepared.mtu);
       // Unusable leases are reported by the first stack only: one line per lease, not per family.
       const peers = new PeerSelector(this.peerLog, settings.type, family, this.stacks.length === 0);
@@ -549,6 +554,7 @@ export class Agent {
     r.pending = true;
     r.resync ||= trigger === 'resync';
     r.retry ||= trigger === 'retry';
+    r.drift ||= trigger === 'drift';
     if (r.running || this.stopped || !this.held || !this.watch) return;
     r.running = true;
     setImmediate(() => void this.reconcileLoop());
@@ -558,11 +564,14 @@ export class Agent {
     const r = this.reconcile;
     try {
       while (r.pending && !this.stopped && this.held && this.watch) {
-        const trigger: ReconcileTrigger = r.resync ? 'resync' : r.retry ? 'retry' : 'event';
+        const trigger: ReconcileTrigger = r.resync ? 'resync' : r.retry ? 'retry' : r.drift ? 'drift' : 'event';
         const resync = r.resync || r.retry;
+        const drifted = r.drifted;
         r.pending = false;
         r.resync = false;
         r.retry = false;
+        r.drift = false;
+        r.drifted = '';
         let desired = 0;
         try {
           const started = performance.now();
@@ -592,8 +601,11 @@ export class Agent {
           if (report.operations > 0 || (report.failures > 0 && r.failures === 0)) {
             const timing = { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round(report.kernelMs * 10) / 10 };
             const fields = { peers: report.desired, operations: report.operations, failures: report.failures, trigger, ...timing };
-            // The periodic resync found the kernel changed behind our back (and put it right).
-            if (trigger === 'resync' && report.operations > 0) this.log.warn('drift repaired', fields);
+            // The kernel was changed behind our back (seen by the periodic resync, or by the
+            // kernel's notifications at once), and this pass put it right.
+            if ((trigger === 'resync' || trigger === 'drift') && report.operations > 0) {
+              this.log.warn('drift repaired', { ...fields, ...(trigger === 'drift' && drifted ? { drifted } : {}) });
+            }
             else this.log.info('dataplane converged', fields);
           }
           if (report.failures > 0) {

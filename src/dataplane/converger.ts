@@ -5,10 +5,10 @@
 // kernel is read again only on a resync, or after any refused or uncertain operation (the
 // belief may then be wrong, e.g. an entry deleted by hand or a device that vanished).
 import type { Logger } from '../log.js';
-import { execute } from './batch.js';
-import type { IpRunner } from './ipcmd.js';
+import type { KernelChannel, KernelEvent } from './channel.js';
+import { judgeKernelEvent, type DriftVerdict } from './drift.js';
 import type { KernelState } from './model.js';
-import { observe, type ObserveTargets } from './observe.js';
+import type { ObserveTargets } from './observe.js';
 import { applyToState, plan, type KeysToPlan, type Op } from './planner.js';
 import type { KernelOpCounts } from './types.js';
 
@@ -25,9 +25,13 @@ export interface ConvergeResult {
 export class Converger {
   private believed: KernelState | undefined;
   private refusing = false;
+  /** The desired state of the last converge (the kernel's notifications are judged against it). */
+  private desired: KernelState | undefined;
+  /** Keys the kernel's notifications say drifted since the last converge; planned with the next. */
+  private drifted: { routes: Set<string>; neighs: Set<string>; fdb: Set<string> } = { routes: new Set(), neighs: new Set(), fdb: new Set() };
 
   constructor(
-    private readonly runner: IpRunner,
+    private readonly channel: KernelChannel,
     private readonly targets: ObserveTargets,
     private readonly log: Logger,
   ) {}
@@ -38,30 +42,57 @@ export class Converger {
   }
 
   /**
+   * A kernel notification: updates the belief and says whether the kernel drifted from the
+   * desired state (weft's own changes never do). Drifted keys are planned at the next converge.
+   */
+  noteKernelEvent(e: KernelEvent): DriftVerdict {
+    if (!this.believed || !this.desired) return { kind: 'none' }; // the next converge reads the kernel anyway
+    const v = judgeKernelEvent(this.believed, this.desired, this.targets, e);
+    if (v.kind === 'reread') this.believed = undefined;
+    if (v.kind === 'entries') {
+      for (const k of v.routes) this.drifted.routes.add(k);
+      for (const k of v.neighs) this.drifted.neighs.add(k);
+      for (const k of v.fdb) this.drifted.fdb.add(k);
+    }
+    return v;
+  }
+
+  /**
    * `keys`, when given, are the only keys whose desired entries may have changed since the
    * last call; they are ignored when the kernel has to be read (resync, lost belief).
    */
   async converge(desired: KernelState, resync: boolean, keys?: KeysToPlan): Promise<ConvergeResult> {
     let kernelMs = 0;
+    this.desired = desired;
+    const drifted = this.drifted;
+    this.drifted = { routes: new Set(), neighs: new Set(), fdb: new Set() };
     if (resync || !this.believed) {
       const t0 = performance.now();
-      this.believed = await observe(this.runner, this.targets);
+      this.believed = await this.channel.observe(this.targets);
       kernelMs += performance.now() - t0;
       keys = undefined;
     }
     const believed = this.believed;
+    if (keys && drifted.routes.size + drifted.neighs.size + drifted.fdb.size > 0) {
+      keys = { routes: union(keys.routes, drifted.routes), neighs: union(keys.neighs, drifted.neighs), fdb: union(keys.fdb, drifted.fdb) };
+    }
     const ops = plan(desired, believed, keys);
     if (ops.length === 0) {
       this.refusing = false;
       return { operations: 0, failures: 0, byKind: countByKind([], []), unrouted: 0, kernelMs };
     }
     const t0 = performance.now();
-    // Should execute() throw half-way, the next call reads the kernel instead of trusting us.
-    this.believed = undefined;
-    const r = await execute(this.runner, ops);
-    this.believed = believed;
+    let r;
+    try {
+      r = await this.channel.apply(ops);
+    } catch (err) {
+      // Thrown half-way: the next call reads the kernel instead of trusting the belief.
+      this.believed = undefined;
+      throw err;
+    }
     kernelMs += performance.now() - t0;
-    applyToState(believed, ops, r.ok);
+    // A notification may have dropped the belief meanwhile: then the next converge reads the kernel.
+    if (this.believed === believed) applyToState(believed, ops, r.ok);
     if (r.failures > 0) {
       this.believed = undefined;
       // Warn once per streak of refusals; the retries that follow log at debug.
@@ -72,9 +103,19 @@ export class Converger {
     } else {
       this.refusing = false;
     }
-    const unrouted = ops.reduce((n, op, i) => n + (op.kind === 'route' && op.action === 'replace' && !r.ok[i] ? 1 : 0), 0);
-    return { operations: ops.length - r.failures, failures: r.failures, byKind: countByKind(ops, r.ok), unrouted, kernelMs };
+    return this.outcome(ops, r.ok, r.failures, kernelMs);
   }
+
+  private outcome(ops: Op[], ok: boolean[], failures: number, kernelMs: number): ConvergeResult {
+    const unrouted = ops.reduce((n, op, i) => n + (op.kind === 'route' && op.action === 'replace' && !ok[i] ? 1 : 0), 0);
+    return { operations: ops.length - failures, failures, byKind: countByKind(ops, ok), unrouted, kernelMs };
+  }
+}
+
+function union(a: Iterable<string>, b: Set<string>): Set<string> {
+  const out = new Set(a);
+  for (const k of b) out.add(k);
+  return out;
 }
 
 export function countByKind(ops: readonly Op[], ok: readonly boolean[]): KernelOpCounts {

@@ -2,7 +2,9 @@
 // device of its own; weft's routes are told apart from the operator's by their protocol.
 import type { IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
+import { kernelChannelFor, type KernelChannel } from './channel.js';
 import { Converger } from './converger.js';
+import { describeDrift, DriftSignal } from './drift.js';
 import type { IpRunner } from './ipcmd.js';
 import { DesiredTracker } from './desired.js';
 import { modelContext, type Family, type LinkName, type ModelContext } from './model.js';
@@ -19,6 +21,8 @@ export class HostGwBackend implements Backend {
   private trusted = false;
   private readonly desired = new DesiredTracker();
   private ctx: ModelContext | undefined;
+  private readonly channel: KernelChannel;
+  private readonly drift: DriftSignal;
 
   constructor(
     private readonly settings: BackendSettings,
@@ -28,8 +32,18 @@ export class HostGwBackend implements Backend {
   ) {
     this.uplinkDev = uplinkName(uplink);
     this.family = familyOf(settings, { 'uplink address': uplink.address });
-    this.converger = new Converger(runner, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log);
+    this.channel = kernelChannelFor(runner, log);
+    this.converger = new Converger(this.channel, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log);
     this.skips = new SkipReporter(log);
+    this.drift = new DriftSignal(log);
+    this.channel.watch?.((e) => {
+      const what = describeDrift(this.converger.noteKernelEvent(e));
+      if (what) this.drift.raise(what);
+    });
+  }
+
+  onDrift(listener: (what: string) => void): () => void {
+    return this.drift.subscribe(listener);
   }
 
   async prepare(): Promise<{ vtepMAC?: string; mtu: number }> {

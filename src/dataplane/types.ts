@@ -101,4 +101,10 @@ export interface Backend {
    * kernel first (drift repair); otherwise the backend trusts what it last applied.
    */
   reconcile(ownSubnet: IpNet, peers: Peer[], opts?: { resync?: boolean }): Promise<ReconcileReport>;
+  /**
+   * Calls `listener` (debounced) when the kernel's notifications show weft's entries or device
+   * changed by someone else; the next reconcile() repairs exactly that. Only backends on the
+   * netlink channel see notifications; others rely on the periodic resync. Returns an unsubscribe.
+   */
+  onDrift?(listener: (what: string) => void): () => void;
 }
