@@ -140,8 +140,7 @@ export class NetlinkChannel implements KernelChannel {
     this.indexOf.delete(dev);
   }
 
-  private async request(op: Op): Promise<rtnl.Request | number> {
-    const index = await this.linkIndex(op.entry.dev);
+  private request(op: Op, index: number | undefined): rtnl.Request | number {
     if (index === undefined) return ENODEV;
     switch (op.kind) {
       case 'route': {
@@ -171,19 +170,23 @@ export class NetlinkChannel implements KernelChannel {
     errno.forEach((e, i) => {
       if (e !== undefined && e !== 0 && errors.length < 5) errors.push(`${describe(ops[i]!)}: ${errnoName(e)}`);
     });
-    // A device that vanished: its index is stale (a new one gets another).
-    if (errno.includes(ENODEV)) for (const op of ops) this.forget(op.entry.dev);
     return { ok, failures: ok.filter((x) => !x).length, runs: 0, errors, errno };
   }
 
-  private async round(ops: Op[], from: number, to: number, errno: (number | undefined)[]): Promise<void> {
+  private async round(ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
     const refused = dependsOnRefused(ops, (i) => errno[i] !== undefined && errno[i] !== 0);
     const reqs: rtnl.Request[] = [];
     const idx: number[] = [];
+    const index = new Map<string, number | undefined>();
+    for (let i = from; i < to; i++) {
+      const dev = ops[i]!.entry.dev;
+      if (!index.has(dev)) index.set(dev, await this.linkIndex(dev));
+    }
     for (let i = from; i < to; i++) {
       const op = ops[i]!;
+      if (again && errno[i] !== ENODEV) continue;
       if (refused(op)) continue;
-      const r = await this.request(op);
+      const r = this.request(op, index.get(op.entry.dev));
       if (typeof r === 'number') errno[i] = r;
       else {
         reqs.push(r);
@@ -196,6 +199,17 @@ export class NetlinkChannel implements KernelChannel {
       const e = answers[j]!;
       errno[opIndex] = goneAlready(ops[opIndex]!, e) ? 0 : e;
     });
+    // ENODEV with an index from the cache: the device may have been created again under its
+    // name (a new index). Ask the kernel once more, and retry if the name now has another index.
+    if (again || !answers.includes(ENODEV)) return;
+    let moved = false;
+    for (const dev of new Set(idx.filter((i) => errno[i] === ENODEV).map((i) => ops[i]!.entry.dev))) {
+      const old = this.indexOf.get(dev);
+      this.forget(dev);
+      const now = await this.linkIndex(dev);
+      moved ||= now !== undefined && now !== old;
+    }
+    if (moved) await this.round(ops, from, to, errno, true);
   }
 
   async observe(targets: ObserveTargets): Promise<KernelState> {

@@ -90,43 +90,123 @@ const HDR = 16;
 
 // ---- encoding ----
 
-/** Attributes in kernel layout (4-byte aligned), built up before the message header is known. */
-class Attrs {
-  readonly parts: Buffer[] = [];
-  length = 0;
+/**
+ * One message body being written: the fixed part, then attributes in kernel layout (4-byte
+ * aligned), into a scratch buffer; finish() copies it out. One allocation per message: a
+ * full sync encodes tens of thousands.
+ */
+class Body {
+  private static readonly scratch = Buffer.alloc(1024);
+  private readonly b = Body.scratch;
+  private off = 0;
+  private readonly nests: number[] = [];
 
-  add(type: number, data: Buffer): this {
-    const len = 4 + data.length;
-    const padded = (len + 3) & ~3;
-    const b = Buffer.alloc(padded);
-    b.writeUInt16LE(len, 0);
-    b.writeUInt16LE(type, 2);
-    data.copy(b, 4);
-    this.parts.push(b);
-    this.length += padded;
+  constructor(fixed: number) {
+    this.b.fill(0, 0, fixed);
+    this.off = fixed;
+  }
+
+  u8At(at: number, v: number): this {
+    this.b.writeUInt8(v & 0xff, at);
     return this;
   }
 
+  u16At(at: number, v: number): this {
+    this.b.writeUInt16LE(v, at);
+    return this;
+  }
+
+  u32At(at: number, v: number): this {
+    this.b.writeUInt32LE(v >>> 0, at);
+    return this;
+  }
+
+  i32At(at: number, v: number): this {
+    this.b.writeInt32LE(v, at);
+    return this;
+  }
+
+  private header(type: number, dataLen: number): number {
+    const at = this.off;
+    this.b.writeUInt16LE(4 + dataLen, at);
+    this.b.writeUInt16LE(type, at + 2);
+    this.off += 4;
+    return at;
+  }
+
+  private pad(): void {
+    while (this.off & 3) this.b[this.off++] = 0;
+  }
+
   u32(type: number, v: number): this {
-    const b = Buffer.alloc(4);
-    b.writeUInt32LE(v >>> 0, 0);
-    return this.add(type, b);
+    this.header(type, 4);
+    this.b.writeUInt32LE(v >>> 0, this.off);
+    this.off += 4;
+    return this;
   }
 
   u8(type: number, v: number): this {
-    return this.add(type, Buffer.from([v & 0xff]));
+    this.header(type, 1);
+    this.b[this.off++] = v & 0xff;
+    this.pad();
+    return this;
+  }
+
+  be16(type: number, v: number): this {
+    this.header(type, 2);
+    this.b.writeUInt16BE(v, this.off);
+    this.off += 2;
+    this.pad();
+    return this;
   }
 
   flag(type: number): this {
-    return this.add(type, Buffer.alloc(0));
+    this.header(type, 0);
+    return this;
   }
 
   str(type: number, s: string): this {
-    return this.add(type, Buffer.from(`${s}\0`, 'latin1'));
+    this.header(type, s.length + 1);
+    this.off += this.b.write(s, this.off, 'latin1');
+    this.b[this.off++] = 0;
+    this.pad();
+    return this;
   }
 
-  nested(type: number, inner: Attrs): this {
-    return this.add(type | NLA_F_NESTED, Buffer.concat(inner.parts, inner.length));
+  addr(type: number, ip: IpAddr): this {
+    if (ip.family === 4) {
+      this.header(type, 4);
+      this.b.writeUInt32BE(ip.value, this.off);
+      this.off += 4;
+    } else {
+      this.header(type, 16);
+      this.b.writeBigUInt64BE(ip.value >> 64n, this.off);
+      this.b.writeBigUInt64BE(ip.value & 0xffffffffffffffffn, this.off + 8);
+      this.off += 16;
+    }
+    return this;
+  }
+
+  mac(type: number, mac: Mac): this {
+    this.header(type, 6);
+    for (let i = 0; i < 6; i++) this.b[this.off++] = parseInt(mac.slice(i * 3, i * 3 + 2), 16);
+    this.pad();
+    return this;
+  }
+
+  open(type: number): this {
+    this.nests.push(this.header(type | NLA_F_NESTED, 0));
+    return this;
+  }
+
+  close(): this {
+    const at = this.nests.pop()!;
+    this.b.writeUInt16LE(this.off - at, at);
+    return this;
+  }
+
+  finish(type: number, flags: number): Request {
+    return { type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, body: Buffer.from(this.b.subarray(0, this.off)) };
   }
 }
 
@@ -135,10 +215,6 @@ export interface Request {
   type: number;
   flags: number;
   body: Buffer;
-}
-
-function request(type: number, flags: number, fixed: Buffer, attrs: Attrs): Request {
-  return { type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, body: Buffer.concat([fixed, ...attrs.parts], fixed.length + attrs.length) };
 }
 
 /** The wire form of requests, one after another in one buffer, with consecutive sequence numbers from `seq`. */
@@ -172,24 +248,12 @@ export function addrBytes(ip: IpAddr): Buffer {
   return b;
 }
 
-function macBytes(mac: Mac): Buffer {
-  return Buffer.from(mac.replaceAll(':', ''), 'hex');
-}
-
 function afOf(family: Family): number {
   return family === 6 ? AF_INET6 : AF_INET;
 }
 
-function rtmsg(family: number, dstLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Buffer {
-  const b = Buffer.alloc(12);
-  b.writeUInt8(family, 0);
-  b.writeUInt8(dstLen, 1);
-  b.writeUInt8(table, 4);
-  b.writeUInt8(protocol, 5);
-  b.writeUInt8(scope, 6);
-  b.writeUInt8(type, 7);
-  b.writeUInt32LE(flags, 8);
-  return b;
+function rtmsg(b: Body, family: number, dstLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Body {
+  return b.u8At(0, family).u8At(1, dstLen).u8At(4, table).u8At(5, protocol).u8At(6, scope).u8At(7, type).u32At(8, flags);
 }
 
 export interface RouteSpec {
@@ -203,63 +267,52 @@ export interface RouteSpec {
 
 /** `ip route replace DST via GW dev DEV [onlink] proto P [metric M]` in the main table. */
 export function routeReplace(r: RouteSpec): Request {
-  const a = new Attrs().add(RTA_DST, addrBytes(r.dst.network)).u32(RTA_OIF, r.oif);
-  if (r.via) a.add(RTA_GATEWAY, addrBytes(r.via));
-  if (r.metric !== 0) a.u32(RTA_PRIORITY, r.metric);
-  const fixed = rtmsg(afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 3, RT_SCOPE_UNIVERSE, RTN_UNICAST, r.onlink ? RTNH_F_ONLINK : 0);
-  return request(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, fixed, a);
+  const b = rtmsg(new Body(12), afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 3, RT_SCOPE_UNIVERSE, RTN_UNICAST, r.onlink ? RTNH_F_ONLINK : 0);
+  b.addr(RTA_DST, r.dst.network).u32(RTA_OIF, r.oif);
+  if (r.via) b.addr(RTA_GATEWAY, r.via);
+  if (r.metric !== 0) b.u32(RTA_PRIORITY, r.metric);
+  return b.finish(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `ip route del DST dev DEV [proto P] [metric M]`: matches any scope, as iproute2 does. */
 export function routeDel(r: RouteSpec): Request {
-  const a = new Attrs().add(RTA_DST, addrBytes(r.dst.network)).u32(RTA_OIF, r.oif);
-  if (r.metric !== 0) a.u32(RTA_PRIORITY, r.metric);
-  return request(RTM_DELROUTE, 0, rtmsg(afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 0, RT_SCOPE_NOWHERE, 0, 0), a);
+  const b = rtmsg(new Body(12), afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 0, RT_SCOPE_NOWHERE, 0, 0);
+  b.addr(RTA_DST, r.dst.network).u32(RTA_OIF, r.oif);
+  if (r.metric !== 0) b.u32(RTA_PRIORITY, r.metric);
+  return b.finish(RTM_DELROUTE, 0);
 }
 
-function ndmsg(family: number, ifindex: number, state: number, flags: number): Buffer {
-  const b = Buffer.alloc(12);
-  b.writeUInt8(family, 0);
-  b.writeInt32LE(ifindex, 4);
-  b.writeUInt16LE(state, 8);
-  b.writeUInt8(flags, 10);
-  return b;
+function ndmsg(family: number, ifindex: number, state: number, flags: number): Body {
+  return new Body(12).u8At(0, family).i32At(4, ifindex).u16At(8, state).u8At(10, flags);
 }
 
 /** `ip neigh replace IP lladdr MAC dev DEV nud permanent`. */
 export function neighReplace(ip: IpAddr, mac: Mac, ifindex: number): Request {
-  const a = new Attrs().add(NDA_DST, addrBytes(ip)).add(NDA_LLADDR, macBytes(mac));
-  return request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, ndmsg(afOf(ip.family), ifindex, NUD_PERMANENT, 0), a);
+  return ndmsg(afOf(ip.family), ifindex, NUD_PERMANENT, 0).addr(NDA_DST, ip).mac(NDA_LLADDR, mac).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `ip neigh del IP dev DEV`. */
 export function neighDel(ip: IpAddr, ifindex: number): Request {
-  return request(RTM_DELNEIGH, 0, ndmsg(afOf(ip.family), ifindex, 0, 0), new Attrs().add(NDA_DST, addrBytes(ip)));
+  return ndmsg(afOf(ip.family), ifindex, 0, 0).addr(NDA_DST, ip).finish(RTM_DELNEIGH, 0);
 }
 
 /** `bridge fdb replace MAC dev DEV dst IP self permanent`. */
 export function fdbReplace(mac: Mac, dst: IpAddr, ifindex: number): Request {
-  const a = new Attrs().add(NDA_LLADDR, macBytes(mac)).add(NDA_DST, addrBytes(dst));
-  return request(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE, ndmsg(AF_BRIDGE, ifindex, NUD_PERMANENT, NTF_SELF), a);
+  return ndmsg(AF_BRIDGE, ifindex, NUD_PERMANENT, NTF_SELF).mac(NDA_LLADDR, mac).addr(NDA_DST, dst).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `bridge fdb del MAC dev DEV dst IP self`. */
 export function fdbDel(mac: Mac, dst: IpAddr, ifindex: number): Request {
-  const a = new Attrs().add(NDA_LLADDR, macBytes(mac)).add(NDA_DST, addrBytes(dst));
-  return request(RTM_DELNEIGH, 0, ndmsg(AF_BRIDGE, ifindex, NUD_NOARP, NTF_SELF), a);
+  return ndmsg(AF_BRIDGE, ifindex, NUD_NOARP, NTF_SELF).mac(NDA_LLADDR, mac).addr(NDA_DST, dst).finish(RTM_DELNEIGH, 0);
 }
 
-function ifinfomsg(index: number, flags: number, change: number): Buffer {
-  const b = Buffer.alloc(16);
-  b.writeInt32LE(index, 4);
-  b.writeUInt32LE(flags, 8);
-  b.writeUInt32LE(change, 12);
-  return b;
+function ifinfomsg(index: number, flags: number, change: number): Body {
+  return new Body(16).i32At(4, index).u32At(8, flags).u32At(12, change);
 }
 
 /** RTM_GETLINK for one name (answered with one RTM_NEWLINK, or ENODEV). */
 export function linkGet(name: string): Request {
-  return request(RTM_GETLINK, 0, ifinfomsg(0, 0, 0), new Attrs().str(IFLA_IFNAME, name));
+  return ifinfomsg(0, 0, 0).str(IFLA_IFNAME, name).finish(RTM_GETLINK, 0);
 }
 
 export interface VxlanSpec {
@@ -274,56 +327,49 @@ export interface VxlanSpec {
 
 /** `ip link add NAME type vxlan id VNI local IP dev UPLINK nolearning dstport PORT [gbp]`, with its MTU, up. */
 export function vxlanCreate(v: VxlanSpec): Request {
-  const data = new Attrs().u32(IFLA_VXLAN_ID, v.vni).u32(IFLA_VXLAN_LINK, v.linkIndex);
-  data.add(v.local.family === 6 ? IFLA_VXLAN_LOCAL6 : IFLA_VXLAN_LOCAL, addrBytes(v.local));
-  data.u8(IFLA_VXLAN_LEARNING, 0);
-  const port = Buffer.alloc(2);
-  port.writeUInt16BE(v.port, 0);
-  data.add(IFLA_VXLAN_PORT, port);
-  if (v.gbp) data.flag(IFLA_VXLAN_GBP);
-  const info = new Attrs().str(IFLA_INFO_KIND, 'vxlan').nested(IFLA_INFO_DATA, data);
-  const a = new Attrs().str(IFLA_IFNAME, v.name).u32(IFLA_MTU, v.mtu).nested(IFLA_LINKINFO, info);
-  return request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0, IFF_UP, IFF_UP), a);
+  const b = ifinfomsg(0, IFF_UP, IFF_UP).str(IFLA_IFNAME, v.name).u32(IFLA_MTU, v.mtu);
+  b.open(IFLA_LINKINFO).str(IFLA_INFO_KIND, 'vxlan').open(IFLA_INFO_DATA);
+  b.u32(IFLA_VXLAN_ID, v.vni).u32(IFLA_VXLAN_LINK, v.linkIndex).addr(v.local.family === 6 ? IFLA_VXLAN_LOCAL6 : IFLA_VXLAN_LOCAL, v.local);
+  b.u8(IFLA_VXLAN_LEARNING, 0).be16(IFLA_VXLAN_PORT, v.port);
+  if (v.gbp) b.flag(IFLA_VXLAN_GBP);
+  return b.close().close().finish(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
 }
 
 /** `ip link set DEV mtu M up`. */
 export function linkSetMtuUp(index: number, mtu: number): Request {
-  return request(RTM_NEWLINK, 0, ifinfomsg(index, IFF_UP, IFF_UP), new Attrs().u32(IFLA_MTU, mtu));
+  return ifinfomsg(index, IFF_UP, IFF_UP).u32(IFLA_MTU, mtu).finish(RTM_NEWLINK, 0);
 }
 
 /** `ip link del DEV`. */
 export function linkDel(index: number): Request {
-  return request(RTM_DELLINK, 0, ifinfomsg(index, 0, 0), new Attrs());
+  return ifinfomsg(index, 0, 0).finish(RTM_DELLINK, 0);
 }
 
-function ifaddrmsg(family: number, prefix: number, index: number): Buffer {
-  const b = Buffer.alloc(8);
-  b.writeUInt8(family, 0);
-  b.writeUInt8(prefix, 1);
-  b.writeUInt32LE(index, 4);
-  return b;
+function ifaddrmsg(family: number, prefix: number, index: number): Body {
+  return new Body(8).u8At(0, family).u8At(1, prefix).u32At(4, index);
 }
 
 /** `ip addr replace IP/PREFIX dev DEV [nodad]`. */
 export function addrReplace(ip: IpAddr, prefix: number, index: number, nodad: boolean): Request {
-  const a = new Attrs().add(IFA_LOCAL, addrBytes(ip)).add(IFA_ADDRESS, addrBytes(ip));
-  if (nodad) a.u32(IFA_FLAGS, IFA_F_NODAD);
-  return request(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, ifaddrmsg(afOf(ip.family), prefix, index), a);
+  const b = ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA_LOCAL, ip).addr(IFA_ADDRESS, ip);
+  if (nodad) b.u32(IFA_FLAGS, IFA_F_NODAD);
+  return b.finish(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `ip addr del IP/PREFIX dev DEV`. */
 export function addrDel(ip: IpAddr, prefix: number, index: number): Request {
-  return request(RTM_DELADDR, 0, ifaddrmsg(afOf(ip.family), prefix, index), new Attrs().add(IFA_LOCAL, addrBytes(ip)));
+  return ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA_LOCAL, ip).finish(RTM_DELADDR, 0);
 }
 
 /** A dump request: every route, neighbour (AF_INET/AF_INET6), FDB entry (AF_BRIDGE), link or address of a family. */
 export function dump(type: typeof RTM_GETROUTE | typeof RTM_GETNEIGH | typeof RTM_GETLINK | typeof RTM_GETADDR, family: number): Request {
-  const fixed =
-    type === RTM_GETROUTE ? rtmsg(family, 0, 0, 0, 0, 0, 0)
+  const b =
+    type === RTM_GETROUTE ? rtmsg(new Body(12), family, 0, 0, 0, 0, 0, 0)
     : type === RTM_GETNEIGH ? ndmsg(family, 0, 0, 0)
     : type === RTM_GETLINK ? ifinfomsg(0, 0, 0)
     : ifaddrmsg(family, 0, 0);
-  return { type, flags: NLM_F_REQUEST | NLM_F_DUMP, body: fixed };
+  const r = b.finish(type, 0);
+  return { ...r, flags: NLM_F_REQUEST | NLM_F_DUMP };
 }
 
 // ---- decoding ----
@@ -367,17 +413,32 @@ export function ackedSeq(m: Message): number | undefined {
   return m.body.length >= 4 + HDR ? m.body.readUInt32LE(4 + 8) : undefined;
 }
 
-function attrs(buf: Buffer, from: number): Map<number, Buffer> {
-  const out = new Map<number, Buffer>();
-  let off = from;
-  while (off + 4 <= buf.length) {
-    const len = buf.readUInt16LE(off);
-    const type = buf.readUInt16LE(off + 2) & 0x3fff;
-    if (len < 4 || off + len > buf.length) break;
-    out.set(type, buf.subarray(off + 4, off + len));
-    off += (len + 3) & ~3;
+/** A message's attributes by type (the types weft reads are all below 32; others are skipped). */
+class Attrs {
+  private readonly at: (Buffer | undefined)[] = new Array<Buffer | undefined>(32);
+
+  constructor(buf: Buffer, from: number) {
+    let off = from;
+    while (off + 4 <= buf.length) {
+      const len = buf.readUInt16LE(off);
+      const type = buf.readUInt16LE(off + 2) & 0x3fff;
+      if (len < 4 || off + len > buf.length) break;
+      if (type < 32) this.at[type] = buf.subarray(off + 4, off + len);
+      off += (len + 3) & ~3;
+    }
   }
-  return out;
+
+  get(type: number): Buffer | undefined {
+    return this.at[type];
+  }
+
+  has(type: number): boolean {
+    return this.at[type] !== undefined;
+  }
+}
+
+function attrs(buf: Buffer, from: number): Attrs {
+  return new Attrs(buf, from);
 }
 
 function addrOf(b: Buffer | undefined, family: number): IpAddr | undefined {
@@ -398,7 +459,8 @@ function u32(b: Buffer | undefined): number | undefined {
 
 function macOf(b: Buffer | undefined): string | undefined {
   if (!b || b.length !== 6) return undefined;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  const h = b.toString('hex');
+  return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}`;
 }
 
 export function familyNumber(family: Family): number {
