@@ -405,7 +405,8 @@ export function parseMessages(buf: Buffer): { messages: Message[]; malformed: bo
 /** The errno of an NLMSG_ERROR message, as a positive number (0 = ACK). */
 export function errnoOf(m: Message): number {
   if (m.body.length < 4) return 71; // EPROTO
-  return -m.body.readInt32LE(0);
+  const e = m.body.readInt32LE(0);
+  return e === 0 ? 0 : -e;
 }
 
 /** The sequence number of the request an NLMSG_ERROR answers (the echoed header's). */
@@ -487,6 +488,7 @@ export function decodeRoute(body: Buffer): RouteMsg | undefined {
   const family: Family = af === AF_INET6 ? 6 : 4;
   const dstLen = body.readUInt8(1);
   const a = attrs(body, 12);
+  if (!a.has(RTA_DST) && dstLen !== 0) return undefined; // only a default route has no destination
   const dstIp = a.has(RTA_DST) ? addrOf(a.get(RTA_DST), af) : family === 6 ? Ipv6.fromBigInt(0n) : Ipv4.fromNumber(0);
   if (!dstIp) return undefined;
   const dst = family === 6 ? Cidr6.of(dstIp as Ipv6, dstLen) : Cidr.of(dstIp as Ipv4, dstLen);
