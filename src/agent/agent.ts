@@ -155,6 +155,8 @@ export class Agent {
       if (!stack) continue;
       const backend = this.deps.createBackend({ ...settings, family, network: stack.network }, sel);
       const prepared = await backend.prepare();
+      // The kernel's own notifications (netlink): entries or the device changed behind our back.
+      backend.onDrift?.((what) => this.loop?.drift(what));
       mtus.push(prepared.mtu);
       // Unusable leases are reported by the first stack only: one line per lease, not per family.
       this.stacks.push({ family, backend, peers: new PeerSet(peerLog, settings.type, family, this.stacks.length === 0) });

@@ -45,6 +45,8 @@ export class ReconcileLoop {
   private pending = false;
   private resync = false;
   private retry = false;
+  /** The kernel's notifications saw weft's entries or device changed by someone else. */
+  private drifted: string | undefined;
   private running = false;
   private enabled = false;
   private stopped = false;
@@ -80,7 +82,16 @@ export class ReconcileLoop {
     this.stopped = true;
   }
 
-  /** A resync or a retry re-reads the kernel; only the periodic resync counts as drift repair. */
+  /** The kernel changed behind our back (`what` says what, for the log): a repair pass. */
+  drift(what: string): void {
+    this.drifted = this.drifted ? `${this.drifted}, ${what}` : what;
+    this.schedule('drift');
+  }
+
+  /**
+   * A resync or a retry re-reads the kernel. A drift pass plans what the notifications showed;
+   * it and the periodic resync count as drift repair.
+   */
   schedule(trigger: ReconcileTrigger): void {
     this.pending = true;
     this.resync ||= trigger === 'resync';
@@ -99,19 +110,21 @@ export class ReconcileLoop {
       while (this.pending && !this.stopped) {
         const held = this.d.held();
         if (!held) break;
-        const trigger: ReconcileTrigger = this.resync ? 'resync' : this.retry ? 'retry' : 'event';
+        const trigger: ReconcileTrigger = this.resync ? 'resync' : this.retry ? 'retry' : this.drifted !== undefined ? 'drift' : 'event';
         const resync = this.resync || this.retry;
+        const drifted = this.drifted;
         this.pending = false;
         this.resync = false;
         this.retry = false;
-        await this.pass(held, trigger, resync);
+        this.drifted = undefined;
+        await this.pass(held, trigger, resync, drifted);
       }
     } finally {
       this.running = false;
     }
   }
 
-  private async pass(held: LeaseKey, trigger: ReconcileTrigger, resync: boolean): Promise<void> {
+  private async pass(held: LeaseKey, trigger: ReconcileTrigger, resync: boolean, drifted: string | undefined): Promise<void> {
     const desired = this.d.stacks[0]?.peers.size ?? 0;
     try {
       const started = performance.now();
@@ -138,9 +151,11 @@ export class ReconcileLoop {
       if (report.operations > 0 || (report.failures > 0 && this.backoff.failures === 0)) {
         const timing = { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round(report.kernelMs * 10) / 10 };
         const fields = { peers: report.desired, operations: report.operations, failures: report.failures, trigger, ...timing };
-        // The periodic resync found the kernel changed behind our back (and put it right).
-        if (trigger === 'resync' && report.operations > 0) this.d.log.warn('drift repaired', fields);
-        else this.d.log.info('dataplane converged', fields);
+        // The kernel was changed behind our back (seen by the periodic resync, or by the
+        // kernel's notifications at once), and this pass put it right.
+        if ((trigger === 'resync' || trigger === 'drift') && report.operations > 0) {
+          this.d.log.warn('drift repaired', { ...fields, ...(trigger === 'drift' && drifted ? { drifted } : {}) });
+        } else this.d.log.info('dataplane converged', fields);
       }
       if (report.failures > 0) {
         this.retryLater();

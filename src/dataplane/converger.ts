@@ -1,19 +1,20 @@
 // From peer changes to a converged kernel, the part every backend shares: the changes go into
 // the desired state (desired.ts), the kernel tables' pending sets become one plan (planner.ts),
-// the executor runs it (batch.ts), and each operation's outcome moves its entry out of the
-// pending sets. The backends differ only in what they set up around it (a vxlan device, or
+// the kernel channel runs it (channel.ts: netlink, or iproute2), and each operation's outcome
+// moves its entry out of the pending sets. The channel's notifications (netlink) write into the
+// tables' dataplane view as they come, so drift shows up in the pending sets at once. The backends differ only in what they set up around it (a vxlan device, or
 // nothing for host-gw).
 //
-// The dataplane views start from a kernel dump and then follow each batch's per-line outcome,
+// The dataplane views start from a kernel dump and then follow each operation's outcome,
 // so a lease event costs a plan and a batch of exactly the changed entries, with no dump. The
 // kernel is read again only on a resync, or after any refused or uncertain operation (the
 // views may then be wrong, e.g. an entry deleted by hand or a device that vanished).
 import type { Logger } from '../log.js';
-import { execute } from './batch.js';
+import type { KernelChannel, KernelEvent } from './channel.js';
 import { DesiredPeers } from './desired.js';
-import type { IpRunner } from './ipcmd.js';
-import type { ModelContext } from './model.js';
-import { observe, type ObserveTargets } from './observe.js';
+import { judgeKernelEvent, type DriftVerdict } from './drift.js';
+import type { KernelState, ModelContext } from './model.js';
+import type { ObserveTargets } from './observe.js';
 import { applyResults, kernelTables, planPending, replaceDataplane, type KernelTables, type Op } from './planner.js';
 import type { SkipReporter } from './skips.js';
 import type { KernelOpCounts, Peer, PeerDelta, ReconcileReport } from './types.js';
@@ -24,7 +25,7 @@ export interface ConvergeResult {
   byKind: KernelOpCounts;
   /** Route adds or replaces not applied: peers not (or no longer correctly) routed. */
   unrouted: number;
-  /** Time spent waiting for the kernel (dumps and batches). */
+  /** Time spent waiting for the kernel (dumps and operations). */
   kernelMs: number;
 }
 
@@ -34,7 +35,7 @@ export class Converger {
   private refusing = false;
 
   constructor(
-    private readonly runner: IpRunner,
+    private readonly channel: KernelChannel,
     private readonly targets: ObserveTargets,
     private readonly log: Logger,
     private readonly tables: KernelTables,
@@ -45,11 +46,27 @@ export class Converger {
     this.trusted = false;
   }
 
+  /**
+   * A kernel notification: it updates the tables' dataplane view (so the pending sets hold any
+   * drift at once) and says whether the kernel drifted from the desired state (weft's own
+   * changes never do). The next converge() repairs it.
+   */
+  noteKernelEvent(e: KernelEvent): DriftVerdict {
+    if (!this.trusted) return { kind: 'none' }; // the next converge reads the kernel anyway
+    const t = this.tables;
+    const believed: KernelState = { routes: t.routes.dataplaneView(), neighs: t.neighs.dataplaneView(), fdb: t.fdb.dataplaneView() };
+    // Read only: judgeKernelEvent writes to `believed`, never to `desired`.
+    const desired = { routes: t.routes.desiredView(), neighs: t.neighs.desiredView(), fdb: t.fdb.desiredView() } as KernelState;
+    const v = judgeKernelEvent(believed, desired, this.targets, e);
+    if (v.kind === 'reread') this.trusted = false;
+    return v;
+  }
+
   async converge(resync: boolean): Promise<ConvergeResult> {
     let kernelMs = 0;
     if (resync || !this.trusted) {
       const t0 = performance.now();
-      replaceDataplane(this.tables, await observe(this.runner, this.targets));
+      replaceDataplane(this.tables, await this.channel.observe(this.targets));
       kernelMs += performance.now() - t0;
       this.trusted = true;
     }
@@ -59,12 +76,18 @@ export class Converger {
       return { operations: 0, failures: 0, byKind: countByKind([], []), unrouted: 0, kernelMs };
     }
     const t0 = performance.now();
-    // Should execute() throw half-way, the next call reads the kernel instead of trusting us.
-    this.trusted = false;
-    const r = await execute(this.runner, ops);
+    let r;
+    try {
+      r = await this.channel.apply(ops);
+    } catch (err) {
+      // Thrown half-way: the next call reads the kernel instead of trusting the tables.
+      this.trusted = false;
+      throw err;
+    }
     kernelMs += performance.now() - t0;
     applyResults(this.tables, ops, r.ok);
-    this.trusted = r.failures === 0;
+    // A refusal (or a notification meanwhile that the view is lost) makes the next call read the kernel.
+    if (r.failures > 0) this.trusted = false;
     if (r.failures > 0) {
       // Warn once per streak of refusals; the retries that follow log at debug.
       const detail = { failures: r.failures, operations: ops.length, errors: r.errors.join('; ') };
@@ -85,14 +108,14 @@ export class PeerSync {
   readonly converger: Converger;
 
   constructor(
-    runner: IpRunner,
+    channel: KernelChannel,
     targets: ObserveTargets,
     log: Logger,
     private readonly skips: SkipReporter,
   ) {
     const tables = kernelTables();
     this.desired = new DesiredPeers(tables);
-    this.converger = new Converger(runner, targets, log, tables);
+    this.converger = new Converger(channel, targets, log, tables);
   }
 
   /** The changes that take the peers known now to `peers` (unchanged peers: the same objects). O(N). */

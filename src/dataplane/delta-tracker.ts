@@ -6,9 +6,40 @@
 // A resync replaces the dataplane view from a dump; the pending sets then say what drifted.
 // Pure in-memory state: no I/O.
 
+/**
+ * The dataplane view as a Map whose writes keep the tracker's pending sets right, so code
+ * that keeps a belief of the kernel in a Map (a kernel notification's handler) can write to
+ * it directly.
+ */
+class DataplaneView<V> extends Map<string, V> {
+  constructor(private readonly changed: (key: string) => void) {
+    super();
+  }
+  /** Entries from a dump, without settling each one (the caller settles them all). */
+  load(entries: Iterable<[string, V]>): this {
+    for (const [k, v] of entries) super.set(k, v);
+    return this;
+  }
+  override set(key: string, value: V): this {
+    super.set(key, value);
+    this.changed(key);
+    return this;
+  }
+  override delete(key: string): boolean {
+    if (!super.delete(key)) return false;
+    this.changed(key);
+    return true;
+  }
+  override clear(): void {
+    const keys = [...this.keys()];
+    super.clear();
+    for (const k of keys) this.changed(k);
+  }
+}
+
 export class DeltaTracker<V> {
   private readonly desired = new Map<string, V>();
-  private dataplane = new Map<string, V>();
+  private dataplane = new DataplaneView<V>((key) => this.settle(key));
   private readonly updates = new Map<string, V>();
   private readonly deletions = new Map<string, V>();
 
@@ -45,16 +76,24 @@ export class DeltaTracker<V> {
 
   // ---- dataplane view ----
 
-  /** The kernel now holds `value` at `key` (an operation succeeded). */
+  /** The kernel now holds `value` at `key` (an operation succeeded, or a notification said so). */
   setDataplane(key: string, value: V): void {
     this.dataplane.set(key, value);
-    this.settle(key);
   }
 
   /** The kernel no longer holds `key`. */
   deleteDataplane(key: string): void {
-    if (!this.dataplane.delete(key)) return;
-    this.settle(key);
+    this.dataplane.delete(key);
+  }
+
+  /** The dataplane view as a Map: writes to it update the pending sets like setDataplane/deleteDataplane. */
+  dataplaneView(): Map<string, V> {
+    return this.dataplane;
+  }
+
+  /** The desired view, to read. */
+  desiredView(): ReadonlyMap<string, V> {
+    return this.desired;
   }
 
   getDataplane(key: string): V | undefined {
@@ -67,7 +106,7 @@ export class DeltaTracker<V> {
 
   /** A fresh dump of the kernel replaces the dataplane view; every pending entry is recomputed. */
   replaceDataplane(dump: ReadonlyMap<string, V>): void {
-    this.dataplane = new Map(dump);
+    this.dataplane = new DataplaneView<V>((key) => this.settle(key)).load(dump);
     this.updates.clear();
     this.deletions.clear();
     for (const key of this.desired.keys()) this.settle(key);

@@ -2,6 +2,8 @@
 // device of its own; weft's routes are told apart from the operator's by their protocol.
 import type { IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
+import { kernelChannelFor } from './channel.js';
+import { describeDrift, DriftSignal } from './drift.js';
 import type { IpRunner } from './ipcmd.js';
 import { modelContext, type Family, type LinkName, type ModelContext } from './model.js';
 import { PeerSync } from './converger.js';
@@ -13,6 +15,7 @@ export class HostGwBackend implements Backend {
   private readonly uplinkDev: LinkName;
   private readonly family: Family;
   private readonly peers: PeerSync;
+  private readonly drift: DriftSignal;
   private trusted = false;
   private ctx: ModelContext | undefined;
 
@@ -24,7 +27,17 @@ export class HostGwBackend implements Backend {
   ) {
     this.uplinkDev = uplinkName(uplink);
     this.family = familyOf(settings, { 'uplink address': uplink.address });
-    this.peers = new PeerSync(runner, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log, new SkipReporter(log));
+    const channel = kernelChannelFor(runner, log);
+    this.peers = new PeerSync(channel, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log, new SkipReporter(log));
+    this.drift = new DriftSignal(log);
+    channel.watch?.((e) => {
+      const what = describeDrift(this.peers.converger.noteKernelEvent(e));
+      if (what) this.drift.raise(what);
+    });
+  }
+
+  onDrift(listener: (what: string) => void): () => void {
+    return this.drift.subscribe(listener);
   }
 
   async prepare(): Promise<{ vtepMAC?: string; mtu: number }> {

@@ -113,4 +113,10 @@ export interface Backend {
    * in the previous call (a pointer comparison per unchanged peer finds the changes).
    */
   reconcile(ownSubnet: IpNet, peers: Peer[], opts?: { resync?: boolean }): Promise<ReconcileReport>;
+  /**
+   * Calls `listener` (debounced) when the kernel's notifications show weft's entries or device
+   * changed by someone else; the next reconcile() repairs exactly that. Only backends on the
+   * netlink channel see notifications; others rely on the periodic resync. Returns an unsubscribe.
+   */
+  onDrift?(listener: (what: string) => void): () => void;
 }

@@ -6,9 +6,11 @@
 // over the uplink's IPv6 address, address <own IPv6 subnet>/128, 70 bytes of encapsulation.
 import type { IpAddr, IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
+import { kernelChannelFor, type KernelChannel, type KernelEvent } from './channel.js';
+import { describeDrift, DriftSignal } from './drift.js';
 import { DataplaneError } from './errors.js';
 import type { IpRunner } from './ipcmd.js';
-import { modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
+import { isLinkLocal6, modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
 import { parseDevice, type DeviceInfo } from './observe.js';
 import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
@@ -62,6 +64,8 @@ export class VxlanBackend implements Backend {
   private readonly port: number;
   private readonly mtu: number;
   private readonly peers: PeerSync;
+  private readonly channel: KernelChannel;
+  private readonly drift: DriftSignal;
   private ctx: ModelContext | undefined;
   private mac: Mac | undefined;
   /** The own subnet whose /32 (/128) we last put on the device; undefined = check the device. */
@@ -83,12 +87,43 @@ export class VxlanBackend implements Backend {
     this.device = device;
     this.mtu = checkInt('MTU', this.deviceMtu(), v6 ? IPV6_MIN_MTU : 68, 65535);
     this.uplinkDev = uplinkName(uplink);
+    this.channel = kernelChannelFor(runner, log);
     this.peers = new PeerSync(
-      runner,
+      this.channel,
       { vxlanDev: this.device, uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family },
       log,
       new SkipReporter(log),
     );
+    this.drift = new DriftSignal(log);
+    this.channel.watch?.((e) => this.kernelChanged(e));
+  }
+
+  onDrift(listener: (what: string) => void): () => void {
+    return this.drift.subscribe(listener);
+  }
+
+  /**
+   * A kernel notification. The device deleted, down, resized or re-addressed by someone else
+   * makes the next reconcile check the device first; entries are judged by the converger.
+   */
+  private kernelChanged(e: KernelEvent): void {
+    if (e.kind === 'link' && e.dev === this.device && this.addressFor) {
+      const why = e.action === 'del' ? 'deleted' : !e.up ? 'down' : e.mtu !== undefined && e.mtu !== this.mtu ? `MTU ${e.mtu}` : undefined;
+      if (why) {
+        this.addressFor = undefined;
+        this.drift.raise(`device ${this.device} ${why}`);
+      }
+    }
+    if (e.kind === 'addr' && e.dev === this.device && e.ip.family === this.family && this.addressFor) {
+      const own = e.ip.equals(this.addressFor.network) && e.prefix === (this.family === 6 ? 128 : 32);
+      const linkLocal = e.ip.family === 6 && isLinkLocal6(e.ip);
+      if ((e.action === 'del' && own) || (e.action === 'new' && !own && !linkLocal)) {
+        this.addressFor = undefined;
+        this.drift.raise(`address ${e.ip}/${e.prefix} on ${this.device}`);
+      }
+    }
+    const what = describeDrift(this.peers.converger.noteKernelEvent(e));
+    if (what) this.drift.raise(what);
   }
 
   /**
