@@ -43,4 +43,18 @@ describe('DeltaTracker', () => {
     expect(pending(t)).toEqual({ updates: ['b', 'c'], deletions: ['x'] });
     expect(t.getDataplane('c')).toEqual({ n: 5 });
   });
+
+  it('keeps the pending sets right when a notification writes to the dataplane view as a Map', () => {
+    const t = tracker();
+    t.setDesired('a', { n: 1 });
+    t.replaceDataplane(new Map([['a', { n: 1 }]]));
+    const view = t.dataplaneView();
+    view.delete('a'); // deleted by hand, as the kernel reports it
+    expect(pending(t)).toEqual({ updates: ['a'], deletions: [] });
+    view.set('a', { n: 1 }); // put back (our repair, reported too)
+    view.set('z', { n: 2 }); // someone added an entry on our device
+    expect(pending(t)).toEqual({ updates: [], deletions: ['z'] });
+    expect(t.desiredView().get('a')).toEqual({ n: 1 });
+  });
 });
+
