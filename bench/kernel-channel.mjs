@@ -75,7 +75,7 @@ async function inside() {
   const nl = loadNetlink();
   if (!('Raw' in nl)) throw new Error(`netlink unavailable: ${nl.error}`);
   const channels = [
-    ['netlink', new NetlinkChannel(nl.Raw)],
+    ['netlink', new NetlinkChannel(nl.Raw, { debug() {}, info() {}, warn() {}, error() {}, child() { return this; } })],
     ['iproute2', new IprouteChannel(new IpRunner())],
   ];
   const results = [];

@@ -2,8 +2,9 @@
 // read back, and (netlink only) how changes made by others are seen as they happen.
 //
 // Two implementations behind one interface:
-//   - netlink: requests from the agent's own process (no process per event), each answered
-//     with its own errno; dumps and notifications on the same kind of socket.
+//   - netlink: requests and dumps from the agent's own process (no process per event), each
+//     request answered with its own errno; the kernel's change notifications come through
+//     one long-lived reader (kernel-watch.ts).
 //   - iproute2: `ip|bridge -force -batch -` per plan and `-json` dumps (batch.ts, observe.ts).
 //     Used when the netlink binding cannot load, when WEFT_KERNEL_CHANNEL=iproute2, and for a
 //     runner aimed at another namespace (tests drive a namespace from outside it: a socket
@@ -15,6 +16,7 @@ import { dependsOnRefused, execute, type ExecResult } from './batch.js';
 import type { IpRunner } from './ipcmd.js';
 import { emptyState, neighKey, type FdbEntry, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
+import { KernelWatch } from './kernel-watch.js';
 import { isOwnedRoute, observe, putFdb, putRoute, type ObserveTargets } from './observe.js';
 import type { Op } from './planner.js';
 import * as rtnl from './rtnl.js';
@@ -96,13 +98,16 @@ function describe(op: Op): string {
 export class NetlinkChannel implements KernelChannel {
   readonly kind = 'netlink';
   private readonly sock: NetlinkSocket;
-  private monitor: NetlinkSocket | undefined;
+  private watcher: KernelWatch | undefined;
   private readonly listeners = new Set<(e: KernelEvent) => void>();
   /** Interface indexes by name and back; kept current by link notifications while watching. */
   private readonly indexOf = new Map<string, number>();
   private readonly nameOf = new Map<number, LinkName>();
 
-  constructor(private readonly Raw: ConstructorParameters<typeof NetlinkSocket>[0]) {
+  constructor(
+    Raw: ConstructorParameters<typeof NetlinkSocket>[0],
+    private readonly log: Logger,
+  ) {
     this.sock = new NetlinkSocket(Raw);
     this.sock.setReceiveBuffer(1 << 20);
     // The sockets are unreferenced (they never keep the agent alive), so the process may exit
@@ -246,19 +251,12 @@ export class NetlinkChannel implements KernelChannel {
 
   watch(listener: (e: KernelEvent) => void): () => void {
     this.listeners.add(listener);
-    if (!this.monitor) {
-      this.monitor = new NetlinkSocket(this.Raw, {
-        groups: rtnl.RTMGRP_WATCH,
-        onNotify: (m) => this.notified(m),
-        onError: () => this.emit({ kind: 'lost' }),
-      });
-      this.monitor.setReceiveBuffer(4 << 20);
-    }
+    this.watcher ??= new KernelWatch({ message: (m) => this.notified(m), lost: () => this.emit({ kind: 'lost' }) }, this.log);
     return () => {
       this.listeners.delete(listener);
       if (this.listeners.size === 0) {
-        this.monitor?.close();
-        this.monitor = undefined;
+        this.watcher?.close();
+        this.watcher = undefined;
       }
     };
   }
@@ -334,7 +332,7 @@ export class NetlinkChannel implements KernelChannel {
   private readonly watchedNames = new Set<string>();
 
   close(): void {
-    this.monitor?.close();
+    this.watcher?.close();
     this.sock.close();
   }
 }
@@ -367,7 +365,7 @@ export function kernelChannelFor(runner: IpRunner, log: Logger): KernelChannel {
   const nl = loadNetlink();
   if ('Raw' in nl) {
     try {
-      shared = new NetlinkChannel(nl.Raw);
+      shared = new NetlinkChannel(nl.Raw, log);
       log.info('kernel channel: netlink', {});
       return shared;
     } catch (err) {

@@ -30,7 +30,7 @@ interface RawSocket {
   unref(): void;
   setRecvBufferSize(bytes: number): void;
 }
-type RawSocketClass = new (protocol: number, options?: { localGroups?: number }) => RawSocket;
+type RawSocketClass = new (protocol: number, options?: object) => RawSocket;
 
 let loaded: { Raw: RawSocketClass } | { error: string } | undefined;
 
@@ -81,8 +81,8 @@ export class NetlinkSocket {
   private readonly windowErrors = new Map<number, number>();
   private closed = false;
 
-  constructor(Raw: RawSocketClass, opts: { groups?: number; onNotify?: (m: Message) => void; onError?: (err: Error) => void } = {}) {
-    this.raw = new Raw(NETLINK_ROUTE, opts.groups ? { localGroups: opts.groups } : {});
+  constructor(Raw: RawSocketClass) {
+    this.raw = new Raw(NETLINK_ROUTE, {});
     this.raw.unref(); // never what keeps the agent alive
     // Nothing may throw out of these listeners: they run inside the binding's native callback,
     // where an exception aborts the process.
@@ -90,10 +90,7 @@ export class NetlinkSocket {
       try {
         const { messages } = parseMessages(buf);
         for (const m of messages) {
-          // A socket that listens to groups makes no requests: all it gets are notifications
-          // (which carry the sequence number and port of whoever made the change).
-          if (opts.onNotify) opts.onNotify(m);
-          else this.reply(m);
+          this.reply(m);
         }
       } catch (err) {
         process.emitWarning(`weft: netlink message handling failed: ${(err as Error).stack ?? String(err)}`);
@@ -103,7 +100,6 @@ export class NetlinkSocket {
       try {
         // ENOBUFS: replies or notifications were dropped. Fail what waits; the caller re-reads.
         this.failAll(new NetlinkError(`netlink socket: ${err.message}`, (err as { errno?: number }).errno ?? ENOBUFS));
-        opts.onError?.(err);
       } catch (e) {
         process.emitWarning(`weft: netlink error handling failed: ${(e as Error).stack ?? String(e)}`);
       }

@@ -83,9 +83,6 @@ const IFA_LOCAL = 2;
 const IFA_FLAGS = 8;
 const IFA_F_NODAD = 0x02;
 
-/** Multicast group bits for bind(): link, neighbour, IPv4/IPv6 address and route changes. */
-export const RTMGRP_WATCH = 0x1 /* LINK */ | 0x4 /* NEIGH */ | 0x10 /* IPV4_IFADDR */ | 0x40 /* IPV4_ROUTE */ | 0x100 /* IPV6_IFADDR */ | 0x400; /* IPV6_ROUTE */
-
 const HDR = 16;
 
 // ---- encoding ----

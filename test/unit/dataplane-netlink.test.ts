@@ -208,3 +208,23 @@ describe('drift loops', () => {
     expect(guard.delayFor('route 10.5.3.0/24')).toBe(0);
   });
 });
+
+describe('the notification stream (rtmon through a FIFO)', () => {
+  it('reassembles messages cut across reads and drops rtmon timestamps', async () => {
+    const { MessageStream } = await import('../../src/dataplane/kernel-watch.js');
+    const tstamp = Buffer.alloc(24);
+    tstamp.writeUInt32LE(24, 0);
+    tstamp.writeUInt16LE(15, 4);
+    const route = rtnl.frame([rtnl.routeDel({ dst: cidr('10.5.3.0/24'), via: undefined, oif: 4, onlink: false, proto: 119, metric: 0 })], 9);
+    const all = Buffer.concat([tstamp, route, tstamp, route]);
+    const s = new MessageStream();
+    const got = [...s.push(all.subarray(0, 30)), ...s.push(all.subarray(30, 70)), ...s.push(all.subarray(70))];
+    expect(got.map((m) => [m.type, rtnl.decodeRoute(m.body)?.dst.toString()])).toEqual([
+      [rtnl.RTM_DELROUTE, '10.5.3.0/24'],
+      [rtnl.RTM_DELROUTE, '10.5.3.0/24'],
+    ]);
+    const bad = Buffer.alloc(16);
+    bad.writeUInt32LE(3, 0);
+    expect(() => new MessageStream().push(bad)).toThrow(/bad netlink message length/);
+  });
+});
