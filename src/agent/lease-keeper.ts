@@ -160,10 +160,17 @@ export class LeaseKeeper {
           this.lost(held, `lease was changed or removed by someone else; re-acquiring`, { reason: out.reason });
         }
       } catch (err) {
-        if (!isTransientStoreError(err)) throw err;
+        // Whatever the error, renewing goes on: thrown from here it would end in the timer's
+        // unobserved promise, no renewal would ever be scheduled again, and the lease would
+        // expire under a running agent (every peer then drops this host's routes).
+        const transient = isTransientStoreError(err);
         this.d.metrics.leaseRenewed(false);
-        this.d.metrics.etcdError('renew');
-        if (this.renewBackoff.failures === 0) this.d.log.warn('lease renewal failed; retrying with backoff', { key: held.key, err: (err as Error).message });
+        if (transient) this.d.metrics.etcdError('renew');
+        if (this.renewBackoff.failures === 0) {
+          const fields = { key: held.key, err: (err as Error).message };
+          if (transient) this.d.log.warn('lease renewal failed; retrying with backoff', fields);
+          else this.d.log.error('lease renewal failed unexpectedly; retrying with backoff', fields);
+        }
         this.scheduleRenewal(this.renewBackoff.next());
       }
     });
