@@ -1,7 +1,6 @@
 // The agent's one backoff policy, and untilDone (the etcd-outage retry loop). Pure: waits are injected.
 import { describe, expect, it } from 'vitest';
 import { Backoff, RETRY, untilDone, type ErrorVerdict } from '../../src/agent/retry.js';
-import { StoreUnavailableError } from '../../src/api/errors.js';
 
 describe('Backoff', () => {
   it('doubles from the first delay to the maximum, each drawn in [delay/2, delay)', () => {
@@ -28,8 +27,9 @@ describe('untilDone', () => {
     const lines: string[] = [];
     return { lines, log: { warn: (m: string) => lines.push(`warn ${m}`), info: (m: string) => lines.push(`info ${m}`) } };
   };
-  const classify = (err: unknown): ErrorVerdict =>
-    err instanceof StoreUnavailableError ? { retry: true, transient: true } : { retry: false, error: err as Error };
+  /** Stands for an unavailable etcd (the agent's classifier says which errors are). */
+  class Down extends Error {}
+  const classify = (err: unknown): ErrorVerdict => (err instanceof Down ? { retry: true, transient: true } : { retry: false, error: err as Error });
 
   it('retries an outage with growing waits, logging its start and end once', async () => {
     const { lines, log: l } = log();
@@ -37,7 +37,7 @@ describe('untilDone', () => {
     let calls = 0;
     const out = await untilDone(
       async () => {
-        if (++calls < 4) throw new StoreUnavailableError('down', []);
+        if (++calls < 4) throw new Down('down');
         return 'ok';
       },
       { what: 'lease', log: l, classify, stopped: () => false, wait: async (ms) => void waits.push(ms) },
