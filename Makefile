@@ -10,7 +10,7 @@ help:
 	@echo "make demo       bring up a throwaway etcd and several hosts in network namespaces"
 	@echo "make demo-down  remove what an interrupted demo left behind"
 	@echo "make test       install what is missing, build, run every test (needs root)"
-	@echo "make build      compile TypeScript to dist/"
+	@echo "make build      compile TypeScript to dist/ and bundle the agent"
 	@echo "make bench      fleet-scale benches (about 3 minutes; figures vs same-run baselines)"
 	@echo "make soak       about 10 minutes of churn and etcd restarts under traffic"
 	@echo "make interop FLANNELD=/path/to/flanneld   a mixed fleet with a real flanneld (about 4 minutes)"
@@ -34,8 +34,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 node-deps: node_modules/.package-lock.json
 
+# tsc, then `weft agent` as one file (dist/weft-agent.mjs: it starts faster; see build/bundle-agent.mjs).
 build: node-deps
 	npx tsc -p tsconfig.json
+	node build/bundle-agent.mjs
 
 # Tests are type-checked too (vitest itself only strips types).
 test: deps build

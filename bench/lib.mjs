@@ -19,7 +19,7 @@ export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().tr
 
 /** Runs body with a fresh testbed and a worker in its underlay; tears both down whatever happens. */
 export async function withTestbed(body) {
-  const tb = await Testbed.create();
+  const tb = await Testbed.create(process.env.WEFT_BENCH_KEEP ? { keepWorkDir: true, workDir: process.env.WEFT_BENCH_KEEP } : {});
   let worker;
   const onSignal = () => {
     void tb.teardown().finally(() => process.exit(130));
@@ -136,13 +136,18 @@ export function parseLog(text) {
   return out;
 }
 
-/** CPU ticks (user + system) and RSS of a process. */
+/**
+ * CPU and RSS of a process. `cpuMs` is all of it: its own user + system time and that of its
+ * children it has waited for (cutime + cstime: every `ip`/`bridge` process the agent ran);
+ * `ownCpuMs` is its own only.
+ */
 export function procUsage(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
+  const own = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
+  const children = Number(rest[13]) + Number(rest[14]); // cutime, cstime (fields 16, 17)
   const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { cpuMs: (ticks * 1000) / CLK_TCK, rssMb: rssKb / 1024 };
+  return { cpuMs: ((own + children) * 1000) / CLK_TCK, ownCpuMs: (own * 1000) / CLK_TCK, rssMb: rssKb / 1024 };
 }
 
 /** Creates flannel.1 in a host namespace exactly as the agent would (for the floor). */

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const BENCHES = ['full-sync.mjs', 'incremental.mjs', 'propagation.mjs', 'join-storm.mjs', 'footprint.mjs'];
+const BENCHES = ['full-sync.mjs', 'incremental.mjs', 'propagation.mjs', 'join-storm.mjs', 'footprint.mjs', 'drift.mjs', 'kernel-channel.mjs'];
 
 if (process.getuid?.() !== 0) {
   console.error('the benches create network namespaces: run them as root');

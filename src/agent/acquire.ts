@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import type { HeldLease, LeaseWriter } from '../store/leases.js';
 import type { Store, SubnetRecord } from '../store/store.js';
 import { olderOverlap, planAcquisition, type Identity } from './acquire-plan.js';
+import { Backoff, RETRY } from './retry.js';
 
 export class OutOfSubnetsError extends Error {
   override readonly name = 'OutOfSubnetsError';
@@ -50,6 +51,7 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
   const random = deps.random ?? Math.random;
   const sleep = deps.sleep ?? defaultSleep;
   const maxAttempts = deps.maxAttempts ?? 25;
+  const backoff = new Backoff(RETRY.contention);
 
   for (let attempt = 1; attempt <= maxAttempts; attempt++) {
     const { records, revision } = await store.listSubnets(config.name);
@@ -97,7 +99,7 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
       return { held: outcome.held, attempts: attempt, how, kind, listing: { records, revision } };
     }
     // Lost a race: someone wrote the key between our list and our CAS. Spread the retries.
-    await sleep(Math.floor(random() * Math.min(1000, 20 * 2 ** Math.min(attempt, 6))));
+    await sleep(backoff.next());
   }
   throw new ContentionError(`could not acquire a subnet after ${maxAttempts} attempts (heavy contention)`);
 }

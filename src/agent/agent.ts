@@ -1,28 +1,37 @@
-// The agent's lifecycle: network config -> uplink -> device -> lease -> subnet.env ->
-// watch leases -> converge the kernel; renew the lease and resync the kernel periodically.
-// Everything that talks to the outside (etcd, kernel, files) is injected or at the edge.
-import type { IpNet } from '../alloc/cidr.js';
+// The agent's lifecycle: network config -> uplink -> devices -> lease -> subnet.env -> watch
+// leases -> converge the kernel; renew the lease, resync the kernel and re-read the config
+// periodically. This file only puts the parts together:
+//   config-reload.ts   the Network, read at start and at every resync tick
+//   lease-keeper.ts    the lease: acquire, renew, notice its loss, follow reservations
+//   lease-watch.ts     the lease set from etcd, as typed changes
+//   reconcile-loop.ts  peer changes -> each family's backend, coalesced, retried
+//   host-config.ts     subnet.env and the iptables rules (--ip-masq, FORWARD)
+//   retry.ts           the one backoff policy
 import { isUserError } from '../api/errors.js';
 import { StoreAuthError } from '../store/errors.js';
-import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
-import { resolveNetwork, type NetworkConfig } from '../api/network.js';
-import { describeMasqChange, HostRules } from '../dataplane/masq.js';
-import type { Backend, BackendSettings, KernelOpCounts, Peer, ReconcileReport } from '../dataplane/types.js';
+import { describeLeaseKey } from '../api/lease.js';
+import type { NetworkConfig } from '../api/network.js';
+import type { Backend, BackendSettings } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
-import { LeaseWriter, type HeldLease } from '../store/leases.js';
+import type { HeldLease } from '../store/leases.js';
 import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
-import { acquireLease, OutOfSubnetsError } from './acquire.js';
-import { compareConfigs } from './config-change.js';
-import { AgentMetrics, type EtcdOperation, type ReconcileTrigger } from './metrics.js';
+import type { AcquireResult } from './acquire.js';
+import { ConfigReloader } from './config-reload.js';
 import type { AgentOptions } from './flags.js';
+import { HostConfig, type RuleSyncer } from './host-config.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
-import { defaultBackoff, LeaseWatch } from './lease-watch.js';
-import { peerChangeLines, PeerSetTracker } from './peer-changes.js';
-import { PeerSelector } from './peers.js';
-import { publishedLease } from './publish.js';
+import { LeaseKeeper, subnetFields } from './lease-keeper.js';
+import { LeaseWatch, type LeaseChange } from './lease-watch.js';
+import { AgentMetrics, type EtcdOperation } from './metrics.js';
+import { PeerSet } from './peer-set.js';
+import { ReconcileLoop, type Stack } from './reconcile-loop.js';
+import { untilDone, type ErrorVerdict } from './retry.js';
 import { agentStatusPublisher, type StatusPublisher } from './status.js';
-import { formatSubnetEnv, readPreviousSubnets, writeSubnetEnv } from './subnet-env.js';
+import { readPreviousSubnets } from './subnet-env.js';
+import { Timers, WarnOnce } from './timers.js';
+
+export { combineReports } from './reconcile-loop.js';
 
 export interface AgentDeps {
   options: AgentOptions;
@@ -33,6 +42,8 @@ export interface AgentDeps {
   metrics?: AgentMetrics;
   /** A backend for one address family (`settings.family`); asked for once per stack the network has. */
   createBackend: (settings: BackendSettings, selection: Selection) => Backend;
+  /** The iptables rules' keeper (--ip-masq, FORWARD); iptables in this process's namespace by default. */
+  rules?: RuleSyncer;
   now?: () => number;
   random?: () => number;
 }
@@ -44,56 +55,34 @@ export class FatalAgentError extends Error {
 
 type Phase = 'config' | 'acquiring' | 'out-of-subnets' | 'running';
 
-/**
- * One address family's share of the dataplane. A dual-stack network has two: the IPv4 one
- * (device flannel.<VNI>, the lease's IPv4 half, PublicIP, BackendData) and the IPv6 one
- * (flannel-v6.<VNI>, the IPv6 half, PublicIPv6, BackendV6Data), converged one after the other
- * from the same lease set.
- */
-interface Stack {
-  family: 4 | 6;
-  backend: Backend;
-  peers: PeerSelector;
-  /** The MAC of this stack's vxlan device, as published in the lease. */
-  vtepMAC: string | undefined;
-}
-
 export class Agent {
   private phase: Phase = 'config';
   private config: NetworkConfig | undefined;
   private selection: Selection | undefined;
-  private stacks: Stack[] = [];
-  private leaseValue: LeaseValue | undefined;
-  private held: HeldLease | undefined;
+  private readonly stacks: Stack[] = [];
   private mtu = 0;
   private watch: LeaseWatch | undefined;
-  private peers: PeerSelector | undefined;
-  private writer: LeaseWriter;
-  private converged = false;
+  private lease: LeaseKeeper | undefined;
+  private loop: ReconcileLoop | undefined;
   private stopped = false;
-  private readonly timers = new Set<NodeJS.Timeout>();
   private wake: (() => void) | undefined;
-  private leaseOps: Promise<void> = Promise.resolve();
+  private fatal: FatalAgentError | undefined;
   /** The listing the first acquisition used; it seeds the lease watch. */
   private lastListing: { records: SubnetRecord[]; revision: number } | undefined;
-  private reconcile = { pending: false, resync: false, retry: false, running: false, failures: 0 };
-  private readonly peerSet = new PeerSetTracker();
   private readonly now: () => number;
+  private readonly timers = new Timers();
   private readonly log: Logger;
-  /** Lease lifecycle lines (acquired, renewed, lost), each with the lease's key. */
-  private readonly leaseLog: Logger;
-  /** Peers joining, leaving, or left out for an unusable lease. */
-  private readonly peerLog: Logger;
+  private readonly once: WarnOnce;
   private readonly metrics: AgentMetrics;
-  private readonly rules: HostRules;
+  private readonly configs: ConfigReloader;
+  private readonly host: HostConfig;
   /** The node status record at <prefix>/_weft/nodes/<network>/<node>. */
   private readonly status: StatusPublisher;
 
   constructor(private readonly deps: AgentDeps) {
     this.now = deps.now ?? Date.now;
     this.log = deps.logger.child({ component: 'agent' });
-    this.leaseLog = deps.logger.child({ component: 'lease' });
-    this.peerLog = deps.logger.child({ component: 'peers' });
+    this.once = new WarnOnce(this.log);
     this.metrics = deps.metrics ?? new AgentMetrics({ processMetrics: false });
     this.metrics.observe({
       leases: () => this.watch?.records.size,
@@ -101,8 +90,8 @@ export class Agent {
       lastWatchActivity: () => this.watch?.lastActivityAt,
       leaseExpiresAt: () => this.held?.expiresAt,
     });
-    this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
-    this.rules = new HostRules(deps.options.network);
+    this.configs = new ConfigReloader(deps.store, deps.options.network, this.log, this.once);
+    this.host = new HostConfig(deps.options, this.log, this.once, deps.rules);
     this.status = agentStatusPublisher(deps.store, deps.options, this.log, () => ({
       ready: this.ready(),
       held: this.held,
@@ -111,17 +100,17 @@ export class Agent {
     }), this.now);
   }
 
+  private get held(): HeldLease | undefined {
+    return this.lease?.held;
+  }
+
   ready(): { ok: boolean; reason: string } {
     if (this.phase === 'config') return { ok: false, reason: 'waiting for the network config' };
     if (this.phase === 'out-of-subnets') return { ok: false, reason: 'out of subnets' };
-    if (this.phase === 'acquiring' || !this.held) return { ok: false, reason: 'acquiring a lease' };
-    if (!this.converged) return { ok: false, reason: 'converging the dataplane' };
-    return { ok: true, reason: `ok ${describeLeaseKey(this.held.subnets)}` };
-  }
-
-  /** The lease currently held (for tests and status). */
-  get lease(): HeldLease | undefined {
-    return this.held;
+    const held = this.held;
+    if (this.phase === 'acquiring' || !held) return { ok: false, reason: 'acquiring a lease' };
+    if (!this.loop?.converged) return { ok: false, reason: 'converging the dataplane' };
+    return { ok: true, reason: `ok ${describeLeaseKey(held.subnets)}` };
   }
 
   /** Runs until stop(); throws FatalAgentError when it cannot start or must not go on. */
@@ -133,8 +122,8 @@ export class Agent {
   private async runUntilStopped(): Promise<void> {
     const { options } = this.deps;
     this.status.start();
-    this.config = await this.untilDone('network config', 'config', () => this.readConfig());
-    if (this.stopped) return;
+    this.config = await this.untilDone('network config', 'config', () => this.configs.read());
+    if (!this.config || this.stopped) return;
     const config = this.config;
 
     const families = { ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined };
@@ -152,6 +141,7 @@ export class Agent {
       mtu: sel.link.mtu,
     });
 
+    this.lease = this.leaseKeeper(sel);
     const settings: BackendSettings = {
       type: config.backend.type as 'vxlan' | 'host-gw',
       vni: config.backend.vni,
@@ -161,23 +151,27 @@ export class Agent {
       gbp: config.backend.gbp,
     };
     const mtus: number[] = [];
+    const peerLog = this.deps.logger.child({ component: 'peers' });
     for (const [family, stack] of [[4, config.ipv4], [6, config.ipv6]] as const) {
       if (!stack) continue;
       const backend = this.deps.createBackend({ ...settings, family, network: stack.network }, sel);
       const prepared = await backend.prepare();
+      // The kernel's own notifications (netlink): entries or the device changed behind our back.
+      backend.onDrift?.((what) => this.loop?.drift(what));
       mtus.push(prepared.mtu);
       // Unusable leases are reported by the first stack only: one line per lease, not per family.
-      const peers = new PeerSelector(this.peerLog, settings.type, family, this.stacks.length === 0);
-      this.stacks.push({ family, backend, peers, vtepMAC: prepared.vtepMAC });
+      this.stacks.push({ family, backend, peers: new PeerSet(peerLog, settings.type, family, this.stacks.length === 0) });
+      this.lease.setVtepMAC(family, prepared.vtepMAC);
     }
     this.mtu = Math.min(...mtus);
-    this.leaseValue = this.publishedValue();
+    this.loop = this.reconcileLoop(peerLog);
 
-    await this.acquire(readPreviousSubnets(options.subnetFile));
+    this.phase = 'acquiring';
+    await this.lease.acquire(readPreviousSubnets(options.subnetFile));
     if (this.stopped) return;
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
-      onChange: () => this.onLeasesChanged(),
+      onChanges: (changes) => this.leasesChanged(changes),
       onHealth: (reachable) => {
         this.metrics.etcdReachable(reachable);
         this.status.etcdReachable(reachable);
@@ -194,13 +188,83 @@ export class Agent {
     if (this.stopped) return;
     this.phase = 'running';
     this.metrics.etcdReachable(true);
-    this.every(options.resyncIntervalMs, () => {
-      this.scheduleReconcile('resync');
+    this.loop.start();
+    this.timers.every(options.resyncIntervalMs, () => {
+      this.loop?.schedule('resync');
       void this.reloadConfig();
     });
     // flanneld's --iptables-resync: the iptables rules are checked (and repaired) on their own clock.
-    this.every(options.iptablesResyncMs, () => void this.applyMasq());
+    this.timers.every(options.iptablesResyncMs, () => {
+      if (this.held && this.config) void this.host.applyRules(this.config, this.held.subnets);
+    });
     await new Promise<void>((resolve) => (this.wake = resolve));
+  }
+
+  private leaseKeeper(selection: Selection): LeaseKeeper {
+    const { options } = this.deps;
+    return new LeaseKeeper({
+      store: this.deps.store,
+      network: options.network,
+      nodeName: options.nodeName,
+      renewMarginMs: options.renewMarginMs,
+      log: this.deps.logger.child({ component: 'lease' }),
+      metrics: this.metrics,
+      timers: this.timers,
+      now: this.now,
+      ...(this.deps.random ? { random: this.deps.random } : {}),
+      config: () => this.config!,
+      selection,
+      untilDone: (operation, op) => this.untilDone('lease', operation, op),
+      onAcquired: (result) => this.acquired(result),
+      onOutOfSubnets: (message) => {
+        if (this.phase !== 'running') this.phase = 'out-of-subnets';
+        this.once.warn('full', message);
+      },
+      onFatal: (message) => this.failFatally(new FatalAgentError(message)),
+    });
+  }
+
+  private reconcileLoop(peerLog: Logger): ReconcileLoop {
+    return new ReconcileLoop({
+      stacks: this.stacks,
+      held: () => this.held?.subnets,
+      log: this.log,
+      peerLog,
+      metrics: this.metrics,
+      timers: this.timers,
+      onReport: (report) => this.status.reconciled(report),
+      onFailure: (desired, message) => this.status.reconcileFailed(desired, message),
+      onConverged: (report) => {
+        this.metrics.setReady(true);
+        this.log.info('ready', { ...(this.held ? subnetFields(this.held.subnets) : {}), peers: report.desired });
+      },
+      onVtepMAC: (family, mac) => {
+        const published = this.lease?.vtepMAC(family);
+        if (!published || published === mac) return;
+        void this.lease!.republish(family, mac).catch((err: Error) =>
+          this.deps.logger.child({ component: 'lease' }).warn('cannot publish the new VTEP MAC yet; retrying at the next reconcile', { err: err.message }),
+        );
+      },
+    });
+  }
+
+  /** A lease was acquired: files and rules for it, our key out of the peers, then a pass. */
+  private acquired(result: AcquireResult): void {
+    this.once.forget('full');
+    this.lastListing = result.listing;
+    if (this.phase !== 'running' && this.watch) this.phase = 'running';
+    else if (this.phase === 'out-of-subnets') this.phase = 'acquiring';
+    this.host.writeEnv(this.config!, result.held.subnets, this.mtu);
+    void this.host.applyRules(this.config!, result.held.subnets);
+    this.loop!.setOwnKey(result.held.key);
+    this.loop!.schedule('event');
+  }
+
+  /** The lease watch's changes: to the peer sets, and to the lease keeper when our key is among them. */
+  private leasesChanged(changes: readonly LeaseChange[]): void {
+    this.loop?.leasesChanged(changes);
+    const held = this.held;
+    if (held && this.watch && changes.some((c) => c.key === held.key)) this.lease!.check(this.watch.records.get(held.key));
   }
 
   /** Stops the agent with an error run() throws (logged there; the process exits non-zero). */
@@ -218,8 +282,9 @@ export class Agent {
 
   private async shutdown(): Promise<void> {
     this.stopped = true;
-    for (const t of this.timers) clearTimeout(t);
-    this.timers.clear();
+    this.timers.stop();
+    this.lease?.stop();
+    this.loop?.stop();
     await this.watch?.stop();
     await this.status.stop();
     this.wake?.();
@@ -246,502 +311,41 @@ export class Agent {
     return { records: [...listing.records.filter((r) => r.kv.key !== held.key), own], revision: listing.revision };
   }
 
-  // ---- network config ----
-
-  private async readConfig(): Promise<NetworkConfig | undefined> {
-    const { network } = this.deps.options;
-    const record = await this.deps.store.readNetwork(network);
-    const key = this.deps.store.layout.configKey(network);
-    if (!record) return this.once('config-missing', `no network config at ${key}; waiting (apply a Network named ${network})`);
-    if (!record.spec.ok) return this.once(`config-bad-${record.kv.modRevision}`, `network config at ${key} is unusable: ${record.spec.error}`);
-    const { config, problems } = resolveNetwork(network, record.spec.value);
-    if (!config) {
-      return this.once(`config-bad-${record.kv.modRevision}`, `network config at ${key} is invalid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
-    }
-    return config;
-  }
-
-  /**
-   * Re-reads the Network on every resync tick (level-triggered, one read): a new lease TTL or
-   * subnet range applies live; anything that shapes the kernel or the subnet asks for a restart.
-   */
+  /** At every resync tick: a new lease TTL or subnet range applies live. */
   private async reloadConfig(): Promise<void> {
     const current = this.config;
     if (!current || this.stopped) return;
-    let wanted: NetworkConfig | undefined;
+    let change;
     try {
-      wanted = await this.readConfig();
+      change = await this.configs.reload(current, this.held?.subnets);
     } catch (err) {
       if (isTransientStoreError(err)) this.metrics.etcdError('config');
       return; // etcd away: the lease watch reports outages; try again next tick
     }
-    if (!wanted || this.stopped) return;
-    const change = compareConfigs(current, wanted, this.held?.subnets);
-    if (change.needsRestart.length > 0) {
-      const shape = [wanted.ipv4, wanted.ipv6].map((s) => (s ? `${s.network}/${s.subnetLen}` : '-')).join(',');
-      const tag = `restart:${change.needsRestart.join(',')}:${JSON.stringify(wanted.backend)}:${shape}`;
-      this.once(tag, `network config changed (${change.needsRestart.join(', ')}); restart the agent to apply it, until then it keeps the config it started with`);
-    }
-    if (change.applied.length === 0) return;
+    if (!change || this.stopped) return;
     this.config = change.next;
-    this.log.info('network config updated', {
-      fields: change.applied.join(','),
-      leaseTTLs: change.next.leaseTTLms / 1000,
-      ...(change.next.ipv4 ? { subnetMin: change.next.ipv4.subnetMin.toString(), subnetMax: change.next.ipv4.subnetMax.toString() } : {}),
-      ...(change.next.ipv6 ? { ipv6SubnetMin: change.next.ipv6.subnetMin.toString(), ipv6SubnetMax: change.next.ipv6.subnetMax.toString() } : {}),
-    });
-    if (change.subnetOutOfRange && this.held) {
-      this.leaseLog.warn('our subnet is outside the network range now; giving it up for a new one', { key: this.held.key, ...subnetFields(this.held.subnets) });
-      void this.acquire(undefined);
-    } else if (change.applied.includes('leaseTTL')) {
-      // The etcd lease in place keeps its TTL; renew now so the new one takes effect.
-      this.scheduleRenewal(0);
-    }
+    if (change.subnetOutOfRange) this.lease?.giveUp();
+    // The etcd lease in place keeps its TTL; renew now so the new one takes effect.
+    else if (change.applied.includes('leaseTTL')) this.lease?.scheduleRenewal(0);
   }
-
-  private readonly said = new Set<string>();
-  private once(tag: string, message: string): undefined {
-    if (!this.said.has(tag)) {
-      this.said.add(tag);
-      this.log.warn(message);
-    }
-    return undefined;
-  }
-
-  // ---- lease ----
-
-  private serialize(op: () => Promise<void>): Promise<void> {
-    const next = this.leaseOps.then(op, op);
-    this.leaseOps = next.catch(() => {});
-    return next;
-  }
-
-  private acquire(previous: LeaseKey | undefined): Promise<void> {
-    return this.serialize(async () => {
-      const before = this.held;
-      this.phase = this.phase === 'running' ? 'running' : 'acquiring';
-      const result = await this.untilDone('lease', 'acquire', async () => {
-        try {
-          return await acquireLease({
-            store: this.deps.store,
-            writer: this.writer,
-            config: this.config!,
-            identity: { nodeName: this.deps.options.nodeName, publicIP: this.selection!.publicIP, publicIPv6: this.selection!.publicIPv6 },
-            leaseValue: this.leaseValue!,
-            previous,
-            logger: this.leaseLog,
-            ...(this.deps.random ? { random: this.deps.random } : {}),
-          });
-        } catch (err) {
-          if (err instanceof OutOfSubnetsError) {
-            if (this.phase !== 'running') this.phase = 'out-of-subnets';
-            this.once('full', `${err.message}; retrying until a subnet frees up`);
-            return undefined;
-          }
-          throw err;
-        }
-      });
-      if (!result) return;
-      this.said.delete('full');
-      this.held = result.held;
-      this.lastListing = result.listing;
-      this.metrics.leaseAcquired(result.kind);
-      this.leaseLog.info('lease acquired', {
-        key: result.held.key,
-        ...subnetFields(result.held.subnets),
-        how: result.how,
-        reservation: result.held.reserved,
-        ...(result.held.reserved ? {} : { expires: new Date(result.held.expiresAt).toISOString() }),
-        attempts: result.attempts,
-        ...(before && before.key !== result.held.key ? { previous: describeLeaseKey(before.subnets) } : {}),
-      });
-      this.writeEnv();
-      void this.applyMasq();
-      this.scheduleRenewal();
-      if (this.phase !== 'running' && this.watch) this.phase = 'running';
-      this.scheduleReconcile('event');
-    });
-  }
-
-  /**
-   * --ip-masq and --iptables-forward-rules, each for IPv4 and IPv6 as the network has them:
-   * keeps the rules for the network and our subnet (re-checked every --iptables-resync,
-   * rewritten when our subnet changes); with a flag off, removes any an earlier run left.
-   */
-  private async applyMasq(): Promise<void> {
-    if (!this.held || !this.config || this.stopped) return;
-    const { options } = this.deps;
-    const stack = <N extends IpNet>(network: N | undefined, subnet: IpNet | undefined) => (network && subnet ? { network, subnet } : undefined);
-    const v4 = stack(this.config.ipv4?.network, this.held.subnets.ipv4);
-    const v6 = stack(this.config.ipv6?.network, this.held.subnets.ipv6);
-    const results = await this.rules.sync({
-      ipMasq: options.ipMasq,
-      randomFully: options.ipMasqRandomFully,
-      forward: options.forwardRules,
-      ...(v4 ? { ipv4: v4 } : {}),
-      ...(v6 ? { ipv6: v6 } : {}),
-    });
-    for (const r of results) {
-      if (r.error) {
-        this.once(`rules-failed:${r.what}`, `cannot keep ${r.what} (retrying every ${options.iptablesResyncMs / 1000}s): ${r.error.message}`);
-        continue;
-      }
-      this.said.delete(`rules-failed:${r.what}`);
-      if (r.change && r.change !== 'unchanged') this.log.info(describeMasqChange(r.change, r.what), { chain: r.chain });
-    }
-  }
-
-  private writeEnv(): void {
-    const config = this.config!;
-    const subnets = this.held!.subnets;
-    const content = formatSubnetEnv({
-      ...(config.ipv4 && subnets.ipv4 ? { network: config.ipv4.network, subnet: subnets.ipv4 } : {}),
-      ...(config.ipv6 && subnets.ipv6 ? { ipv6Network: config.ipv6.network, ipv6Subnet: subnets.ipv6 } : {}),
-      mtu: this.mtu,
-      ipMasq: this.deps.options.ipMasq,
-    });
-    if (writeSubnetEnv(this.deps.options.subnetFile, content)) {
-      this.log.info('wrote subnet file', { path: this.deps.options.subnetFile });
-    }
-  }
-
-  private renewalTimer: NodeJS.Timeout | undefined;
-  private scheduleRenewal(delayOverride?: number): void {
-    if (this.renewalTimer) {
-      clearTimeout(this.renewalTimer);
-      this.timers.delete(this.renewalTimer);
-      this.renewalTimer = undefined;
-    }
-    const held = this.held;
-    if (!held || held.reserved || this.stopped) return;
-    const ttl = this.config!.leaseTTLms;
-    const margin = Math.min(this.deps.options.renewMarginMs, ttl / 2);
-    const delay = delayOverride ?? Math.max(0, held.expiresAt - margin - this.now());
-    this.renewalTimer = this.after(delay, () => void this.renew());
-  }
-
-  private renewFailures = 0;
-  private renew(): Promise<void> {
-    return this.serialize(async () => {
-      const held = this.held;
-      if (!held || held.reserved || this.stopped) return;
-      try {
-        const out = await this.writer.renew(held.subnets, held.modRevision, this.leaseValue!, this.config!.leaseTTLms);
-        const attempts = this.renewFailures + 1;
-        this.renewFailures = 0;
-        this.metrics.leaseRenewed(out.ok);
-        if (out.ok) {
-          this.held = out.held;
-          this.leaseLog.info('lease renewed', { key: held.key, expires: new Date(out.held.expiresAt).toISOString(), ...(attempts > 1 ? { attempts } : {}) });
-          this.scheduleRenewal();
-        } else {
-          this.leaseLost(held, `lease was changed or removed by someone else; re-acquiring`, { reason: out.reason });
-        }
-      } catch (err) {
-        // Whatever the error, renewing goes on: thrown from here it would end in the timer's
-        // unobserved promise, no renewal would ever be scheduled again, and the lease would
-        // expire under a running agent (every peer then drops this host's routes).
-        const transient = isTransientStoreError(err);
-        this.metrics.leaseRenewed(false);
-        if (transient) this.metrics.etcdError('renew');
-        if (this.renewFailures++ === 0) {
-          const fields = { key: held.key, err: (err as Error).message };
-          if (transient) this.leaseLog.warn('lease renewal failed; retrying with backoff', fields);
-          else this.leaseLog.error('lease renewal failed unexpectedly; retrying with backoff', fields);
-        }
-        this.scheduleRenewal(defaultBackoff(this.renewFailures));
-      }
-    });
-  }
-
-  /** Checks, on every change of the lease set, that our key is still ours. */
-  private checkOwnLease(): void {
-    const held = this.held;
-    if (!held || !this.watch || this.stopped) return;
-    const record = this.watch.records.get(held.key);
-    // Our own write may be seen before the call that made it returns (a republished MAC).
-    if (record && record.kv.value !== held.value && this.leaseValue && record.kv.value === encodeLease(this.leaseValue)) {
-      held.value = record.kv.value;
-    }
-    if (record && record.kv.value === held.value) {
-      if (record.kv.modRevision > held.modRevision) held.modRevision = record.kv.modRevision;
-      if (record.reserved !== held.reserved) this.followReservationChange(record.reserved);
-      return;
-    }
-    if (this.reacquiring) return;
-    const taker = record?.lease.ok ? record.lease.value : undefined;
-    if (taker?.nodeName === this.deps.options.nodeName) {
-      // Another agent runs with our node name (a cloned VM, say) and took our lease over.
-      // Taking it back would make the two hosts trade one subnet forever: stop instead.
-      this.failFatally(
-        new FatalAgentError(
-          `another agent with node name "${taker.nodeName}" (public IP ${taker.publicIP}) took over our lease ${held.key}; node names must be unique, stopping`,
-        ),
-      );
-      return;
-    }
-    this.leaseLost(held, record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring');
-  }
-
-  /** Logged and counted once per loss, however it was noticed (a failed renewal, the watch). */
-  private leaseLost(held: HeldLease, message: string, fields: Record<string, unknown> = {}): void {
-    if (this.reacquiring) return;
-    this.reacquiring = true;
-    this.metrics.leaseLost();
-    this.leaseLog.warn(message, { key: held.key, ...fields });
-    void this.acquire(held.subnets).finally(() => (this.reacquiring = false));
-  }
-  private reacquiring = false;
-  private fatal: FatalAgentError | undefined;
-
-  /**
-   * An operator turned our lease into a reservation (`weft apply` of a Subnet for this node
-   * detaches the etcd lease and keeps the value): stop renewing, or the next renewal would
-   * attach a TTL again. The reverse (a TTL attached to our reservation) is renewed at once so
-   * that the lease is one we keep alive.
-   */
-  private followReservationChange(reserved: boolean): void {
-    const held = this.held!;
-    held.reserved = reserved;
-    if (reserved) {
-      held.leaseId = '0';
-      held.expiresAt = Infinity;
-      this.leaseLog.info('our lease is now a reservation; renewals stop', { key: held.key });
-      this.scheduleRenewal();
-    } else {
-      this.leaseLog.warn('our reservation now has an etcd lease attached; renewing it as a lease', { key: held.key });
-      this.scheduleRenewal(0);
-    }
-  }
-
-  /** The lease value for this host, from the stacks' devices as they are now. */
-  private publishedValue(): LeaseValue {
-    const mac = (family: 4 | 6) => this.stacks.find((s) => s.family === family)?.vtepMAC;
-    return publishedLease({ config: this.config!, selection: this.selection!, nodeName: this.deps.options.nodeName, vtepMAC: mac(4), vtepMACv6: mac(6) });
-  }
-
-  /** A stack's vxlan device was recreated with a new MAC: publish it (BackendData or BackendV6Data). */
-  private async republish(stack: Stack, vtepMAC: string): Promise<void> {
-    await this.serialize(async () => {
-      const held = this.held;
-      if (!held || stack.vtepMAC === vtepMAC) return;
-      const previous = stack.vtepMAC;
-      stack.vtepMAC = vtepMAC;
-      this.leaseValue = this.publishedValue();
-      let out;
-      try {
-        out = held.reserved
-          ? await this.writer.adopt(held.subnets, held.modRevision, held.value, this.leaseValue)
-          : await this.writer.renew(held.subnets, held.modRevision, this.leaseValue, this.config!.leaseTTLms);
-      } catch (err) {
-        // Not published: the next reconcile sees the device's MAC differ again and retries.
-        stack.vtepMAC = previous;
-        this.leaseValue = this.publishedValue();
-        throw err;
-      }
-      if (out.ok) {
-        this.held = out.held;
-        this.scheduleRenewal();
-        this.leaseLog.info('published new VTEP MAC', { key: out.held.key, family: stack.family, vtepMAC });
-      } else {
-        void this.acquire(held.subnets);
-      }
-    });
-  }
-
-  // ---- dataplane ----
-
-  private onLeasesChanged(): void {
-    this.checkOwnLease();
-    this.scheduleReconcile('event');
-  }
-
-  /**
-   * Coalesces triggers: whatever arrives while a reconcile runs is folded into the next. A
-   * resync or a retry re-reads the kernel; only the periodic resync counts as drift repair.
-   */
-  private scheduleReconcile(trigger: ReconcileTrigger): void {
-    const r = this.reconcile;
-    r.pending = true;
-    r.resync ||= trigger === 'resync';
-    r.retry ||= trigger === 'retry';
-    if (r.running || this.stopped || !this.held || !this.watch) return;
-    r.running = true;
-    setImmediate(() => void this.reconcileLoop());
-  }
-
-  private async reconcileLoop(): Promise<void> {
-    const r = this.reconcile;
-    try {
-      while (r.pending && !this.stopped && this.held && this.watch) {
-        const trigger: ReconcileTrigger = r.resync ? 'resync' : r.retry ? 'retry' : 'event';
-        const resync = r.resync || r.retry;
-        r.pending = false;
-        r.resync = false;
-        r.retry = false;
-        let desired = 0;
-        try {
-          const started = performance.now();
-          const passes: StackPass[] = [];
-          for (const stack of this.stacks) {
-            const own = stack.family === 4 ? this.held.subnets.ipv4 : this.held.subnets.ipv6;
-            if (!own) continue; // a lease without this family's half: nothing to converge for it
-            const peers = stack.peers.select(this.watch.records.values(), this.held.key);
-            if (passes.length === 0) {
-              this.logPeerChanges(peers);
-              desired = peers.length;
-            }
-            passes.push({ stack, own, peers, report: await stack.backend.reconcile(own, peers, { resync }) });
-          }
-          const report = combineReports(passes);
-          desired = report.desired;
-          this.status.reconciled(report);
-          this.metrics.reconciled({
-            trigger,
-            peersDesired: report.desired,
-            peersProgrammed: report.peersProgrammed,
-            ops: report.byKind,
-            seconds: (performance.now() - started) / 1000,
-          });
-          if (resync) this.log.debug('resync done', { peers: report.desired, operations: report.operations });
-          // A pass that only failed again is a retry: its failure was logged with the first one.
-          if (report.operations > 0 || (report.failures > 0 && r.failures === 0)) {
-            const timing = { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round(report.kernelMs * 10) / 10 };
-            const fields = { peers: report.desired, operations: report.operations, failures: report.failures, trigger, ...timing };
-            // The periodic resync found the kernel changed behind our back (and put it right).
-            if (trigger === 'resync' && report.operations > 0) this.log.warn('drift repaired', fields);
-            else this.log.info('dataplane converged', fields);
-          }
-          if (report.failures > 0) {
-            this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile('retry'));
-          } else {
-            if (r.failures > 0) this.log.info('dataplane recovered', { attempts: r.failures + 1 });
-            r.failures = 0;
-            if (!this.converged) {
-              this.converged = true;
-              this.metrics.setReady(true);
-              this.log.info('ready', { ...subnetFields(this.held.subnets), peers: report.desired });
-            }
-          }
-          for (const p of passes) {
-            const mac = p.report.vtepMAC;
-            if (mac && p.stack.vtepMAC && mac !== p.stack.vtepMAC) {
-              void this.republish(p.stack, mac).catch((err: Error) =>
-                this.leaseLog.warn('cannot publish the new VTEP MAC yet; retrying at the next reconcile', { err: err.message }),
-              );
-            }
-          }
-        } catch (err) {
-          this.status.reconcileFailed(desired, (err as Error).message);
-          // Once per failure streak, not once per retry.
-          if (r.failures === 0) this.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
-          else this.log.debug('dataplane reconcile failed again', { attempt: r.failures + 1, err: (err as Error).message });
-          this.after(Math.min(30_000, 500 * 2 ** Math.min(r.failures++, 6)), () => this.scheduleReconcile('retry'));
-        }
-      }
-    } finally {
-      r.running = false;
-    }
-  }
-
-  /** One line per peer that joined, left or changed; one summary line when many did. */
-  private logPeerChanges(peers: readonly Peer[]): void {
-    const prefix = this.deps.store.layout.subnetsPrefix(this.deps.options.network);
-    const changes = this.peerSet.diff(peers, (p) => {
-      const record = this.watch?.records.get(prefix + p.key);
-      const node = record?.lease.ok ? record.lease.value.nodeName : undefined;
-      return { key: prefix + p.key, publicIP: p.publicIP.toString(), ...(p.vtepMAC ? { vtepMAC: p.vtepMAC } : {}), ...(node ? { node } : {}) };
-    });
-    for (const line of peerChangeLines(changes)) this.peerLog.info(line.msg, line.fields);
-  }
-
-  // ---- plumbing ----
 
   /** Retries op while etcd is unavailable (logging the outage once) or op returns undefined. */
-  private async untilDone<T>(what: string, operation: EtcdOperation, op: () => Promise<T | undefined>): Promise<T> {
-    let attempt = 0;
-    let outage = false;
-    for (;;) {
-      if (this.stopped) return undefined as T;
-      try {
-        const v = await op();
-        if (outage) this.log.info(`etcd reachable again (${what})`, { attempts: attempt });
-        if (v !== undefined) return v;
-      } catch (err) {
-        if (err instanceof StoreAuthError || isUserError(err)) throw new FatalAgentError((err as Error).message);
-        if (!isTransientStoreError(err) && !(err instanceof Error && err.name === 'ContentionError')) throw err;
-        if (isTransientStoreError(err)) this.metrics.etcdError(operation);
-        if (!outage) this.log.warn(`etcd unavailable (${what}); retrying with backoff`, { err: (err as Error).message });
-        outage = true;
-      }
-      attempt++;
-      await new Promise<void>((resolve) => this.after(defaultBackoff(attempt), resolve));
-    }
-  }
-
-  private after(ms: number, fn: () => void): NodeJS.Timeout {
-    const t = setTimeout(() => {
-      this.timers.delete(t);
-      fn();
-    }, ms);
-    this.timers.add(t);
-    return t;
-  }
-
-  private every(ms: number, fn: () => void): void {
-    const tick = () => {
-      fn();
-      this.after(ms, tick);
-    };
-    this.after(ms, tick);
+  private untilDone<T>(what: string, operation: EtcdOperation, op: () => Promise<T | undefined>): Promise<T | undefined> {
+    return untilDone(op, {
+      what,
+      log: this.log,
+      classify: classifyAgentError,
+      onTransient: () => this.metrics.etcdError(operation),
+      stopped: () => this.stopped,
+      wait: (ms) => this.timers.wait(ms),
+    });
   }
 }
 
-/** Log fields for a key's subnets: `subnet` (IPv4) as always, `ipv6Subnet` beside it. */
-function subnetFields(k: LeaseKey): Record<string, string> {
-  return {
-    ...(k.ipv4 ? { subnet: k.ipv4.toString() } : {}),
-    ...(k.ipv6 ? { ipv6Subnet: k.ipv6.toString() } : {}),
-  };
-}
-
-interface StackPass {
-  stack: Stack;
-  own: IpNet;
-  peers: Peer[];
-  report: ReconcileReport;
-}
-
-/**
- * One reconcile's outcome over all stacks, counted per host: a peer host is desired once
- * (the first stack's count; every family sees the same hosts) and programmed only as far as
- * every family has it (the smallest count, a lower bound). Operations, failures and timings add up.
- */
-export function combineReports(passes: readonly Pick<StackPass, 'peers' | 'report'>[]): {
-  desired: number;
-  peersProgrammed: number;
-  skipped: number;
-  operations: number;
-  failures: number;
-  byKind: KernelOpCounts;
-  ms: number;
-  kernelMs: number;
-} {
-  const byKind: KernelOpCounts = { route: { ok: 0, failed: 0 }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } };
-  const out = { desired: passes[0]?.peers.length ?? 0, peersProgrammed: Infinity, skipped: 0, operations: 0, failures: 0, byKind, ms: 0, kernelMs: 0 };
-  for (const { peers, report } of passes) {
-    out.peersProgrammed = Math.min(out.peersProgrammed, report.peersProgrammed ?? (report.failures === 0 ? peers.length : 0));
-    out.skipped = Math.max(out.skipped, report.skipped ?? 0);
-    out.operations += report.operations;
-    out.failures += report.failures;
-    out.ms += report.ms ?? 0;
-    out.kernelMs += report.kernelMs ?? 0;
-    const kinds = report.byKind ?? { route: { ok: report.operations, failed: report.failures }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } };
-    for (const k of ['route', 'neigh', 'fdb'] as const) {
-      byKind[k].ok += kinds[k].ok;
-      byKind[k].failed += kinds[k].failed;
-    }
-  }
-  if (out.peersProgrammed === Infinity) out.peersProgrammed = 0;
-  return out;
+/** Refused credentials and bad input stop the agent; an unavailable etcd and a lost race are retried. */
+function classifyAgentError(err: unknown): ErrorVerdict {
+  if (err instanceof StoreAuthError || isUserError(err)) return { retry: false, error: new FatalAgentError((err as Error).message) };
+  if (isTransientStoreError(err)) return { retry: true, transient: true };
+  if (err instanceof Error && err.name === 'ContentionError') return { retry: true, transient: false };
+  return { retry: false, error: err instanceof Error ? err : new Error(String(err)) };
 }

@@ -1,17 +1,26 @@
-// List-then-watch of one network's subnets prefix, kept as an in-memory map of records.
+// List-then-watch of one network's subnets prefix, kept as an in-memory map of records, and
+// reported as typed changes: added, updated, deleted, each with its key and decoded record.
 //
-// Level-triggered by design: the watch only tells us *that* something changed; after any
-// watch error, disconnect or compaction we list again from scratch and carry on from the
-// list's revision, never trusting a resumed stream to have replayed everything.
-import type { Watcher } from 'etcd3';
+// Level-triggered underneath: after any watch error, disconnect or compaction we list again
+// and report the difference between the listing and what we knew, never trusting a resumed
+// stream to have replayed everything. Each value is decoded once, when it changes.
 import type { Logger } from '../log.js';
-import { subnetRecord, toKV, type Store, type SubnetRecord } from '../store/store.js';
+import { subnetRecord, type KV, type PrefixWatch, type Store, type SubnetRecord } from '../store/store.js';
+import { Backoff, RETRY } from './retry.js';
+
+export type LeaseChange =
+  | { type: 'added'; key: string; record: SubnetRecord }
+  | { type: 'updated'; key: string; record: SubnetRecord; previous: SubnetRecord }
+  | { type: 'deleted'; key: string; previous: SubnetRecord };
 
 export interface LeaseWatchOptions {
-  /** Called (synchronously, keep it cheap) after the map changed. */
-  onChange: (why: 'list' | 'event') => void;
-  /** Backoff before re-listing after a failure; attempt starts at 1. Injected for tests. */
-  backoffMs?: (attempt: number) => number;
+  /**
+   * Called (synchronously, keep it cheap) after the map changed, with what changed: one change
+   * per watch event, the difference against what was known for a listing.
+   */
+  onChanges: (changes: LeaseChange[], why: 'list' | 'event') => void;
+  /** Delays before re-listing after a failure; RETRY.etcd by default. Injected for tests. */
+  backoff?: Backoff;
   /** Told when contact with etcd is lost (false) and back (true). */
   onHealth?: (reachable: boolean) => void;
   /** Told of every failed etcd attempt (for metrics; logging stays once per outage). */
@@ -24,11 +33,36 @@ export interface LeaseWatchOptions {
   probeTimeoutMs?: number;
 }
 
-/** 250 ms doubling to 3 s, with jitter: a returning etcd is noticed within ~3 s, cheaply. */
-export const defaultBackoff = (attempt: number): number => {
-  const base = Math.min(3_000, 250 * 2 ** Math.min(attempt - 1, 6));
-  return Math.round(base / 2 + Math.random() * (base / 2)); // jitter: spread reconnects
-};
+/**
+ * The changes that take `known` to `listed` (a key -> record map and a fresh listing). A
+ * record that did not change (same modRevision and value) keeps its old object, so whoever
+ * holds it can tell it unchanged by identity. `known` is updated in place. Pure otherwise.
+ */
+export function diffListing(known: Map<string, SubnetRecord>, listed: readonly SubnetRecord[]): LeaseChange[] {
+  const changes: LeaseChange[] = [];
+  const seen = new Set<string>();
+  for (const r of listed) {
+    const key = r.kv.key;
+    seen.add(key);
+    const old = known.get(key);
+    if (!old) {
+      known.set(key, r);
+      changes.push({ type: 'added', key, record: r });
+    } else if (old.kv.modRevision !== r.kv.modRevision || old.kv.value !== r.kv.value || old.kv.leaseId !== r.kv.leaseId) {
+      known.set(key, r);
+      changes.push({ type: 'updated', key, record: r, previous: old });
+    }
+  }
+  if (seen.size !== known.size) {
+    for (const [key, old] of known) {
+      if (!seen.has(key)) {
+        known.delete(key);
+        changes.push({ type: 'deleted', key, previous: old });
+      }
+    }
+  }
+  return changes;
+}
 
 export class LeaseWatch {
   readonly records = new Map<string, SubnetRecord>();
@@ -36,14 +70,15 @@ export class LeaseWatch {
   revision = 0;
   /** Wall-clock ms of the last event or listing (undefined before the first). */
   lastActivityAt: number | undefined;
-  private watcher: Watcher | undefined;
+  private watch: PrefixWatch | undefined;
   private stopped = false;
   private restarting = false;
-  private failures = 0;
   private probeTimer: NodeJS.Timeout | undefined;
   private probing = false;
   private degraded = false;
   private readonly prefix: string;
+  private readonly backoff: Backoff;
+  private readonly now: () => number;
 
   constructor(
     private readonly store: Store,
@@ -53,13 +88,13 @@ export class LeaseWatch {
   ) {
     this.prefix = store.layout.subnetsPrefix(network);
     this.now = opts.now ?? Date.now;
+    this.backoff = opts.backoff ?? new Backoff(RETRY.etcd);
   }
-  private readonly now: () => number;
 
   /**
    * Lists once (throws if etcd is unavailable) and starts watching. A listing the caller
-   * just made (the agent's lease acquisition has one) can seed the map instead: at thousands
-   * of leases, one list and decode fewer at start-up.
+   * just made (the agent's lease acquisition has one) seeds the map instead: at thousands of
+   * leases, one list and decode fewer at start-up.
    */
   async start(seed?: { records: SubnetRecord[]; revision: number }): Promise<void> {
     if (seed) this.load(seed.records, seed.revision);
@@ -87,24 +122,15 @@ export class LeaseWatch {
   private async probe(): Promise<void> {
     if (this.stopped || this.probing) return;
     this.probing = true;
-    const timeout = this.opts.probeTimeoutMs ?? 3000;
-    let timer: NodeJS.Timeout | undefined;
     try {
-      await Promise.race([
-        // Member-local (serializable) and for a key that never exists: the cheapest read etcd
-        // serves. Only the connection is in question here, not the cluster's consensus.
-        this.store.call(() => this.store.client.get(this.prefix).serializable(true).exec()),
-        new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`etcd did not answer within ${timeout} ms`)), timeout);
-        }),
-      ]);
+      // A key that never exists: nothing to send back but the header.
+      await this.store.ping(this.prefix, this.opts.probeTimeoutMs ?? 3000);
       // Answering again: unless a re-list is already under way, start one.
-      if (this.degraded && !this.restarting && this.watcher) this.restart(this.watcher, undefined);
+      if (this.degraded && !this.restarting && this.watch) this.restart(this.watch, undefined);
     } catch (err) {
       this.opts.onError?.('probe');
       this.markDegraded(err);
     } finally {
-      clearTimeout(timer);
       this.probing = false;
     }
   }
@@ -127,9 +153,9 @@ export class LeaseWatch {
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.probeTimer) clearTimeout(this.probeTimer);
-    const w = this.watcher;
-    this.watcher = undefined;
-    if (w) await w.cancel().catch(() => {});
+    const w = this.watch;
+    this.watch = undefined;
+    await w?.cancel();
   }
 
   private async relist(): Promise<void> {
@@ -137,96 +163,90 @@ export class LeaseWatch {
     this.load(records, revision);
   }
 
-  private load(records: SubnetRecord[], revision: number): void {
-    this.records.clear();
-    for (const r of records) this.records.set(r.kv.key, r);
+  private load(records: readonly SubnetRecord[], revision: number): void {
+    const changes = diffListing(this.records, records);
     this.revision = revision;
     this.lastActivityAt = this.now();
-    this.opts.onChange('list');
+    this.opts.onChanges(changes, 'list');
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    // Creating a watch has no deadline of its own; on a half-dead connection it can wait
-    // forever, and then nothing would ever re-list. Bound it and retry like any failure.
-    const creating = this.store.client.watch().prefix(this.prefix).startRevision(String(revision)).create();
-    let timer: NodeJS.Timeout | undefined;
-    let w: Watcher;
-    try {
-      w = await Promise.race([
-        creating,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error('creating the watch timed out')), this.opts.probeTimeoutMs ?? 3000);
-        }),
-      ]);
-    } catch (err) {
-      void creating.then((late) => late.cancel()).catch(() => {});
-      throw err;
-    } finally {
-      clearTimeout(timer);
-    }
+    const generation = ++this.generation;
+    const w = await this.store.watchPrefix(
+      this.prefix,
+      revision,
+      {
+        put: (kv) => this.apply('put', kv),
+        delete: (kv) => this.apply('delete', kv),
+        broken: (err) => this.broken(generation, err),
+      },
+      { createTimeoutMs: this.opts.probeTimeoutMs ?? 3000 },
+    );
     if (this.stopped) {
-      await w.cancel().catch(() => {});
+      await w.cancel();
       return;
     }
-    this.watcher = w;
-    // Listener bodies stay tiny and never throw: etcd3 re-throws listener errors later.
-    w.on('put', (kv) => this.safely(() => this.apply('put', kv)));
-    w.on('delete', (kv) => this.safely(() => this.apply('delete', kv)));
-    w.on('error', (err) => this.broken(w, err));
-    w.on('disconnected', (err) => this.broken(w, err));
+    this.watch = w;
   }
+  /** Counts watches created, so that a dead watch's late report is told from the live one's. */
+  private generation = 0;
 
-  private apply(type: 'put' | 'delete', raw: Parameters<typeof toKV>[0]): void {
-    const kv = toKV(raw);
+  private apply(type: 'put' | 'delete', kv: KV): void {
     if (kv.modRevision <= this.revision && type === 'put') return; // already in the list
-    if (type === 'put') this.records.set(kv.key, subnetRecord(this.network, this.prefix, kv));
-    else this.records.delete(kv.key);
     if (kv.modRevision > this.revision) this.revision = kv.modRevision;
     this.lastActivityAt = this.now();
-    this.opts.onChange('event');
-  }
-
-  private safely(fn: () => void): void {
+    const key = kv.key;
+    const previous = this.records.get(key);
+    let change: LeaseChange;
+    if (type === 'put') {
+      const record = subnetRecord(this.network, this.prefix, kv);
+      this.records.set(key, record);
+      change = previous ? { type: 'updated', key, record, previous } : { type: 'added', key, record };
+    } else {
+      if (!previous) return;
+      this.records.delete(key);
+      change = { type: 'deleted', key, previous };
+    }
     try {
-      fn();
+      this.opts.onChanges([change], 'event');
     } catch (err) {
-      this.logger.error('lease watch handler failed', { err });
+      this.logger.error('lease watch handler failed', { err: describe(err) });
     }
   }
 
-  private broken(w: Watcher, err: unknown): void {
-    if (this.watcher === w && !this.stopped) this.opts.onError?.('watch');
-    this.restart(w, err);
+  private broken(generation: number, err: unknown): void {
+    if (generation !== this.generation || !this.watch || this.stopped) return;
+    this.opts.onError?.('watch');
+    this.restart(this.watch, err);
   }
 
   /** Drops the watch and re-lists; err is what broke it (undefined: a precautionary re-list). */
-  private restart(w: Watcher, err: unknown): void {
-    if (this.stopped || this.restarting || this.watcher !== w) return;
+  private restart(w: PrefixWatch, err: unknown): void {
+    if (this.stopped || this.restarting || this.watch !== w) return;
     this.restarting = true;
-    this.watcher = undefined;
-    void w.cancel().catch(() => {});
+    this.watch = undefined;
+    void w.cancel();
     if (err !== undefined) this.markDegraded(err);
     void this.recover();
   }
 
   private async recover(): Promise<void> {
-    const backoff = this.opts.backoffMs ?? defaultBackoff;
     while (!this.stopped) {
-      this.failures++;
-      await new Promise((r) => setTimeout(r, backoff(this.failures)));
+      const delay = this.backoff.next();
+      await new Promise((r) => setTimeout(r, delay));
       if (this.stopped) break;
       let step: 'list' | 'watch' = 'list';
       try {
         await this.relist();
         step = 'watch';
         await this.watchFrom(this.revision + 1);
-        this.markHealthy(this.failures);
-        this.failures = 0;
+        this.markHealthy(this.backoff.failures);
+        this.backoff.reset();
         break;
       } catch (err) {
         // Logged once when the outage began; keep trying quietly.
         this.opts.onError?.(step);
-        this.logger.debug('re-list failed', { attempt: this.failures, err: describe(err) });
+        this.logger.debug('re-list failed', { attempt: this.backoff.failures, err: describe(err) });
       }
     }
     this.restarting = false;

@@ -22,8 +22,11 @@ export interface LiveState {
   leaseExpiresAt(): number | undefined;
 }
 
-/** Why a reconcile ran: a lease change, the periodic resync, or a retry after a failure. */
-export type ReconcileTrigger = 'event' | 'resync' | 'retry';
+/**
+ * Why a reconcile ran: a lease change, the periodic resync, a retry after a failure, or the
+ * kernel's notification that something changed weft's entries or device (drift).
+ */
+export type ReconcileTrigger = 'event' | 'resync' | 'retry' | 'drift';
 
 /** Which etcd work failed (one count per failed attempt). */
 export const ETCD_OPERATIONS = ['config', 'acquire', 'renew', 'list', 'watch', 'probe'] as const;
@@ -54,8 +57,8 @@ export class AgentMetrics {
   });
   private readonly renewals = new Counter({ name: 'weft_lease_renewals_total', help: 'Lease renewals, by result (ok, failed)', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly losses = new Counter({ name: 'weft_lease_losses_total', help: 'Times the held lease was deleted, expired or overwritten by someone else (then re-acquired)', registers: [this.registry] });
-  private readonly reconciles = new Counter({ name: 'weft_reconciles_total', help: 'Dataplane reconciles, by trigger (event, resync, retry)', labelNames: ['trigger'] as const, registers: [this.registry] });
-  private readonly drift = new Counter({ name: 'weft_drift_repaired_total', help: 'Periodic resyncs that found the kernel off the desired state and applied operations', registers: [this.registry] });
+  private readonly reconciles = new Counter({ name: 'weft_reconciles_total', help: 'Dataplane reconciles, by trigger (event, resync, retry, drift)', labelNames: ['trigger'] as const, registers: [this.registry] });
+  private readonly drift = new Counter({ name: 'weft_drift_repaired_total', help: 'Reconciles (periodic resync, or a kernel notification of drift) that found the kernel off the desired state and applied operations', registers: [this.registry] });
   private readonly operations = new Counter({
     name: 'weft_kernel_operations_total',
     help: 'Kernel operations (route, neigh, fdb), by result: ok = applied, failed = refused (retried)',
@@ -110,7 +113,7 @@ export class AgentMetrics {
     });
     for (const kind of KERNEL_OP_KINDS) for (const result of ['ok', 'failed']) this.operations.inc({ kind, result }, 0);
     for (const result of ['ok', 'failed']) this.renewals.inc({ result }, 0);
-    for (const trigger of ['event', 'resync', 'retry']) this.reconciles.inc({ trigger }, 0);
+    for (const trigger of ['event', 'resync', 'retry', 'drift']) this.reconciles.inc({ trigger }, 0);
     for (const operation of ETCD_OPERATIONS) this.etcdErrors.inc({ operation }, 0);
     if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
   }
@@ -156,7 +159,7 @@ export class AgentMetrics {
       if (c.failed > 0) this.operations.inc({ kind, result: 'failed' }, c.failed);
       applied += c.ok;
     }
-    if (r.trigger === 'resync' && applied > 0) this.drift.inc();
+    if ((r.trigger === 'resync' || r.trigger === 'drift') && applied > 0) this.drift.inc();
     this.duration.observe(r.seconds);
   }
 

@@ -8,6 +8,7 @@ import type { HeldLease } from '../store/leases.js';
 import { NodeStatusWriter } from '../store/node-status.js';
 import type { Store } from '../store/store.js';
 import { weftVersion } from '../version.js';
+import { Backoff, RETRY } from './retry.js';
 
 /** What the last reconcile said, as the agent reports it. */
 export interface SyncReport {
@@ -182,7 +183,9 @@ export class StatusPublisher {
   private published: { record: NodeStatus; at: number } | undefined;
   private pending: { since: number; jitter: number } | undefined;
   private force = true;
-  private failures = 0;
+  private readonly backoff = new Backoff(RETRY.status);
+  /** A bug building the record was logged (once). */
+  private buildFailed = false;
   private retryAt = 0;
   private timer: NodeJS.Timeout | undefined;
   private inFlight: Promise<void> | undefined;
@@ -239,7 +242,8 @@ export class StatusPublisher {
       void this.check()
         .catch((err: unknown) => {
           // A bug here must never take the agent down: status is best effort.
-          if (this.failures++ === 0) this.opts.logger.warn('cannot build the node status', { err: String(err) });
+          if (!this.buildFailed) this.opts.logger.warn('cannot build the node status', { err: String(err) });
+          this.buildFailed = true;
         })
         .finally(() => {
           if (!this.stopped) this.timer = setTimeout(tick, this.tickMs);
@@ -312,14 +316,14 @@ export class StatusPublisher {
     try {
       await op();
       this.renewedAt = now;
-      if (this.failures > 0) log.info('node status published again', { key: this.opts.sink.key, attempts: this.failures + 1 });
-      this.failures = 0;
+      if (this.backoff.failures > 0) log.info('node status published again', { key: this.opts.sink.key, attempts: this.backoff.failures + 1 });
+      this.backoff.reset();
       this.retryAt = 0;
     } catch (err) {
       if (this.stopped) return;
-      if (this.failures++ === 0) log.warn('cannot publish the node status; retrying with backoff', { key: this.opts.sink.key, err: (err as Error).message });
+      if (this.backoff.failures === 0) log.warn('cannot publish the node status; retrying with backoff', { key: this.opts.sink.key, err: (err as Error).message });
       this.force = true;
-      this.retryAt = this.now() + Math.min(30_000, 1000 * 2 ** Math.min(this.failures, 5));
+      this.retryAt = this.now() + this.backoff.next();
     }
   }
 }

@@ -59,10 +59,7 @@ export interface ExecResult {
 export async function execute(runner: IpRunner, ops: Op[]): Promise<ExecResult> {
   const ok = new Array<boolean>(ops.length).fill(false);
   const errors: string[] = [];
-  const failedNeigh = new Set<string>(); // neighbour IPs refused in this plan
-  const failedMacs = new Set<string>();
-  const neighMac = new Map<string, string>(); // neighbour IP -> MAC, from this plan's replaces
-  for (const op of ops) if (op.kind === 'neigh' && op.action === 'replace') neighMac.set(op.key, op.entry.mac);
+  const refusedBefore = new Array<boolean>(ops.length).fill(false);
   let runs = 0;
 
   const groups: { tool: Tool; start: number; end: number }[] = [];
@@ -75,15 +72,12 @@ export async function execute(runner: IpRunner, ops: Op[]): Promise<ExecResult> 
   }
 
   const runGroup = async ({ tool, start, end }: { tool: Tool; start: number; end: number }): Promise<void> => {
+    const refused = dependsOnRefused(ops, (i) => refusedBefore[i]!);
     const idx: number[] = [];
     const lines: string[] = [];
     for (let i = start; i < end; i++) {
       const op = ops[i]!;
-      if (op.kind === 'route' && op.action === 'replace' && op.entry.onlink) {
-        const via = op.entry.via?.toString() ?? '';
-        const mac = neighMac.get(via);
-        if (failedNeigh.has(via) || (mac !== undefined && failedMacs.has(mac))) continue;
-      }
+      if (refused(op)) continue;
       idx.push(i);
       lines.push(renderOp(op));
     }
@@ -93,10 +87,7 @@ export async function execute(runner: IpRunner, ops: Op[]): Promise<ExecResult> 
     errors.push(...r.errors);
     idx.forEach((opIndex, j) => {
       ok[opIndex] = r.ok[j] ?? false;
-      const op = ops[opIndex]!;
-      if (ok[opIndex] || op.action !== 'replace') return;
-      if (op.kind === 'neigh') failedNeigh.add(op.key);
-      if (op.kind === 'fdb') failedMacs.add(op.entry.mac);
+      refusedBefore[opIndex] = !ok[opIndex];
     });
   };
 
@@ -109,6 +100,31 @@ export async function execute(runner: IpRunner, ops: Op[]): Promise<ExecResult> 
   }
   for (; g < groups.length; g++) await runGroup(groups[g]!);
   return { ok, failures: ok.filter((x) => !x).length, runs, errors: errors.slice(0, 5) };
+}
+
+/**
+ * A rule for the ops still to run: an onlink route replace is left out when, earlier in the
+ * same plan, the neighbour it goes via or the FDB entry for that neighbour's MAC was refused
+ * (`refused(i)` for ops[i]). A route to a peer the kernel cannot encapsulate for would only
+ * make it ARP into the overlay.
+ */
+export function dependsOnRefused(ops: readonly Op[], refused: (i: number) => boolean): (op: Op) => boolean {
+  const failedNeigh = new Set<string>();
+  const failedMacs = new Set<string>();
+  const neighMac = new Map<string, string>();
+  ops.forEach((op, i) => {
+    if (op.action !== 'replace') return;
+    if (op.kind === 'neigh') neighMac.set(op.key, op.entry.mac);
+    if (!refused(i)) return;
+    if (op.kind === 'neigh') failedNeigh.add(op.key);
+    if (op.kind === 'fdb') failedMacs.add(op.entry.mac);
+  });
+  return (op) => {
+    if (op.kind !== 'route' || op.action !== 'replace' || !op.entry.onlink) return false;
+    const via = op.entry.via?.toString() ?? '';
+    const mac = neighMac.get(via);
+    return failedNeigh.has(via) || (mac !== undefined && failedMacs.has(mac));
+  };
 }
 
 /** A route replace must wait for the FDB entries it relies on (never the case in plan order). */

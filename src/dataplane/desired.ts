@@ -1,176 +1,229 @@
-// The desired kernel state, kept up to date per peer so that one lease event costs work
-// proportional to that event, not to the fleet.
+// The desired kernel state, kept per peer and changed per peer: a change of one peer costs work
+// proportional to that peer (and to the few peers it conflicts with), never to the fleet.
 //
-// The agent hands over the full peer list on every call (the Backend contract is
-// level-triggered), but a peer whose lease did not change is the very same object as last
-// time (the agent's PeerSelector caches them). So spotting what changed is a pass of pointer
-// comparisons; only changed peers are evaluated, and only their keys are handed to the planner.
-//
-// Conflicts between peers (two leases with one VTEP MAC, say) are resolved in list order by
-// the full computation; the incremental path only runs while no peer is left out for a
-// conflict and the change creates none, and otherwise falls back to the full computation.
+// Each peer's verdict (model.ts: its entries, or why it is left out) depends on the peer and
+// the host alone. Conflicts between peers (two leases claiming one route, neighbour or VTEP
+// MAC) are resolved per group of peers that share a claimed key: the peer with the lower order
+// (its lease's create revision, else the order it first arrived in) keeps its entries, as
+// desiredState does over a whole list. The chosen entries go into the desired views of the
+// kernel tables (delta trackers); the tables then know what the kernel lacks.
 import {
   addEntries,
   conflictOf,
   emptyState,
   peerVerdict,
-  type KernelState,
   type ModelContext,
   type PeerEntries,
+  type Verdict,
 } from './model.js';
-import type { Peer } from './types.js';
+import type { KernelTables } from './planner.js';
+import type { Peer, PeerDelta } from './types.js';
 
-/** Keys of the desired state that may differ from the last call's, per entry kind. */
-export interface Touched {
-  routes: Set<string>;
-  neighs: Set<string>;
-  fdb: Set<string>;
-}
-
-export interface DesiredUpdate {
-  state: KernelState;
-  /** Undefined after a full computation: the planner must compare everything. */
-  touched: Touched | undefined;
-  /** Full: every skipped peer. Incremental: changed peers only, reason undefined = no longer skipped. */
-  skips: { key: string; reason: string | undefined }[];
-  full: boolean;
+/** A peer newly left out (reason), or no longer left out (undefined). */
+export interface SkipChange {
+  key: string;
+  reason: string | undefined;
 }
 
 interface Known {
   peer: Peer;
-  gen: number;
-  /** Entries this peer put in the state; undefined when it is skipped or not ours. */
-  entries: PeerEntries | undefined;
+  order: number;
+  verdict: Verdict;
+  /** True when the peer's entries are in the desired state (it won every conflict). */
+  included: boolean;
+  /** Why it is left out, for the log; undefined when included or not ours to route. */
+  skip: string | undefined;
 }
 
-export class DesiredTracker {
-  private state: KernelState = emptyState();
-  private known = new Map<string, Known>();
-  private ctx: ModelContext | undefined;
-  private gen = 0;
-  /** Some peer is left out because another holds its subnet, MAC or gateway. */
-  private conflicts = false;
-  private withEntries = 0;
+type Kind = 'routes' | 'neighs' | 'fdb';
 
-  /** Peers that have entries in the desired state (not left out). */
+export class DesiredPeers {
+  private readonly known = new Map<string, Known>();
+  /** Per kind, entry key -> names of the peers whose verdict claims it (included or not). */
+  private readonly claims: Record<Kind, Map<string, Set<string>>> = { routes: new Map(), neighs: new Map(), fdb: new Map() };
+  private ctx: ModelContext | undefined;
+  private arrivals = 0;
+  private includedCount = 0;
+
+  constructor(private readonly tables: KernelTables) {}
+
+  /** Peers whose entries are in the desired state. */
   get modelled(): number {
-    return this.withEntries;
+    return this.includedCount;
   }
 
-  update(ctx: ModelContext, peers: readonly Peer[], forceFull: boolean): DesiredUpdate {
-    if (forceFull || this.conflicts || !this.ctx || !sameContext(this.ctx, ctx)) return this.full(ctx, peers);
-    const gen = ++this.gen;
-    const changed: Peer[] = [];
-    let unchanged = 0;
-    for (const p of peers) {
-      const k = this.known.get(p.key);
-      if (k && k.peer === p) {
-        if (k.gen === gen) return this.full(ctx, peers); // a key twice in the list
-        k.gen = gen;
-        unchanged++;
-      } else {
-        changed.push(p);
-      }
-    }
-    if (changed.length === 0 && unchanged === this.known.size) return { state: this.state, touched: emptyTouched(), skips: [], full: false };
+  /** The peers as last given (for a level-triggered caller to diff its list against). */
+  peer(key: string): Peer | undefined {
+    return this.known.get(key)?.peer;
+  }
 
-    const touched = emptyTouched();
-    const skips: DesiredUpdate['skips'] = [];
-    const drop = (key: string) => {
-      const k = this.known.get(key);
-      if (!k) return;
-      this.known.delete(key);
-      if (k.entries) {
-        removeEntries(this.state, k.entries, touched);
-        this.withEntries--;
-      }
-    };
-    // Gone: known peers not seen in this pass (and not about to be replaced).
-    const changedKnown = changed.reduce((n, p) => n + (this.known.has(p.key) ? 1 : 0), 0);
-    if (unchanged + changedKnown < this.known.size) {
-      const incoming = new Set(changed.map((p) => p.key));
-      for (const [key, k] of this.known) {
-        if (k.gen !== gen && !incoming.has(key)) {
-          drop(key);
-          skips.push({ key, reason: undefined });
-        }
-      }
+  keys(): IterableIterator<string> {
+    return this.known.keys();
+  }
+
+  /**
+   * Applies peer changes (key -> new peer, or undefined when gone). A new context (another own
+   * subnet, say) re-evaluates every peer: the only O(N) step, and a rare one.
+   */
+  update(ctx: ModelContext, delta: PeerDelta): SkipChange[] {
+    if (this.ctx && !sameContext(this.ctx, ctx)) {
+      const all = new Map<string, Peer | undefined>();
+      for (const [key, k] of this.known) all.set(key, k.peer);
+      for (const [key, p] of delta) all.set(key, p);
+      this.ctx = ctx;
+      for (const [key, k] of this.known) this.forget(key, k);
+      this.known.clear();
+      return this.apply(ctx, all);
     }
-    for (const p of changed) drop(p.key);
-    for (const p of changed) {
-      const v = peerVerdict(ctx, p);
-      if (v && 'skip' in v) {
-        skips.push({ key: p.key, reason: v.skip });
-        this.known.set(p.key, { peer: p, gen, entries: undefined });
+    this.ctx = ctx;
+    return this.apply(ctx, delta);
+  }
+
+  private apply(ctx: ModelContext, delta: PeerDelta): SkipChange[] {
+    const seeds = new Set<string>();
+    const out = new Map<string, string | undefined>();
+    for (const [key, peer] of delta) {
+      const old = this.known.get(key);
+      if (old) {
+        if (old.peer === peer) continue;
+        for (const partner of this.partners(key, old.verdict)) seeds.add(partner);
+        this.forget(key, old);
+        this.known.delete(key);
+      }
+      if (!peer) {
+        out.set(key, undefined);
         continue;
       }
-      if (v && conflictOf(this.state, v, { mac: () => undefined })) return this.full(ctx, peers);
-      if (v) {
-        addEntries(this.state, v);
-        touch(touched, v);
-        this.withEntries++;
+      const verdict = peerVerdict(ctx, peer);
+      const k: Known = { peer, order: peer.since ?? old?.order ?? ++this.arrivals, verdict, included: false, skip: undefined };
+      this.known.set(key, k);
+      if (verdict && 'skip' in verdict) k.skip = verdict.skip;
+      else if (verdict) {
+        this.claim(key, verdict);
+        seeds.add(key);
       }
-      skips.push({ key: p.key, reason: undefined });
-      this.known.set(p.key, { peer: p, gen, entries: v });
+      out.set(key, k.skip);
     }
-    return { state: this.state, touched, skips, full: false };
+    for (const changed of this.resolve(seeds)) out.set(changed, this.known.get(changed)?.skip);
+    return [...out].map(([key, reason]) => ({ key, reason }));
   }
 
-  /** Everything from scratch, in list order (the same rules as desiredState). */
-  private full(ctx: ModelContext, peers: readonly Peer[]): DesiredUpdate {
-    const gen = ++this.gen;
-    const state = emptyState();
-    const known = new Map<string, Known>();
-    const skips: { key: string; reason: string }[] = [];
-    const macOwner = new Map<string, string>();
-    const owners = { mac: (mac: string) => macOwner.get(mac) };
-    let conflicts = false;
-    let withEntries = 0;
-    for (const p of peers) {
-      const v = peerVerdict(ctx, p);
-      let entries: PeerEntries | undefined;
-      if (v && 'skip' in v) {
-        skips.push({ key: p.key, reason: v.skip });
-      } else if (v) {
-        const conflict = conflictOf(state, v, owners);
-        if (conflict) {
-          skips.push({ key: p.key, reason: conflict });
-          conflicts = true;
-        } else {
-          addEntries(state, v);
-          if (v.fdb) macOwner.set(v.fdb[0], p.key);
-          entries = v;
-          withEntries++;
+  /**
+   * Re-decides, for each group of peers connected through shared claims that contains a seed,
+   * which of them keep their entries. Returns the names whose outcome changed.
+   */
+  private resolve(seeds: Set<string>): string[] {
+    const changed: string[] = [];
+    const done = new Set<string>();
+    for (const seed of seeds) {
+      const verdict = this.known.get(seed)?.verdict;
+      if (done.has(seed) || !verdict || 'skip' in verdict) continue;
+      const group = this.group(seed);
+      for (const name of group) done.add(name);
+      const members = group.map((name) => ({ name, k: this.known.get(name)! }));
+      members.sort((a, b) => a.k.order - b.k.order || (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+      // Greedy in order over the group alone: conflicts never reach outside it.
+      const taken = emptyState();
+      const macOwner = new Map<string, string>();
+      const decisions = members.map(({ name, k }) => {
+        const e = k.verdict as PeerEntries;
+        const conflict = conflictOf(taken, e, { mac: (mac) => macOwner.get(mac) });
+        if (!conflict) {
+          addEntries(taken, e);
+          if (e.fdb) macOwner.set(e.fdb[0], name);
+        }
+        return { name, k, e, conflict };
+      });
+      // Take out the entries of those that lose theirs before putting in the winners'.
+      for (const d of decisions) {
+        if (d.k.included && d.conflict) {
+          this.removeEntries(d.e);
+          d.k.included = false;
+          this.includedCount--;
         }
       }
-      known.set(p.key, { peer: p, gen, entries });
+      for (const d of decisions) {
+        if (!d.k.included && !d.conflict) {
+          this.addEntries(d.e);
+          d.k.included = true;
+          this.includedCount++;
+        }
+        if (d.k.skip !== d.conflict) {
+          d.k.skip = d.conflict;
+          changed.push(d.name);
+        }
+      }
     }
-    this.state = state;
-    this.known = known;
-    this.ctx = ctx;
-    this.conflicts = conflicts;
-    this.withEntries = withEntries;
-    return { state, touched: undefined, skips, full: true };
+    return changed;
   }
+
+  /** Names of the peers connected to `start` through claimed keys (start included). */
+  private group(start: string): string[] {
+    const seen = new Set<string>([start]);
+    const queue = [start];
+    while (queue.length > 0) {
+      const name = queue.pop()!;
+      for (const partner of this.partners(name, this.known.get(name)!.verdict)) {
+        if (!seen.has(partner)) {
+          seen.add(partner);
+          queue.push(partner);
+        }
+      }
+    }
+    return [...seen];
+  }
+
+  /** Other peers claiming one of the keys this verdict claims. */
+  private *partners(name: string, verdict: Verdict): Iterable<string> {
+    if (!verdict || 'skip' in verdict) return;
+    for (const [kind, key] of claimedKeys(verdict)) {
+      for (const other of this.claims[kind].get(key) ?? []) if (other !== name) yield other;
+    }
+  }
+
+  private claim(name: string, e: PeerEntries): void {
+    for (const [kind, key] of claimedKeys(e)) {
+      let set = this.claims[kind].get(key);
+      if (!set) this.claims[kind].set(key, (set = new Set()));
+      set.add(name);
+    }
+  }
+
+  /** Drops a peer's claims, and its entries if it had them in the desired state. */
+  private forget(name: string, k: Known): void {
+    if (!k.verdict || 'skip' in k.verdict) return;
+    for (const [kind, key] of claimedKeys(k.verdict)) {
+      const set = this.claims[kind].get(key);
+      set?.delete(name);
+      if (set?.size === 0) this.claims[kind].delete(key);
+    }
+    if (k.included) {
+      this.removeEntries(k.verdict);
+      k.included = false;
+      this.includedCount--;
+    }
+  }
+
+  private addEntries(e: PeerEntries): void {
+    this.tables.routes.setDesired(e.route[0], e.route[1]);
+    if (e.neigh) this.tables.neighs.setDesired(e.neigh[0], e.neigh[1]);
+    if (e.fdb) this.tables.fdb.setDesired(e.fdb[0], e.fdb[1]);
+  }
+
+  private removeEntries(e: PeerEntries): void {
+    this.tables.routes.deleteDesired(e.route[0]);
+    if (e.neigh) this.tables.neighs.deleteDesired(e.neigh[0]);
+    if (e.fdb) this.tables.fdb.deleteDesired(e.fdb[0]);
+  }
+}
+
+function claimedKeys(e: PeerEntries): [Kind, string][] {
+  const out: [Kind, string][] = [['routes', e.route[0]]];
+  if (e.neigh) out.push(['neighs', e.neigh[0]]);
+  if (e.fdb) out.push(['fdb', e.fdb[0]]);
+  return out;
 }
 
 function sameContext(a: ModelContext, b: ModelContext): boolean {
   return a.settings === b.settings && a.uplink === b.uplink && a.ownSubnet.equals(b.ownSubnet) && a.vxlanDev === b.vxlanDev && a.uplinkDev === b.uplinkDev;
-}
-
-function emptyTouched(): Touched {
-  return { routes: new Set(), neighs: new Set(), fdb: new Set() };
-}
-
-function touch(t: Touched, e: PeerEntries): void {
-  t.routes.add(e.route[0]);
-  if (e.neigh) t.neighs.add(e.neigh[0]);
-  if (e.fdb) t.fdb.add(e.fdb[0]);
-}
-
-function removeEntries(state: KernelState, e: PeerEntries, touched: Touched): void {
-  state.routes.delete(e.route[0]);
-  if (e.neigh) state.neighs.delete(e.neigh[0]);
-  if (e.fdb) state.fdb.delete(e.fdb[0]);
-  touch(touched, e);
 }

@@ -2,22 +2,21 @@
 // device of its own; weft's routes are told apart from the operator's by their protocol.
 import type { IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
-import { Converger } from './converger.js';
+import { kernelChannelFor } from './channel.js';
+import { describeDrift, DriftSignal } from './drift.js';
 import type { IpRunner } from './ipcmd.js';
-import { DesiredTracker } from './desired.js';
 import { modelContext, type Family, type LinkName, type ModelContext } from './model.js';
-import { syncPeers } from './peer-sync.js';
+import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
-import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
+import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
 import { checkOwnSubnet, familyOf, uplinkName } from './vxlan.js';
 
 export class HostGwBackend implements Backend {
   private readonly uplinkDev: LinkName;
   private readonly family: Family;
-  private readonly converger: Converger;
-  private readonly skips: SkipReporter;
+  private readonly peers: PeerSync;
+  private readonly drift: DriftSignal;
   private trusted = false;
-  private readonly desired = new DesiredTracker();
   private ctx: ModelContext | undefined;
 
   constructor(
@@ -28,8 +27,17 @@ export class HostGwBackend implements Backend {
   ) {
     this.uplinkDev = uplinkName(uplink);
     this.family = familyOf(settings, { 'uplink address': uplink.address });
-    this.converger = new Converger(runner, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log);
-    this.skips = new SkipReporter(log);
+    const channel = kernelChannelFor(runner, log);
+    this.peers = new PeerSync(channel, { uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family }, log, new SkipReporter(log));
+    this.drift = new DriftSignal(log);
+    channel.watch?.((e) => {
+      const what = describeDrift(this.peers.converger.noteKernelEvent(e));
+      if (what) this.drift.raise(what);
+    });
+  }
+
+  onDrift(listener: (what: string) => void): () => void {
+    return this.drift.subscribe(listener);
   }
 
   async prepare(): Promise<{ vtepMAC?: string; mtu: number }> {
@@ -37,15 +45,19 @@ export class HostGwBackend implements Backend {
     return { mtu: this.uplink.mtu };
   }
 
-  async reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async update(ownSubnet: IpNet, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
     checkOwnSubnet(ownSubnet, this.family);
     if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
       this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, ownSubnet });
     }
-    const full = opts.resync === true || !this.trusted;
-    const { result, report } = await syncPeers({ desired: this.desired, skips: this.skips, converger: this.converger }, this.ctx, peers, full, t0);
-    this.trusted = result.failures === 0;
+    this.peers.model(this.ctx, delta);
+    const { failures, report } = await this.peers.converge(opts.resync === true || !this.trusted, t0);
+    this.trusted = failures === 0;
     return report;
+  }
+
+  reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+    return this.update(ownSubnet, this.peers.deltaTo(peers), opts);
   }
 }

@@ -274,14 +274,20 @@ export function addEntries(state: KernelState, e: PeerEntries): void {
   if (e.fdb) state.fdb.set(e.fdb[0], e.fdb[1]);
 }
 
-/** The kernel entries that the given peers call for on this host. */
+/**
+ * The kernel entries that the given peers call for on this host, computed from scratch: the
+ * reference the incremental DesiredPeers is tested against. Conflicts go to the peer with the
+ * lower order: its `since` (the lease's create revision), else its place in the list.
+ */
 export function desiredState(input: ModelInput): Desired {
   const ctx = modelContext(input);
   const state = emptyState();
   const skipped: Skipped[] = [];
   const macOwner = new Map<string, string>();
   const owners = { mac: (mac: string) => macOwner.get(mac) };
-  for (const peer of input.peers) {
+  const ordered = [...input.peers].map((peer, i) => ({ peer, order: peer.since ?? i + 1 }));
+  ordered.sort((a, b) => a.order - b.order || (a.peer.key < b.peer.key ? -1 : a.peer.key > b.peer.key ? 1 : 0));
+  for (const { peer } of ordered) {
     const v = peerVerdict(ctx, peer);
     if (!v) continue;
     if ('skip' in v) {

@@ -86,20 +86,34 @@ export function parseRoute(raw: unknown, dev: LinkName, family: Family = 4): Rou
 export function parseRoutes(
   raw: unknown,
   dev: LinkName,
-  opts: { onlyWeft: boolean; scope?: IpNet | undefined; family?: Family },
+  opts: RouteOwnership,
   into: Map<string, RouteEntry>,
 ): void {
   for (const item of asArray(raw)) {
     const r = parseRoute(item, dev, opts.family);
-    if (!r) continue;
-    if (opts.scope && !opts.scope.contains(r.dst)) continue;
-    if (opts.onlyWeft ? r.proto !== WEFT_ROUTE_PROTO : r.proto === RTPROT_KERNEL) continue;
-    let key = routeKey(r.dst, r.metric);
-    // Two routes under one key (appended routes, or the same prefix on both devices): the
-    // extra one gets a key no desired entry has, so the planner deletes it.
-    for (let n = 1; into.has(key); n++) key = `${routeKey(r.dst, r.metric)} dev ${dev} #${n}`;
-    into.set(key, r);
+    if (r && isOwnedRoute(r, opts)) putRoute(into, r);
   }
+}
+
+export interface RouteOwnership {
+  onlyWeft: boolean;
+  scope?: IpNet | undefined;
+  family?: Family;
+}
+
+/** Whether a route on a device is weft's to judge (same rule for dumps and notifications). */
+export function isOwnedRoute(r: RouteEntry, opts: RouteOwnership): boolean {
+  if (opts.scope && !opts.scope.contains(r.dst)) return false;
+  return opts.onlyWeft ? r.proto === WEFT_ROUTE_PROTO : r.proto !== RTPROT_KERNEL;
+}
+
+/** Adds an owned route under its key. */
+export function putRoute(into: Map<string, RouteEntry>, r: RouteEntry): void {
+  let key = routeKey(r.dst, r.metric);
+  // Two routes under one key (appended routes, or the same prefix on both devices): the
+  // extra one gets a key no desired entry has, so the planner deletes it.
+  for (let n = 1; into.has(key); n++) key = `${routeKey(r.dst, r.metric)} dev ${r.dev} #${n}`;
+  into.set(key, r);
 }
 
 /** Permanent neighbours from `ip -4|-6 -json neigh show dev DEV`; others belong to the kernel. */
@@ -128,12 +142,16 @@ export function parseFdb(raw: unknown, dev: LinkName, into: Map<string, FdbEntry
     // Entries of a bridge the device is enslaved to are the bridge's, not ours.
     if (!flags.includes('self') || item.master !== undefined) continue;
     const plain = item.vni === undefined && item.port === undefined && item.via === undefined && item.src_vni === undefined;
-    const entry: FdbEntry = { mac, dst, dev, permanent: item.state === 'permanent', plain };
-    let key = fdbKey(mac);
-    if (into.has(key)) key = `${mac} ${dst.toString()}`;
-    if (into.has(key)) continue;
-    into.set(key, entry);
+    putFdb(into, { mac, dst, dev, permanent: item.state === 'permanent', plain });
   }
+}
+
+/** Adds an FDB entry under its MAC (a second remote for one MAC gets a key of its own). */
+export function putFdb(into: Map<string, FdbEntry>, entry: FdbEntry): void {
+  let key = fdbKey(entry.mac);
+  if (into.has(key)) key = `${entry.mac} ${entry.dst.toString()}`;
+  if (into.has(key)) return;
+  into.set(key, entry);
 }
 
 export interface ObserveTargets {

@@ -1,4 +1,4 @@
-// From (desired, observed) kernel state to an ordered list of operations. Pure.
+// From desired and kernel state (delta trackers) to an ordered list of operations. Pure.
 //
 // Order, chosen so that the kernel never routes to a peer it cannot encapsulate for, and so
 // that the one refusal that aborts an `ip` batch (a neighbour change) can only cut short
@@ -12,6 +12,7 @@
 // So an added peer gets neighbour and FDB, then route; a removed one loses route and FDB,
 // then neighbour. Consecutive operations on the same tool share one batch process: at most
 // three process runs per plan (ip, bridge, ip), the first two run side by side (batch.ts).
+import { DeltaTracker } from './delta-tracker.js';
 import {
   fdbEqual,
   neighEqual,
@@ -27,58 +28,57 @@ export type Op =
   | { kind: 'neigh'; action: 'replace' | 'del'; key: string; entry: NeighEntry }
   | { kind: 'fdb'; action: 'replace' | 'del'; key: string; entry: FdbEntry };
 
-/** Keys to compare, per kind; without it every key of both states is compared. */
-export interface KeysToPlan {
-  routes: Iterable<string>;
-  neighs: Iterable<string>;
-  fdb: Iterable<string>;
+/** Desired against kernel state, one delta tracker per kind of entry. */
+export interface KernelTables {
+  routes: DeltaTracker<RouteEntry>;
+  neighs: DeltaTracker<NeighEntry>;
+  fdb: DeltaTracker<FdbEntry>;
 }
 
-function diff<E>(
-  desired: Map<string, E>,
-  observed: Map<string, E>,
-  equal: (a: E, b: E) => boolean,
-  keys: Iterable<string> | undefined,
-): { replace: [string, E][]; del: [string, E][] } {
-  const replace: [string, E][] = [];
-  const del: [string, E][] = [];
-  if (keys) {
-    for (const key of keys) {
-      const want = desired.get(key);
-      const have = observed.get(key);
-      if (want !== undefined && (have === undefined || (have !== want && !equal(have, want)))) replace.push([key, want]);
-      else if (want === undefined && have !== undefined) del.push([key, have]);
-    }
-    return { replace, del };
-  }
-  for (const [key, want] of desired) {
-    const have = observed.get(key);
-    if (have === undefined || (have !== want && !equal(have, want))) replace.push([key, want]);
-  }
-  for (const [key, have] of observed) if (!desired.has(key)) del.push([key, have]);
-  return { replace, del };
+export function kernelTables(): KernelTables {
+  return { routes: new DeltaTracker(routeEqual), neighs: new DeltaTracker(neighEqual), fdb: new DeltaTracker(fdbEqual) };
 }
 
-/**
- * The operations that take observed to desired. With `keys`, only those keys are compared
- * (the caller knows nothing else changed since observed last matched desired): one lease
- * event then costs work proportional to its own entries.
- */
-export function plan(desired: KernelState, observed: KernelState, keys?: KeysToPlan): Op[] {
-  const routes = diff(desired.routes, observed.routes, routeEqual, keys?.routes);
-  const neighs = diff(desired.neighs, observed.neighs, neighEqual, keys?.neighs);
-  const fdb = diff(desired.fdb, observed.fdb, fdbEqual, keys?.fdb);
+/** The kernel as dumped: the dataplane views of all three tables at once. */
+export function replaceDataplane(t: KernelTables, dump: KernelState): void {
+  t.routes.replaceDataplane(dump.routes);
+  t.neighs.replaceDataplane(dump.neighs);
+  t.fdb.replaceDataplane(dump.fdb);
+}
+
+/** The operations that take the kernel to the desired state: the tables' pending sets, in order. */
+export function planPending(t: KernelTables): Op[] {
   const ops: Op[] = [];
-  for (const [key, entry] of routes.del) ops.push({ kind: 'route', action: 'del', key, entry });
-  for (const [key, entry] of neighs.replace) ops.push({ kind: 'neigh', action: 'replace', key, entry });
-  for (const [key, entry] of fdb.replace) ops.push({ kind: 'fdb', action: 'replace', key, entry });
-  for (const [key, entry] of fdb.del) ops.push({ kind: 'fdb', action: 'del', key, entry });
-  for (const [key, entry] of routes.replace) ops.push({ kind: 'route', action: 'replace', key, entry });
-  for (const [key, entry] of neighs.del) ops.push({ kind: 'neigh', action: 'del', key, entry });
+  for (const [key, entry] of t.routes.pendingDeletions()) ops.push({ kind: 'route', action: 'del', key, entry });
+  for (const [key, entry] of t.neighs.pendingUpdates()) ops.push({ kind: 'neigh', action: 'replace', key, entry });
+  for (const [key, entry] of t.fdb.pendingUpdates()) ops.push({ kind: 'fdb', action: 'replace', key, entry });
+  for (const [key, entry] of t.fdb.pendingDeletions()) ops.push({ kind: 'fdb', action: 'del', key, entry });
+  for (const [key, entry] of t.routes.pendingUpdates()) ops.push({ kind: 'route', action: 'replace', key, entry });
+  for (const [key, entry] of t.neighs.pendingDeletions()) ops.push({ kind: 'neigh', action: 'del', key, entry });
   return ops;
 }
 
-/** Applies the operations that succeeded to a state (the backend's belief of the kernel). */
+/** Records the operations that succeeded in the tables' dataplane views (they leave the pending sets). */
+export function applyResults(t: KernelTables, ops: readonly Op[], ok: readonly boolean[]): void {
+  ops.forEach((op, i) => {
+    if (!ok[i]) return;
+    const table = (op.kind === 'route' ? t.routes : op.kind === 'neigh' ? t.neighs : t.fdb) as DeltaTracker<typeof op.entry>;
+    if (op.action === 'del') table.deleteDataplane(op.key);
+    else table.setDataplane(op.key, op.entry);
+  });
+}
+
+/** The operations that take observed to desired, both whole states (the same rules as planPending). */
+export function plan(desired: KernelState, observed: KernelState): Op[] {
+  const t = kernelTables();
+  for (const [k, v] of desired.routes) t.routes.setDesired(k, v);
+  for (const [k, v] of desired.neighs) t.neighs.setDesired(k, v);
+  for (const [k, v] of desired.fdb) t.fdb.setDesired(k, v);
+  replaceDataplane(t, observed);
+  return planPending(t);
+}
+
+/** Applies the operations that succeeded to a whole state (tests keep a model kernel this way). */
 export function applyToState(state: KernelState, ops: Op[], ok: boolean[]): void {
   ops.forEach((op, i) => {
     if (!ok[i]) return;

@@ -1,7 +1,6 @@
 // Logging peers the model leaves out, once per (lease key, reason): reconciles run on every
 // lease event, and a bad lease must not flood the log.
 import type { Logger } from '../log.js';
-import type { Skipped } from './model.js';
 
 export class SkipReporter {
   private readonly reported = new Map<string, string>();
@@ -11,17 +10,6 @@ export class SkipReporter {
   /** Peers left out right now. */
   get count(): number {
     return this.reported.size;
-  }
-
-  report(skipped: Skipped[]): void {
-    const now = new Set<string>();
-    for (const s of skipped) {
-      now.add(s.key);
-      if (this.reported.get(s.key) === s.reason) continue;
-      this.reported.set(s.key, s.reason);
-      this.log.warn('not routing to peer', { key: s.key, reason: s.reason });
-    }
-    for (const key of this.reported.keys()) if (!now.has(key)) this.reported.delete(key);
   }
 
   /** Changes only: a reason for a peer now left out, undefined for one no longer left out. */

@@ -16,7 +16,15 @@ export interface Peer {
   /** Canonical lowercase MAC; present for vxlan peers. */
   vtepMAC?: string;
   vni?: number;
+  /**
+   * The lease's etcd create revision. When two peers claim one kernel entry (the same VTEP
+   * MAC, say), the older lease keeps it. Without it, the order peers were first given in.
+   */
+  since?: number;
 }
+
+/** Peer changes by key: the new peer, or undefined for one that is gone. */
+export type PeerDelta = ReadonlyMap<string, Peer | undefined>;
 
 /** A peer of an IPv4 backend (what the agent reads from a lease's IPv4 half). */
 export type Peer4 = Peer & { subnet: Cidr; publicIP: Ipv4 };
@@ -91,17 +99,27 @@ export interface ReconcileReport {
 }
 
 /**
- * One network's kernel state on this host. Level-triggered: every call carries the full
- * desired set of peers, and the backend converges the kernel to it. Peers that did not change
- * should be passed as the same objects as in the previous call: the backend then only works
- * on the ones that did (a pointer comparison per unchanged peer).
+ * One network's kernel state on this host. The backend keeps the desired state per peer and
+ * what it believes the kernel holds; it is told of peer changes (`update`) or handed the whole
+ * set (`reconcile`, which works out the changes itself), and converges the kernel.
  */
 export interface Backend {
   /** Creates or adopts the device (vxlan) and returns what the lease must publish. */
   prepare(): Promise<{ vtepMAC?: string; mtu: number }>;
   /**
-   * Converges kernel state to ownSubnet + peers. With `resync`, state is re-read from the
-   * kernel first (drift repair); otherwise the backend trusts what it last applied.
+   * Applies peer changes since the last call and converges the kernel to ownSubnet + peers:
+   * work proportional to the change. With `resync`, the kernel is re-read first (drift repair).
+   */
+  update(ownSubnet: IpNet, delta: PeerDelta, opts?: { resync?: boolean }): Promise<ReconcileReport>;
+  /**
+   * The same from the whole peer set: peers that did not change should be the same objects as
+   * in the previous call (a pointer comparison per unchanged peer finds the changes).
    */
   reconcile(ownSubnet: IpNet, peers: Peer[], opts?: { resync?: boolean }): Promise<ReconcileReport>;
+  /**
+   * Calls `listener` (debounced) when the kernel's notifications show weft's entries or device
+   * changed by someone else; the next reconcile() repairs exactly that. Only backends on the
+   * netlink channel see notifications; others rely on the periodic resync. Returns an unsubscribe.
+   */
+  onDrift?(listener: (what: string) => void): () => void;
 }

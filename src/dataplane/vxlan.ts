@@ -8,15 +8,15 @@ import { writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { IpAddr, IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
-import { Converger } from './converger.js';
+import { kernelChannelFor, type KernelChannel, type KernelEvent } from './channel.js';
+import { describeDrift, DriftSignal } from './drift.js';
 import { DataplaneError } from './errors.js';
 import type { IpRunner } from './ipcmd.js';
-import { DesiredTracker } from './desired.js';
-import { modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
+import { isLinkLocal6, modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
 import { parseDevice, type DeviceInfo } from './observe.js';
-import { syncPeers } from './peer-sync.js';
+import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
-import type { Backend, BackendSettings, Peer, ReconcileReport, Uplink } from './types.js';
+import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
 
 /** The kernel's vxlan port when none is configured (Linux's historical default, as flannel). */
 export const DEFAULT_VXLAN_PORT = 8472;
@@ -65,9 +65,9 @@ export class VxlanBackend implements Backend {
   private readonly vni: number;
   private readonly port: number;
   private readonly mtu: number;
-  private readonly converger: Converger;
-  private readonly skips: SkipReporter;
-  private readonly desired = new DesiredTracker();
+  private readonly peers: PeerSync;
+  private readonly channel: KernelChannel;
+  private readonly drift: DriftSignal;
   private ctx: ModelContext | undefined;
   private mac: Mac | undefined;
   /** The own subnet whose /32 (/128) we last put on the device; undefined = check the device. */
@@ -89,12 +89,43 @@ export class VxlanBackend implements Backend {
     this.device = device;
     this.mtu = checkInt('MTU', this.deviceMtu(), v6 ? IPV6_MIN_MTU : 68, 65535);
     this.uplinkDev = uplinkName(uplink);
-    this.converger = new Converger(
-      runner,
+    this.channel = kernelChannelFor(runner, log);
+    this.peers = new PeerSync(
+      this.channel,
       { vxlanDev: this.device, uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family },
       log,
+      new SkipReporter(log),
     );
-    this.skips = new SkipReporter(log);
+    this.drift = new DriftSignal(log);
+    this.channel.watch?.((e) => this.kernelChanged(e));
+  }
+
+  onDrift(listener: (what: string) => void): () => void {
+    return this.drift.subscribe(listener);
+  }
+
+  /**
+   * A kernel notification. The device deleted, down, resized or re-addressed by someone else
+   * makes the next reconcile check the device first; entries are judged by the converger.
+   */
+  private kernelChanged(e: KernelEvent): void {
+    if (e.kind === 'link' && e.dev === this.device && this.addressFor) {
+      const why = e.action === 'del' ? 'deleted' : !e.up ? 'down' : e.mtu !== undefined && e.mtu !== this.mtu ? `MTU ${e.mtu}` : undefined;
+      if (why) {
+        this.addressFor = undefined;
+        this.drift.raise(`device ${this.device} ${why}`);
+      }
+    }
+    if (e.kind === 'addr' && e.dev === this.device && e.ip.family === this.family && this.addressFor) {
+      const own = e.ip.equals(this.addressFor.network) && e.prefix === (this.family === 6 ? 128 : 32);
+      const linkLocal = e.ip.family === 6 && isLinkLocal6(e.ip);
+      if ((e.action === 'del' && own) || (e.action === 'new' && !own && !linkLocal)) {
+        this.addressFor = undefined;
+        this.drift.raise(`address ${e.ip}/${e.prefix} on ${this.device}`);
+      }
+    }
+    const what = describeDrift(this.peers.converger.noteKernelEvent(e));
+    if (what) this.drift.raise(what);
   }
 
   /**
@@ -121,21 +152,27 @@ export class VxlanBackend implements Backend {
     return { vtepMAC: this.mac!, mtu: this.mtu };
   }
 
-  async reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async update(ownSubnet: IpNet, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
     checkOwnSubnet(ownSubnet, this.family);
+    if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
+      this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, vxlanDev: this.device, ownSubnet });
+    }
+    // The model first: a device check that throws must not lose the change.
+    this.peers.model(this.ctx, delta);
     const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
       const info = await this.ensureDevice();
       await this.ensureAddress(ownSubnet, info);
     }
-    if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
-      this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, vxlanDev: this.device, ownSubnet });
-    }
-    const { result, report } = await syncPeers({ desired: this.desired, skips: this.skips, converger: this.converger }, this.ctx, peers, full, t0);
+    const { failures, report } = await this.peers.converge(full, t0);
     // A refused operation may mean the device is gone: check it on the next call.
-    if (result.failures > 0) this.addressFor = undefined;
+    if (failures > 0) this.addressFor = undefined;
     return { ...report, vtepMAC: this.mac! };
+  }
+
+  reconcile(ownSubnet: IpNet, peers: Peer[], opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+    return this.update(ownSubnet, this.peers.deltaTo(peers), opts);
   }
 
   private async readDevice(): Promise<DeviceInfo | undefined> {

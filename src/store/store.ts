@@ -1,9 +1,10 @@
 // Reads of weft's state in etcd, decoded and validated, and the one way to write it: a
 // transaction (Store.commit for the control plane's plans, store/leases.ts for agents).
-import type { Etcd3, IKeyValue } from 'etcd3';
+import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Cidr } from '../alloc/cidr.js';
 import { decodeFlannelConfig } from '../api/network.js';
 import { decodeLease, parseLeaseKey, type Decoded, type LeaseKey, type LeaseValue } from '../api/lease.js';
+import { StoreUnavailableError } from './errors.js';
 import { decodeNodeStatus, type NodeStatus } from '../api/node-status.js';
 import type { NetworkSpec } from '../api/types.js';
 import { classifyEtcdError, createEtcdClient, type EtcdOptions } from './client.js';
@@ -37,6 +38,19 @@ export function nodeStatusRecord(layout: Layout, kv: KV): NodeStatusRecord {
     };
   }
   return { network, name: node, kv, status };
+}
+
+/** What a prefix watch reports: each change as a decoded KV, and the moment it broke. */
+export interface PrefixWatchListener {
+  put(kv: KV): void;
+  delete(kv: KV): void;
+  /** The watch is dead (error, disconnect, compaction): list again and watch anew. */
+  broken(err: unknown): void;
+}
+
+/** A running prefix watch; cancel() stops it (idempotent). */
+export interface PrefixWatch {
+  cancel(): Promise<void>;
 }
 
 export class Store {
@@ -143,6 +157,77 @@ export class Store {
       });
     }
     return out;
+  }
+
+  /**
+   * Watches every key under `prefix` from `fromRevision` on. Creating a watch has no deadline
+   * of its own (on a half-dead connection it can wait forever), so it is bounded by
+   * `createTimeoutMs`. Listener calls are guarded: etcd3 re-throws a listener's exception
+   * later and crashes the process, so one is reported to `broken` instead.
+   */
+  async watchPrefix(prefix: string, fromRevision: number, listener: PrefixWatchListener, opts: { createTimeoutMs?: number } = {}): Promise<PrefixWatch> {
+    const creating = this.client.watch().prefix(prefix).startRevision(String(fromRevision)).create();
+    const timeout = opts.createTimeoutMs ?? 3000;
+    let timer: NodeJS.Timeout | undefined;
+    let w: Watcher;
+    try {
+      w = await Promise.race([
+        creating,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new StoreUnavailableError(`creating the watch timed out after ${timeout} ms`, this.endpoints)), timeout);
+        }),
+      ]);
+    } catch (err) {
+      void creating.then((late) => late.cancel()).catch(() => {});
+      throw classifyEtcdError(err, this.endpoints);
+    } finally {
+      clearTimeout(timer);
+    }
+    let live = true;
+    const guard = (fn: () => void) => {
+      if (!live) return;
+      try {
+        fn();
+      } catch (err) {
+        live = false;
+        listener.broken(err);
+      }
+    };
+    // Listeners attached right after create(): a watcher without an error listener crashes
+    // the process when it is cancelled.
+    w.on('put', (kv) => guard(() => listener.put(toKV(kv))));
+    w.on('delete', (kv) => guard(() => listener.delete(toKV(kv))));
+    const broken = (err: unknown) => {
+      if (!live) return;
+      live = false;
+      listener.broken(err);
+    };
+    w.on('error', broken);
+    w.on('disconnected', broken);
+    return {
+      cancel: async () => {
+        live = false;
+        await w.cancel().catch(() => {});
+      },
+    };
+  }
+
+  /**
+   * Whether etcd answers, within `timeoutMs`: a member-local (serializable) read of `key`,
+   * the cheapest read etcd serves. Only the connection is in question, not consensus.
+   */
+  async ping(key: string, timeoutMs: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.call(() => this.client.get(key).serializable(true).exec()),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new StoreUnavailableError(`etcd did not answer within ${timeoutMs} ms`, this.endpoints)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Seconds left on an etcd lease, or undefined when it is gone. */

@@ -116,18 +116,26 @@ describe('vxlan overlay across hosts', () => {
     const h2 = tb.host(2);
     const peer = tb.host(3);
     const e = await entriesFor(peer);
+    const repairs = findLogs(currentRunLog(tb, h2), 'drift repaired').length;
     const [subnet, gw] = e.route.split(' via ');
     await ipIn(h2.ns, ['route', 'del', subnet!, 'dev', 'flannel.1']);
     await ipIn(h2.ns, ['neigh', 'del', gw!, 'dev', 'flannel.1']);
     const [mac, dst] = e.fdb.split(' ');
     const { execIn } = await import('../../src/testbed/netns.js');
     await execIn(h2.ns, 'bridge', ['fdb', 'del', mac!, 'dev', 'flannel.1', 'dst', dst!]);
-    expect(await holdsPeer(h2, peer)).toBe(false);
-    const repairs = findLogs(currentRunLog(tb, h2), 'drift repaired').length;
-    await poll(() => holdsPeer(h2, peer), { timeoutMs: 10_000, what: 'the resync to restore h3 entries on h2' });
-    // Said once, by the resync that put the three entries back.
-    const repaired = await poll(() => findLogs(currentRunLog(tb, h2), 'drift repaired').slice(repairs)[0], { timeoutMs: 5000, what: 'the drift line' });
-    expect(repaired).toMatchObject({ level: 'warn', component: 'agent', node: 'h2', operations: 3, failures: 0, trigger: 'resync' });
+    await poll(() => holdsPeer(h2, peer), { timeoutMs: 10_000, what: 'h3 entries on h2 to be restored' });
+    // Said by the passes that put the three entries back: the kernel's notifications start one
+    // at once (trigger drift; test/e2e/kernel-channel.test.ts times it), the periodic resync
+    // catches anything they could not.
+    const lines = await poll(() => {
+      const l = findLogs(currentRunLog(tb, h2), 'drift repaired').slice(repairs);
+      return l.reduce((n, e) => n + Number(e.operations), 0) >= 3 ? l : undefined;
+    }, { timeoutMs: 5000, what: 'the drift lines' });
+    for (const line of lines) {
+      expect(line).toMatchObject({ level: 'warn', component: 'agent', node: 'h2', failures: 0 });
+      expect(['drift', 'resync']).toContain(line.trigger);
+    }
+    expect(lines.reduce((n, e) => n + Number(e.operations), 0)).toBe(3);
 
     await ipIn(h2.ns, ['link', 'del', 'flannel.1']);
     // Recreated with a new MAC, republished in h2's lease, and programmed on every other host.

@@ -3,7 +3,7 @@
 import { describe, expect, it } from 'vitest';
 import { Cidr, Ipv4, Ipv6 } from '../../src/alloc/cidr.js';
 import { renderOp } from '../../src/dataplane/batch.js';
-import { DesiredTracker } from '../../src/dataplane/desired.js';
+import { DesiredPeers } from '../../src/dataplane/desired.js';
 import { createBackend, DataplaneError, hostRunner } from '../../src/dataplane/index.js';
 import {
   desiredState,
@@ -15,7 +15,7 @@ import {
   type LinkName,
 } from '../../src/dataplane/model.js';
 import { parseDevice, parseFdb, parseNeighs, parseRoutes } from '../../src/dataplane/observe.js';
-import { applyToState, plan } from '../../src/dataplane/planner.js';
+import { applyResults, kernelTables, plan, planPending } from '../../src/dataplane/planner.js';
 import type { BackendSettings, Peer, Uplink } from '../../src/dataplane/types.js';
 import { ip6, net6, vxPeer6 } from '../helpers/peers.js';
 import { silentLogger } from '../../src/log.js';
@@ -115,25 +115,31 @@ describe('IPv6 dataplane model', () => {
 
   it('keeps the incremental path equal to a from-scratch computation', () => {
     const ctx = modelContext({ settings: vxlan6, uplink: uplink6, uplinkDev: eth, vxlanDev: fl6, ownSubnet: own });
-    const tracker = new DesiredTracker();
-    const kernel = emptyState();
+    const tables = kernelTables();
+    const desired = new DesiredPeers(tables);
     const steps: Peer[][] = [
       [peer(2), peer(3), peer(4)],
       [peer(2), peer(4, { vtepMAC: '02:00:00:00:aa:04' })],
       [peer(2, { publicIP: ip6('fd00:1::22') }), peer(4, { vtepMAC: '02:00:00:00:aa:04' }), peer(5)],
       [peer(5)],
     ];
-    let prev: Peer[] = [];
+    let prev = new Map<string, Peer>();
     for (const step of steps) {
-      // Unchanged peers are passed as the same objects, as the agent does.
-      const same = (a: Peer, b: Peer) => a.key === b.key && a.vtepMAC === b.vtepMAC && a.publicIP.equals(b.publicIP) && a.subnet.equals(b.subnet);
-      const list = step.map((p) => prev.find((q) => same(p, q)) ?? p);
-      const d = tracker.update(ctx, list, false);
-      const ops = plan(d.state, kernel, d.touched);
-      applyToState(kernel, ops, ops.map(() => true));
-      expect(plan(desiredState({ ...ctx, peers: list }).state, kernel)).toEqual([]);
-      prev = list;
+      // The change since the last step, as the agent's peer set hands it over.
+      const delta = new Map<string, Peer | undefined>();
+      for (const p of step) delta.set(p.key, p);
+      for (const key of prev.keys()) if (!delta.has(key)) delta.set(key, undefined);
+      desired.update(ctx, delta);
+      const ops = planPending(tables);
+      applyResults(tables, ops, ops.map(() => true));
+      const kernel = emptyState();
+      for (const [k, v] of tables.routes.dataplaneEntries()) kernel.routes.set(k, v);
+      for (const [k, v] of tables.neighs.dataplaneEntries()) kernel.neighs.set(k, v);
+      for (const [k, v] of tables.fdb.dataplaneEntries()) kernel.fdb.set(k, v);
+      expect(plan(desiredState({ ...ctx, peers: step }).state, kernel)).toEqual([]);
+      prev = new Map(step.map((p) => [p.key, p]));
     }
+    const kernel = { routes: new Map(tables.routes.dataplaneEntries()) };
     expect([...kernel.routes.keys()]).toEqual(['fd00:5:0:5::/64 metric 1024']);
   });
 });

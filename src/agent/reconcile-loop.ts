@@ -1,0 +1,236 @@
+// When and what to reconcile. Lease changes go to each address family's peer set; the loop
+// then hands each backend the peer changes since its last pass (a delta, not the fleet) and
+// logs and counts the outcome. Triggers coalesce: whatever arrives while a pass runs is folded
+// into the next, so a burst of 1,000 events costs a handful of passes. A failed pass is
+// retried with the agent's one backoff policy (RETRY.dataplane).
+import type { IpNet } from '../alloc/cidr.js';
+import type { LeaseKey } from '../api/lease.js';
+import type { Backend, KernelOpCounts, Peer, PeerDelta, ReconcileReport } from '../dataplane/types.js';
+import type { Logger } from '../log.js';
+import type { LeaseChange } from './lease-watch.js';
+import type { AgentMetrics, ReconcileTrigger } from './metrics.js';
+import { peerChangeLines, type PeerSet } from './peer-set.js';
+import { Backoff, RETRY } from './retry.js';
+import type { Timers } from './timers.js';
+
+/**
+ * One address family's share of the dataplane. A dual-stack network has two: the IPv4 one
+ * (device flannel.<VNI>, the lease's IPv4 half, PublicIP, BackendData) and the IPv6 one
+ * (flannel-v6.<VNI>, the IPv6 half, PublicIPv6, BackendV6Data), converged one after the other.
+ */
+export interface Stack {
+  family: 4 | 6;
+  backend: Backend;
+  peers: PeerSet;
+}
+
+export interface ReconcileLoopDeps {
+  stacks: readonly Stack[];
+  /** The subnets held now; no pass runs without them. */
+  held: () => LeaseKey | undefined;
+  log: Logger;
+  peerLog: Logger;
+  metrics: AgentMetrics;
+  timers: Timers;
+  /** The outcome of each pass that completed, and the error of each that threw. */
+  onReport?: (report: CombinedReport) => void;
+  onFailure?: (desired: number, message: string) => void;
+  /** The first pass that converged every stack (the agent is ready). */
+  onConverged?: (report: CombinedReport) => void;
+  /** A backend reports a VTEP MAC other than the one published (its device was recreated). */
+  onVtepMAC?: (family: 4 | 6, mac: string) => void;
+}
+
+export class ReconcileLoop {
+  private pending = false;
+  private resync = false;
+  private retry = false;
+  /** The kernel's notifications saw weft's entries or device changed by someone else. */
+  private drifted: string | undefined;
+  private running = false;
+  private enabled = false;
+  private stopped = false;
+  private convergedOnce = false;
+  private readonly backoff = new Backoff(RETRY.dataplane);
+  /** Per stack: peer changes taken from its set but not yet handed over by a pass that completed. */
+  private readonly carried = new Map<Stack, Map<string, Peer | undefined>>();
+
+  constructor(private readonly d: ReconcileLoopDeps) {}
+
+  get converged(): boolean {
+    return this.convergedOnce;
+  }
+
+  /** Lease changes from the watch: into every family's peer set, then a pass. */
+  leasesChanged(changes: readonly LeaseChange[]): void {
+    for (const s of this.d.stacks) s.peers.apply(changes);
+    this.schedule('event');
+  }
+
+  /** Our own lease key (never a peer), after each acquisition. */
+  setOwnKey(key: string): void {
+    for (const s of this.d.stacks) s.peers.setOwnKey(key);
+  }
+
+  /** Passes may run from now on (the lease and the watch are in place). */
+  start(): void {
+    this.enabled = true;
+    if (this.pending) this.kick();
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** The kernel changed behind our back (`what` says what, for the log): a repair pass. */
+  drift(what: string): void {
+    this.drifted = this.drifted ? `${this.drifted}, ${what}` : what;
+    this.schedule('drift');
+  }
+
+  /**
+   * A resync or a retry re-reads the kernel. A drift pass plans what the notifications showed;
+   * it and the periodic resync count as drift repair.
+   */
+  schedule(trigger: ReconcileTrigger): void {
+    this.pending = true;
+    this.resync ||= trigger === 'resync';
+    this.retry ||= trigger === 'retry';
+    if (this.enabled) this.kick();
+  }
+
+  private kick(): void {
+    if (this.running || this.stopped) return;
+    this.running = true;
+    setImmediate(() => void this.loop());
+  }
+
+  private async loop(): Promise<void> {
+    try {
+      while (this.pending && !this.stopped) {
+        const held = this.d.held();
+        if (!held) break;
+        const trigger: ReconcileTrigger = this.resync ? 'resync' : this.retry ? 'retry' : this.drifted !== undefined ? 'drift' : 'event';
+        const resync = this.resync || this.retry;
+        const drifted = this.drifted;
+        this.pending = false;
+        this.resync = false;
+        this.retry = false;
+        this.drifted = undefined;
+        await this.pass(held, trigger, resync, drifted);
+      }
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async pass(held: LeaseKey, trigger: ReconcileTrigger, resync: boolean, drifted: string | undefined): Promise<void> {
+    const desired = this.d.stacks[0]?.peers.size ?? 0;
+    try {
+      const started = performance.now();
+      const passes: { stack: Stack; desired: number; report: ReconcileReport }[] = [];
+      for (const [i, stack] of this.d.stacks.entries()) {
+        const delta = this.take(stack, i === 0);
+        const own: IpNet | undefined = stack.family === 4 ? held.ipv4 : held.ipv6;
+        if (!own) continue; // a lease without this family's half: nothing to converge for it
+        const report = await stack.backend.update(own, delta, { resync });
+        this.carried.get(stack)?.clear();
+        passes.push({ stack, desired: stack.peers.size, report });
+      }
+      const report = combineReports(passes);
+      this.d.onReport?.(report);
+      this.d.metrics.reconciled({
+        trigger,
+        peersDesired: report.desired,
+        peersProgrammed: report.peersProgrammed,
+        ops: report.byKind,
+        seconds: (performance.now() - started) / 1000,
+      });
+      if (resync) this.d.log.debug('resync done', { peers: report.desired, operations: report.operations });
+      // A pass that only failed again is a retry: its failure was logged with the first one.
+      if (report.operations > 0 || (report.failures > 0 && this.backoff.failures === 0)) {
+        const timing = { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round(report.kernelMs * 10) / 10 };
+        const fields = { peers: report.desired, operations: report.operations, failures: report.failures, trigger, ...timing };
+        // The kernel was changed behind our back (seen by the periodic resync, or by the
+        // kernel's notifications at once), and this pass put it right.
+        if ((trigger === 'resync' || trigger === 'drift') && report.operations > 0) {
+          this.d.log.warn('drift repaired', { ...fields, ...(trigger === 'drift' && drifted ? { drifted } : {}) });
+        } else this.d.log.info('dataplane converged', fields);
+      }
+      if (report.failures > 0) {
+        this.retryLater();
+      } else {
+        if (this.backoff.failures > 0) this.d.log.info('dataplane recovered', { attempts: this.backoff.failures + 1 });
+        this.backoff.reset();
+        if (!this.convergedOnce) {
+          this.convergedOnce = true;
+          this.d.onConverged?.(report);
+        }
+      }
+      for (const p of passes) {
+        const mac = p.report.vtepMAC;
+        if (mac) this.d.onVtepMAC?.(p.stack.family, mac);
+      }
+    } catch (err) {
+      this.d.onFailure?.(desired, (err as Error).message);
+      // Once per failure streak, not once per retry.
+      if (this.backoff.failures === 0) this.d.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
+      else this.d.log.debug('dataplane reconcile failed again', { attempt: this.backoff.failures + 1, err: (err as Error).message });
+      this.retryLater();
+    }
+  }
+
+  private retryLater(): void {
+    this.d.timers.after(this.backoff.next(), () => this.schedule('retry'));
+  }
+
+  /**
+   * The stack's peer changes since its last pass, logged (by the first stack) as peers added,
+   * changed and removed. Changes a pass took but did not complete are carried into the next:
+   * handing a backend the same change twice is harmless (an unchanged peer is skipped).
+   */
+  private take(stack: Stack, log: boolean): PeerDelta {
+    const { delta, changes } = stack.peers.take();
+    if (log) for (const line of peerChangeLines(changes)) this.d.peerLog.info(line.msg, line.fields);
+    let carried = this.carried.get(stack);
+    if (!carried) this.carried.set(stack, (carried = new Map()));
+    for (const [key, peer] of delta) carried.set(key, peer);
+    return carried;
+  }
+}
+
+export interface CombinedReport {
+  desired: number;
+  peersProgrammed: number;
+  skipped: number;
+  operations: number;
+  failures: number;
+  byKind: KernelOpCounts;
+  ms: number;
+  kernelMs: number;
+}
+
+/**
+ * One pass's outcome over all stacks, counted per host: a peer host is desired once (the
+ * first stack's count; every family sees the same hosts) and programmed only as far as every
+ * family has it (the smallest count, a lower bound). Operations, failures and timings add up.
+ */
+export function combineReports(passes: readonly { desired: number; report: ReconcileReport }[]): CombinedReport {
+  const byKind: KernelOpCounts = { route: { ok: 0, failed: 0 }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } };
+  const out = { desired: passes[0]?.desired ?? 0, peersProgrammed: Infinity, skipped: 0, operations: 0, failures: 0, byKind, ms: 0, kernelMs: 0 };
+  for (const { desired, report } of passes) {
+    out.peersProgrammed = Math.min(out.peersProgrammed, report.peersProgrammed ?? (report.failures === 0 ? desired : 0));
+    out.skipped = Math.max(out.skipped, report.skipped ?? 0);
+    out.operations += report.operations;
+    out.failures += report.failures;
+    out.ms += report.ms ?? 0;
+    out.kernelMs += report.kernelMs ?? 0;
+    const kinds = report.byKind ?? { route: { ok: report.operations, failed: report.failures }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } };
+    for (const k of ['route', 'neigh', 'fdb'] as const) {
+      byKind[k].ok += kinds[k].ok;
+      byKind[k].failed += kinds[k].failed;
+    }
+  }
+  if (out.peersProgrammed === Infinity) out.peersProgrammed = 0;
+  return out;
+}

@@ -1,0 +1,386 @@
+// The kernel channel: how planned operations reach the kernel, how weft's kernel state is
+// read back, and (netlink only) how changes made by others are seen as they happen.
+//
+// Two implementations behind one interface:
+//   - netlink: requests and dumps from the agent's own process (no process per event), each
+//     request answered with its own errno; the kernel's change notifications come through
+//     one long-lived reader (kernel-watch.ts).
+//   - iproute2: `ip|bridge -force -batch -` per plan and `-json` dumps (batch.ts, observe.ts).
+//     Used when the netlink binding cannot load, when WEFT_KERNEL_CHANNEL=iproute2, and for a
+//     runner aimed at another namespace (tests drive a namespace from outside it: a socket
+//     can only be opened in the caller's own namespace).
+import { getSystemErrorName } from 'node:util';
+import type { IpAddr } from '../alloc/cidr.js';
+import type { Logger } from '../log.js';
+import { dependsOnRefused, execute, type ExecResult } from './batch.js';
+import type { IpRunner } from './ipcmd.js';
+import { emptyState, neighKey, type FdbEntry, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
+import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
+import { KernelWatch } from './kernel-watch.js';
+import { isOwnedRoute, observe, putFdb, putRoute, type ObserveTargets } from './observe.js';
+import type { Op } from './planner.js';
+import * as rtnl from './rtnl.js';
+
+/** What the kernel said about one operation: 0 = done, else an errno. */
+export interface ApplyResult extends ExecResult {
+  /** errno[i] for ops[i]: 0 applied; a positive errno refused; undefined = not attempted or unknown. */
+  errno: (number | undefined)[];
+}
+
+/** A change someone (possibly weft itself) made to a kernel object, decoded. */
+export type KernelEvent =
+  | { kind: 'route'; action: 'new' | 'del'; route: RouteEntry; table: number; type: number }
+  | { kind: 'neigh'; action: 'new' | 'del'; neigh: NeighEntry | undefined; ip: IpAddr | undefined; dev: LinkName }
+  | { kind: 'fdb'; action: 'new' | 'del'; fdb: FdbEntry }
+  | { kind: 'link'; action: 'new' | 'del'; dev: LinkName; up: boolean; mtu: number | undefined }
+  | { kind: 'addr'; action: 'new' | 'del'; dev: LinkName; ip: IpAddr; prefix: number }
+  /** Notifications were dropped (the socket overflowed): anything may have changed. */
+  | { kind: 'lost' };
+
+export interface KernelChannel {
+  readonly kind: 'netlink' | 'iproute2';
+  /** Runs a plan in its order; a route replace is skipped when its neighbour or FDB entry was refused. */
+  apply(ops: Op[]): Promise<ApplyResult>;
+  /** What weft owns on the targets' devices, read now. */
+  observe(targets: ObserveTargets): Promise<KernelState>;
+  /** Kernel changes as they happen (netlink only; undefined for iproute2). Returns an unsubscribe. */
+  watch?(listener: (e: KernelEvent) => void): () => void;
+}
+
+/** The name of an errno for logs ("ENETUNREACH"), or the number when unknown. */
+export function errnoName(errno: number): string {
+  try {
+    return getSystemErrorName(-errno);
+  } catch {
+    return `errno ${errno}`;
+  }
+}
+
+// ---- iproute2 ----
+
+export class IprouteChannel implements KernelChannel {
+  readonly kind = 'iproute2';
+  constructor(readonly runner: IpRunner) {}
+
+  async apply(ops: Op[]): Promise<ApplyResult> {
+    const r = await execute(this.runner, ops);
+    return { ...r, errno: r.ok.map((ok) => (ok ? 0 : undefined)) };
+  }
+
+  observe(targets: ObserveTargets): Promise<KernelState> {
+    return observe(this.runner, targets);
+  }
+}
+
+// ---- netlink ----
+
+const ENODEV = 19;
+const ENOENT = 2;
+const ESRCH = 3;
+const EADDRNOTAVAIL = 99;
+
+/** A delete whose object is already gone has reached its goal. */
+function goneAlready(op: Op, errno: number): boolean {
+  return op.action === 'del' && (errno === ENOENT || errno === ESRCH || (op.kind === 'neigh' && errno === EADDRNOTAVAIL));
+}
+
+function describe(op: Op): string {
+  switch (op.kind) {
+    case 'route':
+      return `route ${op.action} ${op.entry.dst} dev ${op.entry.dev}`;
+    case 'neigh':
+      return `neigh ${op.action} ${op.entry.ip} dev ${op.entry.dev}`;
+    case 'fdb':
+      return `fdb ${op.action} ${op.entry.mac} dst ${op.entry.dst} dev ${op.entry.dev}`;
+  }
+}
+
+export class NetlinkChannel implements KernelChannel {
+  readonly kind = 'netlink';
+  private readonly sock: NetlinkSocket;
+  private watcher: KernelWatch | undefined;
+  private readonly listeners = new Set<(e: KernelEvent) => void>();
+  /** Interface indexes by name and back; kept current by link notifications while watching. */
+  private readonly indexOf = new Map<string, number>();
+  private readonly nameOf = new Map<number, LinkName>();
+
+  constructor(
+    Raw: ConstructorParameters<typeof NetlinkSocket>[0],
+    private readonly log: Logger,
+  ) {
+    this.sock = new NetlinkSocket(Raw);
+    this.sock.setReceiveBuffer(1 << 20);
+    // The sockets are unreferenced (they never keep the agent alive), so the process may exit
+    // with them open; a notification read during Node's teardown aborts it inside the binding.
+    process.once('exit', () => this.close());
+  }
+
+  /** The interface index of a device, asked of the kernel when not known; undefined when it does not exist. */
+  async linkIndex(dev: string): Promise<number | undefined> {
+    this.watchedNames.add(dev);
+    const known = this.indexOf.get(dev);
+    if (known !== undefined) return known;
+    try {
+      const [m] = await this.sock.request(rtnl.linkGet(dev));
+      const link = m ? rtnl.decodeLink(m.body) : undefined;
+      if (!link || link.name !== dev) return undefined;
+      this.remember(dev as LinkName, link.index);
+      return link.index;
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENODEV) return undefined;
+      throw err;
+    }
+  }
+
+  private remember(dev: LinkName, index: number): void {
+    const old = this.indexOf.get(dev);
+    if (old !== undefined) this.nameOf.delete(old);
+    this.indexOf.set(dev, index);
+    this.nameOf.set(index, dev);
+  }
+
+  private forget(dev: string): void {
+    const i = this.indexOf.get(dev);
+    if (i !== undefined) this.nameOf.delete(i);
+    this.indexOf.delete(dev);
+  }
+
+  private request(op: Op, index: number | undefined): rtnl.Request | number {
+    if (index === undefined) return ENODEV;
+    switch (op.kind) {
+      case 'route': {
+        const spec = { ...op.entry, oif: index };
+        return op.action === 'replace' ? rtnl.routeReplace(spec) : rtnl.routeDel(spec);
+      }
+      case 'neigh':
+        return op.action === 'replace' ? rtnl.neighReplace(op.entry.ip, op.entry.mac, index) : rtnl.neighDel(op.entry.ip, index);
+      case 'fdb':
+        return op.action === 'replace' ? rtnl.fdbReplace(op.entry.mac, op.entry.dst, index) : rtnl.fdbDel(op.entry.mac, op.entry.dst, index);
+    }
+  }
+
+  /**
+   * Two rounds: everything up to the first route replace (deletes, neighbour and FDB
+   * replaces: independent objects), then the rest, leaving out route replaces whose
+   * neighbour or FDB entry was just refused. Each round is one datagram per WINDOW ops.
+   */
+  async apply(ops: Op[]): Promise<ApplyResult> {
+    const errno = new Array<number | undefined>(ops.length).fill(undefined);
+    let split = ops.findIndex((op) => op.kind === 'route' && op.action === 'replace');
+    if (split < 0) split = ops.length;
+    await this.round(ops, 0, split, errno);
+    await this.round(ops, split, ops.length, errno);
+    const ok = errno.map((e) => e === 0);
+    const errors: string[] = [];
+    errno.forEach((e, i) => {
+      if (e !== undefined && e !== 0 && errors.length < 5) errors.push(`${describe(ops[i]!)}: ${errnoName(e)}`);
+    });
+    return { ok, failures: ok.filter((x) => !x).length, runs: 0, errors, errno };
+  }
+
+  private async round(ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
+    const refused = dependsOnRefused(ops, (i) => errno[i] !== undefined && errno[i] !== 0);
+    const reqs: rtnl.Request[] = [];
+    const idx: number[] = [];
+    const index = new Map<string, number | undefined>();
+    for (let i = from; i < to; i++) {
+      const dev = ops[i]!.entry.dev;
+      if (!index.has(dev)) index.set(dev, await this.linkIndex(dev));
+    }
+    for (let i = from; i < to; i++) {
+      const op = ops[i]!;
+      if (again && errno[i] !== ENODEV) continue;
+      if (refused(op)) continue;
+      const r = this.request(op, index.get(op.entry.dev));
+      if (typeof r === 'number') errno[i] = r;
+      else {
+        reqs.push(r);
+        idx.push(i);
+      }
+    }
+    if (reqs.length === 0) return;
+    const answers = await this.sock.transact(reqs);
+    idx.forEach((opIndex, j) => {
+      const e = answers[j]!;
+      errno[opIndex] = goneAlready(ops[opIndex]!, e) ? 0 : e;
+    });
+    // ENODEV with an index from the cache: the device may have been created again under its
+    // name (a new index). Ask the kernel once more, and retry if the name now has another index.
+    if (again || !answers.includes(ENODEV)) return;
+    let moved = false;
+    for (const dev of new Set(idx.filter((i) => errno[i] === ENODEV).map((i) => ops[i]!.entry.dev))) {
+      const old = this.indexOf.get(dev);
+      this.forget(dev);
+      const now = await this.linkIndex(dev);
+      moved ||= now !== undefined && now !== old;
+    }
+    if (moved) await this.round(ops, from, to, errno, true);
+  }
+
+  async observe(targets: ObserveTargets): Promise<KernelState> {
+    const state = emptyState();
+    const family = targets.family ?? 4;
+    const af = rtnl.familyNumber(family);
+    const vx = targets.vxlanDev ? await this.linkIndex(targets.vxlanDev) : undefined;
+    const up = targets.uplinkDev ? await this.linkIndex(targets.uplinkDev) : undefined;
+    if (vx === undefined && up === undefined) return state;
+    // One dump at a time: the kernel answers a second one on the same socket with EBUSY.
+    const routes = await this.sock.request(rtnl.dump(rtnl.RTM_GETROUTE, af));
+    const neighs = vx !== undefined ? await this.sock.request(rtnl.dump(rtnl.RTM_GETNEIGH, af)) : [];
+    const fdb = vx !== undefined ? await this.sock.request(rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.AF_BRIDGE)) : [];
+    for (const m of routes) {
+      const r = rtnl.decodeRoute(m.body);
+      if (!r || r.table !== rtnl.RT_TABLE_MAIN || r.type !== rtnl.RTN_UNICAST || r.family !== family) continue;
+      const dev = r.oif === vx ? targets.vxlanDev : r.oif === up ? targets.uplinkDev : undefined;
+      if (!dev) continue;
+      const entry: RouteEntry = { dst: r.dst, via: r.via, dev, onlink: r.onlink, proto: r.proto, metric: r.metric };
+      if (isOwnedRoute(entry, dev === targets.vxlanDev ? { onlyWeft: false } : { onlyWeft: true, scope: targets.uplinkScope })) putRoute(state.routes, entry);
+    }
+    for (const m of neighs) {
+      const n = rtnl.decodeNeigh(m.body);
+      const e = n && n.ifindex === vx ? ownedNeigh(n, targets.vxlanDev!) : undefined;
+      if (e) state.neighs.set(neighKey(e.ip), e);
+    }
+    for (const m of fdb) {
+      const n = rtnl.decodeNeigh(m.body);
+      const e = n && n.ifindex === vx ? ownedFdb(n, targets.vxlanDev!, family) : undefined;
+      if (e) putFdb(state.fdb, e);
+    }
+    return state;
+  }
+
+  watch(listener: (e: KernelEvent) => void): () => void {
+    this.listeners.add(listener);
+    this.watcher ??= new KernelWatch({ message: (m) => this.notified(m), lost: () => this.emit({ kind: 'lost' }) }, this.log);
+    return () => {
+      this.listeners.delete(listener);
+      if (this.listeners.size === 0) {
+        this.watcher?.close();
+        this.watcher = undefined;
+      }
+    };
+  }
+
+  private emit(e: KernelEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // a listener's failure must not stop the others or the socket
+      }
+    }
+  }
+
+  /** Decodes one notification; only devices whose index we know (ours) are reported. */
+  private notified(m: rtnl.Message): void {
+    const action = m.type === rtnl.RTM_NEWROUTE || m.type === rtnl.RTM_NEWNEIGH || m.type === rtnl.RTM_NEWLINK || m.type === rtnl.RTM_NEWADDR ? 'new' : 'del';
+    switch (m.type) {
+      case rtnl.RTM_NEWLINK:
+      case rtnl.RTM_DELLINK: {
+        const l = rtnl.decodeLink(m.body);
+        if (!l) return;
+        let dev = this.nameOf.get(l.index);
+        // A device of ours created (again) under its name.
+        if (!dev && action === 'new' && l.name && this.watchedNames.has(l.name)) {
+          dev = l.name as LinkName;
+          this.remember(dev, l.index);
+        }
+        if (!dev) return;
+        if (action === 'del' || (l.name !== undefined && l.name !== dev)) {
+          // Deleted or renamed away: a later device under the name gets a new index.
+          this.nameOf.delete(l.index);
+          if (this.indexOf.get(dev) === l.index) this.indexOf.delete(dev);
+          this.emit({ kind: 'link', action: 'del', dev, up: false, mtu: undefined });
+          return;
+        }
+        this.emit({ kind: 'link', action, dev, up: (l.flags & rtnl.IFF_UP) !== 0, mtu: l.mtu });
+        return;
+      }
+      case rtnl.RTM_NEWADDR:
+      case rtnl.RTM_DELADDR: {
+        const a = rtnl.decodeAddr(m.body);
+        const dev = a ? this.nameOf.get(a.index) : undefined;
+        if (a && dev) this.emit({ kind: 'addr', action, dev, ip: a.ip, prefix: a.prefix });
+        return;
+      }
+      case rtnl.RTM_NEWROUTE:
+      case rtnl.RTM_DELROUTE: {
+        const r = rtnl.decodeRoute(m.body);
+        const dev = r?.oif !== undefined ? this.nameOf.get(r.oif) : undefined;
+        if (!r || !dev) return;
+        this.emit({ kind: 'route', action, route: { dst: r.dst, via: r.via, dev, onlink: r.onlink, proto: r.proto, metric: r.metric }, table: r.table, type: r.type });
+        return;
+      }
+      case rtnl.RTM_NEWNEIGH:
+      case rtnl.RTM_DELNEIGH: {
+        const n = rtnl.decodeNeigh(m.body);
+        const dev = n ? this.nameOf.get(n.ifindex) : undefined;
+        if (!n || !dev) return;
+        if (n.kind === 'neigh') {
+          this.emit({ kind: 'neigh', action, neigh: ownedNeigh(n, dev), ip: n.ip, dev });
+        } else {
+          const family = n.ip?.family;
+          const f = family ? ownedFdb(n, dev, family) : undefined;
+          if (f) this.emit({ kind: 'fdb', action, fdb: f });
+        }
+        return;
+      }
+    }
+  }
+
+  /** Names whose device was deleted: a link notification with one of them is a device coming back. */
+  private readonly watchedNames = new Set<string>();
+
+  close(): void {
+    this.watcher?.close();
+    this.sock.close();
+  }
+}
+
+/** A permanent neighbour with an IP and MAC; anything else on the device is the kernel's. */
+function ownedNeigh(n: rtnl.NeighMsg, dev: LinkName): NeighEntry | undefined {
+  if (!n.ip || !n.mac || (n.state & rtnl.NUD_PERMANENT) === 0) return undefined;
+  return { ip: n.ip, mac: n.mac, dev, permanent: true };
+}
+
+/** The device's own (self) FDB entry with a remote of the family; a bridge's entries are not ours. */
+function ownedFdb(n: rtnl.NeighMsg, dev: LinkName, family: 4 | 6): FdbEntry | undefined {
+  if (!n.mac || !n.ip || n.ip.family !== family || (n.flags & rtnl.NTF_SELF) === 0 || n.master) return undefined;
+  return { mac: n.mac, dst: n.ip, dev, permanent: (n.state & rtnl.NUD_PERMANENT) !== 0, plain: n.plain };
+}
+
+// ---- choosing ----
+
+let shared: NetlinkChannel | undefined;
+let saidFallback = false;
+
+/**
+ * The channel for a runner: netlink for this process's own namespace when the binding loads
+ * (one per process, shared by the IPv4 and IPv6 backends: one socket pair), else iproute2.
+ * Says once, clearly, why it falls back.
+ */
+export function kernelChannelFor(runner: IpRunner, log: Logger): KernelChannel {
+  if (runner.netns !== undefined) return new IprouteChannel(runner);
+  if (shared) return shared;
+  const nl = loadNetlink();
+  if ('Raw' in nl) {
+    try {
+      shared = new NetlinkChannel(nl.Raw, log);
+      log.info('kernel channel: netlink', {});
+      return shared;
+    } catch (err) {
+      return fallback(runner, log, (err as Error).message);
+    }
+  }
+  return fallback(runner, log, nl.error);
+}
+
+function fallback(runner: IpRunner, log: Logger, why: string): KernelChannel {
+  if (!saidFallback) {
+    saidFallback = true;
+    log.warn('netlink is unavailable; programming the kernel with iproute2 batch processes instead (one or more per change), and kernel drift is repaired at the periodic resync only', { reason: why });
+  }
+  return new IprouteChannel(runner);
+}
+
+export { ENOBUFS };

@@ -1,0 +1,145 @@
+// Desired state against what the kernel holds, per entry, with the difference kept up to date
+// as both change. Modelled on Calico Felix's DeltaTracker: a desired view, a dataplane view,
+// and the pending updates (desired, not yet in the kernel as desired) and pending deletions
+// (in the kernel, no longer desired). Setting one entry costs O(1); applying the kernel means
+// walking the pending sets, so one lease event costs work proportional to its own entries.
+// A resync replaces the dataplane view from a dump; the pending sets then say what drifted.
+// Pure in-memory state: no I/O.
+
+/**
+ * The dataplane view as a Map whose writes keep the tracker's pending sets right, so code
+ * that keeps a belief of the kernel in a Map (a kernel notification's handler) can write to
+ * it directly.
+ */
+class DataplaneView<V> extends Map<string, V> {
+  constructor(private readonly changed: (key: string) => void) {
+    super();
+  }
+  /** Entries from a dump, without settling each one (the caller settles them all). */
+  load(entries: Iterable<[string, V]>): this {
+    for (const [k, v] of entries) super.set(k, v);
+    return this;
+  }
+  override set(key: string, value: V): this {
+    super.set(key, value);
+    this.changed(key);
+    return this;
+  }
+  override delete(key: string): boolean {
+    if (!super.delete(key)) return false;
+    this.changed(key);
+    return true;
+  }
+  override clear(): void {
+    const keys = [...this.keys()];
+    super.clear();
+    for (const k of keys) this.changed(k);
+  }
+}
+
+export class DeltaTracker<V> {
+  private readonly desired = new Map<string, V>();
+  private dataplane = new DataplaneView<V>((key) => this.settle(key));
+  private readonly updates = new Map<string, V>();
+  private readonly deletions = new Map<string, V>();
+
+  /** `equal` tells two values apart that are not the same object (a dump's entry and ours). */
+  constructor(private readonly equal: (a: V, b: V) => boolean) {}
+
+  // ---- desired view ----
+
+  setDesired(key: string, value: V): void {
+    this.desired.set(key, value);
+    this.settle(key);
+  }
+
+  deleteDesired(key: string): void {
+    if (!this.desired.delete(key)) return;
+    this.settle(key);
+  }
+
+  getDesired(key: string): V | undefined {
+    return this.desired.get(key);
+  }
+
+  hasDesired(key: string): boolean {
+    return this.desired.has(key);
+  }
+
+  get desiredSize(): number {
+    return this.desired.size;
+  }
+
+  desiredEntries(): IterableIterator<[string, V]> {
+    return this.desired.entries();
+  }
+
+  // ---- dataplane view ----
+
+  /** The kernel now holds `value` at `key` (an operation succeeded, or a notification said so). */
+  setDataplane(key: string, value: V): void {
+    this.dataplane.set(key, value);
+  }
+
+  /** The kernel no longer holds `key`. */
+  deleteDataplane(key: string): void {
+    this.dataplane.delete(key);
+  }
+
+  /** The dataplane view as a Map: writes to it update the pending sets like setDataplane/deleteDataplane. */
+  dataplaneView(): Map<string, V> {
+    return this.dataplane;
+  }
+
+  /** The desired view, to read. */
+  desiredView(): ReadonlyMap<string, V> {
+    return this.desired;
+  }
+
+  getDataplane(key: string): V | undefined {
+    return this.dataplane.get(key);
+  }
+
+  dataplaneEntries(): IterableIterator<[string, V]> {
+    return this.dataplane.entries();
+  }
+
+  /** A fresh dump of the kernel replaces the dataplane view; every pending entry is recomputed. */
+  replaceDataplane(dump: ReadonlyMap<string, V>): void {
+    this.dataplane = new DataplaneView<V>((key) => this.settle(key)).load(dump);
+    this.updates.clear();
+    this.deletions.clear();
+    for (const key of this.desired.keys()) this.settle(key);
+    for (const key of this.dataplane.keys()) if (!this.desired.has(key)) this.settle(key);
+  }
+
+  // ---- the difference ----
+
+  /** key -> desired value, for entries the kernel lacks or holds differently. */
+  pendingUpdates(): ReadonlyMap<string, V> {
+    return this.updates;
+  }
+
+  /** key -> the kernel's value, for entries the kernel holds and we no longer want. */
+  pendingDeletions(): ReadonlyMap<string, V> {
+    return this.deletions;
+  }
+
+  get inSync(): boolean {
+    return this.updates.size === 0 && this.deletions.size === 0;
+  }
+
+  private settle(key: string): void {
+    const want = this.desired.get(key);
+    const have = this.dataplane.get(key);
+    if (want !== undefined) {
+      this.deletions.delete(key);
+      if (have === undefined || (have !== want && !this.equal(have, want))) this.updates.set(key, want);
+      else this.updates.delete(key);
+    } else {
+      this.updates.delete(key);
+      if (have !== undefined) this.deletions.set(key, have);
+      else this.deletions.delete(key);
+    }
+  }
+}

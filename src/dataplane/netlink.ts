@@ -1,0 +1,255 @@
+// A NETLINK_ROUTE socket in the agent's own process, through the `netlink` package's native
+// socket (its only native part; message encoding is ours, in rtnl.ts).
+//
+// Why not the package's own rtnetlink API: it encodes every message through a generic
+// attribute codec and awaits one request at a time or in a window of promises; ours puts up
+// to WINDOW messages in one datagram (one sendmsg), which the kernel processes in order and
+// answers each with its own ACK or errno. Measured in docs/performance.md.
+//
+// Traps handled here (see the package notes): the socket's 'error' event must have a
+// listener (without one the native callback throws and the process aborts); too many replies
+// in flight overflow the receive buffer (ENOBUFS) and lose ACKs, so the window is bounded and
+// every request has a deadline; a lost reply fails the request instead of hanging it.
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import { ackedSeq, errnoOf, frame, NLM_F_ACK, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, parseMessages, type Message, type Request } from './rtnl.js';
+
+const NETLINK_ROUTE = 0;
+/** Messages per datagram; their ACKs (under 1 KiB each in the receive buffer) fit the 1 MiB asked for, or the 416 KiB most hosts allow. */
+export const WINDOW = 256;
+const DEADLINE_MS = 5_000;
+export const ETIMEDOUT = osConstants.errno.ETIMEDOUT;
+export const ENOBUFS = osConstants.errno.ENOBUFS;
+
+/** The part of the package's RawNetlinkSocket we use (it mirrors dgram.Socket). */
+interface RawSocket {
+  on(event: 'message', fn: (msg: Buffer) => void): void;
+  on(event: 'error', fn: (err: Error) => void): void;
+  send(msg: Buffer, options: { port?: number; groups?: number }, callback: (err?: Error) => void): void;
+  close(): void;
+  unref(): void;
+  setRecvBufferSize(bytes: number): void;
+}
+type RawSocketClass = new (protocol: number, options?: object) => RawSocket;
+
+let loaded: { Raw: RawSocketClass } | { error: string } | undefined;
+
+/**
+ * The native socket class, or why it is unavailable. `WEFT_KERNEL_CHANNEL=iproute2` forces
+ * the fallback (tests, and an escape hatch on an unusual machine). Loads the raw module only:
+ * the package's index pulls in every netlink family's codecs (thousands of lines), unused here.
+ */
+export function loadNetlink(env: NodeJS.ProcessEnv = process.env): { Raw: RawSocketClass } | { error: string } {
+  if (env.WEFT_KERNEL_CHANNEL === 'iproute2') return { error: 'WEFT_KERNEL_CHANNEL=iproute2 is set' };
+  if (loaded) return loaded;
+  try {
+    const require = createRequire(import.meta.url);
+    const mod = require('netlink/dist/raw.js') as { RawNetlinkSocket?: RawSocketClass };
+    if (typeof mod.RawNetlinkSocket !== 'function') throw new Error('netlink/dist/raw.js has no RawNetlinkSocket');
+    loaded = { Raw: mod.RawNetlinkSocket };
+  } catch (err) {
+    loaded = { error: (err as Error).message.split('\n')[0]! };
+  }
+  return loaded;
+}
+
+interface Pending {
+  resolve: (m: Message[]) => void;
+  reject: (err: Error) => void;
+  parts: Message[] | undefined;
+}
+
+/** Thrown for a whole request that could not be answered (socket error, deadline). */
+export class NetlinkError extends Error {
+  override readonly name = 'NetlinkError';
+  constructor(
+    message: string,
+    readonly errno: number,
+  ) {
+    super(message);
+  }
+}
+
+/** A request/reply socket. Replies are matched by sequence number. */
+export class NetlinkSocket {
+  private readonly raw: RawSocket;
+  private seq = 1;
+  private readonly pending = new Map<number, Pending>();
+  /** The window transact() waits for: refusals of its requests, by sequence number. */
+  private windowFrom = 0;
+  private windowTo = 0;
+  private readonly windowErrors = new Map<number, number>();
+  private closed = false;
+
+  constructor(Raw: RawSocketClass) {
+    this.raw = new Raw(NETLINK_ROUTE, {});
+    this.raw.unref(); // never what keeps the agent alive
+    // Nothing may throw out of these listeners: they run inside the binding's native callback,
+    // where an exception aborts the process.
+    this.raw.on('message', (buf) => {
+      try {
+        const { messages } = parseMessages(buf);
+        for (const m of messages) {
+          this.reply(m);
+        }
+      } catch (err) {
+        process.emitWarning(`weft: netlink message handling failed: ${(err as Error).stack ?? String(err)}`);
+      }
+    });
+    this.raw.on('error', (err) => {
+      try {
+        // ENOBUFS: replies or notifications were dropped. Fail what waits; the caller re-reads.
+        this.failAll(new NetlinkError(`netlink socket: ${err.message}`, (err as { errno?: number }).errno ?? ENOBUFS));
+      } catch (e) {
+        process.emitWarning(`weft: netlink error handling failed: ${(e as Error).stack ?? String(e)}`);
+      }
+    });
+  }
+
+  setReceiveBuffer(bytes: number): void {
+    try {
+      this.raw.setRecvBufferSize(bytes);
+    } catch {
+      // capped by net.core.rmem_max; the default still works, with overflows counted as drift
+    }
+  }
+
+  private reply(m: Message): void {
+    if (m.type === NLMSG_ERROR) {
+      const seq = ackedSeq(m) ?? m.seq;
+      const p = this.pending.get(seq);
+      if (!p) {
+        // A refusal of a request sent without NLM_F_ACK, inside a window (see transact).
+        if (seq >= this.windowFrom && seq < this.windowTo) this.windowErrors.set(seq, errnoOf(m));
+        return;
+      }
+      this.pending.delete(seq);
+      if (p.parts) {
+        const errno = errnoOf(m);
+        if (errno === 0) p.resolve(p.parts);
+        else p.reject(new NetlinkError(`dump refused: errno ${errno}`, errno));
+      } else {
+        p.resolve([m]);
+      }
+      return;
+    }
+    const p = this.pending.get(m.seq);
+    if (!p) return;
+    if (m.type === NLMSG_DONE) {
+      this.pending.delete(m.seq);
+      p.resolve(p.parts ?? []);
+    } else if (p.parts && m.flags & NLM_F_MULTI) {
+      p.parts.push(m);
+    } else {
+      // A single answer (RTM_GETLINK of one name), followed by no DONE.
+      this.pending.delete(m.seq);
+      p.resolve([m]);
+    }
+  }
+
+  private failAll(err: Error): void {
+    const all = [...this.pending.values()];
+    this.pending.clear();
+    for (const p of all) p.reject(err);
+  }
+
+  private wait(seq: number, multi: boolean): Promise<Message[]> {
+    return new Promise<Message[]>((resolve, reject) => this.pending.set(seq, { resolve, reject, parts: multi ? [] : undefined }));
+  }
+
+  private send(buf: Buffer): Promise<void> {
+    if (this.closed) return Promise.reject(new NetlinkError('netlink socket is closed', osConstants.errno.EBADF));
+    return new Promise((resolve, reject) =>
+      this.raw.send(buf, { port: 0 }, (err) => (err ? reject(new NetlinkError(`sendmsg: ${err.message}`, (err as { errno?: number }).errno ?? 0)) : resolve())),
+    );
+  }
+
+  private nextSeqs(n: number): number {
+    if (this.seq + n >= 0xffffffff) this.seq = 1;
+    const first = this.seq;
+    this.seq += n;
+    return first;
+  }
+
+  /**
+   * Sends requests WINDOW at a time, each window in one datagram, and returns each request's
+   * errno (0 = done), in order. The kernel handles a datagram's messages one after another and
+   * answers a refused one with its errno even without NLM_F_ACK, so only a window's last
+   * request asks for an ACK: when it comes, every earlier refusal has come before it, and a
+   * request that drew no answer was applied (half the replies and the kernel work to make
+   * them). A window whose ACK never comes (socket overflow, deadline) reports ETIMEDOUT or
+   * ENOBUFS for each request: not known to be applied. Calls run one after another.
+   */
+  transact(reqs: readonly Request[]): Promise<number[]> {
+    const run = this.transacting.then(() => this.transactNow(reqs));
+    this.transacting = run.catch(() => undefined);
+    return run;
+  }
+  private transacting: Promise<unknown> = Promise.resolve();
+
+  private async transactNow(reqs: readonly Request[]): Promise<number[]> {
+    const errnos = new Array<number>(reqs.length).fill(ETIMEDOUT);
+    for (let start = 0; start < reqs.length; start += WINDOW) {
+      const chunk = reqs.slice(start, start + WINDOW).map((r, i, all) => (i === all.length - 1 ? r : { ...r, flags: r.flags & ~NLM_F_ACK }));
+      const seq = this.nextSeqs(chunk.length);
+      const last = seq + chunk.length - 1;
+      this.windowFrom = seq;
+      this.windowTo = last;
+      this.windowErrors.clear();
+      const done = this.wait(last, false);
+      done.catch(() => {});
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), DEADLINE_MS)));
+      let outcome: Message[] | undefined;
+      let failed: number | undefined;
+      try {
+        await this.send(frame(chunk, seq));
+        outcome = await Promise.race([done, deadline]);
+        if (!outcome) failed = ETIMEDOUT;
+      } catch (err) {
+        failed = err instanceof NetlinkError && err.errno ? err.errno : ENOBUFS;
+      } finally {
+        clearTimeout(timer);
+        this.pending.delete(last);
+        this.windowFrom = this.windowTo = 0;
+      }
+      for (let i = 0; i < chunk.length; i++) {
+        errnos[start + i] = failed ?? (i === chunk.length - 1 ? errnoOf(outcome![0]!) : (this.windowErrors.get(seq + i) ?? 0));
+      }
+    }
+    return errnos;
+  }
+
+  /** One dump (or a single get): every message of the answer. Throws NetlinkError on failure. */
+  async request(req: Request): Promise<Message[]> {
+    const seq = this.nextSeqs(1);
+    const answer = this.wait(seq, true);
+    // The answer can come before the send's own callback (the binding reads before it
+    // completes writes): never leave its rejection unhandled meanwhile.
+    answer.catch(() => {});
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        this.pending.delete(seq);
+        reject(new NetlinkError('netlink request timed out', ETIMEDOUT));
+      }, DEADLINE_MS);
+    });
+    try {
+      await this.send(frame([req], seq));
+      return await Promise.race([answer, deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.failAll(new NetlinkError('netlink socket closed', osConstants.errno.EBADF));
+    try {
+      this.raw.close();
+    } catch {
+      // already closed by an error
+    }
+  }
+}

@@ -1,0 +1,615 @@
+// rtnetlink messages as bytes, and back. Pure: no socket, no I/O.
+//
+// Only what weft programs and reads is here: unicast routes in the main table, permanent
+// neighbours, vxlan FDB entries (AF_BRIDGE neighbours with NTF_SELF), links and addresses.
+// Messages are built from typed values (Ipv4/Ipv6, Mac, interface indexes) and several can
+// share one datagram, which the kernel processes in order, answering each with its own ACK
+// or errno (see netlink.ts). Decoding validates lengths and never trusts a count from the
+// kernel beyond the buffer it came in.
+import { Cidr, Cidr6, Ipv4, Ipv6, type IpAddr, type IpNet } from '../alloc/cidr.js';
+import { toFdbMac, toMac, type Family, type Mac } from './model.js';
+
+// Message types (linux/rtnetlink.h, linux/netlink.h).
+export const NLMSG_ERROR = 2;
+export const NLMSG_DONE = 3;
+export const NLMSG_OVERRUN = 4;
+export const RTM_NEWLINK = 16;
+export const RTM_DELLINK = 17;
+export const RTM_GETLINK = 18;
+export const RTM_NEWADDR = 20;
+export const RTM_DELADDR = 21;
+export const RTM_GETADDR = 22;
+export const RTM_NEWROUTE = 24;
+export const RTM_DELROUTE = 25;
+export const RTM_GETROUTE = 26;
+export const RTM_NEWNEIGH = 28;
+export const RTM_DELNEIGH = 29;
+export const RTM_GETNEIGH = 30;
+
+export const NLM_F_REQUEST = 0x1;
+export const NLM_F_MULTI = 0x2;
+export const NLM_F_ACK = 0x4;
+export const NLM_F_DUMP = 0x300;
+export const NLM_F_REPLACE = 0x100;
+export const NLM_F_EXCL = 0x200;
+export const NLM_F_CREATE = 0x400;
+
+export const AF_INET = 2;
+export const AF_BRIDGE = 7;
+export const AF_INET6 = 10;
+
+export const RT_TABLE_MAIN = 254;
+const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_NOWHERE = 255;
+export const RTN_UNICAST = 1;
+export const RTNH_F_ONLINK = 4;
+export const RTPROT_KERNEL = 2;
+
+const RTA_DST = 1;
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RTA_PRIORITY = 6;
+const RTA_TABLE = 15;
+
+const NDA_DST = 1;
+const NDA_LLADDR = 2;
+const NDA_PORT = 6;
+const NDA_VNI = 7;
+const NDA_IFINDEX = 8;
+const NDA_MASTER = 9;
+const NDA_SRC_VNI = 11;
+export const NUD_PERMANENT = 0x80;
+const NUD_NOARP = 0x40;
+export const NTF_SELF = 0x02;
+
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_LINKINFO = 18;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const IFLA_VXLAN_ID = 1;
+const IFLA_VXLAN_LINK = 3;
+const IFLA_VXLAN_LOCAL = 4;
+const IFLA_VXLAN_LEARNING = 7;
+const IFLA_VXLAN_PORT = 15;
+const IFLA_VXLAN_LOCAL6 = 17;
+const IFLA_VXLAN_GBP = 23;
+const NLA_F_NESTED = 0x8000;
+export const IFF_UP = 0x1;
+
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_FLAGS = 8;
+const IFA_F_NODAD = 0x02;
+
+const HDR = 16;
+
+// ---- encoding ----
+
+/**
+ * One message body being written: the fixed part, then attributes in kernel layout (4-byte
+ * aligned), into a scratch buffer; finish() copies it out. One allocation per message: a
+ * full sync encodes tens of thousands.
+ */
+class Body {
+  private static readonly scratch = Buffer.alloc(1024);
+  private readonly b = Body.scratch;
+  private off = 0;
+  private readonly nests: number[] = [];
+
+  constructor(fixed: number) {
+    this.b.fill(0, 0, fixed);
+    this.off = fixed;
+  }
+
+  u8At(at: number, v: number): this {
+    this.b.writeUInt8(v & 0xff, at);
+    return this;
+  }
+
+  u16At(at: number, v: number): this {
+    this.b.writeUInt16LE(v, at);
+    return this;
+  }
+
+  u32At(at: number, v: number): this {
+    this.b.writeUInt32LE(v >>> 0, at);
+    return this;
+  }
+
+  i32At(at: number, v: number): this {
+    this.b.writeInt32LE(v, at);
+    return this;
+  }
+
+  private header(type: number, dataLen: number): number {
+    const at = this.off;
+    this.b.writeUInt16LE(4 + dataLen, at);
+    this.b.writeUInt16LE(type, at + 2);
+    this.off += 4;
+    return at;
+  }
+
+  private pad(): void {
+    while (this.off & 3) this.b[this.off++] = 0;
+  }
+
+  u32(type: number, v: number): this {
+    this.header(type, 4);
+    this.b.writeUInt32LE(v >>> 0, this.off);
+    this.off += 4;
+    return this;
+  }
+
+  u8(type: number, v: number): this {
+    this.header(type, 1);
+    this.b[this.off++] = v & 0xff;
+    this.pad();
+    return this;
+  }
+
+  be16(type: number, v: number): this {
+    this.header(type, 2);
+    this.b.writeUInt16BE(v, this.off);
+    this.off += 2;
+    this.pad();
+    return this;
+  }
+
+  flag(type: number): this {
+    this.header(type, 0);
+    return this;
+  }
+
+  str(type: number, s: string): this {
+    this.header(type, s.length + 1);
+    this.off += this.b.write(s, this.off, 'latin1');
+    this.b[this.off++] = 0;
+    this.pad();
+    return this;
+  }
+
+  addr(type: number, ip: IpAddr): this {
+    if (ip.family === 4) {
+      this.header(type, 4);
+      this.b.writeUInt32BE(ip.value, this.off);
+      this.off += 4;
+    } else {
+      this.header(type, 16);
+      this.b.writeBigUInt64BE(ip.value >> 64n, this.off);
+      this.b.writeBigUInt64BE(ip.value & 0xffffffffffffffffn, this.off + 8);
+      this.off += 16;
+    }
+    return this;
+  }
+
+  mac(type: number, mac: Mac): this {
+    this.header(type, 6);
+    for (let i = 0; i < 6; i++) this.b[this.off++] = parseInt(mac.slice(i * 3, i * 3 + 2), 16);
+    this.pad();
+    return this;
+  }
+
+  open(type: number): this {
+    this.nests.push(this.header(type | NLA_F_NESTED, 0));
+    return this;
+  }
+
+  close(): this {
+    const at = this.nests.pop()!;
+    this.b.writeUInt16LE(this.off - at, at);
+    return this;
+  }
+
+  finish(type: number, flags: number): Request {
+    return { type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, body: Buffer.from(this.b.subarray(0, this.off)) };
+  }
+}
+
+/** One netlink message: header (seq filled in by the sender), fixed part, attributes. */
+export interface Request {
+  type: number;
+  flags: number;
+  body: Buffer;
+}
+
+/** The wire form of requests, one after another in one buffer, with consecutive sequence numbers from `seq`. */
+export function frame(reqs: readonly Request[], seq: number, pid = 0): Buffer {
+  let total = 0;
+  for (const r of reqs) total += HDR + ((r.body.length + 3) & ~3);
+  const out = Buffer.alloc(total);
+  let off = 0;
+  reqs.forEach((r, i) => {
+    const len = HDR + r.body.length;
+    out.writeUInt32LE(len, off);
+    out.writeUInt16LE(r.type, off + 4);
+    out.writeUInt16LE(r.flags, off + 6);
+    out.writeUInt32LE((seq + i) >>> 0, off + 8);
+    out.writeUInt32LE(pid, off + 12);
+    r.body.copy(out, off + HDR);
+    off += HDR + ((r.body.length + 3) & ~3);
+  });
+  return out;
+}
+
+export function addrBytes(ip: IpAddr): Buffer {
+  if (ip.family === 4) {
+    const b = Buffer.alloc(4);
+    b.writeUInt32BE(ip.value, 0);
+    return b;
+  }
+  const b = Buffer.alloc(16);
+  b.writeBigUInt64BE(ip.value >> 64n, 0);
+  b.writeBigUInt64BE(ip.value & 0xffffffffffffffffn, 8);
+  return b;
+}
+
+function afOf(family: Family): number {
+  return family === 6 ? AF_INET6 : AF_INET;
+}
+
+function rtmsg(b: Body, family: number, dstLen: number, table: number, protocol: number, scope: number, type: number, flags: number): Body {
+  return b.u8At(0, family).u8At(1, dstLen).u8At(4, table).u8At(5, protocol).u8At(6, scope).u8At(7, type).u32At(8, flags);
+}
+
+export interface RouteSpec {
+  dst: IpNet;
+  via: IpAddr | undefined;
+  oif: number;
+  onlink: boolean;
+  proto: number | undefined;
+  metric: number;
+}
+
+/** `ip route replace DST via GW dev DEV [onlink] proto P [metric M]` in the main table. */
+export function routeReplace(r: RouteSpec): Request {
+  const b = rtmsg(new Body(12), afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 3, RT_SCOPE_UNIVERSE, RTN_UNICAST, r.onlink ? RTNH_F_ONLINK : 0);
+  b.addr(RTA_DST, r.dst.network).u32(RTA_OIF, r.oif);
+  if (r.via) b.addr(RTA_GATEWAY, r.via);
+  if (r.metric !== 0) b.u32(RTA_PRIORITY, r.metric);
+  return b.finish(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
+}
+
+/** `ip route del DST dev DEV [proto P] [metric M]`: matches any scope, as iproute2 does. */
+export function routeDel(r: RouteSpec): Request {
+  const b = rtmsg(new Body(12), afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 0, RT_SCOPE_NOWHERE, 0, 0);
+  b.addr(RTA_DST, r.dst.network).u32(RTA_OIF, r.oif);
+  if (r.metric !== 0) b.u32(RTA_PRIORITY, r.metric);
+  return b.finish(RTM_DELROUTE, 0);
+}
+
+function ndmsg(family: number, ifindex: number, state: number, flags: number): Body {
+  return new Body(12).u8At(0, family).i32At(4, ifindex).u16At(8, state).u8At(10, flags);
+}
+
+/** `ip neigh replace IP lladdr MAC dev DEV nud permanent`. */
+export function neighReplace(ip: IpAddr, mac: Mac, ifindex: number): Request {
+  return ndmsg(afOf(ip.family), ifindex, NUD_PERMANENT, 0).addr(NDA_DST, ip).mac(NDA_LLADDR, mac).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+}
+
+/** `ip neigh del IP dev DEV`. */
+export function neighDel(ip: IpAddr, ifindex: number): Request {
+  return ndmsg(afOf(ip.family), ifindex, 0, 0).addr(NDA_DST, ip).finish(RTM_DELNEIGH, 0);
+}
+
+/** `bridge fdb replace MAC dev DEV dst IP self permanent`. */
+export function fdbReplace(mac: Mac, dst: IpAddr, ifindex: number): Request {
+  return ndmsg(AF_BRIDGE, ifindex, NUD_PERMANENT, NTF_SELF).mac(NDA_LLADDR, mac).addr(NDA_DST, dst).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+}
+
+/** `bridge fdb del MAC dev DEV dst IP self`. */
+export function fdbDel(mac: Mac, dst: IpAddr, ifindex: number): Request {
+  return ndmsg(AF_BRIDGE, ifindex, NUD_NOARP, NTF_SELF).mac(NDA_LLADDR, mac).addr(NDA_DST, dst).finish(RTM_DELNEIGH, 0);
+}
+
+function ifinfomsg(index: number, flags: number, change: number): Body {
+  return new Body(16).i32At(4, index).u32At(8, flags).u32At(12, change);
+}
+
+/** RTM_GETLINK for one name (answered with one RTM_NEWLINK, or ENODEV). */
+export function linkGet(name: string): Request {
+  return ifinfomsg(0, 0, 0).str(IFLA_IFNAME, name).finish(RTM_GETLINK, 0);
+}
+
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  local: IpAddr;
+  linkIndex: number;
+  port: number;
+  gbp: boolean;
+  mtu: number;
+}
+
+/** `ip link add NAME type vxlan id VNI local IP dev UPLINK nolearning dstport PORT [gbp]`, with its MTU, up. */
+export function vxlanCreate(v: VxlanSpec): Request {
+  const b = ifinfomsg(0, IFF_UP, IFF_UP).str(IFLA_IFNAME, v.name).u32(IFLA_MTU, v.mtu);
+  b.open(IFLA_LINKINFO).str(IFLA_INFO_KIND, 'vxlan').open(IFLA_INFO_DATA);
+  b.u32(IFLA_VXLAN_ID, v.vni).u32(IFLA_VXLAN_LINK, v.linkIndex).addr(v.local.family === 6 ? IFLA_VXLAN_LOCAL6 : IFLA_VXLAN_LOCAL, v.local);
+  b.u8(IFLA_VXLAN_LEARNING, 0).be16(IFLA_VXLAN_PORT, v.port);
+  if (v.gbp) b.flag(IFLA_VXLAN_GBP);
+  return b.close().close().finish(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
+}
+
+/** `ip link set DEV mtu M up`. */
+export function linkSetMtuUp(index: number, mtu: number): Request {
+  return ifinfomsg(index, IFF_UP, IFF_UP).u32(IFLA_MTU, mtu).finish(RTM_NEWLINK, 0);
+}
+
+/** `ip link del DEV`. */
+export function linkDel(index: number): Request {
+  return ifinfomsg(index, 0, 0).finish(RTM_DELLINK, 0);
+}
+
+function ifaddrmsg(family: number, prefix: number, index: number): Body {
+  return new Body(8).u8At(0, family).u8At(1, prefix).u32At(4, index);
+}
+
+/** `ip addr replace IP/PREFIX dev DEV [nodad]`. */
+export function addrReplace(ip: IpAddr, prefix: number, index: number, nodad: boolean): Request {
+  const b = ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA_LOCAL, ip).addr(IFA_ADDRESS, ip);
+  if (nodad) b.u32(IFA_FLAGS, IFA_F_NODAD);
+  return b.finish(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
+}
+
+/** `ip addr del IP/PREFIX dev DEV`. */
+export function addrDel(ip: IpAddr, prefix: number, index: number): Request {
+  return ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA_LOCAL, ip).finish(RTM_DELADDR, 0);
+}
+
+/** A dump request: every route, neighbour (AF_INET/AF_INET6), FDB entry (AF_BRIDGE), link or address of a family. */
+export function dump(type: typeof RTM_GETROUTE | typeof RTM_GETNEIGH | typeof RTM_GETLINK | typeof RTM_GETADDR, family: number): Request {
+  const b =
+    type === RTM_GETROUTE ? rtmsg(new Body(12), family, 0, 0, 0, 0, 0, 0)
+    : type === RTM_GETNEIGH ? ndmsg(family, 0, 0, 0)
+    : type === RTM_GETLINK ? ifinfomsg(0, 0, 0)
+    : ifaddrmsg(family, 0, 0);
+  const r = b.finish(type, 0);
+  return { ...r, flags: NLM_F_REQUEST | NLM_F_DUMP };
+}
+
+// ---- decoding ----
+
+export interface Message {
+  type: number;
+  flags: number;
+  seq: number;
+  pid: number;
+  /** The payload after the header (a view into the received buffer). */
+  body: Buffer;
+}
+
+/** The messages of one datagram; a malformed tail is dropped (counted in `malformed`). */
+export function parseMessages(buf: Buffer): { messages: Message[]; malformed: boolean } {
+  const messages: Message[] = [];
+  let off = 0;
+  while (off + HDR <= buf.length) {
+    const len = buf.readUInt32LE(off);
+    if (len < HDR || off + len > buf.length) return { messages, malformed: true };
+    messages.push({
+      type: buf.readUInt16LE(off + 4),
+      flags: buf.readUInt16LE(off + 6),
+      seq: buf.readUInt32LE(off + 8),
+      pid: buf.readUInt32LE(off + 12),
+      body: buf.subarray(off + HDR, off + len),
+    });
+    off += (len + 3) & ~3;
+  }
+  return { messages, malformed: off < buf.length && buf.length - off >= HDR };
+}
+
+/** The errno of an NLMSG_ERROR message, as a positive number (0 = ACK). */
+export function errnoOf(m: Message): number {
+  if (m.body.length < 4) return 71; // EPROTO
+  const e = m.body.readInt32LE(0);
+  return e === 0 ? 0 : -e;
+}
+
+/** The sequence number of the request an NLMSG_ERROR answers (the echoed header's). */
+export function ackedSeq(m: Message): number | undefined {
+  return m.body.length >= 4 + HDR ? m.body.readUInt32LE(4 + 8) : undefined;
+}
+
+/** A message's attributes by type (the types weft reads are all below 32; others are skipped). */
+class Attrs {
+  private readonly at: (Buffer | undefined)[] = new Array<Buffer | undefined>(32);
+
+  constructor(buf: Buffer, from: number) {
+    let off = from;
+    while (off + 4 <= buf.length) {
+      const len = buf.readUInt16LE(off);
+      const type = buf.readUInt16LE(off + 2) & 0x3fff;
+      if (len < 4 || off + len > buf.length) break;
+      if (type < 32) this.at[type] = buf.subarray(off + 4, off + len);
+      off += (len + 3) & ~3;
+    }
+  }
+
+  get(type: number): Buffer | undefined {
+    return this.at[type];
+  }
+
+  has(type: number): boolean {
+    return this.at[type] !== undefined;
+  }
+}
+
+function attrs(buf: Buffer, from: number): Attrs {
+  return new Attrs(buf, from);
+}
+
+function addrOf(b: Buffer | undefined, family: number): IpAddr | undefined {
+  if (!b) return undefined;
+  if (family === AF_INET && b.length === 4) return Ipv4.fromNumber(b.readUInt32BE(0));
+  if (family === AF_INET6 && b.length === 16) return Ipv6.fromBigInt((b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8));
+  return undefined;
+}
+
+/** An address of either family by its length (FDB remotes carry no family of their own). */
+function anyAddr(b: Buffer | undefined): IpAddr | undefined {
+  return addrOf(b, b?.length === 16 ? AF_INET6 : AF_INET);
+}
+
+function u32(b: Buffer | undefined): number | undefined {
+  return b && b.length >= 4 ? b.readUInt32LE(0) : undefined;
+}
+
+function macOf(b: Buffer | undefined): string | undefined {
+  if (!b || b.length !== 6) return undefined;
+  const h = b.toString('hex');
+  return `${h.slice(0, 2)}:${h.slice(2, 4)}:${h.slice(4, 6)}:${h.slice(6, 8)}:${h.slice(8, 10)}:${h.slice(10, 12)}`;
+}
+
+export function familyNumber(family: Family): number {
+  return afOf(family);
+}
+
+export interface RouteMsg {
+  family: Family;
+  dst: IpNet;
+  via: IpAddr | undefined;
+  oif: number | undefined;
+  table: number;
+  proto: number;
+  type: number;
+  onlink: boolean;
+  metric: number;
+}
+
+/** An RTM_NEWROUTE/RTM_DELROUTE body; undefined for other families or malformed ones. */
+export function decodeRoute(body: Buffer): RouteMsg | undefined {
+  if (body.length < 12) return undefined;
+  const af = body.readUInt8(0);
+  if (af !== AF_INET && af !== AF_INET6) return undefined;
+  const family: Family = af === AF_INET6 ? 6 : 4;
+  const dstLen = body.readUInt8(1);
+  const a = attrs(body, 12);
+  if (!a.has(RTA_DST) && dstLen !== 0) return undefined; // only a default route has no destination
+  const dstIp = a.has(RTA_DST) ? addrOf(a.get(RTA_DST), af) : family === 6 ? Ipv6.fromBigInt(0n) : Ipv4.fromNumber(0);
+  if (!dstIp) return undefined;
+  const dst = family === 6 ? Cidr6.of(dstIp as Ipv6, dstLen) : Cidr.of(dstIp as Ipv4, dstLen);
+  if (!dst) return undefined;
+  const gw = a.get(RTA_GATEWAY);
+  const via = gw ? addrOf(gw, af) : undefined;
+  if (gw && !via) return undefined;
+  return {
+    family,
+    dst,
+    via,
+    oif: u32(a.get(RTA_OIF)),
+    table: u32(a.get(RTA_TABLE)) ?? body.readUInt8(4),
+    proto: body.readUInt8(5),
+    type: body.readUInt8(7),
+    onlink: (body.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
+    metric: u32(a.get(RTA_PRIORITY)) ?? 0,
+  };
+}
+
+export interface NeighMsg {
+  /** AF_INET/AF_INET6 neighbours carry a family; AF_BRIDGE ones are FDB entries. */
+  kind: 'neigh' | 'fdb';
+  ifindex: number;
+  state: number;
+  flags: number;
+  /** Neighbour: its IP. FDB: the remote (dst). */
+  ip: IpAddr | undefined;
+  mac: Mac | undefined;
+  /** FDB: the entry belongs to a bridge the device is a port of (NDA_MASTER). */
+  master: boolean;
+  /** FDB: no per-entry VNI, port or via (what weft sets). */
+  plain: boolean;
+}
+
+export function decodeNeigh(body: Buffer): NeighMsg | undefined {
+  if (body.length < 12) return undefined;
+  const af = body.readUInt8(0);
+  if (af !== AF_INET && af !== AF_INET6 && af !== AF_BRIDGE) return undefined;
+  const a = attrs(body, 12);
+  const ifindex = body.readInt32LE(4);
+  const state = body.readUInt16LE(8);
+  const flags = body.readUInt8(10);
+  if (af === AF_BRIDGE) {
+    return {
+      kind: 'fdb',
+      ifindex,
+      state,
+      flags,
+      ip: anyAddr(a.get(NDA_DST)),
+      mac: toFdbMac(macOf(a.get(NDA_LLADDR))),
+      master: a.has(NDA_MASTER),
+      plain: !a.has(NDA_VNI) && !a.has(NDA_PORT) && !a.has(NDA_IFINDEX) && !a.has(NDA_SRC_VNI),
+    };
+  }
+  return { kind: 'neigh', ifindex, state, flags, ip: addrOf(a.get(NDA_DST), af), mac: toMac(macOf(a.get(NDA_LLADDR))), master: false, plain: true };
+}
+
+export interface LinkMsg {
+  index: number;
+  name: string | undefined;
+  flags: number;
+  mtu: number | undefined;
+  mac: string | undefined;
+  kind: string | undefined;
+  vxlan: { vni?: number; link?: number; local?: IpAddr; port?: number; learning?: boolean; gbp: boolean } | undefined;
+}
+
+function cstr(b: Buffer | undefined): string | undefined {
+  if (!b) return undefined;
+  const end = b.indexOf(0);
+  return b.subarray(0, end < 0 ? b.length : end).toString('latin1');
+}
+
+export function decodeLink(body: Buffer): LinkMsg | undefined {
+  if (body.length < 16) return undefined;
+  const a = attrs(body, 16);
+  let kind: string | undefined;
+  let vxlan: LinkMsg['vxlan'];
+  const info = a.get(IFLA_LINKINFO);
+  if (info) {
+    const i = attrs(info, 0);
+    kind = cstr(i.get(IFLA_INFO_KIND));
+    const data = i.get(IFLA_INFO_DATA);
+    if (kind === 'vxlan' && data) {
+      const d = attrs(data, 0);
+      const port = d.get(IFLA_VXLAN_PORT);
+      const learning = d.get(IFLA_VXLAN_LEARNING);
+      vxlan = {
+        vni: u32(d.get(IFLA_VXLAN_ID)),
+        link: u32(d.get(IFLA_VXLAN_LINK)),
+        local: addrOf(d.get(IFLA_VXLAN_LOCAL), AF_INET) ?? addrOf(d.get(IFLA_VXLAN_LOCAL6), AF_INET6),
+        port: port && port.length >= 2 ? port.readUInt16BE(0) : undefined,
+        learning: learning && learning.length >= 1 ? learning.readUInt8(0) !== 0 : undefined,
+        gbp: d.has(IFLA_VXLAN_GBP),
+      };
+    }
+  }
+  return {
+    index: body.readInt32LE(4),
+    name: cstr(a.get(IFLA_IFNAME)),
+    flags: body.readUInt32LE(8),
+    mtu: u32(a.get(IFLA_MTU)),
+    mac: macOf(a.get(IFLA_ADDRESS)),
+    kind,
+    vxlan,
+  };
+}
+
+export interface AddrMsg {
+  family: Family;
+  index: number;
+  prefix: number;
+  ip: IpAddr;
+}
+
+export function decodeAddr(body: Buffer): AddrMsg | undefined {
+  if (body.length < 8) return undefined;
+  const af = body.readUInt8(0);
+  if (af !== AF_INET && af !== AF_INET6) return undefined;
+  const a = attrs(body, 8);
+  const ip = addrOf(a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS), af);
+  if (!ip) return undefined;
+  return { family: af === AF_INET6 ? 6 : 4, prefix: body.readUInt8(1), index: body.readUInt32LE(4), ip };
+}
+
+export { NUD_NOARP };

@@ -1,0 +1,230 @@
+// The netlink channel's pure parts: message encoding and decoding (rtnl.ts), the request
+// socket's bookkeeping against a scripted fake kernel (netlink.ts), and how notifications are
+// judged as drift (drift.ts).
+import { describe, expect, it } from 'vitest';
+import type { KernelEvent } from '../../src/dataplane/channel.js';
+import { DriftGuard, judgeKernelEvent } from '../../src/dataplane/drift.js';
+import { emptyState, toLinkName, toMac, WEFT_ROUTE_PROTO, type LinkName, type Mac, type RouteEntry } from '../../src/dataplane/model.js';
+import { ENOBUFS, NetlinkSocket } from '../../src/dataplane/netlink.js';
+import * as rtnl from '../../src/dataplane/rtnl.js';
+import { createLogger } from '../../src/log.js';
+import { cidr, ip, ip6, net6 } from '../helpers/peers.js';
+
+const fl = toLinkName('flannel.1') as LinkName;
+const eth = toLinkName('eth0') as LinkName;
+const mac = (s: string) => toMac(s) as Mac;
+
+/** One message through the wire format and back. */
+function roundTrip(req: rtnl.Request): rtnl.Message {
+  const { messages, malformed } = rtnl.parseMessages(rtnl.frame([req], 7));
+  expect(malformed).toBe(false);
+  expect(messages).toHaveLength(1);
+  expect(messages[0]!.seq).toBe(7);
+  return messages[0]!;
+}
+
+describe('rtnetlink messages', () => {
+  it('encodes an onlink IPv4 route replace as iproute2 does, and decodes it back', () => {
+    const m = roundTrip(rtnl.routeReplace({ dst: cidr('10.5.3.0/24'), via: ip('10.5.3.0'), oif: 9, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0 }));
+    expect(m.type).toBe(rtnl.RTM_NEWROUTE);
+    expect(m.flags).toBe(rtnl.NLM_F_REQUEST | rtnl.NLM_F_ACK | rtnl.NLM_F_CREATE | rtnl.NLM_F_REPLACE);
+    // rtmsg: AF_INET, /24, main table, proto 119, universe scope, unicast, RTNH_F_ONLINK.
+    expect([...m.body.subarray(0, 12)]).toEqual([2, 24, 0, 0, 254, 119, 0, 1, 4, 0, 0, 0]);
+    expect(rtnl.decodeRoute(m.body)).toEqual({
+      family: 4, dst: cidr('10.5.3.0/24'), via: ip('10.5.3.0'), oif: 9, table: 254, proto: 119, type: 1, onlink: true, metric: 0,
+    });
+  });
+
+  it('encodes IPv6 routes with their metric, and deletes that match any scope', () => {
+    const spec = { dst: net6('fd00:5:0:3::/64'), via: ip6('fd00:5:0:3::'), oif: 4, onlink: true, proto: 119, metric: 1024 };
+    expect(rtnl.decodeRoute(roundTrip(rtnl.routeReplace(spec)).body)).toMatchObject({ family: 6, dst: spec.dst, via: spec.via, metric: 1024, onlink: true });
+    const del = roundTrip(rtnl.routeDel(spec));
+    expect(del.type).toBe(rtnl.RTM_DELROUTE);
+    expect(del.body[6]).toBe(255); // RT_SCOPE_NOWHERE
+    expect(rtnl.decodeRoute(del.body)).toMatchObject({ dst: spec.dst, via: undefined, oif: 4, metric: 1024 });
+  });
+
+  it('encodes permanent neighbours and self FDB entries (AF_BRIDGE), and decodes both', () => {
+    const n = roundTrip(rtnl.neighReplace(ip('10.5.3.0'), mac('02:00:00:00:00:03'), 9));
+    expect(rtnl.decodeNeigh(n.body)).toEqual({
+      kind: 'neigh', ifindex: 9, state: rtnl.NUD_PERMANENT, flags: 0, ip: ip('10.5.3.0'), mac: '02:00:00:00:00:03', master: false, plain: true,
+    });
+    const f = roundTrip(rtnl.fdbReplace(mac('02:00:00:00:00:03'), ip6('fd00:1::3'), 9));
+    expect(f.body[0]).toBe(rtnl.AF_BRIDGE);
+    expect(rtnl.decodeNeigh(f.body)).toEqual({
+      kind: 'fdb', ifindex: 9, state: rtnl.NUD_PERMANENT, flags: rtnl.NTF_SELF, ip: ip6('fd00:1::3'), mac: '02:00:00:00:00:03', master: false, plain: true,
+    });
+    expect(rtnl.decodeNeigh(roundTrip(rtnl.neighDel(ip('10.5.3.0'), 9)).body)).toMatchObject({ kind: 'neigh', ip: ip('10.5.3.0'), mac: undefined });
+  });
+
+  it('encodes a vxlan device with nested link info', () => {
+    const m = roundTrip(rtnl.vxlanCreate({ name: 'flannel.1', vni: 1, local: ip('192.0.2.1'), linkIndex: 2, port: 8472, gbp: true, mtu: 1450 }));
+    expect(rtnl.decodeLink(m.body)).toEqual({
+      index: 0, name: 'flannel.1', flags: rtnl.IFF_UP, mtu: 1450, mac: undefined, kind: 'vxlan',
+      vxlan: { vni: 1, link: 2, local: ip('192.0.2.1'), port: 8472, learning: false, gbp: true },
+    });
+  });
+
+  it('survives truncated and hostile input without throwing', () => {
+    const good = rtnl.frame([rtnl.neighDel(ip('10.5.3.0'), 9)], 1);
+    expect(rtnl.parseMessages(good.subarray(0, 20)).messages).toEqual([]);
+    const lying = Buffer.from(good);
+    lying.writeUInt32LE(4096, 0); // a length beyond the datagram
+    expect(rtnl.parseMessages(lying)).toEqual({ messages: [], malformed: true });
+    expect(rtnl.decodeRoute(Buffer.alloc(5))).toBeUndefined();
+    const badAttr = Buffer.concat([Buffer.from([2, 24, 0, 0, 254, 119, 0, 1, 0, 0, 0, 0]), Buffer.from([200, 0, 1, 0, 10, 5])]);
+    expect(rtnl.decodeRoute(badAttr)).toBeUndefined(); // a /24 whose destination attribute is cut short
+    expect(rtnl.decodeNeigh(Buffer.from([99, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]))).toBeUndefined();
+  });
+});
+
+/** A fake native socket: records datagrams; the test plays the kernel's answers. */
+class FakeRaw {
+  static last: FakeRaw;
+  sent: Buffer[] = [];
+  private handlers: Record<string, ((x: never) => void)[]> = {};
+  constructor() {
+    FakeRaw.last = this;
+  }
+  on(event: string, fn: (x: never) => void) {
+    (this.handlers[event] ??= []).push(fn);
+  }
+  emit(event: string, x: unknown) {
+    for (const fn of this.handlers[event] ?? []) fn(x as never);
+  }
+  send(msg: Buffer, _opts: unknown, cb: (err?: Error) => void) {
+    this.sent.push(msg);
+    setImmediate(() => cb());
+  }
+  close() {}
+  unref() {}
+  setRecvBufferSize() {}
+}
+
+function errorReply(seq: number, errno: number): Buffer {
+  const b = Buffer.alloc(16 + 4 + 16);
+  b.writeUInt32LE(b.length, 0);
+  b.writeUInt16LE(rtnl.NLMSG_ERROR, 4);
+  b.writeUInt32LE(seq, 8);
+  b.writeInt32LE(-errno, 16);
+  b.writeUInt32LE(seq, 20 + 8);
+  return b;
+}
+
+describe('the netlink request socket', () => {
+  it('asks for one ACK per window and reports each refusal by its sequence number', async () => {
+    const sock = new NetlinkSocket(FakeRaw as never);
+    const reqs = [0, 1, 2].map((i) => rtnl.neighReplace(ip(`10.5.${i}.0`), mac('02:00:00:00:00:01'), 3));
+    const done = sock.transact(reqs);
+    await new Promise((r) => setImmediate(r));
+    const { messages } = rtnl.parseMessages(FakeRaw.last.sent[0]!);
+    expect(messages.map((m) => (m.flags & rtnl.NLM_F_ACK) !== 0)).toEqual([false, false, true]);
+    const [s0, s1, s2] = messages.map((m) => m.seq);
+    FakeRaw.last.emit('message', Buffer.concat([errorReply(s1!, 17), errorReply(s2!, 0)]));
+    expect(await done).toEqual([0, 17, 0]);
+    expect(s0).toBeLessThan(s1!);
+  });
+
+  it('fails what waits when the socket overflows, and survives an answer before its send completes', async () => {
+    const sock = new NetlinkSocket(FakeRaw as never);
+    const done = sock.transact([rtnl.neighDel(ip('10.5.1.0'), 3)]);
+    await new Promise((r) => setImmediate(r));
+    FakeRaw.last.emit('error', Object.assign(new Error('No buffer space available'), { errno: ENOBUFS }));
+    expect(await done).toEqual([ENOBUFS]);
+
+    // The kernel's refusal arrives before the send callback: no unhandled rejection, a typed error.
+    const sock2 = new NetlinkSocket(FakeRaw as never);
+    const raw = FakeRaw.last;
+    const asked = sock2.request(rtnl.linkGet('flannel.1'));
+    const seq = rtnl.parseMessages(raw.sent[0]!).messages[0]!.seq;
+    raw.emit('message', errorReply(seq, 19));
+    await expect(asked).rejects.toMatchObject({ name: 'NetlinkError', errno: 19 });
+  });
+});
+
+describe('judging kernel notifications', () => {
+  const targets = { vxlanDev: fl, uplinkDev: eth, uplinkScope: cidr('10.5.0.0/16'), family: 4 as const };
+  const route = (n: number, over: Partial<RouteEntry> = {}): RouteEntry => ({
+    dst: cidr(`10.5.${n}.0/24`), via: ip(`10.5.${n}.0`), dev: fl, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0, ...over,
+  });
+  const ev = (action: 'new' | 'del', r: RouteEntry): KernelEvent => ({ kind: 'route', action, route: r, table: 254, type: 1 });
+  const setup = () => {
+    const desired = emptyState();
+    desired.routes.set('10.5.3.0/24', route(3));
+    desired.neighs.set('10.5.3.0', { ip: ip('10.5.3.0'), mac: mac('02:00:00:00:00:03'), dev: fl, permanent: true });
+    const believed = emptyState();
+    believed.routes.set('10.5.3.0/24', route(3));
+    believed.routes.set('10.5.4.0/24', route(4)); // about to be deleted by weft itself
+    believed.neighs.set('10.5.3.0', { ip: ip('10.5.3.0'), mac: mac('02:00:00:00:00:03'), dev: fl, permanent: true });
+    return { desired, believed };
+  };
+
+  it("ignores weft's own changes and reports someone else's", () => {
+    const { desired, believed } = setup();
+    expect(judgeKernelEvent(believed, desired, targets, ev('new', route(3)))).toEqual({ kind: 'none' });
+    expect(judgeKernelEvent(believed, desired, targets, ev('del', route(4)))).toEqual({ kind: 'none' }); // weft removing a peer
+    expect(believed.routes.has('10.5.4.0/24')).toBe(false);
+    expect(judgeKernelEvent(believed, desired, targets, ev('del', route(3)))).toEqual({ kind: 'entries', routes: ['10.5.3.0/24'], neighs: [], fdb: [] });
+    expect(believed.routes.has('10.5.3.0/24')).toBe(false);
+    // A route weft does not want, added on its device; a changed gateway.
+    expect(judgeKernelEvent(believed, desired, targets, ev('new', route(9)))).toMatchObject({ kind: 'entries', routes: ['10.5.9.0/24'] });
+    expect(judgeKernelEvent(believed, desired, targets, ev('new', route(3, { via: ip('10.5.3.9') })))).toMatchObject({ kind: 'entries', routes: ['10.5.3.0/24'] });
+  });
+
+  it("leaves the operator's routes, other devices and other families alone", () => {
+    const { desired, believed } = setup();
+    expect(judgeKernelEvent(believed, desired, targets, ev('new', route(5, { dev: eth, proto: 4 })))).toEqual({ kind: 'none' });
+    expect(judgeKernelEvent(believed, desired, targets, ev('new', route(5, { dev: eth, dst: cidr('10.9.5.0/24') })))).toEqual({ kind: 'none' });
+    expect(judgeKernelEvent(believed, desired, targets, ev('del', route(3, { dev: 'cni0' as LinkName })))).toEqual({ kind: 'none' });
+    expect(judgeKernelEvent(believed, desired, targets, { kind: 'route', action: 'del', route: route(3), table: 255, type: 1 })).toEqual({ kind: 'none' });
+    expect(judgeKernelEvent(believed, desired, targets, ev('new', route(3, { proto: 2 })))).toEqual({ kind: 'none' }); // the kernel's own
+  });
+
+  it('reports a neighbour deleted or made non-permanent, and asks to re-read when the device goes', () => {
+    const { desired, believed } = setup();
+    const gone: KernelEvent = { kind: 'neigh', action: 'new', neigh: undefined, ip: ip('10.5.3.0'), dev: fl };
+    expect(judgeKernelEvent(believed, desired, targets, gone)).toEqual({ kind: 'entries', routes: [], neighs: ['10.5.3.0'], fdb: [] });
+    expect(judgeKernelEvent(believed, desired, targets, { kind: 'link', action: 'new', dev: fl, up: false, mtu: 1450 })).toMatchObject({ kind: 'reread' });
+    expect(judgeKernelEvent(believed, desired, targets, { kind: 'link', action: 'del', dev: fl, up: false, mtu: undefined })).toMatchObject({ kind: 'reread' });
+    expect(judgeKernelEvent(believed, desired, targets, { kind: 'link', action: 'new', dev: fl, up: true, mtu: 1450 })).toEqual({ kind: 'none' });
+    expect(judgeKernelEvent(believed, desired, targets, { kind: 'lost' })).toMatchObject({ kind: 'reread' });
+  });
+});
+
+describe('drift loops', () => {
+  it('repairs at once until the same entry keeps coming back, then backs off and says so once', () => {
+    const lines: string[] = [];
+    let t = 0;
+    const guard = new DriftGuard(createLogger({ level: 'debug', format: 'text', write: (l) => lines.push(l) }), () => t);
+    const delays: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      delays.push(guard.delayFor('route 10.5.3.0/24'));
+      t += 1000;
+    }
+    expect(delays).toEqual([0, 0, 0, 0, 0, 1000, 2000, 4000]);
+    expect(lines.filter((l) => l.includes('keeps undoing'))).toHaveLength(1);
+    expect(guard.delayFor('route 10.5.4.0/24')).toBe(0); // another entry is not held back
+    t += 60_000; // quiet for a while: repairs are immediate again
+    expect(guard.delayFor('route 10.5.3.0/24')).toBe(0);
+  });
+});
+
+describe('the notification stream (rtmon through a FIFO)', () => {
+  it('reassembles messages cut across reads and drops rtmon timestamps', async () => {
+    const { MessageStream } = await import('../../src/dataplane/kernel-watch.js');
+    const tstamp = Buffer.alloc(24);
+    tstamp.writeUInt32LE(24, 0);
+    tstamp.writeUInt16LE(15, 4);
+    const route = rtnl.frame([rtnl.routeDel({ dst: cidr('10.5.3.0/24'), via: undefined, oif: 4, onlink: false, proto: 119, metric: 0 })], 9);
+    const all = Buffer.concat([tstamp, route, tstamp, route]);
+    const s = new MessageStream();
+    const got = [...s.push(all.subarray(0, 30)), ...s.push(all.subarray(30, 70)), ...s.push(all.subarray(70))];
+    expect(got.map((m) => [m.type, rtnl.decodeRoute(m.body)?.dst.toString()])).toEqual([
+      [rtnl.RTM_DELROUTE, '10.5.3.0/24'],
+      [rtnl.RTM_DELROUTE, '10.5.3.0/24'],
+    ]);
+    const bad = Buffer.alloc(16);
+    bad.writeUInt32LE(3, 0);
+    expect(() => new MessageStream().push(bad)).toThrow(/bad netlink message length/);
+  });
+});

@@ -1,0 +1,106 @@
+// When the agent reconciles: lease changes arriving while a pass runs fold into the next pass
+// (a burst costs a handful of passes), each pass hands a backend only the peer changes since
+// its last one, and a pass that throws hands the same changes over again when it is retried.
+import { describe, expect, it } from 'vitest';
+import type { LeaseChange } from '../../src/agent/lease-watch.js';
+import { AgentMetrics } from '../../src/agent/metrics.js';
+import { PeerSet } from '../../src/agent/peer-set.js';
+import { ReconcileLoop, type Stack } from '../../src/agent/reconcile-loop.js';
+import type { Timers } from '../../src/agent/timers.js';
+import { Cidr } from '../../src/alloc/cidr.js';
+import type { Backend, Peer, PeerDelta, ReconcileReport } from '../../src/dataplane/types.js';
+import { silentLogger } from '../../src/log.js';
+import { subnetRecord } from '../../src/store/store.js';
+import { waitFor } from '../helpers/wait.js';
+
+const PREFIX = '/coreos.com/network/subnets/';
+const OWN = { ipv4: Cidr.parse('10.5.0.0/24')! };
+
+function lease(i: number, mac = 1): LeaseChange {
+  const name = `10.${6 + (i >> 8)}.${i & 255}.0-24`;
+  const value = JSON.stringify({ PublicIP: `198.18.${i >> 8}.${i & 255}`, PublicIPv6: null, BackendType: 'vxlan', BackendData: { VNI: 1, VtepMAC: `02:00:00:0${mac}:${(i >> 8).toString(16).padStart(2, '0')}:${(i & 255).toString(16).padStart(2, '0')}` } });
+  const record = subnetRecord('default', PREFIX, { key: PREFIX + name, value, modRevision: 100 + i, createRevision: 100 + i, version: 1, leaseId: '7' });
+  return { type: 'added', key: record.kv.key, record };
+}
+
+/** A backend that records what it is handed; `gate` holds a pass until released, `fail` makes the next one throw. */
+class FakeBackend implements Backend {
+  calls: { delta: Map<string, Peer | undefined>; resync: boolean }[] = [];
+  peers = new Map<string, Peer>();
+  gate: Promise<void> | undefined;
+  fail = 0;
+  async prepare() {
+    return { mtu: 1450 };
+  }
+  async update(_own: unknown, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+    this.calls.push({ delta: new Map(delta), resync: opts.resync === true });
+    await this.gate;
+    if (this.fail > 0) {
+      this.fail--;
+      throw new Error('device gone');
+    }
+    for (const [k, p] of delta) {
+      if (p) this.peers.set(k, p);
+      else this.peers.delete(k);
+    }
+    return { operations: delta.size, failures: 0 };
+  }
+  async reconcile(): Promise<ReconcileReport> {
+    throw new Error('not used');
+  }
+}
+
+function setup() {
+  const backend = new FakeBackend();
+  const stack: Stack = { family: 4, backend, peers: new PeerSet(silentLogger, 'vxlan') };
+  const retries: { ms: number; fn: () => void }[] = [];
+  const timers = { after: (ms: number, fn: () => void) => retries.push({ ms, fn }) } as unknown as Timers;
+  let converged = 0;
+  const loop = new ReconcileLoop({
+    stacks: [stack],
+    held: () => OWN,
+    log: silentLogger,
+    peerLog: silentLogger,
+    metrics: new AgentMetrics({ processMetrics: false }),
+    timers,
+    onConverged: () => converged++,
+  });
+  return { backend, loop, retries, converged: () => converged };
+}
+
+describe('ReconcileLoop', () => {
+  it('folds a burst of 1,000 lease events into a handful of passes, each handed only its changes', async () => {
+    const { backend, loop, converged } = setup();
+    loop.start();
+    let release!: () => void;
+    backend.gate = new Promise((r) => (release = r));
+    loop.leasesChanged([lease(0)]);
+    await waitFor(() => backend.calls.length === 1);
+    for (let i = 1; i <= 1000; i++) loop.leasesChanged([lease(i)]);
+    release();
+    await waitFor(() => backend.peers.size === 1001);
+    expect(backend.calls.length).toBeLessThanOrEqual(3);
+    expect(backend.calls.map((c) => c.delta.size)).toEqual([1, 1000]);
+    expect(converged()).toBe(1);
+    // One more change: one peer handed over, not the fleet.
+    backend.gate = undefined;
+    loop.leasesChanged([lease(5, 2)]);
+    await waitFor(() => backend.calls.length === 3);
+    expect([...backend.calls[2]!.delta.keys()]).toEqual(['10.6.5.0-24']);
+  });
+
+  it('hands the changes of a pass that threw over again at the retry, which re-reads the kernel', async () => {
+    const { backend, loop, retries } = setup();
+    loop.start();
+    backend.fail = 1;
+    loop.leasesChanged([lease(1), lease(2)]);
+    await waitFor(() => retries.length === 1);
+    expect(retries[0]!.ms).toBeLessThan(500);
+    loop.leasesChanged([lease(3)]);
+    retries[0]!.fn();
+    await waitFor(() => backend.peers.size === 3);
+    const last = backend.calls.at(-1)!;
+    expect([...last.delta.keys()].sort()).toEqual(['10.6.1.0-24', '10.6.2.0-24', '10.6.3.0-24']);
+    expect(last.resync).toBe(true);
+  });
+});
