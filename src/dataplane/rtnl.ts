@@ -312,6 +312,11 @@ export function linkGet(name: string): Request {
   return ifinfomsg(0, 0, 0).str(IFLA_IFNAME, name).finish(RTM_GETLINK, 0);
 }
 
+/** RTM_GETLINK for one interface index. */
+export function linkGetIndex(index: number): Request {
+  return ifinfomsg(index, 0, 0).finish(RTM_GETLINK, 0);
+}
+
 export interface VxlanSpec {
   name: string;
   vni: number;
