@@ -55,6 +55,7 @@ export class KernelWatch {
   private dir: string | undefined;
   private stopped = false;
   private failures = 0;
+  private restarts = 0;
   private timer: NodeJS.Timeout | undefined;
   private saidUnavailable = false;
 
@@ -106,9 +107,9 @@ export class KernelWatch {
       stream.on('data', (chunk) => {
         if (first) {
           first = false;
+          // Started again: anything may have changed while nobody was listening.
+          if (this.restarts++ > 0) this.handlers.lost();
           this.failures = 0;
-          // Started (again): anything may have changed while nobody was listening.
-          this.handlers.lost();
         }
         let ms: Message[];
         try {
