@@ -10,14 +10,15 @@
 //     runner aimed at another namespace (tests drive a namespace from outside it: a socket
 //     can only be opened in the caller's own namespace).
 import { getSystemErrorName } from 'node:util';
-import type { IpAddr } from '../alloc/cidr.js';
+import { Ipv6, type IpAddr } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
 import { dependsOnRefused, execute, type ExecResult } from './batch.js';
 import type { IpRunner } from './ipcmd.js';
-import { emptyState, neighKey, type FdbEntry, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
+import { DataplaneError } from './errors.js';
+import { emptyState, isLinkLocal6, neighKey, toLinkName, toMac, type Family, type FdbEntry, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
 import { KernelWatch } from './kernel-watch.js';
-import { isOwnedRoute, observe, putFdb, putRoute, type ObserveTargets } from './observe.js';
+import { isOwnedRoute, observe, parseDevice, putFdb, putRoute, type DeviceInfo, type ObserveTargets } from './observe.js';
 import type { Op } from './planner.js';
 import * as rtnl from './rtnl.js';
 
@@ -45,6 +46,36 @@ export interface KernelChannel {
   observe(targets: ObserveTargets): Promise<KernelState>;
   /** Kernel changes as they happen (netlink only; undefined for iproute2). Returns an unsubscribe. */
   watch?(listener: (e: KernelEvent) => void): () => void;
+  /** The device with its addresses of the family, or undefined when it does not exist. */
+  readDevice(name: LinkName, family: Family): Promise<DeviceInfo | undefined>;
+  /** Device changes, in order; throws a DataplaneError naming `step` on a refusal. */
+  changeDevice(step: string, device: LinkName, changes: DeviceChange[]): Promise<void>;
+}
+
+export type DeviceChange =
+  | { kind: 'create-vxlan'; vni: number; local: IpAddr; uplink: LinkName; port: number; gbp: boolean; mtu: number }
+  /** Set the MTU and bring it up. */
+  | { kind: 'mtu-up'; mtu: number }
+  | { kind: 'delete' }
+  | { kind: 'addr-replace'; ip: IpAddr; prefix: number; nodad: boolean }
+  | { kind: 'addr-del'; ip: IpAddr; prefix: number };
+
+/** The iproute2 batch lines for device changes (typed values only, as every batch line). */
+export function deviceLines(device: LinkName, changes: DeviceChange[]): string[] {
+  return changes.map((c) => {
+    switch (c.kind) {
+      case 'create-vxlan':
+        return ['link add', device, 'type vxlan id', String(c.vni), 'local', c.local.toString(), 'dev', c.uplink, 'nolearning dstport', String(c.port), ...(c.gbp ? ['gbp'] : [])].join(' ');
+      case 'mtu-up':
+        return `link set ${device} mtu ${c.mtu} up`;
+      case 'delete':
+        return `link del ${device}`;
+      case 'addr-replace':
+        return `addr replace ${c.ip.toString()}/${c.prefix} dev ${device}${c.nodad ? ' nodad' : ''}`;
+      case 'addr-del':
+        return `addr del ${c.ip.toString()}/${c.prefix} dev ${device}`;
+    }
+  });
 }
 
 /** The name of an errno for logs ("ENETUNREACH"), or the number when unknown. */
@@ -69,6 +100,25 @@ export class IprouteChannel implements KernelChannel {
 
   observe(targets: ObserveTargets): Promise<KernelState> {
     return observe(this.runner, targets);
+  }
+
+  async readDevice(name: LinkName, family: Family): Promise<DeviceInfo | undefined> {
+    const r = await this.runner.run('ip', ['-details', '-json', 'addr', 'show', 'dev', name]);
+    if (r.exitCode !== 0) {
+      if (/does not exist/.test(r.stderr)) return undefined;
+      throw new DataplaneError(`cannot read ${name}`, { device: name, step: 'read device', errors: [r.stderr.trim()] });
+    }
+    const info = parseDevice(JSON.parse(r.stdout || '[]') as unknown, family);
+    if (!info) throw new DataplaneError(`cannot parse the description of ${name}`, { device: name, step: 'read device' });
+    return info;
+  }
+
+  async changeDevice(step: string, device: LinkName, changes: DeviceChange[]): Promise<void> {
+    if (changes.length === 0) return;
+    // A change that expands to a line per change, so that a refusal names its line.
+    const expanded = changes.flatMap((c): DeviceChange[] => (c.kind === 'create-vxlan' ? [c, { kind: 'mtu-up', mtu: c.mtu }] : [c]));
+    const r = await this.runner.batch('ip', deviceLines(device, expanded));
+    if (r.failures > 0) throw new DataplaneError(`${step} failed for ${device}`, { device, step, errors: r.errors });
   }
 }
 
@@ -215,6 +265,83 @@ export class NetlinkChannel implements KernelChannel {
       moved ||= now !== undefined && now !== old;
     }
     if (moved) await this.round(ops, from, to, errno, true);
+  }
+
+  /** A device's name from its index (the uplink a vxlan device sits on). */
+  private async linkName(index: number): Promise<LinkName | undefined> {
+    const known = this.nameOf.get(index);
+    if (known) return known;
+    try {
+      const [m] = await this.sock.request(rtnl.linkGetIndex(index));
+      return toLinkName(m ? rtnl.decodeLink(m.body)?.name : undefined);
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENODEV) return undefined;
+      throw err;
+    }
+  }
+
+  async readDevice(name: LinkName, family: Family): Promise<DeviceInfo | undefined> {
+    let m: rtnl.Message | undefined;
+    try {
+      [m] = await this.sock.request(rtnl.linkGet(name));
+    } catch (err) {
+      if (err instanceof NetlinkError && err.errno === ENODEV) {
+        this.forget(name);
+        return undefined;
+      }
+      throw new DataplaneError(`cannot read ${name}`, { device: name, step: 'read device', errors: [(err as Error).message] });
+    }
+    const l = m ? rtnl.decodeLink(m.body) : undefined;
+    const mac = toMac(l?.mac);
+    if (!l || l.name !== name || !mac || l.mtu === undefined) throw new DataplaneError(`cannot parse the description of ${name}`, { device: name, step: 'read device' });
+    this.remember(name, l.index);
+    const addresses: DeviceInfo['addresses'] = [];
+    for (const am of await this.sock.request(rtnl.dump(rtnl.RTM_GETADDR, rtnl.familyNumber(family)))) {
+      const a = rtnl.decodeAddr(am.body);
+      if (!a || a.index !== l.index || a.family !== family) continue;
+      if (a.ip instanceof Ipv6 && isLinkLocal6(a.ip)) continue;
+      addresses.push({ ip: a.ip, prefix: a.prefix });
+    }
+    const vx = l.vxlan;
+    return {
+      name,
+      mac,
+      mtu: l.mtu,
+      up: (l.flags & rtnl.IFF_UP) !== 0,
+      kind: l.kind,
+      vni: vx?.vni,
+      local: vx?.local,
+      link: vx?.link ? await this.linkName(vx.link) : undefined,
+      port: vx?.port,
+      learning: vx?.learning,
+      gbp: vx?.gbp ?? false,
+      addresses,
+    };
+  }
+
+  async changeDevice(step: string, device: LinkName, changes: DeviceChange[]): Promise<void> {
+    const errors: string[] = [];
+    for (const c of changes) {
+      let req: rtnl.Request;
+      if (c.kind === 'create-vxlan') {
+        const uplink = await this.linkIndex(c.uplink);
+        if (uplink === undefined) throw new DataplaneError(`${step} failed for ${device}`, { device, step, errors: [`uplink ${c.uplink} does not exist`] });
+        this.forget(device);
+        req = rtnl.vxlanCreate({ name: device, vni: c.vni, local: c.local, linkIndex: uplink, port: c.port, gbp: c.gbp, mtu: c.mtu });
+      } else {
+        const index = await this.linkIndex(device);
+        if (index === undefined) throw new DataplaneError(`${step} failed for ${device}`, { device, step, errors: [`${device} does not exist`] });
+        req =
+          c.kind === 'mtu-up' ? rtnl.linkSetMtuUp(index, c.mtu)
+          : c.kind === 'delete' ? rtnl.linkDel(index)
+          : c.kind === 'addr-replace' ? rtnl.addrReplace(c.ip, c.prefix, index, c.nodad)
+          : rtnl.addrDel(c.ip, c.prefix, index);
+      }
+      const [errno] = await this.sock.transact([req]);
+      if (c.kind === 'delete' || c.kind === 'create-vxlan') this.forget(device);
+      if (errno !== 0) errors.push(`${deviceLines(device, [c])[0]}: ${errnoName(errno!)}`);
+      if (errors.length > 0) throw new DataplaneError(`${step} failed for ${device}`, { device, step, errors });
+    }
   }
 
   async observe(targets: ObserveTargets): Promise<KernelState> {

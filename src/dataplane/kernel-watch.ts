@@ -9,6 +9,10 @@
 // socket can, whenever something on the host changes thousands of entries at once (a device
 // with 5,000 peers deleted by hand). rtmon reports the overflow and goes on; weft then
 // re-reads the kernel. If rtmon is missing or keeps failing, the periodic resync remains.
+//
+// rtmon is killed when the agent exits; after a SIGKILL of the agent it outlives it only
+// until the kernel's next notification, whose write into the FIFO (no reader left) ends it
+// with SIGPIPE.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { constants, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
@@ -55,6 +59,7 @@ export class KernelWatch {
   private dir: string | undefined;
   private stopped = false;
   private failures = 0;
+  private restarts = 0;
   private timer: NodeJS.Timeout | undefined;
   private saidUnavailable = false;
 
@@ -106,9 +111,9 @@ export class KernelWatch {
       stream.on('data', (chunk) => {
         if (first) {
           first = false;
+          // Started again: anything may have changed while nobody was listening.
+          if (this.restarts++ > 0) this.handlers.lost();
           this.failures = 0;
-          // Started (again): anything may have changed while nobody was listening.
-          this.handlers.lost();
         }
         let ms: Message[];
         try {

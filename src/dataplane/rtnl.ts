@@ -12,7 +12,6 @@ import { toFdbMac, toMac, type Family, type Mac } from './model.js';
 // Message types (linux/rtnetlink.h, linux/netlink.h).
 export const NLMSG_ERROR = 2;
 export const NLMSG_DONE = 3;
-export const NLMSG_OVERRUN = 4;
 export const RTM_NEWLINK = 16;
 export const RTM_DELLINK = 17;
 export const RTM_GETLINK = 18;
@@ -43,7 +42,6 @@ const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_NOWHERE = 255;
 export const RTN_UNICAST = 1;
 export const RTNH_F_ONLINK = 4;
-export const RTPROT_KERNEL = 2;
 
 const RTA_DST = 1;
 const RTA_OIF = 4;
@@ -233,18 +231,6 @@ export function frame(reqs: readonly Request[], seq: number, pid = 0): Buffer {
   return out;
 }
 
-export function addrBytes(ip: IpAddr): Buffer {
-  if (ip.family === 4) {
-    const b = Buffer.alloc(4);
-    b.writeUInt32BE(ip.value, 0);
-    return b;
-  }
-  const b = Buffer.alloc(16);
-  b.writeBigUInt64BE(ip.value >> 64n, 0);
-  b.writeBigUInt64BE(ip.value & 0xffffffffffffffffn, 8);
-  return b;
-}
-
 function afOf(family: Family): number {
   return family === 6 ? AF_INET6 : AF_INET;
 }
@@ -310,6 +296,11 @@ function ifinfomsg(index: number, flags: number, change: number): Body {
 /** RTM_GETLINK for one name (answered with one RTM_NEWLINK, or ENODEV). */
 export function linkGet(name: string): Request {
   return ifinfomsg(0, 0, 0).str(IFLA_IFNAME, name).finish(RTM_GETLINK, 0);
+}
+
+/** RTM_GETLINK for one interface index. */
+export function linkGetIndex(index: number): Request {
+  return ifinfomsg(index, 0, 0).finish(RTM_GETLINK, 0);
 }
 
 export interface VxlanSpec {
@@ -612,4 +603,3 @@ export function decodeAddr(body: Buffer): AddrMsg | undefined {
   return { family: af === AF_INET6 ? 6 : 4, prefix: body.readUInt8(1), index: body.readUInt32LE(4), ip };
 }
 
-export { NUD_NOARP };

@@ -8,12 +8,12 @@ import { writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { IpAddr, IpNet } from '../alloc/cidr.js';
 import type { Logger } from '../log.js';
-import { kernelChannelFor, type KernelChannel, type KernelEvent } from './channel.js';
+import { kernelChannelFor, type DeviceChange, type KernelChannel, type KernelEvent } from './channel.js';
 import { describeDrift, DriftSignal } from './drift.js';
 import { DataplaneError } from './errors.js';
 import type { IpRunner } from './ipcmd.js';
 import { isLinkLocal6, modelContext, toLinkName, vxlanDeviceNameFor, type Family, type LinkName, type Mac, type ModelContext } from './model.js';
-import { parseDevice, type DeviceInfo } from './observe.js';
+import type { DeviceInfo } from './observe.js';
 import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
@@ -175,15 +175,8 @@ export class VxlanBackend implements Backend {
     return this.update(ownSubnet, this.peers.deltaTo(peers), opts);
   }
 
-  private async readDevice(): Promise<DeviceInfo | undefined> {
-    const r = await this.runner.run('ip', ['-details', '-json', 'addr', 'show', 'dev', this.device]);
-    if (r.exitCode !== 0) {
-      if (/does not exist/.test(r.stderr)) return undefined;
-      throw new DataplaneError(`cannot read ${this.device}`, { device: this.device, step: 'read device', errors: [r.stderr.trim()] });
-    }
-    const info = parseDevice(JSON.parse(r.stdout || '[]') as unknown, this.family);
-    if (!info) throw new DataplaneError(`cannot parse the description of ${this.device}`, { device: this.device, step: 'read device' });
-    return info;
+  private readDevice(): Promise<DeviceInfo | undefined> {
+    return this.channel.readDevice(this.device, this.family);
   }
 
   /** Why an existing device cannot be adopted, or undefined when it can. */
@@ -213,27 +206,22 @@ export class VxlanBackend implements Backend {
         this.log.info('adopted a vxlan device with learning on; turned learning off, MAC kept', { device: this.device, mac: found.mac });
       }
       if (found.mtu !== this.mtu || !found.up) {
-        await this.runBatch('adjust device', [`link set ${this.device} mtu ${this.mtu} up`]);
+        await this.channel.changeDevice('adjust device', this.device, [{ kind: 'mtu-up', mtu: this.mtu }]);
       }
       if (this.family === 6) await this.refuseRouterAdvertisements();
       if (this.mac && this.mac !== found.mac) this.log.warn('vxlan device MAC changed', { device: this.device, from: this.mac, to: found.mac });
       this.mac = found.mac;
       return found;
     }
-    const lines: string[] = [];
+    const changes: DeviceChange[] = [];
     if (found) {
       this.log.warn('replacing incompatible vxlan device', { device: this.device, reason: why });
-      lines.push(`link del ${this.device}`);
+      changes.push({ kind: 'delete' });
     } else if (this.mac) {
       this.log.warn('vxlan device disappeared; recreating it', { device: this.device });
     }
-    const create = [
-      'link add', this.device, 'type vxlan id', String(this.vni), 'local', this.publicIP.toString(),
-      'dev', this.uplinkDev, 'nolearning dstport', String(this.port),
-    ];
-    if (this.settings.gbp) create.push('gbp');
-    lines.push(create.join(' '), `link set ${this.device} mtu ${this.mtu} up`);
-    await this.runBatch('create device', lines);
+    changes.push({ kind: 'create-vxlan', vni: this.vni, local: this.publicIP, uplink: this.uplinkDev, port: this.port, gbp: this.settings.gbp, mtu: this.mtu });
+    await this.channel.changeDevice('create device', this.device, changes);
     const made = await this.readDevice();
     if (!made) throw new DataplaneError(`${this.device} is missing right after creating it`, { device: this.device, step: 'create device' });
     if (this.family === 6) await this.refuseRouterAdvertisements();
@@ -250,14 +238,14 @@ export class VxlanBackend implements Backend {
   private async ensureAddress(ownSubnet: IpNet, info: DeviceInfo): Promise<void> {
     const want = ownSubnet.network;
     const host = this.family === 6 ? 128 : 32;
-    const lines: string[] = [];
+    const changes: DeviceChange[] = [];
     if (!info.addresses.some((a) => a.ip.equals(want) && a.prefix === host)) {
-      lines.push(`addr replace ${want.toString()}/${host} dev ${this.device}${this.family === 6 ? ' nodad' : ''}`);
+      changes.push({ kind: 'addr-replace', ip: want, prefix: host, nodad: this.family === 6 });
     }
     for (const a of info.addresses) {
-      if (!(a.ip.equals(want) && a.prefix === host)) lines.push(`addr del ${a.ip.toString()}/${a.prefix} dev ${this.device}`);
+      if (!(a.ip.equals(want) && a.prefix === host)) changes.push({ kind: 'addr-del', ip: a.ip, prefix: a.prefix });
     }
-    if (lines.length > 0) await this.runBatch('set device address', lines);
+    await this.channel.changeDevice('set device address', this.device, changes);
     this.addressFor = ownSubnet;
   }
 
