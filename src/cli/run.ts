@@ -1,16 +1,14 @@
 // The CLI as a function: argv and I/O in, exit code out. main.ts wires it to the process;
 // tests call it in-process. Parse, call the library, print: nothing else lives here.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { formatProblem, isUserError, StoreAuthError, StoreUnavailableError, ValidationError } from '../api/errors.js';
 import { parseManifests, type ManifestObject } from '../api/manifest.js';
 import type { Kind, Printable, Resource } from '../api/types.js';
-import { DEFAULT_ENDPOINTS, parseEndpoints } from '../store/client.js';
-import { DEFAULT_PREFIX } from '../store/layout.js';
 import type { DeleteTarget } from '../store/resource-plan.js';
 import { ResourceStore } from '../store/resources.js';
 import { Store } from '../store/store.js';
+import { ETCD_FLAG_OPTIONS, etcdStoreOptions } from './etcd-flags.js';
 import { HELP } from './help.js';
 import { readInputs } from './input.js';
 import {
@@ -46,14 +44,7 @@ class UsageError extends Error {
 const GLOBAL = ['etcd-endpoints', 'etcd-prefix', 'etcd-cafile', 'etcd-certfile', 'etcd-keyfile', 'etcd-username', 'etcd-password', 'etcd-password-file', 'help'];
 
 const OPTIONS = {
-  'etcd-endpoints': { type: 'string' },
-  'etcd-prefix': { type: 'string' },
-  'etcd-cafile': { type: 'string' },
-  'etcd-certfile': { type: 'string' },
-  'etcd-keyfile': { type: 'string' },
-  'etcd-username': { type: 'string' },
-  'etcd-password': { type: 'string' },
-  'etcd-password-file': { type: 'string' },
+  ...ETCD_FLAG_OPTIONS,
   help: { type: 'boolean', short: 'h' },
   filename: { type: 'string', short: 'f', multiple: true },
   recursive: { type: 'boolean', short: 'R' },
@@ -88,6 +79,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
   if (argv[0] === 'agent') {
     const { runAgentCommand } = await import('../agent/main.js');
     return runAgentCommand(argv.slice(1));
+  }
+  if (argv[0] === 'serve') {
+    const { runServeCommand } = await import('../serve/main.js');
+    return runServeCommand(argv.slice(1), io);
   }
   let values: Values;
   let positionals: string[];
@@ -133,23 +128,12 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     return 0;
   }
 
-  const endpoints = parseEndpoints(values['etcd-endpoints'] ?? io.env.WEFT_ETCD_ENDPOINTS ?? DEFAULT_ENDPOINTS.join(','));
-  // The password may come from a file or the environment, so that it never shows in `ps`.
-  const passwordFile = values['etcd-password-file'];
-  const password =
-    values['etcd-password'] ??
-    (passwordFile ? readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined) ??
-    io.env.WEFT_ETCD_PASSWORD;
+  const etcd = etcdStoreOptions(values, io.env);
+  const endpoints = etcd.endpoints;
   let store: Store | undefined;
   const connect = () => {
     store = Store.connect({
-      endpoints,
-      prefix: values['etcd-prefix'] ?? DEFAULT_PREFIX,
-      ...(values['etcd-cafile'] ? { cafile: values['etcd-cafile'] } : {}),
-      ...(values['etcd-certfile'] ? { certfile: values['etcd-certfile'] } : {}),
-      ...(values['etcd-keyfile'] ? { keyfile: values['etcd-keyfile'] } : {}),
-      ...(values['etcd-username'] ? { username: values['etcd-username'] } : {}),
-      ...(password !== undefined ? { password } : {}),
+      ...etcd,
       callTimeoutMs: io.callTimeoutMs ?? 3000,
       // Two attempts: a blip is retried once, a dead etcd is reported within seconds.
       maxAttempts: 2,
