@@ -1,0 +1,66 @@
+// The real kubectl against a `weft serve`: the client whose minor matches the server's
+// /version (kubectl.1.<minor> beside a dispatcher, as on these machines), else kubectl on PATH
+// (Debian's kubernetes-client). Each run gets its own discovery cache directory.
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { KUBE_MINOR } from '../../src/serve/discovery.js';
+
+const VERSIONED = [`/usr/lib/google-cloud-sdk/bin/kubectl.1.${KUBE_MINOR}`, `/usr/bin/kubectl.1.${KUBE_MINOR}`];
+export const KUBECTL = process.env.WEFT_TEST_KUBECTL ?? VERSIONED.find((p) => existsSync(p)) ?? 'kubectl';
+
+export interface KubectlResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface Kubectl {
+  dir: string;
+  kubeconfig: string;
+  run(args: string[], opts?: { input?: string; env?: Record<string, string>; timeoutMs?: number }): Promise<KubectlResult>;
+  /** A long-running kubectl (get -w): its output so far, and a way to stop it. */
+  start(args: string[]): { output(): string; stop(): void };
+  remove(): void;
+}
+
+/** kubectl bound to one kubeconfig (its text), with a scratch directory for files and cache. */
+export function kubectlFor(kubeconfigText: string): Kubectl {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-kubectl-'));
+  const kubeconfig = join(dir, 'kubeconfig');
+  writeFileSync(kubeconfig, kubeconfigText, { mode: 0o600 });
+  const base = ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache')];
+  const running = new Set<ReturnType<typeof execa>>();
+  return {
+    dir,
+    kubeconfig,
+    start: (args) => {
+      const proc = execa(KUBECTL, [...base, ...args], { reject: false, env: { HOME: dir, PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false, all: true });
+      running.add(proc);
+      let out = '';
+      proc.all!.on('data', (d: Buffer) => (out += d.toString()));
+      return {
+        output: () => out,
+        stop: () => {
+          proc.kill('SIGKILL');
+          running.delete(proc);
+        },
+      };
+    },
+    run: async (args, opts = {}) => {
+      const r = await execa(KUBECTL, [...base, ...args], {
+        reject: false,
+        input: opts.input ?? '',
+        env: { HOME: dir, PATH: process.env.PATH ?? '/usr/bin:/bin', ...(opts.env ?? {}) },
+        extendEnv: false,
+        timeout: opts.timeoutMs ?? 30_000,
+      });
+      return { code: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+    },
+    remove: () => {
+      for (const p of running) p.kill('SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
