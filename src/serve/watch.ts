@@ -14,6 +14,9 @@ import { includeObjectOf, tableOf, wantsTable } from './tables.js';
 
 type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
+/** Revisions waiting to be compared beyond which only the latest is (a client that lags). */
+const MAX_BACKLOG = 64;
+
 /** What must differ for MODIFIED: not a lease's countdown or its age, which move every second. */
 function fingerprint(o: Printable): string {
   if (o.kind !== 'Lease') return JSON.stringify(o);
@@ -47,27 +50,15 @@ export async function handleWatch(ctx: ServeContext, r: ServedResource, req: Inc
   // From a given revision: compare against the state then. Without one (or "0"): every
   // current object is ADDED first.
   const from = rvText && rvText !== '0' ? Number(rvText) : undefined;
-  let prev: Seen;
-  let start: number;
-  if (from !== undefined) {
-    try {
-      prev = seen((await readState(ctx, r, from)).list, filter);
-    } catch (err) {
-      throw toApiError(/compacted/i.test(String((err as Error).message)) ? new RevisionCompactedError(`revision ${from} has been compacted`) : err, r);
-    }
-    start = from + 1;
-  } else {
-    prev = { list: { items: [], cells: { header: [], rows: [] }, narrow: 0 }, index: new Map() };
-    start = 0;
-  }
-
   res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked', 'Cache-Control': 'no-cache' });
   res.flushHeaders();
-  const send = (type: EventType | 'ERROR', list: KindList, i: number, rv: string) => {
+  const send = (type: EventType, list: KindList, i: number, rv: string) => {
     const o = list.items[i]!;
     const object = table ? tableOf(list, [i], o.metadata.resourceVersion ?? rv, include) : o;
     res.write(JSON.stringify({ type, object }) + '\n');
   };
+  let prev: Seen = { list: { items: [], cells: { header: [], rows: [] }, narrow: 0 }, index: new Map() };
+  let start = 0;
 
   let watch: RevisionWatch | undefined;
   let done = false;
@@ -91,8 +82,9 @@ export async function handleWatch(ctx: ServeContext, r: ServedResource, req: Inc
   const timer = timeoutMs !== undefined ? setTimeout(stop, timeoutMs) : undefined;
   void finished.then(() => timer && clearTimeout(timer));
 
-  // One comparison at a time; changes that arrive meanwhile collapse into the latest revision.
-  let pending: number | undefined;
+  // One comparison per changed revision, in order, so an object created and deleted between
+  // two reads is still seen; a backlog past MAX_BACKLOG collapses into its latest revision.
+  const pending: number[] = [];
   let running = false;
   const compare = async (revision: number | undefined) => {
     const state = await readState(ctx, r, revision);
@@ -111,10 +103,9 @@ export async function handleWatch(ctx: ServeContext, r: ServedResource, req: Inc
     if (running) return;
     running = true;
     try {
-      while (pending !== undefined && !done) {
-        const revision = pending;
-        pending = undefined;
-        await compare(revision);
+      while (pending.length && !done) {
+        if (pending.length > MAX_BACKLOG) pending.splice(0, pending.length - 1);
+        await compare(pending.shift()!);
       }
     } catch (err) {
       fail(err);
@@ -124,11 +115,21 @@ export async function handleWatch(ctx: ServeContext, r: ServedResource, req: Inc
   };
 
   try {
-    if (from === undefined) start = (await compare(undefined)) + 1;
+    if (from === undefined) {
+      start = (await compare(undefined)) + 1;
+    } else {
+      // As the apiserver does: a 200 stream whose first event is the ERROR (410 when compacted).
+      try {
+        prev = seen((await readState(ctx, r, from)).list, filter);
+      } catch (err) {
+        throw /compacted/i.test(String((err as Error).message)) ? new RevisionCompactedError(`revision ${from} has been compacted`) : err;
+      }
+      start = from + 1;
+    }
     if (done) return;
     watch = await watchRevisions(ctx.rs.store, ctx.rs.layout.prefix + '/', start, {
-      change: (revision) => {
-        pending = Math.max(pending ?? 0, revision);
+      change: (revisions) => {
+        pending.push(...revisions);
         void drain();
       },
       error: (err) => fail(err),

@@ -14,8 +14,8 @@ export interface RevisionWatch {
 }
 
 export interface RevisionHandlers {
-  /** Called with the highest revision of each batch of changes, in order. */
-  change(revision: number): void;
+  /** Called with the revisions of each batch of changes (distinct, ascending). */
+  change(revisions: number[]): void;
   /** The watch is dead (compacted, cancelled, disconnected); no more calls follow. */
   error(err: Error): void;
 }
@@ -44,10 +44,9 @@ export async function watchRevisions(store: Store, prefix: string, fromRevision:
   watcher.on('disconnected', () => fail(new Error('the watch on etcd was disconnected')));
   watcher.on('data', (res: IWatchResponse) => {
     if (dead || res.events.length === 0) return;
-    let revision = 0;
-    for (const e of res.events) revision = Math.max(revision, Number(e.kv.mod_revision));
+    const revisions = [...new Set(res.events.map((e) => Number(e.kv.mod_revision)))].sort((a, b) => a - b);
     try {
-      on.change(revision);
+      on.change(revisions);
     } catch (err) {
       fail(err as Error);
     }

@@ -25,7 +25,7 @@ export function apiRequest(
         ca,
         headers: {
           ...(opts.token ? { Authorization: `Bearer ${opts.token}` } : {}),
-          ...(body !== undefined ? { 'Content-Type': opts.contentType ?? 'application/json' } : {}),
+          ...(body !== undefined ? { 'Content-Type': opts.contentType ?? 'application/json', 'Content-Length': String(Buffer.byteLength(body)) } : {}),
           ...(opts.accept ? { Accept: opts.accept } : {}),
         },
         timeout: opts.timeoutMs ?? 15_000,
