@@ -25,18 +25,22 @@ export interface Kubectl {
   remove(): void;
 }
 
-/** kubectl bound to one kubeconfig (its text), with a scratch directory for files and cache. */
-export function kubectlFor(kubeconfigText: string): Kubectl {
+/**
+ * kubectl bound to one kubeconfig (its text), with a scratch directory for files and cache;
+ * inside a network namespace when netns is given.
+ */
+export function kubectlFor(kubeconfigText: string, opts: { netns?: string } = {}): Kubectl {
   const dir = mkdtempSync(join(tmpdir(), 'weft-kubectl-'));
   const kubeconfig = join(dir, 'kubeconfig');
   writeFileSync(kubeconfig, kubeconfigText, { mode: 0o600 });
-  const base = ['--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache')];
+  const [cmd, pre] = opts.netns ? ['ip', ['netns', 'exec', opts.netns, KUBECTL]] : [KUBECTL, []];
+  const base = [...pre, '--kubeconfig', kubeconfig, '--cache-dir', join(dir, 'cache')];
   const running = new Set<ReturnType<typeof execa>>();
   return {
     dir,
     kubeconfig,
     start: (args) => {
-      const proc = execa(KUBECTL, [...base, ...args], { reject: false, env: { HOME: dir, PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false, all: true });
+      const proc = execa(cmd, [...base, ...args], { reject: false, env: { HOME: dir, PATH: process.env.PATH ?? '/usr/bin:/bin' }, extendEnv: false, all: true });
       running.add(proc);
       let out = '';
       proc.all!.on('data', (d: Buffer) => (out += d.toString()));
@@ -49,7 +53,7 @@ export function kubectlFor(kubeconfigText: string): Kubectl {
       };
     },
     run: async (args, opts = {}) => {
-      const r = await execa(KUBECTL, [...base, ...args], {
+      const r = await execa(cmd, [...base, ...args], {
         reject: false,
         input: opts.input ?? '',
         env: { HOME: dir, PATH: process.env.PATH ?? '/usr/bin:/bin', ...(opts.env ?? {}) },
