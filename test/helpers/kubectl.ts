@@ -10,6 +10,15 @@ import { KUBE_MINOR } from '../../src/serve/discovery.js';
 const VERSIONED = [`/usr/lib/google-cloud-sdk/bin/kubectl.1.${KUBE_MINOR}`, `/usr/bin/kubectl.1.${KUBE_MINOR}`];
 export const KUBECTL = process.env.WEFT_TEST_KUBECTL ?? VERSIONED.find((p) => existsSync(p)) ?? 'kubectl';
 
+/**
+ * Fails with what to install when there is no kubectl at all (a missing binary would
+ * otherwise surface as a spawn error in the middle of a test).
+ */
+export function requireKubectl(): void {
+  const found = KUBECTL.includes('/') ? existsSync(KUBECTL) : (process.env.PATH ?? '').split(':').some((d) => d && existsSync(join(d, KUBECTL)));
+  if (!found) throw new Error(`test/serve drives the real kubectl (1.29 or later; 1.${KUBE_MINOR} preferred) and none was found: install it, or set WEFT_TEST_KUBECTL`);
+}
+
 export interface KubectlResult {
   code: number;
   stdout: string;

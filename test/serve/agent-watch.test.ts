@@ -7,12 +7,13 @@ import { poll } from '../../src/testbed/poll.js';
 import { startServeIn, type ServeInNamespace } from '../../src/testbed/serve.js';
 import { Testbed } from '../../src/testbed/topology.js';
 import { applyYaml, joinHost, networkYaml } from '../e2e/helpers.js';
-import { KUBECTL } from '../helpers/kubectl.js';
+import { KUBECTL, requireKubectl } from '../helpers/kubectl.js';
 
 let tb: Testbed;
 let serve: ServeInNamespace | undefined;
 
 beforeAll(async () => {
+  requireKubectl();
   tb = await Testbed.create();
   await applyYaml(tb, 'network', networkYaml());
   serve = await startServeIn(tb.underlay, tb.etcdFlags(), tb.workDir, { kubectl: KUBECTL, extraArgs: ['--log-level', 'debug'] });

@@ -6,7 +6,7 @@ import { startServe, type RunningServe, type ServeOptions } from '../../src/serv
 import { Store } from '../../src/store/store.js';
 import { cliEnv } from '../helpers/cli-env.js';
 import type { EtcdFixture } from '../helpers/etcd.js';
-import { kubectlFor, type Kubectl } from '../helpers/kubectl.js';
+import { kubectlFor, requireKubectl, type Kubectl } from '../helpers/kubectl.js';
 
 export interface ServeFixture {
   readonly serve: RunningServe;
@@ -21,6 +21,7 @@ export function useServe(fx: EtcdFixture, label: string, opts: Partial<ServeOpti
   let store: Store | undefined;
   let cli: ReturnType<typeof cliEnv> | undefined;
   beforeAll(async () => {
+    requireKubectl();
     cli = cliEnv(fx, label);
     store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix: cli.prefix, callTimeoutMs: 2000, maxAttempts: 1 });
     serve = await startServe({ store, port: 0, log: silentLogger, ...opts });
