@@ -25,6 +25,17 @@ function fingerprint(o: Printable): string {
   return JSON.stringify({ ...o, spec, metadata });
 }
 
+/** Columns whose cells change with the clock alone. */
+const CLOCK_COLUMNS = new Set(['AGE', 'EXPIRES', 'LAST-SYNC']);
+
+/**
+ * A table row without its clock columns: a watcher of Tables also sees a lease change when
+ * only its holder's status does (READY, PEERS), which is not part of the Lease object.
+ */
+function rowFingerprint(list: KindList, i: number): string {
+  return JSON.stringify(list.cells.rows[i]!.filter((_, c) => !CLOCK_COLUMNS.has(list.cells.header[c]!)));
+}
+
 interface Seen {
   list: KindList;
   index: Map<string, number>;
@@ -94,7 +105,12 @@ export async function handleWatch(ctx: ServeContext, r: ServedResource, req: Inc
     for (const [id, i] of next.index) {
       const before = prev.index.get(id);
       if (before === undefined) send('ADDED', next.list, i, rv);
-      else if (fingerprint(prev.list.items[before]!) !== fingerprint(next.list.items[i]!)) send('MODIFIED', next.list, i, rv);
+      else if (
+        fingerprint(prev.list.items[before]!) !== fingerprint(next.list.items[i]!) ||
+        (table && rowFingerprint(prev.list, before) !== rowFingerprint(next.list, i))
+      ) {
+        send('MODIFIED', next.list, i, rv);
+      }
     }
     prev = next;
     return state.snap.revision;

@@ -24,8 +24,8 @@ afterAll(async () => {
 });
 
 describe('kubectl get leases -w against weft serve', () => {
-  it('shows the lease an agent acquires, and the host READY in -o wide', async () => {
-    const watch = serve!.startKubectl(['get', 'leases', '-w', '--output-watch-events']);
+  it('shows the lease an agent acquires, then the host READY in -o wide', async () => {
+    const watch = serve!.startKubectl(['get', 'leases', '-w', '-o', 'wide', '--output-watch-events']);
     try {
       // The watch is open (weft serve logs each request at debug level) before the host joins,
       // so the lease reaches kubectl through the watch, not through its first list.
@@ -34,6 +34,9 @@ describe('kubectl get leases -w against weft serve', () => {
       const subnet = tb.readSubnetEnv(host)!.subnet;
       const row = new RegExp(`^ADDED\\s+${subnet.toKey().replace(/\./g, '\\.')}\\s+${host.name}\\s+${host.ip.replace(/\./g, '\\.')}\\s+vxlan\\s+[0-9a-f:]{17}\\s`, 'm');
       await poll(() => row.test(watch.output()) || undefined, { timeoutMs: 15_000, what: `ADDED ${subnet.toKey()} in the watch:\n${watch.output()}` });
+      // The lease itself does not change when its agent reports ready, but its -o wide row does.
+      const ready = new RegExp(`^MODIFIED\\s+${subnet.toKey().replace(/\./g, '\\.')}\\s.*\\syes\\s+0/0\\s`, 'm');
+      await poll(() => ready.test(watch.output()) || undefined, { timeoutMs: 20_000, what: `MODIFIED ${subnet.toKey()} READY in the watch:\n${watch.output()}` });
     } finally {
       watch.stop();
     }
