@@ -1,9 +1,13 @@
 // The pure parts of weft serve: field ownership for server-side apply, label and field
 // selectors, kube-apiserver's token file format.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Printable } from '../../src/api/types.js';
 import { ADMIN_GROUP, authorize, TokenFileError, TokenTable } from '../../src/serve/auth.js';
 import { resourceByPlural } from '../../src/serve/kinds.js';
+import { runServeCommand } from '../../src/serve/main.js';
 import { applyConfig, fromFieldsV1, leafPaths, recordUpdate, toFieldsV1 } from '../../src/serve/managed-fields.js';
 import { fieldFilter, labelFilter } from '../../src/serve/selectors.js';
 import { ApiError } from '../../src/serve/status.js';
@@ -104,5 +108,27 @@ describe('token file', () => {
     expect(() => authorize({ name: 'rob', groups: [] }, 'list', 'networks', undefined)).not.toThrow();
     expect(() => authorize({ name: 'ada', groups: [ADMIN_GROUP] }, 'delete', 'networks', 'x')).not.toThrow();
     expect(() => authorize({ name: 'rob', groups: ['ops'] }, 'patch', 'networks', 'x')).toThrow(/User "rob" cannot patch resource "networks"/);
+  });
+});
+
+describe('weft serve flags', () => {
+  const run = async (argv: string[]) => {
+    let err = '';
+    const code = await runServeCommand(argv, { stdout: () => {}, stderr: (t) => (err += t), readStdin: async () => '', env: {} });
+    return { code, err };
+  };
+
+  it('refuses a bad port, level, flag or token file before serving', async () => {
+    expect(await run(['--secure-port', '70000'])).toEqual({ code: 1, err: 'error: --secure-port must be a port number, got "70000"\n' });
+    expect((await run(['--log-level', 'loud'])).err).toContain('--log-level must be one of debug, info, warn, error');
+    expect((await run(['--bind'])).err).toContain("Run 'weft serve --help' for usage.");
+    const dir = mkdtempSync(join(tmpdir(), 'weft-serve-flags-'));
+    try {
+      writeFileSync(join(dir, 'tokens.csv'), 'just-a-token\n');
+      const r = await run(['--token-auth-file', join(dir, 'tokens.csv'), '--secure-port', '0', '--etcd-endpoints', 'http://127.0.0.1:1']);
+      expect(r).toEqual({ code: 1, err: `error: ${join(dir, 'tokens.csv')}:1: expected token,user,uid[,"group1,group2"]\n` });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
