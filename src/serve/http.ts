@@ -6,7 +6,7 @@ import { authorize, type Authenticator } from './auth.js';
 import type { ServeContext } from './context.js';
 import { handleDelete } from './delete.js';
 import { apiGroup, coreVersions, GROUP, groupList, resourceList, VERSION, versionInfo } from './discovery.js';
-import { resourceByPlural } from './kinds.js';
+import { resourceByPlural, type ServedResource } from './kinds.js';
 import { openapiV2, openapiV3GroupVersion, openapiV3Index } from './openapi.js';
 import { handleGet, handleList } from './read.js';
 import { sendJson, sendStatus } from './respond.js';
@@ -80,6 +80,24 @@ async function route(ctx: ServeContext, auth: Authenticator, req: IncomingMessag
   const verb = verbOf(req.method ?? 'GET', name, watch);
   authorize(user, verb, resource.plural, name);
   ctx.log.debug('request', { user: user.name, verb, resource: resource.plural, ...(name !== undefined ? { name } : {}) });
+  try {
+    await dispatch(ctx, verb, resource, name, req, res, url, path);
+  } catch (err) {
+    // Errors in the words of the object they are about ("Subnet.weft.io \"gw-1\" is invalid").
+    throw toApiError(err, { plural: resource.plural, kind: resource.kind, ...(name !== undefined ? { name } : {}) });
+  }
+}
+
+async function dispatch(
+  ctx: ServeContext,
+  verb: string,
+  resource: ServedResource,
+  name: string | undefined,
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  path: string,
+): Promise<void> {
   switch (verb) {
     case 'get':
       return handleGet(ctx, resource, name!, req, res, url);

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import jsonPatch from 'fast-json-patch';
 import mergePatch from 'json-merge-patch';
-import { ConflictError } from '../api/errors.js';
+import { ConflictError, RefusedError } from '../api/errors.js';
 import type { ManifestObject } from '../api/manifest.js';
 import type { Kind, Printable } from '../api/types.js';
 import { indexSnapshot, simulate, type Op } from '../store/resource-plan.js';
@@ -14,7 +14,7 @@ import { applyConfig, parseManagedRecord, recordUpdate, type ManagedFieldsEntry 
 import { cleanObject, decodeBody, fieldValidationOf, isObject, prepare, type Json } from './objects.js';
 import { findIndex, managedKey, readState } from './read.js';
 import { readBody, sendJson, warningHeaders } from './respond.js';
-import { alreadyExists, ApiError, badRequest, notFound, unsupportedMediaType } from './status.js';
+import { alreadyExists, ApiError, badRequest, notFound, toApiError, unsupportedMediaType } from './status.js';
 
 /** dryRun=All, from the query or (DELETE) the body. */
 export function isDryRun(values: unknown): boolean {
@@ -60,7 +60,15 @@ async function live(ctx: ServeContext, r: ServedResource, name: string): Promise
 async function commit(ctx: ServeContext, r: ServedResource, manifest: ManifestObject, entries: ManagedFieldsEntry[], dryRun: boolean): Promise<Printable> {
   const rs = ctx.rs;
   const snap = await rs.snapshot();
-  const plan = rs.planApply(snap, manifest, rs.ctx(false));
+  let plan;
+  try {
+    plan = rs.planApply(snap, manifest, rs.ctx(false));
+  } catch (err) {
+    if (err instanceof RefusedError && /--force/.test(err.message)) {
+      throw new RefusedError(`${err.message.replace(/; use --force to apply anyway.*$/, '')}; refused: the API has no override for this, \`weft apply --force\` has (those hosts will lose their subnets)`);
+    }
+    throw err;
+  }
   const after = indexSnapshot(rs.layout, snap.revision, simulate(snap.kvs, plan.ops, snap.revision + 1));
   const view = rs.view(after, manifest.kind as Kind, manifest.name)!;
   const key = managedKey(ctx, r, manifest.name);
@@ -97,7 +105,13 @@ export async function handleCreate(ctx: ServeContext, r: ServedResource, req: In
   if (manifest.resource.metadata.resourceVersion !== undefined) throw badRequest('resourceVersion should not be set on objects to be created');
   if ((await live(ctx, r, name)).object) throw alreadyExists(subject(r, name));
   const entries = recordUpdate([], managerOf(req, url), {}, manifest.resource, ctx.now());
-  const obj = await commit(ctx, r, manifest, entries, dryRun);
+  let obj: Printable;
+  try {
+    obj = await commit(ctx, r, manifest, entries, dryRun);
+  } catch (err) {
+    // The route knows no name for a POST: name the object from its body.
+    throw toApiError(err, subject(r, name));
+  }
   sendJson(res, 201, obj, warningHeaders(warnings));
 }
 
