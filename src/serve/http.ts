@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { authorize, type Authenticator } from './auth.js';
 import type { ServeContext } from './context.js';
 import { handleDelete } from './delete.js';
-import { apiGroup, coreVersions, GROUP, groupList, resourceList, VERSION, versionInfo } from './discovery.js';
+import { aggregated, AGGREGATED_V2, apiGroup, coreVersions, GROUP, groupList, resourceList, VERSION, versionInfo, wantsAggregated } from './discovery.js';
 import { resourceByPlural, type ServedResource } from './kinds.js';
 import { openapiV2, openapiV3GroupVersion, openapiV3Index } from './openapi.js';
 import { handleGet, handleList } from './read.js';
@@ -63,6 +63,10 @@ async function route(ctx: ServeContext, auth: Authenticator, req: IncomingMessag
   const doc = DOCS[path];
   if (doc) {
     if (req.method !== 'GET' && req.method !== 'HEAD') throw methodNotAllowed(`${req.method} is not allowed on ${path}`);
+    if ((path === '/api' || path === '/apis') && wantsAggregated(req.headers.accept)) {
+      sendJson(res, 200, aggregated(path === '/api'), { 'Content-Type': AGGREGATED_V2, Vary: 'Accept' });
+      return;
+    }
     sendJson(res, 200, doc());
     return;
   }

@@ -44,6 +44,17 @@ async function watchLines(path: string, lines: number, during?: () => Promise<vo
 }
 
 describe('weft serve API conventions', () => {
+  it('answers aggregated discovery when asked (as kubectl asks first) and the plain lists otherwise', async () => {
+    const accept = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json';
+    const agg = await api('GET', '/apis', { accept });
+    expect(agg.headers['content-type']).toBe('application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList');
+    const items = agg.json().items as { metadata: { name: string }; versions: { version: string; resources: { resource: string; scope: string }[] }[] }[];
+    expect(items.map((i) => i.metadata.name)).toEqual(['weft.io']);
+    expect(items[0]!.versions[0]!.resources.map((r) => `${r.resource}:${r.scope}`)).toEqual(['networks:Cluster', 'subnets:Cluster', 'leases:Cluster', 'nodes:Cluster']);
+    expect((await api('GET', '/api', { accept })).json()).toMatchObject({ kind: 'APIGroupDiscoveryList', items: [] });
+    expect((await api('GET', '/apis')).json()).toMatchObject({ kind: 'APIGroupList', groups: [{ name: 'weft.io' }] });
+  });
+
   it('creates (201), refuses a second create (409 AlreadyExists), and reports the etcd revision as resourceVersion', async () => {
     const created = await api('POST', `${BASE}/networks`, { body: network('n1', 71) });
     expect(created.status, created.text).toBe(201);
