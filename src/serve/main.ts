@@ -3,7 +3,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import type { CliIO } from '../cli/run.js';
 import { ETCD_FLAG_OPTIONS, etcdStoreOptions } from '../cli/etcd-flags.js';
 import { HELP } from '../cli/help.js';
 import { createLogger, LEVELS, type Level, type Logger } from '../log.js';
@@ -96,7 +95,14 @@ export async function startServe(opts: ServeOptions): Promise<RunningServe> {
   };
 }
 
-export async function runServeCommand(argv: string[], io: CliIO): Promise<number> {
+/** What `weft serve` needs of the process (the CLI's CliIO fits). */
+export interface ServeIO {
+  stdout(text: string): void;
+  stderr(text: string): void;
+  env: Record<string, string | undefined>;
+}
+
+export async function runServeCommand(argv: string[], io: ServeIO): Promise<number> {
   let values: { [K in keyof typeof OPTIONS]?: (typeof OPTIONS)[K] extends { type: 'boolean' } ? boolean : string };
   try {
     const parsed = parseArgs({ args: argv, options: OPTIONS, allowPositionals: false, strict: true });

@@ -31,7 +31,7 @@ describe('weft-serve.service', () => {
     const documented = /WEFT_SERVE_FLAGS=(.*)\n#\s+(.*)\n#\s+(.*)\n/.exec(text)!.slice(1).join(' ').split(/\s+/);
     let out = '';
     let err = '';
-    const code = await runServeCommand([...exec, ...documented, '--help'], { stdout: (s) => (out += s), stderr: (s) => (err += s), readStdin: async () => '', env: {} });
+    const code = await runServeCommand([...exec, ...documented, '--help'], { stdout: (s) => (out += s), stderr: (s) => (err += s), env: {} });
     expect(err).toBe('');
     expect(code).toBe(0);
     expect(out).toContain('Usage: weft serve');

@@ -114,7 +114,7 @@ describe('token file', () => {
 describe('weft serve flags', () => {
   const run = async (argv: string[]) => {
     let err = '';
-    const code = await runServeCommand(argv, { stdout: () => {}, stderr: (t) => (err += t), readStdin: async () => '', env: {} });
+    const code = await runServeCommand(argv, { stdout: () => {}, stderr: (t) => (err += t), env: {} });
     return { code, err };
   };
 
