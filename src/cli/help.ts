@@ -15,6 +15,28 @@ export const GLOBAL_FLAGS = `Global flags (any command):
 `;
 
 export const HELP: Record<string, string> = {
+  serve: `Usage: weft serve [flags]
+
+Serves weft's resources (group weft.io, version v1alpha1: networks, subnets, leases and
+read-only nodes) over HTTPS with the Kubernetes API conventions, so kubectl and Kubernetes
+clients manage the networks in etcd. Writes go through the same validation, planning and
+transactions as weft apply and weft delete. See docs/kubectl.md.
+
+Flags:
+      --bind-address IP         address to listen on (default 127.0.0.1)
+      --secure-port N           port to listen on (default 6443; 0 picks a free one)
+      --tls-cert-file FILE      serving certificate (PEM); without it and the key, a
+      --tls-private-key-file F  self-signed one is made for the bind address and localhost
+      --client-ca-file FILE     accept client certificates signed by these CAs (user = CN,
+                                groups = O)
+      --token-auth-file FILE    static tokens, kube-apiserver's CSV: token,user,uid,"g1,g2"
+                                (without it, a token for user weft-admin is generated)
+      --write-kubeconfig FILE   write a kubeconfig for this server (URL, CA, admin token)
+      --log-level LEVEL         debug, info, warn or error (default info)
+
+Anonymous requests get 401; members of group weft:admins may write, other users only read.
+
+${GLOBAL_FLAGS}`,
   '': `weft: a Flannel-compatible overlay network, declared as Kubernetes-style resources in etcd.
 
 Usage: weft COMMAND [flags]
@@ -26,6 +48,7 @@ Commands:
   delete    delete resources by name or from YAML
   diff      show what apply would change (exit 0 no change, 1 changes)
   agent     run the per-node agent (see weft agent --help)
+  serve     serve the resources as a Kubernetes API for kubectl (see weft serve --help)
   version   print the version
 
 Kinds (group weft.io, version v1alpha1): Network, Subnet (a reservation), Lease, and

@@ -43,7 +43,18 @@ function perStack(...values: (string | number | undefined)[]): string {
   return values.filter((v) => v !== undefined && v !== '').join(',');
 }
 
+/** Header and cells of a table; `weft serve` answers kubectl's Table requests with them. */
+export interface Cells {
+  header: string[];
+  rows: string[][];
+}
+
 export function networkTable(views: NetworkView[], wide: boolean, now: number): string {
+  const { header, rows } = networkCells(views, wide, now);
+  return table(header, rows);
+}
+
+export function networkCells(views: NetworkView[], wide: boolean, now: number): Cells {
   const header = ['NAME', 'CIDR', 'SUBNETLEN', 'BACKEND', 'CAPACITY', 'LEASES', 'FREE', 'AGE'];
   if (wide) header.push('RESERVED', 'SUBNETMIN', 'SUBNETMAX', 'VNI', 'PORT', 'LEASETTL', 'PROBLEM');
   const rows = views.map(({ resource: r, config, problem }) => {
@@ -73,10 +84,15 @@ export function networkTable(views: NetworkView[], wide: boolean, now: number): 
     }
     return row;
   });
-  return table(header, rows);
+  return { header, rows };
 }
 
 export function subnetTable(subnets: SubnetResource[], wide: boolean, now: number): string {
+  const { header, rows } = subnetCells(subnets, wide, now);
+  return table(header, rows);
+}
+
+export function subnetCells(subnets: SubnetResource[], wide: boolean, now: number): Cells {
   const header = ['NAME', 'NETWORK', 'CIDR', 'NODE', 'PUBLIC-IP', 'AGE'];
   if (wide) header.push('ADOPTED-BY', 'VTEP-MAC');
   const rows = subnets.map((s) => {
@@ -91,7 +107,7 @@ export function subnetTable(subnets: SubnetResource[], wide: boolean, now: numbe
     if (wide) row.push(s.status?.adoptedBy ?? NONE, s.status?.vtepMAC ?? NONE);
     return row;
   });
-  return table(header, rows);
+  return { header, rows };
 }
 
 /**
@@ -116,6 +132,11 @@ export function statusCells(node: NodeStatusRecord | undefined, now: number): { 
  * lease; `-o wide` adds IPV6-SUBNET, PUBLIC-IPV6 and IPV6-VTEP-MAC when a lease has IPv6.
  */
 export function leaseTable(leases: LeaseResource[], wide: boolean, now: number, showNetwork: boolean, nodes: (NodeStatusRecord | undefined)[] = []): string {
+  const { header, rows } = leaseCells(leases, wide, now, showNetwork, nodes);
+  return table(header, rows);
+}
+
+export function leaseCells(leases: LeaseResource[], wide: boolean, now: number, showNetwork: boolean, nodes: (NodeStatusRecord | undefined)[] = []): Cells {
   const header = ['NAME', 'NODE', 'PUBLIC-IP', 'BACKEND', 'VTEP-MAC', 'AGE', 'EXPIRES'];
   if (showNetwork) header.unshift('NETWORK');
   const v6 = leases.some((l) => l.spec.ipv6Subnet !== undefined);
@@ -147,10 +168,15 @@ export function leaseTable(leases: LeaseResource[], wide: boolean, now: number, 
     }
     return row.map(printable);
   });
-  return table(header, rows);
+  return { header, rows };
 }
 
 export function nodeTable(views: NodeView[], wide: boolean, now: number, showNetwork: boolean): string {
+  const { header, rows } = nodeCells(views, wide, now, showNetwork);
+  return table(header, rows);
+}
+
+export function nodeCells(views: NodeView[], wide: boolean, now: number, showNetwork: boolean): Cells {
   const header = ['NAME', 'READY', 'SUBNET', 'PEERS', 'LAST-SYNC', 'VERSION', 'AGE'];
   if (showNetwork) header.unshift('NETWORK');
   if (wide) header.push('LEASE', 'PUBLIC-IP', 'REASON');
@@ -165,7 +191,7 @@ export function nodeTable(views: NodeView[], wide: boolean, now: number, showNet
     }
     return row.map(printable);
   });
-  return table(header, rows);
+  return { header, rows };
 }
 
 /** One line per unreadable status record, naming its key (for stderr). */

@@ -89,6 +89,10 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
     const { runAgentCommand } = await import('../agent/main.js');
     return runAgentCommand(argv.slice(1));
   }
+  if (argv[0] === 'serve') {
+    const { runServeCommand } = await import('../serve/main.js');
+    return runServeCommand(argv.slice(1), io);
+  }
   let values: Values;
   let positionals: string[];
   try {

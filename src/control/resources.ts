@@ -72,16 +72,18 @@ export class ResourceStore {
     return this.store.layout;
   }
 
-  async snapshot(): Promise<Snapshot> {
-    const { kvs, revision } = await this.store.list(this.layout.prefix + '/');
-    return indexSnapshot(this.layout, revision, new Map(kvs.map((kv) => [kv.key, kv])));
+  /** Every key under the prefix, now or at an earlier revision (`weft serve`'s watches). */
+  async snapshot(atRevision?: number): Promise<Snapshot> {
+    const { kvs, revision } = await this.store.list(this.layout.prefix + '/', atRevision !== undefined ? { revision: atRevision } : {});
+    return indexSnapshot(this.layout, atRevision ?? revision, new Map(kvs.map((kv) => [kv.key, kv])));
   }
 
   ctx(force: boolean): PlanContext {
     return { layout: this.layout, force, now: this.now, uid: this.uid };
   }
 
-  private plan(snap: Snapshot, obj: ManifestObject, ctx: PlanContext): Plan {
+  /** The plan for applying one validated object (Leases are refused: agents write them). */
+  planApply(snap: Snapshot, obj: ManifestObject, ctx: PlanContext): Plan {
     const r = obj.resource;
     if (r.kind === 'Network') return planNetworkApply(snap, r, ctx);
     if (r.kind === 'Subnet') return planSubnetApply(snap, r, ctx);
@@ -107,7 +109,7 @@ export class ResourceStore {
     const snaps: Snapshot[] = [];
     for (const obj of ordered) {
       try {
-        const plan = this.plan(snap, obj, ctx);
+        const plan = this.planApply(snap, obj, ctx);
         plans.push(plan);
         snap = indexSnapshot(this.layout, snap.revision, simulate(snap.kvs, plan.ops, snap.revision + 1));
         snaps.push(snap);
@@ -153,7 +155,7 @@ export class ResourceStore {
       const snap = await this.snapshot();
       let plan: Plan;
       try {
-        plan = this.plan(snap, obj, ctx);
+        plan = this.planApply(snap, obj, ctx);
       } catch (err) {
         if (err instanceof PlanProblems) {
           throw new ConflictError(`${obj.ref}: the store changed while applying: ${err.message}`);
@@ -178,7 +180,8 @@ export class ResourceStore {
     }));
   }
 
-  private view(snap: Snapshot, kind: Kind, name: string): Resource | undefined {
+  /** A Network or Subnet as the snapshot shows it. */
+  view(snap: Snapshot, kind: Kind, name: string): Resource | undefined {
     if (kind === 'Network') {
       return networkViews(snap).find((v) => v.resource.metadata.name === name)?.resource;
     }
@@ -253,7 +256,8 @@ export class ResourceStore {
     return this.leaseRowsOf(await this.snapshot(), name, network);
   }
 
-  private async leaseRowsOf(snap: Snapshot, name: string | undefined, network: string | undefined): Promise<LeaseRow[]> {
+  /** Lease rows of one snapshot (by name and network when given). */
+  async leaseRowsOf(snap: Snapshot, name: string | undefined, network: string | undefined): Promise<LeaseRow[]> {
     const records: SubnetRecord[] = [];
     for (const net of sortNetworks([...snap.subnets.keys()])) {
       if (network !== undefined && net !== network) continue;

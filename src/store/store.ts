@@ -87,10 +87,16 @@ export class Store {
     return kv ? toKV(kv) : undefined;
   }
 
-  async list(prefix: string, opts: { keysOnly?: boolean } = {}): Promise<{ kvs: KV[]; revision: number }> {
+  /** Every key under prefix, at the latest revision or at opts.revision (a compacted one fails). */
+  async list(prefix: string, opts: { keysOnly?: boolean; revision?: number } = {}): Promise<{ kvs: KV[]; revision: number }> {
     const end = prefixEnd(prefix);
     const res = await this.call(() =>
-      this.client.kv.range({ key: Buffer.from(prefix), range_end: end, keys_only: opts.keysOnly ?? false }),
+      this.client.kv.range({
+        key: Buffer.from(prefix),
+        range_end: end,
+        keys_only: opts.keysOnly ?? false,
+        ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+      }),
     );
     return { kvs: res.kvs.map(toKV), revision: Number(res.header.revision) };
   }

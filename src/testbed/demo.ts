@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { nsPrefix, removeLeftovers } from './netns.js';
 import { REPO_ROOT } from './paths.js';
 import { poll, PollAbort } from './poll.js';
+import { startServeIn, type ServeInNamespace } from './serve.js';
 import { tail, Testbed, type Container, type Host } from './topology.js';
 
 const RUN_ID = 'demo';
@@ -166,6 +167,40 @@ async function showLeases(tb: Testbed): Promise<void> {
   else console.log(indent(r.stdout));
 }
 
+/** kubectl on PATH, if any (`make deps` installs it; the demo works without it). */
+function kubectlOnPath(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(':')) if (dir && existsSync(join(dir, 'kubectl'))) return join(dir, 'kubectl');
+  return undefined;
+}
+
+/** The same leases through the Kubernetes API: `weft serve` beside etcd, and the real kubectl. */
+async function showKubectlLeases(tb: Testbed): Promise<boolean> {
+  const kubectl = kubectlOnPath();
+  if (!kubectl) {
+    console.log(dim('  kubectl is not installed (Debian: kubernetes-client); skipped'));
+    return true;
+  }
+  let serve: ServeInNamespace | undefined;
+  try {
+    serve = await startServeIn(tb.underlay, tb.etcdFlags(), tb.workDir, { kubectl, ...(WEFT_BIN ? { weftBin: WEFT_BIN } : {}) });
+    const kubeconfig = serve.kubeconfig.startsWith(REPO_ROOT) ? serve.kubeconfig.slice(REPO_ROOT.length + 1) : serve.kubeconfig;
+    console.log(`  $ weft serve --etcd-endpoints ${tb.etcdEndpoint} --write-kubeconfig ${kubeconfig}   ${dim(`(in ${tb.underlay})`)}`);
+    console.log(`  $ kubectl --kubeconfig ${kubeconfig} get leases -o wide`);
+    const r = await serve.kubectl(['get', 'leases', '-o', 'wide']);
+    if (r.exitCode !== 0) {
+      console.log(red(indent(`kubectl get leases failed (exit ${r.exitCode}):\n${r.stderr || r.stdout}`)));
+      return false;
+    }
+    console.log(indent(r.stdout, '    '));
+    return true;
+  } catch (err) {
+    console.log(red(`  weft serve did not start: ${err instanceof Error ? err.message : String(err)}`));
+    return false;
+  } finally {
+    await serve?.stop();
+  }
+}
+
 async function run(tb: Testbed): Promise<boolean> {
   heading('Underlay');
   console.log(`  namespace ${tb.underlay}: bridge br0 192.0.2.254/24 and fd00:1::254/64, etcd at ${tb.etcdEndpoint}`);
@@ -193,12 +228,16 @@ async function run(tb: Testbed): Promise<boolean> {
   heading('weft get leases -o wide');
   await showLeases(tb);
 
+  heading('kubectl get leases -o wide, through weft serve (the Kubernetes API)');
+  const kubectlOk = await showKubectlLeases(tb);
+
   heading('subnet.env on each host');
   for (const u of up) printSubnetEnv(tb, u.host);
 
   const three = up.map((u) => u.container);
   heading('Container to container, across hosts, over IPv4 (flannel.7)');
   let ok = await pingMatrix(tb, three, three, 4);
+  ok &&= kubectlOk;
   heading('Container to container, across hosts, over IPv6 (flannel-v6.7)');
   ok = (await pingMatrix(tb, three, three, 6)) && ok;
 
