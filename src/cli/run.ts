@@ -135,11 +135,18 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 
   const endpoints = parseEndpoints(values['etcd-endpoints'] ?? io.env.WEFT_ETCD_ENDPOINTS ?? DEFAULT_ENDPOINTS.join(','));
   // The password may come from a file or the environment, so that it never shows in `ps`.
+  // An unreadable file is a failure to reach etcd's credentials: exit 2 like other etcd errors.
   const passwordFile = values['etcd-password-file'];
-  const password =
-    values['etcd-password'] ??
-    (passwordFile ? readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined) ??
-    io.env.WEFT_ETCD_PASSWORD;
+  let password: string | undefined;
+  try {
+    password =
+      values['etcd-password'] ??
+      (passwordFile ? readFileSync(passwordFile, 'utf8').replace(/\r?\n$/, '') : undefined) ??
+      io.env.WEFT_ETCD_PASSWORD;
+  } catch (err) {
+    io.stderr(`error: ${printable(`cannot read --etcd-password-file ${passwordFile}: ${(err as Error).message}`)}\n`);
+    return 2;
+  }
   let store: Store | undefined;
   const connect = () => {
     store = Store.connect({
