@@ -23,6 +23,7 @@ import {
 import { ConflictError, NotFoundError, RefusedError } from '../api/errors.js';
 import { describeLeaseKey, formatLeaseKey, type LeaseKey } from '../api/lease.js';
 import { describeRanges, keyFits, resolveNetwork, subnet6Fits, subnetFits, type NetworkConfig } from '../api/network.js';
+import { hostNetworkOverlaps, networkCollisions, networkSafetyProblems, type HostNetwork, type OtherNetwork } from '../api/network-safety.js';
 import type { NodeStatus } from '../api/node-status.js';
 import type { Kind, NetworkResource, NodeResource, SubnetResource } from '../api/types.js';
 import { DEFAULT_NETWORK, networkNameProblem, type Layout } from './layout.js';
@@ -149,6 +150,8 @@ export interface PlanContext {
   force: boolean;
   now: () => Date;
   uid: () => string;
+  /** The networks of the applying host's interfaces: a Network overlapping one is refused. */
+  hostNetworks?: readonly HostNetwork[];
 }
 
 /** Problems without a location; the caller knows the document they came from. */
@@ -203,6 +206,12 @@ export function planNetworkApply(snap: Snapshot, res: NetworkResource, ctx: Plan
   const resolved = resolveNetwork(name, res.spec);
   if (!resolved.config) throw new PlanProblems(resolved.problems);
   const config = resolved.config;
+  const unsafe = [
+    ...networkSafetyProblems(config),
+    ...networkCollisions(name, config, otherNetworks(snap, name)),
+    ...hostNetworkOverlaps(config, ctx.hostNetworks ?? []),
+  ];
+  if (unsafe.length > 0) throw new PlanProblems(unsafe);
 
   const { config: bytes, leaseTTL } = networkRecordsOf(res.spec);
   const old = liveMeta?.meta;
@@ -244,6 +253,17 @@ export function planNetworkApply(snap: Snapshot, res: NetworkResource, ctx: Plan
       { put: metaKey, value: metaBytes },
     ],
   };
+}
+
+/** The other networks in the snapshot whose stored config is usable. */
+function otherNetworks(snap: Snapshot, name: string): OtherNetwork[] {
+  const out: OtherNetwork[] = [];
+  for (const [other, kv] of snap.configs) {
+    if (other === name) continue;
+    const view = networkFromStore(other, kv, snap.networkMetas.get(other)?.meta, []);
+    if (view.config) out.push({ name: other, config: view.config });
+  }
+  return out;
 }
 
 function findSubnetRecord(snap: Snapshot, layout: Layout, meta: SubnetMeta): SubnetRecord | undefined {

@@ -16,6 +16,7 @@ import {
   type FieldProblem,
 } from '../api/errors.js';
 import type { ManifestObject } from '../api/manifest.js';
+import type { HostNetwork } from '../api/network-safety.js';
 import type { Kind, LeaseResource, Resource, SubnetResource } from '../api/types.js';
 import type { Layout } from './layout.js';
 import type { NodeStatusRecord, Store, SubnetRecord } from './store.js';
@@ -74,6 +75,8 @@ export interface LeaseDescription extends LeaseRow {
 export interface ResourceStoreOptions {
   now?: () => Date;
   uid?: () => string;
+  /** The networks of this host's interfaces (apply refuses a Network overlapping one). */
+  hostNetworks?: () => HostNetwork[];
 }
 
 const KIND_ORDER: Record<Kind, number> = { Network: 0, Subnet: 1, Lease: 2 };
@@ -88,7 +91,9 @@ export class ResourceStore {
   ) {
     this.now = opts.now ?? (() => new Date());
     this.uid = opts.uid ?? randomUUID;
+    this.hostNetworks = opts.hostNetworks ?? (() => []);
   }
+  private readonly hostNetworks: () => HostNetwork[];
 
   get layout(): Layout {
     return this.store.layout;
@@ -100,7 +105,7 @@ export class ResourceStore {
   }
 
   ctx(force: boolean): PlanContext {
-    return { layout: this.layout, force, now: this.now, uid: this.uid };
+    return { layout: this.layout, force, now: this.now, uid: this.uid, hostNetworks: this.hostNetworks() };
   }
 
   private plan(snap: Snapshot, obj: ManifestObject, ctx: PlanContext): Plan {
