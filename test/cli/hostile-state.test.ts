@@ -81,7 +81,7 @@ describe('hostile state: apply refuses what would hurt the hosts', () => {
     const v6 = await e.apply(network('default', '  ipv6Cidr: ff00::/16\n  backend:\n    type: vxlan\n'), '--dry-run');
     expect([v6.code, v6.stderr]).toEqual([1, '<stdin>:6: network/default: spec.ipv6Cidr: ff00::/16 overlaps the multicast range ff00::/8, which the kernel does not route as unicast\n']);
     const mapped = await e.apply(network('default', '  ipv6Cidr: ::ffff:0:0/96\n  backend:\n    type: vxlan\n'), '--dry-run');
-    expect(mapped.stderr).toMatch(/spec\.ipv6Cidr: ::ffff:0\.0\.0\.0\/96 overlaps the IPv4-mapped range|spec\.ipv6Cidr: ::ffff:0:0\/96 overlaps the IPv4-mapped range/);
+    expect(mapped.stderr).toMatch(/spec\.ipv6Cidr: ::ffff:0:0\/96 overlaps the IPv4-mapped range ::ffff:0:0\/96/);
     expect((await e.apply(network('default', vxlan('10.0.0.0/8')), '--dry-run')).code).toBe(0);
     expect(await e.keys()).toEqual([]);
   });
