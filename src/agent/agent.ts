@@ -57,6 +57,8 @@ interface Stack {
   peers: PeerSelector;
   /** The MAC of this stack's vxlan device, as published in the lease. */
   vtepMAC: string | undefined;
+  /** Peers whose route a route weft did not create holds, at the last reconcile. */
+  routeConflicts?: number;
 }
 
 export class Agent {
@@ -101,7 +103,11 @@ export class Agent {
       watchRevision: () => (this.watch && this.watch.revision > 0 ? this.watch.revision : undefined),
       lastWatchActivity: () => this.watch?.lastActivityAt,
       leaseExpiresAt: () => this.held?.expiresAt,
-      screened: () => this.stacks.flatMap((st) => [...st.peers.screenedCounts()].map(([reason, count]) => ({ family: st.family, reason, count }))),
+      screened: () =>
+        this.stacks.flatMap((st) => [
+          ...[...st.peers.screenedCounts()].map(([reason, count]) => ({ family: st.family, reason: reason as string, count })),
+          ...(st.routeConflicts ? [{ family: st.family, reason: 'foreign-route', count: st.routeConflicts }] : []),
+        ]),
     });
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
     this.masq = new MasqKeeper(masqChainFor(deps.options.network));
@@ -168,6 +174,7 @@ export class Agent {
       ...(config.backend.mtu !== undefined ? { mtu: config.backend.mtu } : {}),
       directRouting: config.backend.directRouting,
       gbp: config.backend.gbp,
+      owner: `weft:${options.network}`,
     };
     const mtus: number[] = [];
     for (const [family, stack] of [[4, config.ipv4], [6, config.ipv6]] as const) {
@@ -637,6 +644,7 @@ export class Agent {
             }
           }
           for (const p of passes) {
+            p.stack.routeConflicts = p.report.routeConflicts ?? 0;
             const mac = p.report.vtepMAC;
             if (mac && p.stack.vtepMAC && mac !== p.stack.vtepMAC) {
               void this.republish(p.stack, mac).catch((err: Error) =>
