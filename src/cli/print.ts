@@ -210,6 +210,7 @@ export function describeLease(d: LeaseDescription, now: number): string {
     const id = BigInt(d.record.kv.leaseId).toString(16);
     lines.push(['Etcd Lease', d.ttl ? `${id}, TTL ${d.ttl.granted}s, ${formatDuration(d.ttl.ttl * 1000)} left (expires ${s.expiry ?? '?'})` : `${id} (expired)`]);
   }
+  for (const why of d.screened ?? []) lines.push(['Left Out', `by every agent: ${why}`]);
   lines.push(['Reservation', d.reservation ? `subnet/${d.reservation.name}${d.reservation.node ? ` for node ${d.reservation.node}` : ''}${d.reservation.publicIP ? ` for public IP ${d.reservation.publicIP}` : ''}` : NONE]);
   const out = lines.map(([k, v]) => `${(k + ':').padEnd(18)}${v}`);
   out.push(...describeNodeStatus(d, now));

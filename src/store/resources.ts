@@ -7,7 +7,9 @@
 // object against a simulated snapshot first, so an invalid document writes nothing.
 import { randomUUID } from 'node:crypto';
 import type { ICompare, IRequestOp } from 'etcd3';
-import { keyNameOfMeta, leaseFromStore, resourceNameOf, type NetworkView } from '../api/convert.js';
+import { parseIp, type IpAddr, type IpNet } from '../alloc/cidr.js';
+import { keyNameOfMeta, leaseFromStore, networkFromStore, resourceNameOf, type NetworkView } from '../api/convert.js';
+import { screenPeer } from '../api/peer-screen.js';
 import {
   ConflictError,
   NotFoundError,
@@ -70,6 +72,11 @@ export interface LeaseRow {
 export interface LeaseDescription extends LeaseRow {
   /** The Subnet that reserves this key, if any. */
   reservation?: { name: string; node?: string; publicIP?: string };
+  /**
+   * Why every agent leaves this lease out (the peer screen's host-independent part, per
+   * family): "IPv4: public IP 224.0.0.1 is in the multicast range 224.0.0.0/4".
+   */
+  screened?: string[];
 }
 
 export interface ResourceStoreOptions {
@@ -353,7 +360,8 @@ export class ResourceStore {
     // (unreadable, or reporting another lease).
     const named = row.record.lease.ok ? row.record.lease.value.nodeName : undefined;
     const node = row.node ?? (named !== undefined ? snap.nodes.find((n) => n.network === row.record.network && n.name === named) : undefined);
-    return { ...row, ...(reservation ? { reservation } : {}), ...(node ? { node } : {}) };
+    const screened = screenLease(snap, row.record);
+    return { ...row, ...(reservation ? { reservation } : {}), ...(node ? { node } : {}), ...(screened.length ? { screened } : {}) };
   }
 
   /** Seconds left on, and granted to, each etcd lease; a few calls at a time. */
@@ -374,6 +382,24 @@ export class ResourceStore {
     }
     return out;
   }
+}
+
+/** The peer screen's verdicts on a lease that agents would route (api/peer-screen.ts), without a host's part. */
+function screenLease(snap: Snapshot, r: SubnetRecord): string[] {
+  const kv = snap.configs.get(r.network);
+  if (!kv || !r.lease.ok || !r.lease.value.backendType || !r.subnets) return [];
+  const config = networkFromStore(r.network, kv, snap.networkMetas.get(r.network)?.meta, []).config;
+  if (!config) return [];
+  const v = r.lease.value;
+  const out: string[] = [];
+  const check = (family: string, subnetLen: number, subnet: IpNet | undefined, publicIP: IpAddr | undefined) => {
+    if (!subnet || !publicIP) return;
+    const s = screenPeer({ subnetLen }, subnet, publicIP);
+    if (s) out.push(`IPv${family}: ${s.message} (${s.reason})`);
+  };
+  if (config.ipv4) check('4', config.ipv4.subnetLen, r.subnets.ipv4, parseIp(v.publicIP));
+  if (config.ipv6) check('6', config.ipv6.subnetLen, r.subnets.ipv6, parseIp(v.publicIPv6));
+  return out;
 }
 
 /** Orders absent values last. */

@@ -129,3 +129,21 @@ describe('hostile state: apply refuses what would hurt the hosts', () => {
     expect(ok.code).toBe(0);
   });
 });
+
+describe('hostile state: describe lease says why agents leave a lease out', () => {
+  const fx = useEtcd();
+
+  it('names the screen\'s reason for a special public IP and for a prefix that is not the subnet length', async () => {
+    const e = cliEnv(fx);
+    expect((await e.apply(network('default', vxlan('10.5.0.0/16')))).code).toBe(0);
+    const value = (ip: string) => `{"PublicIP":"${ip}","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"02:00:00:00:00:09"}}`;
+    await e.lease('/subnets/10.5.9.0-24', value('224.0.0.1'));
+    await e.lease('/subnets/10.5.10.7-32', value('192.0.2.7'));
+    await e.lease('/subnets/10.5.11.0-24', value('192.0.2.11'));
+    const multicast = await e.run('describe', 'lease', '10.5.9.0-24');
+    expect(multicast.stdout).toMatch(/^Left Out: {9}by every agent: IPv4: public IP 224\.0\.0\.1 is in the multicast range 224\.0\.0\.0\/4 \(public-ip\)$/m);
+    const slash32 = await e.run('describe', 'lease', '10.5.10.7-32');
+    expect(slash32.stdout).toMatch(/^Left Out: {9}by every agent: IPv4: subnet 10\.5\.10\.7\/32 is not a \/24, the network's subnet length \(prefix-length\)$/m);
+    expect((await e.run('describe', 'lease', '10.5.11.0-24')).stdout).not.toContain('Left Out');
+  });
+});

@@ -7,6 +7,7 @@ import { planAcquisition } from '../../src/agent/acquire-plan.js';
 import { writeSubnetEnv } from '../../src/agent/subnet-env.js';
 import { Cidr, Ipv4 } from '../../src/alloc/cidr.js';
 import { freeSubnets } from '../../src/alloc/candidates.js';
+import { MAX_PROBLEMS_PER_DOCUMENT, parseManifest } from '../../src/api/manifest.js';
 import { resolveNetworkOrThrow } from '../../src/api/network.js';
 import { createLogger } from '../../src/log.js';
 import { subnetRecord } from '../../src/store/store.js';
@@ -73,5 +74,38 @@ describe('allocation', () => {
     expect(free).toHaveLength(100);
     expect(free[0]!.toString()).toBe('10.128.0.0/30');
     expect(overlapTests).toBeLessThan(100);
+  });
+});
+
+describe('manifest validation is bounded', () => {
+  const withKeys = (n: number, style: 'block' | 'json' = 'block') => {
+    const head = 'apiVersion: weft.io/v1alpha1\nkind: Network\nmetadata:\n  name: x\nspec:\n  cidr: 10.5.0.0/16\n  backend: {type: vxlan}\n';
+    if (style === 'json') {
+      return `{"apiVersion":"weft.io/v1alpha1","kind":"Network","metadata":{"name":"x"},"spec":{"cidr":"10.5.0.0/16","backend":{"type":"vxlan"},${Array.from({ length: n }, (_, i) => `"k${i}":1`).join(',')}}}`;
+    }
+    return head + Array.from({ length: n }, (_, i) => `  k${i}: 1\n`).join('');
+  };
+
+  // main took 118-195 s of CPU on the first input (the yaml library's unique-keys check, then
+  // a located problem per key); the test's 5 s deadline is a bound, not a measurement.
+  it('refuses 64,000 unknown keys (757 KB) with one line, without parsing', () => {
+    for (const style of ['block', 'json'] as const) {
+      const r = parseManifest(withKeys(64_000, style), 'big.yaml');
+      expect(r.objects).toEqual([]);
+      expect(r.problems.map((p) => p.message)).toEqual(['invalid YAML: a document with more than 10000 mapping keys is not a manifest; refused without parsing it']);
+    }
+  });
+
+  it('reports at most a hundred problems per document, and says how many more', () => {
+    const r = parseManifest(withKeys(3000), 'many.yaml');
+    expect(r.problems).toHaveLength(MAX_PROBLEMS_PER_DOCUMENT + 1);
+    expect(r.problems.filter((p) => /more problems in this document not shown/.test(p.message)).map((p) => p.message)).toEqual(['2900 more problems in this document not shown']);
+  });
+
+  it('still finds a duplicate key, at its second line, and does not count values with colons as keys', () => {
+    const r = parseManifest('apiVersion: weft.io/v1alpha1\nkind: Network\nmetadata:\n  name: x\nspec:\n  cidr: 10.5.0.0/16\n  cidr: 10.6.0.0/16\n  backend: {type: vxlan}\n', 'dup.yaml');
+    expect(r.problems.map((p) => [p.line, p.message])).toEqual([[7, 'invalid YAML: Map keys must be unique']]);
+    const colons = `apiVersion: weft.io/v1alpha1\nkind: Network\nmetadata:\n  name: x\n  annotations:\n    a: "${'fd00::1 02:00:00:00:00:01 12:30:00 '.repeat(2000)}"\nspec:\n  ipv6Cidr: fd00:5::/48\n  backend: {type: vxlan}\n`;
+    expect(parseManifest(colons, 'colons.yaml').problems).toEqual([]);
   });
 });
