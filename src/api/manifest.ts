@@ -25,6 +25,8 @@ export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
  * unique-keys check and a problem line per key. Counted before parsing (keyIndicators).
  */
 export const MAX_KEYS_PER_DOCUMENT = 10_000;
+/** Mapping keys one input (file or stdin) may hold: about 2,000 Subnets, parsed in about a second. */
+export const MAX_KEYS_PER_INPUT = 20_000;
 /** Problems reported per document; the rest are summarised in one line. */
 export const MAX_PROBLEMS_PER_DOCUMENT = 100;
 
@@ -74,7 +76,9 @@ export function parseManifest(text: string, file: string): ParseResult {
       file,
       line: crowded.line,
       field: '',
-      message: `invalid YAML: a document with more than ${MAX_KEYS_PER_DOCUMENT} mapping keys is not a manifest; refused without parsing it`,
+      message: crowded.input
+        ? `invalid YAML: more than ${MAX_KEYS_PER_INPUT} mapping keys in one input; split it into several files (refused without parsing it)`
+        : `invalid YAML: a document with more than ${MAX_KEYS_PER_DOCUMENT} mapping keys is not a manifest; refused without parsing it`,
     });
     return { objects, problems };
   }
@@ -373,15 +377,16 @@ function structureProblems(doc: Document.Parsed, lineAt: (o: number) => number):
 }
 
 /**
- * The first document holding more than MAX_KEYS_PER_DOCUMENT key indicators, and the line
- * where it crossed the limit. One pass over the characters, no parsing: a ':' followed by a
+ * The first document holding more than MAX_KEYS_PER_DOCUMENT key indicators (or the point
+ * where the input passes MAX_KEYS_PER_INPUT), and the line where it crossed the limit. One pass over the characters, no parsing: a ':' followed by a
  * space, a tab or a line end (block and flow style), or preceded by a quote (JSON). Colons
  * inside values (IPv6 addresses, MACs, times) are not followed by a blank, so a count can
  * only be high for quoted keys in flow style, which is still a key each.
  */
-export function crowdedDocument(text: string): { line: number } | undefined {
+export function crowdedDocument(text: string): { line: number; input?: true } | undefined {
   let line = 1;
   let keys = 0;
+  let total = 0;
   let lineStart = true;
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
@@ -398,6 +403,7 @@ export function crowdedDocument(text: string): { line: number } | undefined {
     const prev = i > 0 ? text.charCodeAt(i - 1) : 0;
     if (next === 32 || next === 9 || next === 10 || next === 13 || prev === 34 || prev === 39) {
       if (++keys > MAX_KEYS_PER_DOCUMENT) return { line };
+      if (++total > MAX_KEYS_PER_INPUT) return { line, input: true };
     }
   }
   return undefined;

@@ -96,6 +96,14 @@ describe('manifest validation is bounded', () => {
     }
   });
 
+  it('refuses an input of more than 20,000 keys in all (4 MiB of small documents) before parsing', () => {
+    const sub = (i: number) => `---\napiVersion: weft.io/v1alpha1\nkind: Subnet\nmetadata:\n  name: s${i}\nspec:\n  network: default\n  cidr: 10.5.${i % 256}.0/24\n  node: n${i}\n`;
+    const text = Array.from({ length: 5000 }, (_, i) => sub(i)).join('');
+    const r = parseManifest(text, 'subnets.yaml');
+    expect(r.problems.map((p) => p.message)).toEqual(['invalid YAML: more than 20000 mapping keys in one input; split it into several files (refused without parsing it)']);
+    expect(parseManifest(Array.from({ length: 100 }, (_, i) => sub(i)).join(''), 'ok.yaml').objects).toHaveLength(100);
+  });
+
   it('reports at most a hundred problems per document, and says how many more', () => {
     const r = parseManifest(withKeys(3000), 'many.yaml');
     expect(r.problems).toHaveLength(MAX_PROBLEMS_PER_DOCUMENT + 1);
