@@ -528,9 +528,12 @@ export function planDelete(snap: Snapshot, t: DeleteTarget, ctx: PlanContext): P
 // ---- reading views ----------------------------------------------------------------------
 
 export function networkViews(snap: Snapshot): NetworkView[] {
-  return sortNetworks([...snap.configs.keys()]).map((name) =>
-    networkFromStore(name, snap.configs.get(name)!, snap.networkMetas.get(name)?.meta, snap.subnets.get(name) ?? []),
-  );
+  return sortNetworks([...snap.configs.keys()]).map((name) => {
+    const view = networkFromStore(name, snap.configs.get(name)!, snap.networkMetas.get(name)?.meta, snap.subnets.get(name) ?? []);
+    // A config flanneld would run with but weft's agents refuse (written by hand or by flanneld's operator).
+    const unsafe = view.config ? networkSafetyProblems(view.config) : [];
+    return unsafe.length ? { ...view, problem: `agents refuse it: ${unsafe.map((p) => `${p.field}: ${p.message}`).join('; ')}` } : view;
+  });
 }
 
 export function sortNetworks(names: string[]): string[] {

@@ -130,6 +130,18 @@ describe('hostile state: apply refuses what would hurt the hosts', () => {
   });
 });
 
+describe('hostile state: get networks shows a stored config agents refuse', () => {
+  const fx = useEtcd();
+
+  it('names the refusal in the PROBLEM column', async () => {
+    const e = cliEnv(fx);
+    await fx.admin.client.put(`${e.prefix}/config`).value('{"Network":"0.0.0.0/0","Backend":{"Type":"vxlan","VNI":1}}');
+    const r = await e.run('get', 'networks', '-o', 'wide');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/agents refuse it: spec\.cidr: 0\.0\.0\.0\/0 is shorter than \/8/);
+  });
+});
+
 describe('hostile state: describe lease says why agents leave a lease out', () => {
   const fx = useEtcd();
 
