@@ -6,6 +6,7 @@ import { isUserError } from '../api/errors.js';
 import { StoreAuthError } from '../store/errors.js';
 import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
+import { networkSafetyProblems } from '../api/network-safety.js';
 import { describeMasqChange, masqChainFor, MasqKeeper } from '../dataplane/masq.js';
 import type { Backend, BackendSettings, KernelOpCounts, Peer, ReconcileReport } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
@@ -19,6 +20,7 @@ import type { AgentOptions } from './flags.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { defaultBackoff, LeaseWatch } from './lease-watch.js';
 import { peerChangeLines, PeerSetTracker } from './peer-changes.js';
+import { peerScreens, uplinkOverlaps } from './peer-screens.js';
 import { PeerSelector } from './peers.js';
 import { publishedLease } from './publish.js';
 import { agentStatusPublisher, type StatusPublisher } from './status.js';
@@ -56,6 +58,8 @@ interface Stack {
   peers: PeerSelector;
   /** The MAC of this stack's vxlan device, as published in the lease. */
   vtepMAC: string | undefined;
+  /** Peers whose route a route weft did not create holds, at the last reconcile. */
+  routeConflicts?: number;
 }
 
 export class Agent {
@@ -100,6 +104,11 @@ export class Agent {
       watchRevision: () => (this.watch && this.watch.revision > 0 ? this.watch.revision : undefined),
       lastWatchActivity: () => this.watch?.lastActivityAt,
       leaseExpiresAt: () => this.held?.expiresAt,
+      screened: () =>
+        this.stacks.flatMap((st) => [
+          ...[...st.peers.screenedCounts()].map(([reason, count]) => ({ family: st.family, reason: reason as string, count })),
+          ...(st.routeConflicts ? [{ family: st.family, reason: 'foreign-route', count: st.routeConflicts }] : []),
+        ]),
     });
     this.writer = new LeaseWriter(deps.store, deps.options.network, this.now);
     this.masq = new MasqKeeper(masqChainFor(deps.options.network));
@@ -112,7 +121,9 @@ export class Agent {
   }
 
   ready(): { ok: boolean; reason: string } {
-    if (this.phase === 'config') return { ok: false, reason: 'waiting for the network config' };
+    if (this.phase === 'config') {
+      return { ok: false, reason: this.configProblem ? `waiting for a usable network config: ${this.configProblem}` : 'waiting for the network config' };
+    }
     if (this.phase === 'out-of-subnets') return { ok: false, reason: 'out of subnets' };
     if (this.phase === 'acquiring' || !this.held) return { ok: false, reason: 'acquiring a lease' };
     if (!this.converged) return { ok: false, reason: 'converging the dataplane' };
@@ -138,12 +149,17 @@ export class Agent {
     const config = this.config;
 
     const families = { ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined };
+    const host = await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 });
     try {
-      this.selection = selectInterface(options, await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 }), families);
+      this.selection = selectInterface(options, host, families);
     } catch (err) {
       throw new FatalAgentError((err as Error).message);
     }
     const sel = this.selection;
+    const screens = peerScreens(config, sel, host);
+    for (const p of uplinkOverlaps(config, sel)) {
+      this.log.warn('the network overlaps the uplink\'s network; peers in that part of it are not routed', { key: this.deps.store.layout.configKey(options.network), field: p.field, reason: p.message });
+    }
     this.log.info('using interface', {
       iface: sel.link.name,
       ...(sel.uplink ? { address: sel.uplink.address.toString(), publicIP: sel.publicIP!.toString() } : {}),
@@ -159,6 +175,7 @@ export class Agent {
       ...(config.backend.mtu !== undefined ? { mtu: config.backend.mtu } : {}),
       directRouting: config.backend.directRouting,
       gbp: config.backend.gbp,
+      owner: `weft:${options.network}`,
     };
     const mtus: number[] = [];
     for (const [family, stack] of [[4, config.ipv4], [6, config.ipv6]] as const) {
@@ -167,7 +184,7 @@ export class Agent {
       const prepared = await backend.prepare();
       mtus.push(prepared.mtu);
       // Unusable leases are reported by the first stack only: one line per lease, not per family.
-      const peers = new PeerSelector(this.peerLog, settings.type, family, this.stacks.length === 0);
+      const peers = new PeerSelector(this.peerLog, settings.type, family, this.stacks.length === 0, screens[family]);
       this.stacks.push({ family, backend, peers, vtepMAC: prepared.vtepMAC });
     }
     this.mtu = Math.min(...mtus);
@@ -257,6 +274,15 @@ export class Agent {
     if (!config) {
       return this.once(`config-bad-${record.kv.modRevision}`, `network config at ${key} is invalid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`);
     }
+    // weft's own refusals, beyond flanneld's rules (api/network-safety.ts): a config flanneld
+    // would run with, but that would hurt this host (a range over the default route, a device
+    // name the kernel refuses). Wait, not ready, as for an invalid config.
+    const unsafe = networkSafetyProblems(config);
+    if (unsafe.length > 0) {
+      this.configProblem = unsafe.map((p) => `${p.field}: ${p.message}`).join('; ');
+      return this.once(`config-unsafe-${record.kv.modRevision}`, `network config at ${key} is refused: ${this.configProblem}`);
+    }
+    this.configProblem = undefined;
     return config;
   }
 
@@ -298,6 +324,8 @@ export class Agent {
     }
   }
 
+  /** Why the stored config is refused (shown in readiness), while it is. */
+  private configProblem: string | undefined;
   private readonly said = new Set<string>();
   private once(tag: string, message: string): undefined {
     if (!this.said.has(tag)) {
@@ -463,13 +491,19 @@ export class Agent {
     if (this.reacquiring) return;
     const taker = record?.lease.ok ? record.lease.value : undefined;
     if (taker?.nodeName === this.deps.options.nodeName) {
-      // Another agent runs with our node name (a cloned VM, say) and took our lease over.
-      // Taking it back would make the two hosts trade one subnet forever: stop instead.
-      this.failFatally(
-        new FatalAgentError(
-          `another agent with node name "${taker.nodeName}" (public IP ${taker.publicIP}) took over our lease ${held.key}; node names must be unique, stopping`,
-        ),
-      );
+      // Another agent runs with our node name (a cloned VM), or someone forged our key.
+      // Taking it back at once would make two clones trade one subnet forever; exiting would
+      // turn one forged key into a restart loop. So back off (growing, up to 5 minutes), then
+      // re-check and re-acquire: a forged key is taken back, clones trade ever more slowly.
+      const delay = takeoverBackoff(++this.takeovers, this.deps.random ?? Math.random);
+      this.reacquiring = true;
+      this.metrics.leaseLost();
+      this.leaseLog.warn('another agent with our node name took over our lease; node names must be unique. Re-checking after a back-off', {
+        key: held.key,
+        takerPublicIP: taker.publicIP,
+        retryInSeconds: Math.round(delay / 1000),
+      });
+      this.after(delay, () => void this.acquire(held.subnets).finally(() => (this.reacquiring = false)));
       return;
     }
     this.leaseLost(held, record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring');
@@ -484,6 +518,8 @@ export class Agent {
     void this.acquire(held.subnets).finally(() => (this.reacquiring = false));
   }
   private reacquiring = false;
+  /** Takeovers by an agent with our node name so far (each backs off longer). */
+  private takeovers = 0;
   private fatal: FatalAgentError | undefined;
 
   /**
@@ -616,6 +652,7 @@ export class Agent {
             }
           }
           for (const p of passes) {
+            p.stack.routeConflicts = p.report.routeConflicts ?? 0;
             const mac = p.report.vtepMAC;
             if (mac && p.stack.vtepMAC && mac !== p.stack.vtepMAC) {
               void this.republish(p.stack, mac).catch((err: Error) =>
@@ -687,6 +724,12 @@ export class Agent {
     };
     this.after(ms, tick);
   }
+}
+
+/** The wait before re-checking a lease taken over under our node name: 3 s doubling to 5 min, with jitter. */
+export function takeoverBackoff(takeovers: number, random: () => number): number {
+  const base = Math.min(300_000, 3000 * 2 ** Math.min(takeovers - 1, 10));
+  return Math.round(base * (0.8 + 0.4 * random()));
 }
 
 /** Log fields for a key's subnets: `subnet` (IPv4) as always, `ipv6Subnet` beside it. */

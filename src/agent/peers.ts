@@ -5,14 +5,17 @@
 // object, or after a re-list the same modRevision and value) yields the very same Peer object,
 // so a lease event costs one decode, and the dataplane can tell changed peers by identity.
 import { Ipv4, Ipv6 } from '../alloc/cidr.js';
+import { screenPeer, type ScreenContext, type ScreenReason } from '../api/peer-screen.js';
 import type { Peer } from '../dataplane/types.js';
 import type { Logger } from '../log.js';
 import type { SubnetRecord } from '../store/store.js';
 
 interface Entry {
   record: SubnetRecord;
-  /** Undefined when the record is not a peer we route (bad, other backend). */
+  /** Undefined when the record is not a peer we route (bad, other backend, screened). */
   peer: Peer | undefined;
+  /** Why the peer screen left it out, if it did. */
+  screened?: ScreenReason;
   gen: number;
 }
 
@@ -34,7 +37,19 @@ export class PeerSelector {
      * dual-stack agent's second selector leaves that to the first, so each is logged once.
      */
     private readonly reportUnusable = true,
+    /**
+     * The peer screen's view of this network and host (api/peer-screen.ts): a lease it
+     * refuses is left out with one log line, and counted in screenedCounts().
+     */
+    private readonly screen?: ScreenContext,
   ) {}
+
+  /** Leases the peer screen leaves out right now, by reason. */
+  screenedCounts(): Map<ScreenReason, number> {
+    const out = new Map<ScreenReason, number>();
+    for (const e of this.cache.values()) if (e.screened) out.set(e.screened, (out.get(e.screened) ?? 0) + 1);
+    return out;
+  }
 
   select(records: Iterable<SubnetRecord>, ownKey: string | undefined): Peer[] {
     const gen = ++this.gen;
@@ -49,6 +64,15 @@ export class PeerSelector {
       }
       if (!e || e.record !== r) {
         e = { record: r, peer: this.toPeer(r), gen };
+        if (e.peer && this.screen && r.kv.key !== ownKey) {
+          // Once per lease value: a changed value is a new record and is screened again.
+          const screened = screenPeer(this.screen, e.peer.subnet, e.peer.publicIP);
+          if (screened) {
+            this.logger.warn('ignoring unsafe lease', { key: r.kv.key, family: this.family, reason: screened.reason, detail: screened.message });
+            e.peer = undefined;
+            e.screened = screened.reason;
+          }
+        }
         this.cache.set(r.kv.key, e);
       } else {
         e.gen = gen;

@@ -7,9 +7,9 @@
 import type { Logger } from '../log.js';
 import { execute } from './batch.js';
 import type { IpRunner } from './ipcmd.js';
-import type { KernelState } from './model.js';
+import type { ForeignRoute, KernelState, RouteEntry } from './model.js';
 import { observe, type ObserveTargets } from './observe.js';
-import { applyToState, plan, type KeysToPlan, type Op } from './planner.js';
+import { applyToState, plan, routeConflicts, type KeysToPlan, type Op } from './planner.js';
 import type { KernelOpCounts } from './types.js';
 
 export interface ConvergeResult {
@@ -20,6 +20,8 @@ export interface ConvergeResult {
   unrouted: number;
   /** Time spent waiting for iproute2 (dumps and batches). */
   kernelMs: number;
+  /** Desired routes left out because a route weft does not own holds their destination. */
+  conflicts: { route: RouteEntry; by: ForeignRoute }[];
 }
 
 export class Converger {
@@ -51,9 +53,10 @@ export class Converger {
     }
     const believed = this.believed;
     const ops = plan(desired, believed, keys);
+    const conflicts = routeConflicts(desired, believed);
     if (ops.length === 0) {
       this.refusing = false;
-      return { operations: 0, failures: 0, byKind: countByKind([], []), unrouted: 0, kernelMs };
+      return { operations: 0, failures: 0, byKind: countByKind([], []), unrouted: 0, kernelMs, conflicts };
     }
     const t0 = performance.now();
     // Should execute() throw half-way, the next call reads the kernel instead of trusting us.
@@ -73,7 +76,7 @@ export class Converger {
       this.refusing = false;
     }
     const unrouted = ops.reduce((n, op, i) => n + (op.kind === 'route' && op.action === 'replace' && !r.ok[i] ? 1 : 0), 0);
-    return { operations: ops.length - r.failures, failures: r.failures, byKind: countByKind(ops, r.ok), unrouted, kernelMs };
+    return { operations: ops.length - r.failures, failures: r.failures, byKind: countByKind(ops, r.ok), unrouted, kernelMs, conflicts };
   }
 }
 

@@ -25,6 +25,7 @@ export async function syncPeers(
   if (d.full) parts.skips.report(d.skips as { key: string; reason: string }[]);
   else parts.skips.update(d.skips);
   const result = await parts.converger.converge(d.state, full, d.touched);
+  parts.skips.reportRouteConflicts(conflictsByPeer(result.conflicts, peers));
   return {
     result,
     report: {
@@ -32,9 +33,20 @@ export async function syncPeers(
       failures: result.failures,
       byKind: result.byKind,
       skipped: parts.skips.count,
-      peersProgrammed: Math.max(0, parts.desired.modelled - result.unrouted),
+      routeConflicts: parts.skips.routeConflicts,
+      peersProgrammed: Math.max(0, parts.desired.modelled - result.unrouted - result.conflicts.length),
       ms: performance.now() - startedAt,
       kernelMs: result.kernelMs,
     },
   };
+}
+
+/** Route conflicts by the lease key of the peer whose route it is (rare: a pass over the peers only then). */
+function conflictsByPeer(conflicts: ConvergeResult['conflicts'], peers: readonly Peer[]): { key: string; reason: string }[] {
+  if (conflicts.length === 0) return [];
+  const bySubnet = new Map(peers.map((p) => [p.subnet.toString(), p.key]));
+  return conflicts.map(({ route, by }) => ({
+    key: bySubnet.get(route.dst.toString()) ?? route.dst.toString(),
+    reason: `a route to ${by.dst} that weft did not create holds it (${[by.type !== 'unicast' ? by.type : '', by.dev ? `dev ${by.dev}` : '', `proto ${by.proto ?? 'unknown'}`].filter(Boolean).join(' ')}); leaving that route alone`,
+  }));
 }

@@ -13,6 +13,9 @@
 // then neighbour. Consecutive operations on the same tool share one batch process: at most
 // three process runs per plan (ip, bridge, ip), the first two run side by side (batch.ts).
 import {
+  type ForeignRoute,
+  IPV6_ROUTE_METRIC,
+  routeKey,
   fdbEqual,
   neighEqual,
   routeEqual,
@@ -63,9 +66,15 @@ function diff<E>(
  * The operations that take observed to desired. With `keys`, only those keys are compared
  * (the caller knows nothing else changed since observed last matched desired): one lease
  * event then costs work proportional to its own entries.
+ *
+ * Only routes weft owns are replaced or deleted: a desired route whose destination an
+ * observed foreign route holds (observed.foreign) is left out, since a replace would take
+ * that route over and a later delete would remove it for good. routeConflicts() lists them.
  */
 export function plan(desired: KernelState, observed: KernelState, keys?: KeysToPlan): Op[] {
   const routes = diff(desired.routes, observed.routes, routeEqual, keys?.routes);
+  const foreign = observed.foreign;
+  if (foreign && foreign.size > 0) routes.replace = routes.replace.filter(([, e]) => !foreign.has(e.dst.toString()));
   const neighs = diff(desired.neighs, observed.neighs, neighEqual, keys?.neighs);
   const fdb = diff(desired.fdb, observed.fdb, fdbEqual, keys?.fdb);
   const ops: Op[] = [];
@@ -86,4 +95,17 @@ export function applyToState(state: KernelState, ops: Op[], ok: boolean[]): void
     if (op.action === 'del') map.delete(op.key);
     else map.set(op.key, op.entry);
   });
+}
+
+/** The desired routes a foreign route holds the destination of (left out by plan()), with the holder. */
+export function routeConflicts(desired: KernelState, observed: KernelState): { route: RouteEntry; by: ForeignRoute }[] {
+  const out: { route: RouteEntry; by: ForeignRoute }[] = [];
+  // O(foreign routes): the host's own few, looked up by the keys weft's routes would have.
+  for (const by of observed.foreign?.values() ?? []) {
+    for (const metric of [0, IPV6_ROUTE_METRIC]) {
+      const route = desired.routes.get(routeKey(by.dst, metric));
+      if (route) out.push({ route, by });
+    }
+  }
+  return out;
 }

@@ -22,6 +22,10 @@ export const DEFAULT_VXLAN_PORT = 8472;
 export const VXLAN_OVERHEAD = 50;
 /** The same over an IPv6 underlay, whose header is 20 bytes longer. */
 export const VXLAN6_OVERHEAD = 70;
+/** The start of every owner mark weft puts in a vxlan device's alias. */
+export const OWNER_MARK = 'weft:';
+/** weft:<network name> (a DNS label): one batch token. */
+const OWNER = /^weft:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** IPv6 needs links of at least 1280 bytes; the kernel turns IPv6 off on a smaller device. */
 const IPV6_MIN_MTU = 1280;
 
@@ -87,6 +91,9 @@ export class VxlanBackend implements Backend {
     this.device = device;
     this.mtu = checkInt('MTU', this.deviceMtu(), v6 ? IPV6_MIN_MTU : 68, 65535);
     this.uplinkDev = uplinkName(uplink);
+    if (settings.owner !== undefined && !OWNER.test(settings.owner)) {
+      throw new DataplaneError(`unusable device owner mark ${JSON.stringify(settings.owner)}`, { step: 'settings' });
+    }
     this.converger = new Converger(
       runner,
       { vxlanDev: this.device, uplinkDev: this.uplinkDev, uplinkScope: settings.network, family: this.family },
@@ -165,11 +172,24 @@ export class VxlanBackend implements Backend {
    */
   private async ensureDevice(): Promise<DeviceInfo> {
     const found = await this.readDevice();
+    const owner = this.settings.owner;
+    if (found && owner && found.alias?.startsWith(OWNER_MARK) && found.alias !== owner) {
+      // Two vxlan Networks with one VNI on this host share flannel.<VNI>: adopting it (or
+      // replacing it) would delete the other agent's address, routes, neighbours and FDB
+      // entries at every resync. Refuse, and leave everything as it is.
+      throw new DataplaneError(
+        `${this.device} belongs to another network's agent on this host (alias ${found.alias}; it uses VNI ${this.vni} too): ` +
+          'not adopting it; give each vxlan Network its own VNI',
+        { device: this.device, step: 'adopt device' },
+      );
+    }
     const why = found ? this.incompatibility(found) : 'missing';
     if (found && !why) {
-      if (found.mtu !== this.mtu || !found.up) {
-        await this.runBatch('adjust device', [`link set ${this.device} mtu ${this.mtu} up`]);
-      }
+      const adjust: string[] = [];
+      if (found.mtu !== this.mtu || !found.up) adjust.push(`link set ${this.device} mtu ${this.mtu} up`);
+      // Mark an unmarked device (flanneld's, or an older weft's) as ours from now on.
+      if (owner && found.alias !== owner) adjust.push(`link set dev ${this.device} alias ${owner}`);
+      if (adjust.length > 0) await this.runBatch('adjust device', adjust);
       if (this.mac && this.mac !== found.mac) this.log.warn('vxlan device MAC changed', { device: this.device, from: this.mac, to: found.mac });
       this.mac = found.mac;
       return found;
@@ -187,6 +207,7 @@ export class VxlanBackend implements Backend {
     ];
     if (this.settings.gbp) create.push('gbp');
     lines.push(create.join(' '), `link set ${this.device} mtu ${this.mtu} up`);
+    if (owner) lines.push(`link set dev ${this.device} alias ${owner}`);
     await this.runBatch('create device', lines);
     const made = await this.readDevice();
     if (!made) throw new DataplaneError(`${this.device} is missing right after creating it`, { device: this.device, step: 'create device' });
