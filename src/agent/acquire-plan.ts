@@ -45,19 +45,20 @@ function ownedBy(config: NetworkConfig, record: SubnetRecord, id: Identity): Mat
 }
 
 /**
- * Whether a key holds its subnets against others. A key whose value does not decode holds
- * nothing any host can use: letting it block the space it spans would let one hostile key
- * ("10.5.0.0-16": "junk") stop every join. Only its own subnet stays unusable, when it has
- * the network's subnet length (the create transaction would fail on it).
+ * Whether a key holds its subnets against others: only a key of the network's subnet length
+ * does. The allocator never writes another length, so any other key was written around it
+ * (by hand, or by a hostile writer): letting "10.5.0.0-16" with a well-formed value block the
+ * space it spans would stop every join while `weft get networks` shows the space free. Its
+ * own subnets are not routed by peers either (their screen wants the subnet length too).
  */
 function holds4(config: NetworkConfig, r: SubnetRecord): Cidr | undefined {
   const c = r.subnets?.ipv4;
-  return c && (r.lease.ok || c.prefix === config.ipv4?.subnetLen) ? c : undefined;
+  return c && c.prefix === config.ipv4?.subnetLen ? c : undefined;
 }
 
 function holds6(config: NetworkConfig, r: SubnetRecord): Cidr6 | undefined {
   const c = r.subnets?.ipv6;
-  return c && (r.lease.ok || c.prefix === config.ipv6?.subnetLen) ? c : undefined;
+  return c && c.prefix === config.ipv6?.subnetLen ? c : undefined;
 }
 
 export function planAcquisition(

@@ -25,6 +25,7 @@ import { LeaseKeeper, subnetFields } from './lease-keeper.js';
 import { LeaseWatch, type LeaseChange } from './lease-watch.js';
 import { AgentMetrics, type EtcdOperation } from './metrics.js';
 import { PeerSet } from './peer-set.js';
+import { peerScreens, uplinkOverlaps } from './peer-screens.js';
 import { ReconcileLoop, type Stack } from './reconcile-loop.js';
 import { untilDone, type ErrorVerdict } from './retry.js';
 import { agentStatusPublisher, type StatusPublisher } from './status.js';
@@ -89,6 +90,11 @@ export class Agent {
       watchRevision: () => (this.watch && this.watch.revision > 0 ? this.watch.revision : undefined),
       lastWatchActivity: () => this.watch?.lastActivityAt,
       leaseExpiresAt: () => this.held?.expiresAt,
+      screened: () =>
+        this.stacks.flatMap((st) => [
+          ...[...st.peers.screenedCounts()].map(([reason, count]) => ({ family: st.family, reason: reason as string, count })),
+          ...(st.routeConflicts ? [{ family: st.family, reason: 'foreign-route', count: st.routeConflicts }] : []),
+        ]),
     });
     this.configs = new ConfigReloader(deps.store, deps.options.network, this.log, this.once);
     this.host = new HostConfig(deps.options, this.log, this.once, deps.rules);
@@ -105,7 +111,10 @@ export class Agent {
   }
 
   ready(): { ok: boolean; reason: string } {
-    if (this.phase === 'config') return { ok: false, reason: 'waiting for the network config' };
+    if (this.phase === 'config') {
+      const problem = this.configs.problem;
+      return { ok: false, reason: problem ? `waiting for a usable network config: ${problem}` : 'waiting for the network config' };
+    }
     if (this.phase === 'out-of-subnets') return { ok: false, reason: 'out of subnets' };
     const held = this.held;
     if (this.phase === 'acquiring' || !held) return { ok: false, reason: 'acquiring a lease' };
@@ -127,12 +136,22 @@ export class Agent {
     const config = this.config;
 
     const families = { ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined };
+    const host = await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 });
     try {
-      this.selection = selectInterface(options, await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 }), families);
+      this.selection = selectInterface(options, host, families);
     } catch (err) {
       throw new FatalAgentError((err as Error).message);
     }
     const sel = this.selection;
+    // The peer screen's view of this host (api/peer-screen.ts), per family.
+    const screens = peerScreens(config, sel, host);
+    for (const p of uplinkOverlaps(config, sel)) {
+      this.log.warn('the network overlaps the uplink\'s network; peers in that part of it are not routed', {
+        key: this.deps.store.layout.configKey(options.network),
+        field: p.field,
+        reason: p.message,
+      });
+    }
     this.log.info('using interface', {
       iface: sel.link.name,
       ...(sel.uplink ? { address: sel.uplink.address.toString(), publicIP: sel.publicIP!.toString() } : {}),
@@ -149,6 +168,7 @@ export class Agent {
       ...(config.backend.mtu !== undefined ? { mtu: config.backend.mtu } : {}),
       directRouting: config.backend.directRouting,
       gbp: config.backend.gbp,
+      owner: `weft:${options.network}`,
     };
     const mtus: number[] = [];
     const peerLog = this.deps.logger.child({ component: 'peers' });
@@ -160,7 +180,7 @@ export class Agent {
       backend.onDrift?.((what) => this.loop?.drift(what));
       mtus.push(prepared.mtu);
       // Unusable leases are reported by the first stack only: one line per lease, not per family.
-      this.stacks.push({ family, backend, peers: new PeerSet(peerLog, settings.type, family, this.stacks.length === 0) });
+      this.stacks.push({ family, backend, peers: new PeerSet(peerLog, settings.type, family, this.stacks.length === 0, screens[family]) });
       this.lease.setVtepMAC(family, prepared.vtepMAC);
     }
     this.mtu = Math.min(...mtus);
@@ -220,7 +240,6 @@ export class Agent {
         if (this.phase !== 'running') this.phase = 'out-of-subnets';
         this.once.warn('full', message);
       },
-      onFatal: (message) => this.failFatally(new FatalAgentError(message)),
     });
   }
 

@@ -3,12 +3,16 @@
 // shapes the kernel or the subnets asks for a restart (config-change.ts decides which).
 import type { LeaseKey } from '../api/lease.js';
 import { resolveNetwork, type NetworkConfig } from '../api/network.js';
+import { networkSafetyProblems } from '../api/network-safety.js';
 import type { Logger } from '../log.js';
 import type { Store } from '../store/store.js';
 import { compareConfigs, type ConfigChange } from './config-change.js';
 import type { WarnOnce } from './timers.js';
 
 export class ConfigReloader {
+  /** Why the stored config is refused (shown in readiness), while it is. */
+  problem: string | undefined;
+
   constructor(
     private readonly store: Pick<Store, 'readNetwork' | 'layout'>,
     private readonly network: string,
@@ -29,6 +33,15 @@ export class ConfigReloader {
         `network config at ${key} is invalid: ${problems.map((p) => `${p.field}: ${p.message}`).join('; ')}`,
       );
     }
+    // weft's own refusals, beyond flanneld's rules (api/network-safety.ts): a config flanneld
+    // would run with, but that would hurt this host (a range over the default route, a device
+    // name the kernel refuses). Wait, not ready, as for an invalid config.
+    const unsafe = networkSafetyProblems(config);
+    if (unsafe.length > 0) {
+      this.problem = unsafe.map((p) => `${p.field}: ${p.message}`).join('; ');
+      return this.once.warn(`config-unsafe-${record.kv.modRevision}`, `network config at ${key} is refused: ${this.problem}`);
+    }
+    this.problem = undefined;
     return config;
   }
 

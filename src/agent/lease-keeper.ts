@@ -34,8 +34,6 @@ export interface LeaseKeeperDeps {
   onAcquired: (result: AcquireResult, before: HeldLease | undefined) => void;
   /** No subnet is free; acquisition goes on retrying. */
   onOutOfSubnets: (message: string) => void;
-  /** Another agent runs with our node name: the agent must stop. */
-  onFatal: (message: string) => void;
 }
 
 /** Log fields for a key's subnets: `subnet` (IPv4) as always, `ipv6Subnet` beside it. */
@@ -55,6 +53,8 @@ export class LeaseKeeper {
   private renewalTimer: NodeJS.Timeout | undefined;
   private readonly renewBackoff = new Backoff(RETRY.etcd);
   private reacquiring = false;
+  /** Takeovers by an agent with our node name so far: each waits longer (never reset: clones stay slow). */
+  private readonly takeovers = new Backoff(RETRY.takeover);
   private stopped = false;
 
   constructor(private readonly d: LeaseKeeperDeps) {
@@ -195,11 +195,19 @@ export class LeaseKeeper {
     if (this.reacquiring) return;
     const taker = record?.lease.ok ? record.lease.value : undefined;
     if (taker?.nodeName === this.d.nodeName) {
-      // Another agent runs with our node name (a cloned VM, say) and took our lease over.
-      // Taking it back would make the two hosts trade one subnet forever: stop instead.
-      this.d.onFatal(
-        `another agent with node name "${taker.nodeName}" (public IP ${taker.publicIP}) took over our lease ${held.key}; node names must be unique, stopping`,
-      );
+      // Another agent runs with our node name (a cloned VM), or someone forged our key.
+      // Taking it back at once would make two clones trade one subnet forever; exiting would
+      // turn one forged key into a restart loop. So back off (growing, up to 5 minutes), then
+      // re-check and re-acquire: a forged key is taken back, clones trade ever more slowly.
+      const delay = this.takeovers.next();
+      this.reacquiring = true;
+      this.d.metrics.leaseLost();
+      this.d.log.warn('another agent with our node name took over our lease; node names must be unique. Re-checking after a back-off', {
+        key: held.key,
+        takerPublicIP: taker.publicIP,
+        retryInSeconds: Math.round(delay / 1000),
+      });
+      this.d.timers.after(delay, () => void this.acquire(held.subnets).finally(() => (this.reacquiring = false)));
       return;
     }
     this.lost(held, record ? 'our lease was overwritten; re-acquiring' : 'our lease was deleted; re-acquiring');

@@ -20,6 +20,8 @@ export interface LiveState {
   lastWatchActivity(): number | undefined;
   /** Wall-clock ms when the held lease expires (Infinity for a reservation). */
   leaseExpiresAt(): number | undefined;
+  /** Peer leases left out by the peer screen or for a route weft does not own, by family and reason. */
+  screened?(): { family: 4 | 6; reason: string; count: number }[];
 }
 
 /**
@@ -109,6 +111,16 @@ export class AgentMetrics {
       collect() {
         const at = self.live?.leaseExpiresAt();
         this.set(at === undefined ? Number.NaN : at === Infinity ? Infinity : (at - self.now()) / 1000);
+      },
+    });
+    new Gauge({
+      name: 'weft_peers_screened',
+      help: 'Peer leases left out for safety (see the "ignoring unsafe lease" and "not routing to peer" log lines), by family and reason',
+      labelNames: ['family', 'reason'] as const,
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const s of self.live?.screened?.() ?? []) this.inc({ family: String(s.family), reason: s.reason }, s.count);
       },
     });
     for (const kind of KERNEL_OP_KINDS) for (const result of ['ok', 'failed']) this.operations.inc({ kind, result }, 0);

@@ -5,6 +5,9 @@
 //   - a lease that does not decode (bad key or value) is no peer, and is logged once;
 //   - a lease of another backend type, or without this family's half, is no peer;
 //   - our own lease is no peer;
+//   - a lease the peer screen refuses (api/peer-screen.ts: its public IP, prefix length, a
+//     subnet over the default route, the uplink's network or a local address) is no peer,
+//     and is logged once per lease value ('ignoring unsafe lease');
 //   - of two peer leases whose subnets overlap, the older (lower create revision) is kept.
 //     The allocator never creates a key overlapping an existing one, so the newer was written
 //     around it: a hostile or broken lease that would route part of a live peer's range (or
@@ -12,6 +15,7 @@
 // What the dataplane gets is a delta (key -> Peer, or undefined when gone) since the last
 // take(), plus the lines that log it.
 import { Ipv4, Ipv6, netOf, type IpNet } from '../alloc/cidr.js';
+import { screenPeer, type ScreenContext, type ScreenReason } from '../api/peer-screen.js';
 import type { Peer, PeerDelta } from '../dataplane/types.js';
 import type { Fields, Logger } from '../log.js';
 import type { SubnetRecord } from '../store/store.js';
@@ -44,6 +48,8 @@ interface Candidate {
   selected: boolean;
   /** Why the overlap rule leaves it out (logged when it changes). */
   overlap: string | undefined;
+  /** Why the peer screen leaves it out: never a peer, and kept out of the overlap index. */
+  screened: ScreenReason | undefined;
 }
 
 export class PeerSet {
@@ -69,7 +75,25 @@ export class PeerSet {
      * dual-stack agent's second set leaves that to the first, so each is logged once.
      */
     private readonly reportUnusable = true,
+    /**
+     * The peer screen's view of this network and host (agent/peer-screens.ts): a lease it
+     * refuses is left out with one log line, and counted in screenedCounts().
+     */
+    private readonly screen?: ScreenContext,
   ) {}
+
+  /** Leases the peer screen leaves out right now (our own never counts), by reason. */
+  screenedCounts(): Map<ScreenReason, number> {
+    const out = new Map<ScreenReason, number>();
+    for (const key of this.screenedKeys) {
+      const c = this.candidates.get(key);
+      if (c?.screened && key !== this.ownKey) out.set(c.screened, (out.get(c.screened) ?? 0) + 1);
+    }
+    return out;
+  }
+
+  /** Keys of the candidates the screen refused (few: a pass over them is cheap). */
+  private readonly screenedKeys = new Set<string>();
 
   /** Peers selected now. */
   get size(): number {
@@ -105,11 +129,13 @@ export class PeerSet {
       if (old) {
         this.unindex(old, seeds);
         this.candidates.delete(change.key);
+        this.screenedKeys.delete(change.key);
       }
       if (change.type === 'deleted') continue;
       const c = this.candidate(change.record);
       if (!c) continue;
       this.candidates.set(c.key, c);
+      if (c.screened) this.screenedKeys.add(c.key);
       if (c.key !== this.ownKey) this.index(c, seeds);
     }
     this.settle(seeds);
@@ -139,7 +165,7 @@ export class PeerSet {
   }
 
   private isPeer(c: Candidate): boolean {
-    return c.selected && c.key !== this.ownKey;
+    return c.selected && c.key !== this.ownKey && !c.screened;
   }
 
   /** Remembers what the dataplane had for a key, before the first change since the last take(). */
@@ -151,6 +177,8 @@ export class PeerSet {
 
   private index(c: Candidate, seeds: Set<Candidate>): void {
     this.touch(c.key);
+    // A screened lease shadows no one: a hostile /8 must not push an honest lease out.
+    if (c.screened) return;
     this.bySubnet.add(c);
     seeds.add(c);
   }
@@ -230,7 +258,13 @@ export class PeerSet {
         peer.vni = v.backendV6Data.VNI;
       }
     }
-    return { key: r.kv.key, peer, created: r.kv.createRevision, node: v.nodeName, selected: false, overlap: undefined };
+    // Once per lease value: a changed value is a new record, and is screened again. Our own
+    // lease is never a peer (its subnet holds our own vxlan address), so it is not reported.
+    const screened = this.screen ? screenPeer(this.screen, peer.subnet, peer.publicIP) : undefined;
+    if (screened && r.kv.key !== this.ownKey) {
+      this.logger.warn('ignoring unsafe lease', { key: r.kv.key, family: this.family, reason: screened.reason, detail: screened.message });
+    }
+    return { key: r.kv.key, peer, created: r.kv.createRevision, node: v.nodeName, selected: false, overlap: undefined, screened: screened?.reason };
   }
 }
 

@@ -22,6 +22,8 @@ export interface Stack {
   family: 4 | 6;
   backend: Backend;
   peers: PeerSet;
+  /** Peers whose route a route weft did not create holds, at the last pass. */
+  routeConflicts?: number;
 }
 
 export interface ReconcileLoopDeps {
@@ -135,6 +137,7 @@ export class ReconcileLoop {
         if (!own) continue; // a lease without this family's half: nothing to converge for it
         const report = await stack.backend.update(own, delta, { resync });
         this.carried.get(stack)?.clear();
+        stack.routeConflicts = report.routeConflicts ?? 0;
         passes.push({ stack, desired: stack.peers.size, report });
       }
       const report = combineReports(passes);

@@ -17,6 +17,11 @@ export const RETRY = {
   dataplane: { firstMs: 500, maxMs: 30_000 },
   /** A lost compare-and-swap race: short, so that concurrent joins spread out and still finish fast. */
   contention: { firstMs: 20, maxMs: 1_000 },
+  /**
+   * Our lease taken over under our node name (a cloned VM, or a forged key): re-checked after
+   * a wait, so that a forged key is taken back and two clones trade one subnet ever more slowly.
+   */
+  takeover: { firstMs: 3_000, maxMs: 300_000 },
   /** The node status record: best effort, never urgent. */
   status: { firstMs: 1_000, maxMs: 30_000 },
 } as const satisfies Record<string, RetryRange>;

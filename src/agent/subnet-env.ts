@@ -1,6 +1,7 @@
 // subnet.env: Flannel's format, line order and atomic write (the CNI plugin and Docker's
 // --bip read it; a half-written file would hand containers a wrong bridge address).
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, constants, fchmodSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, basename, join } from 'node:path';
 import { Cidr, Cidr6 } from '../alloc/cidr.js';
 
@@ -71,16 +72,19 @@ export function writeSubnetEnv(path: string, content: string): boolean {
   }
   const dir = dirname(path);
   mkdirSync(dir, { recursive: true, mode: 0o755 });
-  const tmp = join(dir, `.${basename(path)}.${process.pid}.tmp`);
+  // A random name, created exclusively and never through a symlink: the directory may be
+  // writable by others (a shared /run), and a predictable name would let them plant a link
+  // that makes us overwrite any file.
+  const tmp = join(dir, `.${basename(path)}.${randomBytes(8).toString('hex')}.tmp`);
   try {
-    const fd = openSync(tmp, 'w', 0o644);
+    const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644);
     try {
+      fchmodSync(fd, 0o644); // the umask may have narrowed it; on the descriptor, not the name
       writeSync(fd, content);
       fsyncSync(fd);
     } finally {
       closeSync(fd);
     }
-    chmodSync(tmp, 0o644); // the umask may have narrowed it
     renameSync(tmp, path);
   } catch (err) {
     rmSync(tmp, { force: true });

@@ -19,6 +19,16 @@ export const MAX_MANIFEST_BYTES = 4 * 1024 * 1024;
 export const MAX_ALIAS_COUNT = 100;
 /** Kubernetes' limit on the total size of an object's annotations (keys and values). */
 export const MAX_ANNOTATIONS_BYTES = 256 * 1024;
+/**
+ * Mapping keys one document may hold. A Network or Subnet has a few dozen; the yaml library
+ * spends tens of microseconds per key, so 64,000 unknown keys (757 KB) took minutes with its
+ * unique-keys check and a problem line per key. Counted before parsing (keyIndicators).
+ */
+export const MAX_KEYS_PER_DOCUMENT = 10_000;
+/** Mapping keys one input (file or stdin) may hold: about 2,000 Subnets, parsed in about a second. */
+export const MAX_KEYS_PER_INPUT = 20_000;
+/** Problems reported per document; the rest are summarised in one line. */
+export const MAX_PROBLEMS_PER_DOCUMENT = 100;
 
 /**
  * The only explicit tags a manifest may carry: YAML 1.2's core schema. Anything else either
@@ -60,8 +70,22 @@ export function parseManifest(text: string, file: string): ParseResult {
     problems.push({ file, line: 1, field: '', message: `input is larger than ${MAX_MANIFEST_BYTES} bytes` });
     return { objects, problems };
   }
+  const crowded = crowdedDocument(text);
+  if (crowded) {
+    problems.push({
+      file,
+      line: crowded.line,
+      field: '',
+      message: crowded.input
+        ? `invalid YAML: more than ${MAX_KEYS_PER_INPUT} mapping keys in one input; split it into several files (refused without parsing it)`
+        : `invalid YAML: a document with more than ${MAX_KEYS_PER_DOCUMENT} mapping keys is not a manifest; refused without parsing it`,
+    });
+    return { objects, problems };
+  }
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: true });
+  // Duplicate keys are found by structureProblems (a Set per mapping): the library's own
+  // check compares each key with every earlier one.
+  const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: false, prettyErrors: true });
   const lineAt = (offset: number) => lineCounter.linePos(offset).line;
   for (const doc of docs) {
     if (doc.errors.length > 0) {
@@ -114,9 +138,14 @@ export function parseManifest(text: string, file: string): ParseResult {
     }
     const schema = schemaFor(k);
     if (!schema.validate(obj)) {
-      for (const e of schema.validate.errors ?? []) {
+      // Bounded: each problem is located by a walk of the document.
+      const errors = schema.validate.errors ?? [];
+      for (const e of errors.slice(0, MAX_PROBLEMS_PER_DOCUMENT)) {
         const p = ajvProblem(e, at);
         if (p) docProblems.push(p);
+      }
+      if (errors.length > MAX_PROBLEMS_PER_DOCUMENT) {
+        docProblems.push({ ...at('', ''), field: '', message: `${errors.length - MAX_PROBLEMS_PER_DOCUMENT} more problems in this document not shown` });
       }
     }
     docProblems.push(...semanticProblems(k, obj, name, docProblems, at));
@@ -316,22 +345,68 @@ function structureProblems(doc: Document.Parsed, lineAt: (o: number) => number):
   for (const w of doc.warnings) {
     if (w.code !== 'TAG_RESOLVE_FAILED') out.push({ line: lineAt(w.pos[0]), message: firstLine(w.message) });
   }
+  const checkNode = (node: Node) => {
+    if (node.tag && !CORE_TAGS.has(node.tag)) {
+      out.push({ line: rangeLine(node, lineAt), message: `tag ${describeValue(node.tag.replace(/^tag:yaml\.org,2002:/, '!!'))} is not allowed` });
+    }
+    if (isAlias(node) && !node.resolve(doc)) {
+      out.push({ line: rangeLine(node, lineAt), message: `alias *${node.source} has no anchor before it` });
+    }
+  };
   visit(doc, {
+    // A visitor for maps replaces the Node visitor for them: both checks run here.
+    Map: (_, map) => {
+      checkNode(map);
+      // Duplicate keys, with a Set per mapping (the parser's own check is quadratic).
+      const seen = new Set<string>();
+      for (const pair of map.items) {
+        if (!isScalar(pair.key)) continue;
+        const key = String(pair.key.value);
+        if (seen.has(key)) out.push({ line: rangeLine(pair.key, lineAt), message: 'Map keys must be unique' });
+        seen.add(key);
+      }
+    },
     Pair: (_, pair) => {
       if (pair.key !== null && !isScalar(pair.key)) {
         out.push({ line: rangeLine(pair.key, lineAt), message: 'a mapping key must be a scalar, not a collection' });
       }
     },
-    Node: (_, node) => {
-      if (node.tag && !CORE_TAGS.has(node.tag)) {
-        out.push({ line: rangeLine(node, lineAt), message: `tag ${describeValue(node.tag.replace(/^tag:yaml\.org,2002:/, '!!'))} is not allowed` });
-      }
-      if (isAlias(node) && !node.resolve(doc)) {
-        out.push({ line: rangeLine(node, lineAt), message: `alias *${node.source} has no anchor before it` });
-      }
-    },
+    Node: (_, node) => checkNode(node),
   });
   return out;
+}
+
+/**
+ * The first document holding more than MAX_KEYS_PER_DOCUMENT key indicators (or the point
+ * where the input passes MAX_KEYS_PER_INPUT), and the line where it crossed the limit. One pass over the characters, no parsing: a ':' followed by a
+ * space, a tab or a line end (block and flow style), or preceded by a quote (JSON). Colons
+ * inside values (IPv6 addresses, MACs, times) are not followed by a blank, so a count can
+ * only be high for quoted keys in flow style, which is still a key each.
+ */
+export function crowdedDocument(text: string): { line: number; input?: true } | undefined {
+  let line = 1;
+  let keys = 0;
+  let total = 0;
+  let lineStart = true;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 10) {
+      line++;
+      lineStart = true;
+      continue;
+    }
+    // "---" at the start of a line begins a new document.
+    if (lineStart && c === 45 && text.startsWith('---', i)) keys = 0;
+    lineStart = false;
+    if (c !== 58) continue; // ':'
+    const next = i + 1 < text.length ? text.charCodeAt(i + 1) : 10;
+    const prev = i > 0 ? text.charCodeAt(i - 1) : 0;
+    if (next === 32 || next === 9 || next === 10 || next === 13 || prev === 34 || prev === 39) {
+      if (++keys > MAX_KEYS_PER_DOCUMENT) return { line };
+      if (++total > MAX_KEYS_PER_INPUT) return { line, input: true };
+    }
+  }
+  return undefined;
 }
 
 function rangeLine(node: unknown, lineAt: (o: number) => number): number | undefined {

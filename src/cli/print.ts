@@ -7,6 +7,7 @@ import { refOf } from '../control/plan.js';
 import type { NodeView } from '../control/views.js';
 import type { LeaseDescription } from '../control/resources.js';
 import type { NodeStatusRecord } from '../store/store.js';
+import { printable } from '../printable.js';
 
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';
 export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'wide', 'yaml', 'json', 'name'];
@@ -17,12 +18,14 @@ const NONE = '<none>';
  * Output echoes names and fields from hostile input: control characters (a terminal escape,
  * a newline forging a second line, a bidi override) are shown as \\u escapes.
  */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
+export { printable };
 
-/** Columns padded to their widest cell with three spaces between, like kubectl. */
-export function table(header: string[], rows: string[][]): string {
+/**
+ * Columns padded to their widest cell with three spaces between, like kubectl. Every cell
+ * goes through printable() here, so no table can print a hostile value raw.
+ */
+export function table(header: string[], rawRows: string[][]): string {
+  const rows = rawRows.map((r) => r.map(printable));
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) =>
     cells
@@ -234,6 +237,7 @@ export function describeLease(d: LeaseDescription, now: number): string {
     const id = BigInt(d.record.kv.leaseId).toString(16);
     lines.push(['Etcd Lease', d.ttl ? `${id}, TTL ${d.ttl.granted}s, ${formatDuration(d.ttl.ttl * 1000)} left (expires ${s.expiry ?? '?'})` : `${id} (expired)`]);
   }
+  for (const why of d.screened ?? []) lines.push(['Left Out', `by every agent: ${why}`]);
   lines.push(['Reservation', d.reservation ? `subnet/${d.reservation.name}${d.reservation.node ? ` for node ${d.reservation.node}` : ''}${d.reservation.publicIP ? ` for public IP ${d.reservation.publicIP}` : ''}` : NONE]);
   const out = lines.map(([k, v]) => `${(k + ':').padEnd(18)}${v}`);
   out.push(...describeNodeStatus(d, now));
@@ -269,7 +273,7 @@ export function yamlOf(r: Printable): string {
 
 /** One object as itself; several as a multi-document stream (YAML) or a List (JSON). */
 export function serialize(items: Printable[], format: 'yaml' | 'json' | 'name', single: boolean): string {
-  if (format === 'name') return items.map((r) => refOf(r.kind, r.metadata.name) + '\n').join('');
+  if (format === 'name') return items.map((r) => printable(refOf(r.kind, r.metadata.name)) + '\n').join('');
   if (format === 'json') {
     const body = single ? items[0] : { apiVersion: 'v1', kind: 'List', items };
     return JSON.stringify(body, null, 2) + '\n';

@@ -12,6 +12,8 @@ import type { DeleteTarget } from '../control/delete.js';
 import { ResourceStore } from '../control/resources.js';
 import { Store } from '../store/store.js';
 import { HELP } from './help.js';
+import { hostNetworks } from './host-networks.js';
+import type { HostNetwork } from '../api/network-safety.js';
 import { readInputs } from './input.js';
 import {
   describeLease,
@@ -37,6 +39,8 @@ export interface CliIO {
   now?: () => Date;
   /** Deadline for each etcd call; the CLI must fail fast when etcd is down. */
   callTimeoutMs?: number;
+  /** The networks of this host's interfaces; default: read from the system. */
+  hostNetworks?: () => HostNetwork[];
 }
 
 class UsageError extends Error {
@@ -154,7 +158,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       // Two attempts: a blip is retried once, a dead etcd is reported within seconds.
       maxAttempts: 2,
     });
-    return new ResourceStore(store, io.now ? { now: io.now } : {});
+    return new ResourceStore(store, { ...(io.now ? { now: io.now } : {}), hostNetworks: io.hostNetworks ?? hostNetworks });
   };
   try {
     switch (command) {

@@ -1,9 +1,10 @@
 // `weft apply` of a Network: its config bytes (flanneld's) and weft's metadata, refused
 // when the new ranges would leave existing subnets outside (unless forced).
-import { encodeNetworkMeta, networkRecordsOf } from '../api/convert.js';
+import { encodeNetworkMeta, networkFromStore, networkRecordsOf } from '../api/convert.js';
 import { RefusedError } from '../api/errors.js';
 import { networkNameProblem } from '../api/names.js';
 import { describeRanges, keyFits, resolveNetwork } from '../api/network.js';
+import { hostNetworkOverlaps, networkCollisions, networkSafetyProblems, type OtherNetwork } from '../api/network-safety.js';
 import type { NetworkMeta } from '../api/records.js';
 import type { NetworkResource } from '../api/types.js';
 import { compareKey, type Compare } from '../store/txn.js';
@@ -23,6 +24,12 @@ export function planNetworkApply(snap: Snapshot, res: NetworkResource, ctx: Plan
   const resolved = resolveNetwork(name, res.spec);
   if (!resolved.config) throw new PlanProblems(resolved.problems);
   const config = resolved.config;
+  const unsafe = [
+    ...networkSafetyProblems(config),
+    ...networkCollisions(name, config, otherNetworks(snap, name)),
+    ...hostNetworkOverlaps(config, ctx.hostNetworks ?? []),
+  ];
+  if (unsafe.length > 0) throw new PlanProblems(unsafe);
 
   const { config: bytes, leaseTTL } = networkRecordsOf(res.spec);
   const old = liveMeta?.meta;
@@ -64,4 +71,15 @@ export function planNetworkApply(snap: Snapshot, res: NetworkResource, ctx: Plan
       { put: metaKey, value: metaBytes },
     ],
   };
+}
+
+/** The other networks in the snapshot whose stored config is usable. */
+function otherNetworks(snap: Snapshot, name: string): OtherNetwork[] {
+  const out: OtherNetwork[] = [];
+  for (const [other, kv] of snap.configs) {
+    if (other === name) continue;
+    const view = networkFromStore(other, kv, snap.networkMetas.get(other)?.meta, []);
+    if (view.config) out.push({ name: other, config: view.config });
+  }
+  return out;
 }

@@ -1,5 +1,6 @@
 // What every plan is: a reference, an action, and one transaction as data (compares + ops),
 // or typed errors. Shared by the apply and delete planners.
+import type { HostNetwork } from '../api/network-safety.js';
 import { ConflictError, NotFoundError } from '../api/errors.js';
 import type { KV, SubnetRecord } from '../api/records.js';
 import type { Kind } from '../api/types.js';
@@ -23,6 +24,8 @@ export interface PlanContext {
   force: boolean;
   now: () => Date;
   uid: () => string;
+  /** The networks of the applying host's interfaces: a Network overlapping one is refused. */
+  hostNetworks?: readonly HostNetwork[];
 }
 
 /** Problems without a location; the caller knows the document they came from. */

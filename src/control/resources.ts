@@ -6,9 +6,12 @@
 // (pure: apply-network.ts, apply-subnet.ts, delete.ts; compares + ops, or typed errors), then commit. A multi-document apply plans every
 // object against a simulated snapshot first, so an invalid document writes nothing.
 import { randomUUID } from 'node:crypto';
-import { keyNameOfMeta, leaseFromStore, resourceNameOf, type NetworkView } from '../api/convert.js';
+import { parseIp, type IpAddr, type IpNet } from '../alloc/cidr.js';
+import { keyNameOfMeta, leaseFromStore, networkFromStore, resourceNameOf, type NetworkView } from '../api/convert.js';
 import { ConflictError, NotFoundError, RefusedError, ValidationError, type FieldProblem } from '../api/errors.js';
 import type { ManifestObject } from '../api/manifest.js';
+import type { HostNetwork } from '../api/network-safety.js';
+import { screenPeer } from '../api/peer-screen.js';
 import type { NodeStatusRecord, SubnetRecord } from '../api/records.js';
 import type { Kind, LeaseResource, Resource, SubnetResource } from '../api/types.js';
 import type { Layout } from '../store/layout.js';
@@ -47,11 +50,18 @@ export interface LeaseRow {
 export interface LeaseDescription extends LeaseRow {
   /** The Subnet that reserves this key, if any. */
   reservation?: { name: string; node?: string; publicIP?: string };
+  /**
+   * Why every agent leaves this lease out (the peer screen's host-independent part, per
+   * family): "IPv4: public IP 224.0.0.1 is in the multicast range 224.0.0.0/4".
+   */
+  screened?: string[];
 }
 
 export interface ResourceStoreOptions {
   now?: () => Date;
   uid?: () => string;
+  /** The networks of this host's interfaces (apply refuses a Network overlapping one). */
+  hostNetworks?: () => HostNetwork[];
 }
 
 const KIND_ORDER: Record<Kind, number> = { Network: 0, Subnet: 1, Lease: 2 };
@@ -66,7 +76,9 @@ export class ResourceStore {
   ) {
     this.now = opts.now ?? (() => new Date());
     this.uid = opts.uid ?? randomUUID;
+    this.hostNetworks = opts.hostNetworks ?? (() => []);
   }
+  private readonly hostNetworks: () => HostNetwork[];
 
   get layout(): Layout {
     return this.store.layout;
@@ -79,7 +91,7 @@ export class ResourceStore {
   }
 
   ctx(force: boolean): PlanContext {
-    return { layout: this.layout, force, now: this.now, uid: this.uid };
+    return { layout: this.layout, force, now: this.now, uid: this.uid, hostNetworks: this.hostNetworks() };
   }
 
   /** The plan for applying one validated object (Leases are refused: agents write them). */
@@ -323,9 +335,28 @@ export class ResourceStore {
     // (unreadable, or reporting another lease).
     const named = row.record.lease.ok ? row.record.lease.value.nodeName : undefined;
     const node = row.node ?? (named !== undefined ? snap.nodes.find((n) => n.network === row.record.network && n.name === named) : undefined);
-    return { ...row, ...(reservation ? { reservation } : {}), ...(node ? { node } : {}) };
+    const screened = screenLease(snap, row.record);
+    return { ...row, ...(reservation ? { reservation } : {}), ...(node ? { node } : {}), ...(screened.length ? { screened } : {}) };
   }
 
+}
+
+/** The peer screen's verdicts on a lease that agents would route (api/peer-screen.ts), without a host's part. */
+function screenLease(snap: Snapshot, r: SubnetRecord): string[] {
+  const kv = snap.configs.get(r.network);
+  if (!kv || !r.lease.ok || !r.lease.value.backendType || !r.subnets) return [];
+  const config = networkFromStore(r.network, kv, snap.networkMetas.get(r.network)?.meta, []).config;
+  if (!config) return [];
+  const v = r.lease.value;
+  const out: string[] = [];
+  const check = (family: string, subnetLen: number, subnet: IpNet | undefined, publicIP: IpAddr | undefined) => {
+    if (!subnet || !publicIP) return;
+    const s = screenPeer({ subnetLen }, subnet, publicIP);
+    if (s) out.push(`IPv${family}: ${s.message} (${s.reason})`);
+  };
+  if (config.ipv4) check('4', config.ipv4.subnetLen, r.subnets.ipv4, parseIp(v.publicIP));
+  if (config.ipv6) check('6', config.ipv6.subnetLen, r.subnets.ipv6, parseIp(v.publicIPv6));
+  return out;
 }
 
 /** Orders absent values last. */

@@ -1,6 +1,7 @@
 // What `weft get` shows, read from a snapshot: Networks, Subnets (reservations) and the
 // agents' node status records matched to the leases they hold.
 import { networkFromStore, nodeFromStore, resourceNameOf, subnetFromStore, type NetworkView } from '../api/convert.js';
+import { networkSafetyProblems } from '../api/network-safety.js';
 import type { NodeStatus } from '../api/node-status.js';
 import type { NodeStatusRecord, SubnetRecord } from '../api/records.js';
 import type { NodeResource, SubnetResource } from '../api/types.js';
@@ -8,9 +9,12 @@ import type { Layout } from '../store/layout.js';
 import { findSubnetRecord, sortNetworks, subnetRecordsByKey, type Snapshot } from './snapshot.js';
 
 export function networkViews(snap: Snapshot): NetworkView[] {
-  return sortNetworks([...snap.configs.keys()]).map((name) =>
-    networkFromStore(name, snap.configs.get(name)!, snap.networkMetas.get(name)?.meta, snap.subnets.get(name) ?? []),
-  );
+  return sortNetworks([...snap.configs.keys()]).map((name) => {
+    const view = networkFromStore(name, snap.configs.get(name)!, snap.networkMetas.get(name)?.meta, snap.subnets.get(name) ?? []);
+    // A config flanneld would run with but weft's agents refuse (written by hand or by flanneld's operator).
+    const unsafe = view.config ? networkSafetyProblems(view.config) : [];
+    return unsafe.length ? { ...view, problem: `agents refuse it: ${unsafe.map((p) => `${p.field}: ${p.message}`).join('; ')}` } : view;
+  });
 }
 
 export function subnetViews(snap: Snapshot, layout: Layout): SubnetResource[] {

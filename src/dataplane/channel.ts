@@ -15,7 +15,7 @@ import type { Logger } from '../log.js';
 import { dependsOnRefused, execute, type ExecResult } from './batch.js';
 import type { IpRunner } from './ipcmd.js';
 import { DataplaneError } from './errors.js';
-import { emptyState, isLinkLocal6, neighKey, toLinkName, toMac, type Family, type FdbEntry, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
+import { emptyState, isLinkLocal6, neighKey, toLinkName, toMac, type Family, type FdbEntry, type ForeignRoute, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
 import { KernelWatch } from './kernel-watch.js';
 import { isOwnedRoute, observe, parseDevice, putFdb, putRoute, type DeviceInfo, type ObserveTargets } from './observe.js';
@@ -57,6 +57,8 @@ export type DeviceChange =
   /** Set the MTU and bring it up. */
   | { kind: 'mtu-up'; mtu: number }
   | { kind: 'delete' }
+  /** Set the device's alias: weft's owner mark, weft:<network> (validated by the backend). */
+  | { kind: 'alias'; alias: string }
   | { kind: 'addr-replace'; ip: IpAddr; prefix: number; nodad: boolean }
   | { kind: 'addr-del'; ip: IpAddr; prefix: number };
 
@@ -70,6 +72,8 @@ export function deviceLines(device: LinkName, changes: DeviceChange[]): string[]
         return `link set ${device} mtu ${c.mtu} up`;
       case 'delete':
         return `link del ${device}`;
+      case 'alias':
+        return `link set dev ${device} alias ${c.alias}`;
       case 'addr-replace':
         return `addr replace ${c.ip.toString()}/${c.prefix} dev ${device}${c.nodad ? ' nodad' : ''}`;
       case 'addr-del':
@@ -315,6 +319,7 @@ export class NetlinkChannel implements KernelChannel {
       port: vx?.port,
       learning: vx?.learning,
       gbp: vx?.gbp ?? false,
+      alias: l.alias,
       addresses,
     };
   }
@@ -334,6 +339,7 @@ export class NetlinkChannel implements KernelChannel {
         req =
           c.kind === 'mtu-up' ? rtnl.linkSetMtuUp(index, c.mtu)
           : c.kind === 'delete' ? rtnl.linkDel(index)
+          : c.kind === 'alias' ? rtnl.linkSetAlias(index, c.alias)
           : c.kind === 'addr-replace' ? rtnl.addrReplace(c.ip, c.prefix, index, c.nodad)
           : rtnl.addrDel(c.ip, c.prefix, index);
       }
@@ -350,18 +356,35 @@ export class NetlinkChannel implements KernelChannel {
     const af = rtnl.familyNumber(family);
     const vx = targets.vxlanDev ? await this.linkIndex(targets.vxlanDev) : undefined;
     const up = targets.uplinkDev ? await this.linkIndex(targets.uplinkDev) : undefined;
-    if (vx === undefined && up === undefined) return state;
     // One dump at a time: the kernel answers a second one on the same socket with EBUSY.
     const routes = await this.sock.request(rtnl.dump(rtnl.RTM_GETROUTE, af));
     const neighs = vx !== undefined ? await this.sock.request(rtnl.dump(rtnl.RTM_GETNEIGH, af)) : [];
     const fdb = vx !== undefined ? await this.sock.request(rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.AF_BRIDGE)) : [];
+    // Every main-table route of the family that is not weft's is foreign (state.foreign): the
+    // planner never replaces a route to a destination one of those holds (NLM_F_REPLACE, like
+    // `ip route replace`, matches on destination and metric, whoever made the route).
+    const foreign = (state.foreign = new Map<string, ForeignRoute>());
+    const foreignOifs: [ForeignRoute, number][] = [];
     for (const m of routes) {
       const r = rtnl.decodeRoute(m.body);
-      if (!r || r.table !== rtnl.RT_TABLE_MAIN || r.type !== rtnl.RTN_UNICAST || r.family !== family) continue;
-      const dev = r.oif === vx ? targets.vxlanDev : r.oif === up ? targets.uplinkDev : undefined;
-      if (!dev) continue;
-      const entry: RouteEntry = { dst: r.dst, via: r.via, dev, onlink: r.onlink, proto: r.proto, metric: r.metric };
-      if (isOwnedRoute(entry, dev === targets.vxlanDev ? { onlyWeft: false } : { onlyWeft: true, scope: targets.uplinkScope })) putRoute(state.routes, entry);
+      if (!r || r.table !== rtnl.RT_TABLE_MAIN || r.family !== family) continue;
+      const dev = r.type !== rtnl.RTN_UNICAST ? undefined : r.oif === vx ? targets.vxlanDev : r.oif === up ? targets.uplinkDev : undefined;
+      if (dev) {
+        const entry: RouteEntry = { dst: r.dst, via: r.via, dev, onlink: r.onlink, proto: r.proto, metric: r.metric };
+        if (isOwnedRoute(entry, dev === targets.vxlanDev ? { onlyWeft: false } : { onlyWeft: true, scope: targets.uplinkScope })) {
+          putRoute(state.routes, entry);
+          continue;
+        }
+      }
+      const f: ForeignRoute = { dst: r.dst, dev: undefined, proto: r.proto, type: routeTypeName(r.type) };
+      foreign.set(r.dst.toString(), f);
+      if (r.oif !== undefined) foreignOifs.push([f, r.oif]);
+    }
+    // Device names for the log line of a conflict: a cache hit for the few devices a host has.
+    const names = new Map<number, string | undefined>();
+    for (const [f, oif] of foreignOifs) {
+      if (!names.has(oif)) names.set(oif, this.nameOf.get(oif) ?? (names.size < 64 ? await this.linkName(oif) : undefined));
+      f.dev = names.get(oif) ?? `if${oif}`;
     }
     for (const m of neighs) {
       const n = rtnl.decodeNeigh(m.body);
@@ -462,6 +485,13 @@ export class NetlinkChannel implements KernelChannel {
     this.watcher?.close();
     this.sock.close();
   }
+}
+
+const ROUTE_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat'];
+
+/** iproute2's name for a route type (rtm_type). */
+function routeTypeName(type: number): string {
+  return ROUTE_TYPES[type] ?? `type ${type}`;
 }
 
 /** A permanent neighbour with an IP and MAC; anything else on the device is the kernel's. */

@@ -15,7 +15,7 @@ import { DesiredPeers } from './desired.js';
 import { judgeKernelEvent, type DriftVerdict } from './drift.js';
 import type { KernelState, ModelContext } from './model.js';
 import type { ObserveTargets } from './observe.js';
-import { applyResults, kernelTables, planPending, replaceDataplane, type KernelTables, type Op } from './planner.js';
+import { applyResults, kernelTables, planPending, replaceDataplane, type KernelTables, type Op, type RouteConflict } from './planner.js';
 import type { SkipReporter } from './skips.js';
 import type { KernelOpCounts, Peer, PeerDelta, ReconcileReport } from './types.js';
 
@@ -27,6 +27,8 @@ export interface ConvergeResult {
   unrouted: number;
   /** Time spent waiting for the kernel (dumps and operations). */
   kernelMs: number;
+  /** Desired routes left out because a route weft does not own holds their destination. */
+  conflicts: RouteConflict[];
 }
 
 export class Converger {
@@ -54,7 +56,7 @@ export class Converger {
   noteKernelEvent(e: KernelEvent): DriftVerdict {
     if (!this.trusted) return { kind: 'none' }; // the next converge reads the kernel anyway
     const t = this.tables;
-    const believed: KernelState = { routes: t.routes.dataplaneView(), neighs: t.neighs.dataplaneView(), fdb: t.fdb.dataplaneView() };
+    const believed: KernelState = { routes: t.routes.dataplaneView(), neighs: t.neighs.dataplaneView(), fdb: t.fdb.dataplaneView(), foreign: t.foreign };
     // Read only: judgeKernelEvent writes to `believed`, never to `desired`.
     const desired = { routes: t.routes.desiredView(), neighs: t.neighs.desiredView(), fdb: t.fdb.desiredView() } as KernelState;
     const v = judgeKernelEvent(believed, desired, this.targets, e);
@@ -70,10 +72,11 @@ export class Converger {
       kernelMs += performance.now() - t0;
       this.trusted = true;
     }
-    const ops = planPending(this.tables);
+    const conflicts: RouteConflict[] = [];
+    const ops = planPending(this.tables, conflicts);
     if (ops.length === 0) {
       this.refusing = false;
-      return { operations: 0, failures: 0, byKind: countByKind([], []), unrouted: 0, kernelMs };
+      return { operations: 0, failures: 0, byKind: countByKind([], []), unrouted: 0, kernelMs, conflicts };
     }
     const t0 = performance.now();
     let r;
@@ -98,7 +101,7 @@ export class Converger {
       this.refusing = false;
     }
     const unrouted = ops.reduce((n, op, i) => n + (op.kind === 'route' && op.action === 'replace' && !r.ok[i] ? 1 : 0), 0);
-    return { operations: ops.length - r.failures, failures: r.failures, byKind: countByKind(ops, r.ok), unrouted, kernelMs };
+    return { operations: ops.length - r.failures, failures: r.failures, byKind: countByKind(ops, r.ok), unrouted, kernelMs, conflicts };
   }
 }
 
@@ -135,9 +138,26 @@ export class PeerSync {
     this.skips.update(this.desired.update(ctx, delta));
   }
 
+  /** The conflicts last reported, by route key: unchanged ones cost nothing more (they stay pending). */
+  private conflictKeys = '';
+
+  private reportConflicts(conflicts: readonly RouteConflict[]): void {
+    const keys = conflicts.map((c) => c.key).join(',');
+    if (keys === this.conflictKeys) return;
+    this.conflictKeys = keys;
+    this.skips.reportRouteConflicts(
+      conflicts.flatMap(({ key, route, by }) => {
+        const reason = `a route to ${by.dst} that weft did not create holds it (${[by.type !== 'unicast' ? by.type : '', by.dev ? `dev ${by.dev}` : '', `proto ${by.proto ?? 'unknown'}`].filter(Boolean).join(' ')}); leaving that route alone`;
+        const peers = [...this.desired.routeClaimants(key)];
+        return (peers.length > 0 ? peers : [route.dst.toString()]).map((peer) => ({ key: peer, reason }));
+      }),
+    );
+  }
+
   /** Converges the kernel; `startedAt` is the backend call's performance.now(), so `ms` covers its setup too. */
   async converge(resync: boolean, startedAt: number): Promise<{ failures: number; report: ReconcileReport }> {
     const result = await this.converger.converge(resync);
+    this.reportConflicts(result.conflicts);
     return {
       failures: result.failures,
       report: {
@@ -145,7 +165,8 @@ export class PeerSync {
         failures: result.failures,
         byKind: result.byKind,
         skipped: this.skips.count,
-        peersProgrammed: Math.max(0, this.desired.modelled - result.unrouted),
+        routeConflicts: this.skips.routeConflicts,
+        peersProgrammed: Math.max(0, this.desired.modelled - result.unrouted - result.conflicts.length),
         ms: performance.now() - startedAt,
         kernelMs: result.kernelMs,
       },

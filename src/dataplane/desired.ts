@@ -61,6 +61,11 @@ export class DesiredPeers {
     return this.known.keys();
   }
 
+  /** The peers (by lease name) whose entries include the route under `key`. */
+  routeClaimants(key: string): Iterable<string> {
+    return this.claims.routes.get(key) ?? [];
+  }
+
   /**
    * Applies peer changes (key -> new peer, or undefined when gone). A new context (another own
    * subnet, say) re-evaluates every peer: the only O(N) step, and a rare one.

@@ -40,10 +40,20 @@ export function judgeKernelEvent(believed: KernelState, desired: KernelState, ta
       return NONE; // the backend owning the device judges its addresses
     case 'route': {
       const r = e.route;
-      if (e.table !== RT_TABLE_MAIN || e.type !== RTN_UNICAST || r.dst.family !== family) return NONE;
+      if (e.table !== RT_TABLE_MAIN || r.dst.family !== family) return NONE;
       const own = r.dev === targets.vxlanDev ? { onlyWeft: false } : r.dev === targets.uplinkDev ? { onlyWeft: true, scope: targets.uplinkScope } : undefined;
-      if (!own || !isOwnedRoute(r, own)) return NONE;
       const key = routeKey(r.dst, r.metric);
+      if (e.type !== RTN_UNICAST || !own || !isOwnedRoute(r, own)) {
+        // Someone else's route (the operator's `ip route replace`, say): never drift to repair.
+        // It holds its destination from now on, so the planner leaves weft's route to it
+        // alone; if it replaced weft's route under the same key, weft's is gone. A deletion
+        // is left to the next dump (another foreign route may hold the same destination).
+        if (e.action === 'new' && believed.foreign) {
+          believed.foreign.set(r.dst.toString(), { dst: r.dst, dev: r.dev, proto: r.proto, type: e.type === RTN_UNICAST ? 'unicast' : `type ${e.type}` });
+          believed.routes.delete(key);
+        }
+        return NONE;
+      }
       const have = believed.routes.get(key);
       if (e.action === 'new') believed.routes.set(key, r);
       else if (have && routeEqual(have, r)) believed.routes.delete(key);

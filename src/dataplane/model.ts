@@ -94,10 +94,26 @@ export interface FdbEntry {
   plain: boolean;
 }
 
+/**
+ * A route in the main table that weft did not create (not on its vxlan device, not its
+ * protocol on the uplink): the operator's, the kernel's prefix route of an address, another
+ * network's agent's. `ip route replace` and NLM_F_REPLACE both replace by destination and
+ * metric, so weft never installs a route to a destination one of these holds.
+ */
+export interface ForeignRoute {
+  dst: IpNet;
+  dev: string | undefined;
+  proto: number | undefined;
+  /** unicast, blackhole, unreachable, ... */
+  type: string;
+}
+
 export interface KernelState {
   routes: Map<string, RouteEntry>;
   neighs: Map<string, NeighEntry>;
   fdb: Map<string, FdbEntry>;
+  /** Observed only: routes weft does not own, by destination (`dst.toString()`). */
+  foreign?: Map<string, ForeignRoute>;
 }
 
 export function emptyState(): KernelState {

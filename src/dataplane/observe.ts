@@ -168,21 +168,46 @@ export interface ObserveTargets {
   family?: Family;
 }
 
-/** Dumps what weft owns, in parallel (at most four short processes). */
+/**
+ * Splits a dump of the family's main table (`ip -N -4|-6 -json route show table main`) into
+ * the routes weft owns (as parseRoutes: on its vxlan device, or its protocol on the uplink
+ * within the network) and every other route by destination (state.foreign): the planner
+ * never replaces a route to a destination one of those holds.
+ */
+export function parseRouteTable(raw: unknown, targets: ObserveTargets, state: KernelState): void {
+  const family = targets.family ?? 4;
+  const foreign = (state.foreign ??= new Map());
+  for (const item of asArray(raw)) {
+    if (!isObject(item)) continue;
+    const dev = toLinkName(item.dev);
+    if (dev !== undefined && dev === targets.vxlanDev) {
+      const before = state.routes.size;
+      parseRoutes([item], dev, { onlyWeft: false, family }, state.routes);
+      if (state.routes.size > before) continue;
+    } else if (dev !== undefined && dev === targets.uplinkDev) {
+      const before = state.routes.size;
+      parseRoutes([item], dev, { onlyWeft: true, scope: targets.uplinkScope, family }, state.routes);
+      if (state.routes.size > before) continue;
+    }
+    const dst = parseDst(item.dst, family);
+    if (!dst) continue;
+    const proto = item.protocol === undefined ? RTPROT_BOOT : parseUint(item.protocol, 255);
+    foreign.set(dst.toString(), { dst, dev: typeof item.dev === 'string' ? item.dev : undefined, proto, type: typeof item.type === 'string' ? item.type : 'unicast' });
+  }
+}
+
+/** Dumps what weft owns, and the routes it does not, in parallel (at most three short processes). */
 export async function observe(runner: IpRunner, targets: ObserveTargets): Promise<KernelState> {
   const state = emptyState();
-  const { vxlanDev, uplinkDev } = targets;
+  const { vxlanDev } = targets;
   const family = targets.family ?? 4;
   const fam = family === 6 ? '-6' : '-4';
-  const routeDump = (dev: LinkName) => runner.json('ip', ['-N', fam, 'route', 'show', 'table', 'main', 'dev', dev]);
-  const [vxRoutes, upRoutes, neighs, fdb] = await Promise.all([
-    vxlanDev ? routeDump(vxlanDev) : [],
-    uplinkDev ? routeDump(uplinkDev) : [],
+  const [routes, neighs, fdb] = await Promise.all([
+    runner.json('ip', ['-N', fam, 'route', 'show', 'table', 'main']),
     vxlanDev ? runner.json('ip', [fam, 'neigh', 'show', 'dev', vxlanDev]) : [],
     vxlanDev ? runner.json('bridge', ['fdb', 'show', 'dev', vxlanDev]) : [],
   ]);
-  if (vxlanDev) parseRoutes(vxRoutes, vxlanDev, { onlyWeft: false, family }, state.routes);
-  if (uplinkDev) parseRoutes(upRoutes, uplinkDev, { onlyWeft: true, scope: targets.uplinkScope, family }, state.routes);
+  parseRouteTable(routes, targets, state);
   if (vxlanDev) {
     parseNeighs(neighs, vxlanDev, state.neighs, family);
     parseFdb(fdb, vxlanDev, state.fdb, family);
@@ -204,6 +229,8 @@ export interface DeviceInfo {
   port: number | undefined;
   learning: boolean | undefined;
   gbp: boolean;
+  /** The device's alias (weft's owner mark, when weft made or adopted it). */
+  alias: string | undefined;
   /**
    * Addresses of the family on the device (host bits kept: `addr del` needs them). For IPv6,
    * link-local ones are left out: the kernel gives every device one, and they are not ours.
@@ -241,6 +268,7 @@ export function parseDevice(raw: unknown, family: Family = 4): DeviceInfo | unde
     port: parseUint(data.port, 65535),
     learning: typeof data.learning === 'boolean' ? data.learning : undefined,
     gbp: data.gbp === true,
+    alias: typeof item.ifalias === 'string' ? item.ifalias : undefined,
     addresses,
   };
 }

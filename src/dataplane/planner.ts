@@ -14,6 +14,7 @@
 // three process runs per plan (ip, bridge, ip), the first two run side by side (batch.ts).
 import { DeltaTracker } from './delta-tracker.js';
 import {
+  type ForeignRoute,
   fdbEqual,
   neighEqual,
   routeEqual,
@@ -33,27 +34,46 @@ export interface KernelTables {
   routes: DeltaTracker<RouteEntry>;
   neighs: DeltaTracker<NeighEntry>;
   fdb: DeltaTracker<FdbEntry>;
+  /** Routes in the main table weft did not create, by destination: never replaced or deleted. */
+  foreign: Map<string, ForeignRoute>;
 }
 
 export function kernelTables(): KernelTables {
-  return { routes: new DeltaTracker(routeEqual), neighs: new DeltaTracker(neighEqual), fdb: new DeltaTracker(fdbEqual) };
+  return { routes: new DeltaTracker(routeEqual), neighs: new DeltaTracker(neighEqual), fdb: new DeltaTracker(fdbEqual), foreign: new Map() };
 }
 
-/** The kernel as dumped: the dataplane views of all three tables at once. */
+/** The kernel as dumped: the dataplane views of all three tables at once, and the foreign routes. */
 export function replaceDataplane(t: KernelTables, dump: KernelState): void {
   t.routes.replaceDataplane(dump.routes);
   t.neighs.replaceDataplane(dump.neighs);
   t.fdb.replaceDataplane(dump.fdb);
+  t.foreign = dump.foreign ?? new Map();
 }
 
-/** The operations that take the kernel to the desired state: the tables' pending sets, in order. */
-export function planPending(t: KernelTables): Op[] {
+/**
+ * The operations that take the kernel to the desired state: the tables' pending sets, in order.
+ *
+ * Only routes weft owns are replaced or deleted: a pending route update whose destination a
+ * foreign route holds (t.foreign, from the last dump and the kernel's notifications) is left
+ * out and stays pending, since a replace would take that route over and a later delete would
+ * remove it for good. `held` collects them, with the route that holds each. The dataplane view holds weft's own routes
+ * only, so a deletion never names a foreign route.
+ */
+export function planPending(t: KernelTables, held?: RouteConflict[]): Op[] {
+  const foreign = t.foreign;
   const ops: Op[] = [];
   for (const [key, entry] of t.routes.pendingDeletions()) ops.push({ kind: 'route', action: 'del', key, entry });
   for (const [key, entry] of t.neighs.pendingUpdates()) ops.push({ kind: 'neigh', action: 'replace', key, entry });
   for (const [key, entry] of t.fdb.pendingUpdates()) ops.push({ kind: 'fdb', action: 'replace', key, entry });
   for (const [key, entry] of t.fdb.pendingDeletions()) ops.push({ kind: 'fdb', action: 'del', key, entry });
-  for (const [key, entry] of t.routes.pendingUpdates()) ops.push({ kind: 'route', action: 'replace', key, entry });
+  for (const [key, entry] of t.routes.pendingUpdates()) {
+    const by = foreign.size > 0 ? foreign.get(entry.dst.toString()) : undefined;
+    if (by) {
+      held?.push({ key, route: entry, by });
+      continue;
+    }
+    ops.push({ kind: 'route', action: 'replace', key, entry });
+  }
   for (const [key, entry] of t.neighs.pendingDeletions()) ops.push({ kind: 'neigh', action: 'del', key, entry });
   return ops;
 }
@@ -86,4 +106,12 @@ export function applyToState(state: KernelState, ops: Op[], ok: boolean[]): void
     if (op.action === 'del') map.delete(op.key);
     else map.set(op.key, op.entry);
   });
+}
+
+/** A desired route left out because a route weft did not create holds its destination. */
+export interface RouteConflict {
+  /** The route's table key. */
+  key: string;
+  route: RouteEntry;
+  by: ForeignRoute;
 }

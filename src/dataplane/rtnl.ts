@@ -64,6 +64,8 @@ const IFLA_ADDRESS = 1;
 const IFLA_IFNAME = 3;
 const IFLA_MTU = 4;
 const IFLA_LINKINFO = 18;
+/** The device's alias (weft's owner mark, weft:<network>). */
+const IFLA_IFALIAS = 20;
 const IFLA_INFO_KIND = 1;
 const IFLA_INFO_DATA = 2;
 const IFLA_VXLAN_ID = 1;
@@ -164,6 +166,14 @@ class Body {
     this.header(type, s.length + 1);
     this.off += this.b.write(s, this.off, 'latin1');
     this.b[this.off++] = 0;
+    this.pad();
+    return this;
+  }
+
+  /** A string without the NUL terminator (as iproute2 sends an alias). */
+  text(type: number, s: string): this {
+    this.header(type, s.length);
+    this.off += this.b.write(s, this.off, 'latin1');
     this.pad();
     return this;
   }
@@ -326,6 +336,11 @@ export function vxlanCreate(v: VxlanSpec): Request {
 /** `ip link set DEV mtu M up`. */
 export function linkSetMtuUp(index: number, mtu: number): Request {
   return ifinfomsg(index, IFF_UP, IFF_UP).u32(IFLA_MTU, mtu).finish(RTM_NEWLINK, 0);
+}
+
+/** `ip link set dev DEV alias ALIAS`. */
+export function linkSetAlias(index: number, alias: string): Request {
+  return ifinfomsg(index, 0, 0).text(IFLA_IFALIAS, alias).finish(RTM_NEWLINK, 0);
 }
 
 /** `ip link del DEV`. */
@@ -542,6 +557,8 @@ export interface LinkMsg {
   mtu: number | undefined;
   mac: string | undefined;
   kind: string | undefined;
+  /** IFLA_IFALIAS, when set. */
+  alias: string | undefined;
   vxlan: { vni?: number; link?: number; local?: IpAddr; port?: number; learning?: boolean; gbp: boolean } | undefined;
 }
 
@@ -582,6 +599,7 @@ export function decodeLink(body: Buffer): LinkMsg | undefined {
     mtu: u32(a.get(IFLA_MTU)),
     mac: macOf(a.get(IFLA_ADDRESS)),
     kind,
+    alias: cstr(a.get(IFLA_IFALIAS)),
     vxlan,
   };
 }

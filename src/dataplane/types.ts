@@ -67,6 +67,11 @@ export interface BackendSettings {
   directRouting: boolean;
   gbp: boolean;
   /**
+   * The mark weft puts in its vxlan device's alias ("weft:<network>"): a device another
+   * network's agent marked is never adopted, replaced or cleaned (two Networks with one VNI).
+   */
+  owner?: string;
+  /**
    * The overlay network. When given, peers whose subnet lies outside it are never routed
    * (a hostile lease cannot install, say, a default route).
    */
@@ -90,6 +95,8 @@ export interface ReconcileReport {
   peersProgrammed?: number;
   /** Peers the model leaves out on purpose (logged as "not routing to peer"). */
   skipped?: number;
+  /** Of those, peers whose route a route weft did not create holds (never replaced). */
+  routeConflicts?: number;
   /** The VTEP MAC in use; changes only when the device had to be recreated. */
   vtepMAC?: string;
   /** Wall time of the call's model and planning work plus kernel work, in ms (for logs and benches). */

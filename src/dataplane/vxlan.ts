@@ -24,6 +24,10 @@ export const DEFAULT_VXLAN_PORT = 8472;
 export const VXLAN_OVERHEAD = 50;
 /** The same over an IPv6 underlay, whose header is 20 bytes longer. */
 export const VXLAN6_OVERHEAD = 70;
+/** The start of every owner mark weft puts in a vxlan device's alias. */
+export const OWNER_MARK = 'weft:';
+/** weft:<network name> (a DNS label): one batch token. */
+const OWNER = /^weft:[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 /** IPv6 needs links of at least 1280 bytes; the kernel turns IPv6 off on a smaller device. */
 const IPV6_MIN_MTU = 1280;
 
@@ -89,6 +93,9 @@ export class VxlanBackend implements Backend {
     this.device = device;
     this.mtu = checkInt('MTU', this.deviceMtu(), v6 ? IPV6_MIN_MTU : 68, 65535);
     this.uplinkDev = uplinkName(uplink);
+    if (settings.owner !== undefined && !OWNER.test(settings.owner)) {
+      throw new DataplaneError(`unusable device owner mark ${JSON.stringify(settings.owner)}`, { step: 'settings' });
+    }
     this.channel = kernelChannelFor(runner, log);
     this.peers = new PeerSync(
       this.channel,
@@ -197,6 +204,17 @@ export class VxlanBackend implements Backend {
    */
   private async ensureDevice(): Promise<DeviceInfo> {
     const found = await this.readDevice();
+    const owner = this.settings.owner;
+    if (found && owner && found.alias?.startsWith(OWNER_MARK) && found.alias !== owner) {
+      // Two vxlan Networks with one VNI on this host share flannel.<VNI>: adopting it (or
+      // replacing it) would delete the other agent's address, routes, neighbours and FDB
+      // entries at every resync. Refuse, and leave everything as it is.
+      throw new DataplaneError(
+        `${this.device} belongs to another network's agent on this host (alias ${found.alias}; it uses VNI ${this.vni} too): ` +
+          'not adopting it; give each vxlan Network its own VNI',
+        { device: this.device, step: 'adopt device' },
+      );
+    }
     const why = found ? this.incompatibility(found) : 'missing';
     if (found && !why) {
       // flanneld's Learning option leaves learning on: turned off in place, so the MAC (which
@@ -205,9 +223,11 @@ export class VxlanBackend implements Backend {
         await this.runBatch('turn learning off', [`link set ${this.device} type vxlan nolearning`]);
         this.log.info('adopted a vxlan device with learning on; turned learning off, MAC kept', { device: this.device, mac: found.mac });
       }
-      if (found.mtu !== this.mtu || !found.up) {
-        await this.channel.changeDevice('adjust device', this.device, [{ kind: 'mtu-up', mtu: this.mtu }]);
-      }
+      const adjust: DeviceChange[] = [];
+      if (found.mtu !== this.mtu || !found.up) adjust.push({ kind: 'mtu-up', mtu: this.mtu });
+      // Mark an unmarked device (flanneld's, or an older weft's) as ours from now on.
+      if (owner && found.alias !== owner) adjust.push({ kind: 'alias', alias: owner });
+      await this.channel.changeDevice('adjust device', this.device, adjust);
       if (this.family === 6) await this.refuseRouterAdvertisements();
       if (this.mac && this.mac !== found.mac) this.log.warn('vxlan device MAC changed', { device: this.device, from: this.mac, to: found.mac });
       this.mac = found.mac;
@@ -221,6 +241,7 @@ export class VxlanBackend implements Backend {
       this.log.warn('vxlan device disappeared; recreating it', { device: this.device });
     }
     changes.push({ kind: 'create-vxlan', vni: this.vni, local: this.publicIP, uplink: this.uplinkDev, port: this.port, gbp: this.settings.gbp, mtu: this.mtu });
+    if (owner) changes.push({ kind: 'alias', alias: owner });
     await this.channel.changeDevice('create device', this.device, changes);
     const made = await this.readDevice();
     if (!made) throw new DataplaneError(`${this.device} is missing right after creating it`, { device: this.device, step: 'create device' });

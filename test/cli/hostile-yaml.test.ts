@@ -173,7 +173,7 @@ const CASES: Case[] = [
   { name: 'a reservation overlapping one in etcd', input: sub('steal', '  network: default\n  cidr: 10.5.3.0/24\n  node: thief\n'), want: { where: 'cidr:', object: 'subnet/steal', field: 'spec.cidr', message: /overlaps subnet\/gw-1/ } },
   { name: 'a reservation overlapping a live lease', input: sub('steal', '  network: default\n  cidr: 10.5.12.0/24\n  node: thief\n'), want: { where: 'cidr:', object: 'subnet/steal', field: 'spec.cidr', message: /overlaps the live lease 10\.5\.12\.0-24/ } },
   { name: 'two reservations of one subnet in one file', input: `${sub('r1', '  network: default\n  cidr: 10.5.31.0/24\n  node: a\n')}---\n${sub('r2', '  network: default\n  cidr: 10.5.31.0/24\n  node: b\n')}`, want: { where: { needle: 'cidr:', nth: 2 }, object: 'subnet/r2', field: 'spec.cidr', message: /overlaps subnet\/r1/ } },
-  { name: 'a valid Network next to an invalid Subnet', input: `${net('fresh')}---\n${sub('r3', '  network: fresh\n  cidr: 10.8.1.0/24\n  node: a\n')}`, want: { where: { needle: 'cidr:', nth: 2 }, object: 'subnet/r3', field: 'spec.cidr', message: /is outside network "fresh"/ } },
+  { name: 'a valid Network next to an invalid Subnet', input: `${net('fresh', '  cidr: 10.7.0.0/16\n  backend:\n    type: vxlan\n    vni: 77\n')}---\n${sub('r3', '  network: fresh\n  cidr: 10.8.1.0/24\n  node: a\n')}`, want: { where: { needle: 'cidr:', nth: 2 }, object: 'subnet/r3', field: 'spec.cidr', message: /is outside network "fresh"/ } },
 
   // ---- IPv6: Networks ---------------------------------------------------------------------------
   { name: 'ipv6Cidr without a prefix', input: net('v6a', '  ipv6Cidr: "fd00:9::"\n  backend: {type: vxlan}\n'), want: { where: 'ipv6Cidr:', object: 'network/v6a', field: 'spec.ipv6Cidr', message: /is not an IPv6 CIDR/ } },
@@ -236,8 +236,9 @@ describe('weft apply with hostile manifests', () => {
       net('default', '  cidr: 10.5.0.0/16\n  backend: {type: vxlan}\n'),
       sub('gw-1', '  network: default\n  cidr: 10.5.3.0/24\n  node: gw-1\n'),
       // A dual-stack and an IPv6-only network, a dual-stack reservation and lease.
-      net('dual', '  cidr: 10.9.0.0/16\n  ipv6Cidr: fd00:9::/48\n  backend: {type: vxlan}\n'),
-      net('six', '  ipv6Cidr: fd00:6::/48\n  backend: {type: vxlan}\n'),
+      // Each vxlan Network its own VNI: apply refuses a VNI another Network uses.
+      net('dual', '  cidr: 10.9.0.0/16\n  ipv6Cidr: fd00:9::/48\n  backend: {type: vxlan, vni: 9}\n'),
+      net('six', '  ipv6Cidr: fd00:6::/48\n  backend: {type: vxlan, vni: 6}\n'),
       sub('gw-6', '  network: dual\n  cidr: 10.9.3.0/24\n  ipv6Cidr: fd00:9:0:3::/64\n  node: gw-6\n'),
     ].join('---\n');
     const r = await weft(['apply', '-f', '-', ...etcdFlags(etcd.endpoint, prefix)], { stdin: setup });

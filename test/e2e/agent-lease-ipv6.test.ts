@@ -26,7 +26,7 @@ spec: {cidr: 10.5.0.0/16, ipv6Cidr: "fd00:5::/48", backend: {type: vxlan}}
 apiVersion: weft.io/v1alpha1
 kind: Network
 metadata: {name: six}
-spec: {ipv6Cidr: "fd00:6::/48", backend: {type: vxlan}}
+spec: {ipv6Cidr: "fd00:6::/48", backend: {type: vxlan, vni: 6}}
 `,
   );
 });
@@ -117,9 +117,9 @@ describe('weft agent on an IPv6-only network', () => {
     for (const k of keys) expect(k).toMatch(/^0\.0\.0\.0-0&fd00:6:[0-9a-f:]+-64$/);
     const k3 = keys.find((k) => env3.includes(`FLANNEL_IPV6_SUBNET=${parseLeaseKey(k)!.ipv6!.gateway}/64`))!;
     expect(env3).toBe(`FLANNEL_IPV6_NETWORK=fd00:6::/48\nFLANNEL_IPV6_SUBNET=${parseLeaseKey(k3)!.ipv6!.gateway}/64\nFLANNEL_MTU=1430\nFLANNEL_IPMASQ=false\n`);
-    const mac6 = await linkMac(h3, 'flannel-v6.1');
+    const mac6 = await linkMac(h3, 'flannel-v6.6');
     expect((await etcdKey(tb, `${six}/subnets/${k3}`))?.value).toBe(
-      `{"PublicIP":"0.0.0.0","PublicIPv6":"${h3.ip6}","BackendType":"vxlan","BackendV6Data":{"VNI":1,"VtepMAC":"${mac6}"},"NodeName":"h3"}`,
+      `{"PublicIP":"0.0.0.0","PublicIPv6":"${h3.ip6}","BackendType":"vxlan","BackendV6Data":{"VNI":6,"VtepMAC":"${mac6}"},"NodeName":"h3"}`,
     );
     // Restarts: each host finds its own key again.
     await tb.stopAgent(h3);

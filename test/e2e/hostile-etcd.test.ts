@@ -80,6 +80,16 @@ const HOSTILE: Hostile[] = [
   { what: 'a lease outside the network', name: '10.99.1.0-24', value: lease('192.0.2.72', '02:00:00:00:02:45') },
   { what: "a lease with h1's own PublicIP", name: '10.5.46.0-24', value: lease('192.0.2.1', '02:00:00:00:02:46'), onlyOn: 'h1' },
   { what: "a lease reusing a valid peer's VtepMAC", name: '10.5.47.0-24', value: lease('192.0.2.74', VALID[0]!.mac) },
+  // The peer screen (issue 14): each was an FDB destination on main, spraying that subnet's
+  // traffic to every host on the segment (or to this host itself).
+  { what: 'a multicast PublicIP', name: '10.5.50.0-24', value: lease('224.0.0.1', '02:00:00:00:02:50') },
+  { what: 'the limited broadcast as PublicIP', name: '10.5.51.0-24', value: lease('255.255.255.255', '02:00:00:00:02:51') },
+  { what: "the underlay subnet's broadcast as PublicIP", name: '10.5.52.0-24', value: lease('192.0.2.255', '02:00:00:00:02:52') },
+  { what: 'PublicIP 0.0.0.0 on a vxlan lease', name: '10.5.53.0-24', value: lease('0.0.0.0', '02:00:00:00:02:53') },
+  { what: 'a loopback PublicIP', name: '10.5.54.0-24', value: lease('127.0.0.1', '02:00:00:00:02:54') },
+  { what: 'the metadata service (link-local) as PublicIP', name: '10.5.55.0-24', value: lease('169.254.169.254', '02:00:00:00:02:55') },
+  { what: 'a reserved (240/4) PublicIP', name: '10.5.56.0-24', value: lease('240.0.0.1', '02:00:00:00:02:56') },
+  { what: 'a /32 key in a /24 network', name: '10.5.57.7-32', value: lease('192.0.2.77', '02:00:00:00:02:57') },
 ];
 
 let tb: Testbed;

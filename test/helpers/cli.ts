@@ -4,6 +4,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+import type { HostNetwork } from '../../src/api/network-safety.js';
 import { runCli } from '../../src/cli/run.js';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -19,6 +20,8 @@ export interface CliOptions {
   stdin?: string;
   env?: Record<string, string | undefined>;
   now?: () => Date;
+  /** The applying host's interface networks (default: none, so tests do not depend on the machine). */
+  hostNetworks?: () => HostNetwork[];
 }
 
 /** The CLI in this process, with captured output. */
@@ -31,6 +34,7 @@ export async function weft(argv: string[], opts: CliOptions = {}): Promise<CliRe
     readStdin: async () => opts.stdin ?? '',
     env: opts.env ?? {},
     ...(opts.now ? { now: opts.now } : {}),
+    hostNetworks: opts.hostNetworks ?? (() => []),
   });
   return { code, stdout, stderr };
 }

@@ -1,6 +1,6 @@
 // The lease keeper and the lease watch against a real etcd: the watch's typed changes, and the
 // keeper noticing from them that its lease was deleted (re-acquired, same subnet) or taken by
-// another agent with its node name (fatal).
+// another agent with its node name (a back-off).
 import { describe, expect, it } from 'vitest';
 import { LeaseKeeper } from '../../src/agent/lease-keeper.js';
 import { LeaseWatch, type LeaseChange } from '../../src/agent/lease-watch.js';
@@ -9,7 +9,7 @@ import { Timers } from '../../src/agent/timers.js';
 import type { Selection } from '../../src/agent/iface.js';
 import { Ipv4 } from '../../src/alloc/cidr.js';
 import { encodeLease } from '../../src/api/lease.js';
-import { silentLogger } from '../../src/log.js';
+import { createLogger, silentLogger } from '../../src/log.js';
 import { Store } from '../../src/store/store.js';
 import { etcdFixture, valueFor } from '../helpers/acquirers.js';
 import { waitFor } from '../helpers/wait.js';
@@ -45,18 +45,18 @@ describe('lease watch and keeper against etcd', () => {
     }
   });
 
-  it('re-acquires a deleted lease, and stops when an agent with its node name takes the lease over', async () => {
+  it('re-acquires a deleted lease, and backs off when an agent with its node name takes the lease over', async () => {
     const { prefix, config } = await fx.network({ cidr: '10.6.0.0/16', backend: { type: 'vxlan' } });
     const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
     const timers = new Timers();
     const acquired: string[] = [];
-    const fatal: string[] = [];
+    const logs: Record<string, unknown>[] = [];
     const keeper = new LeaseKeeper({
       store,
       network: 'default',
       nodeName: 'node-7',
       renewMarginMs: 1000,
-      log: silentLogger,
+      log: createLogger({ level: 'debug', write: (l) => logs.push(JSON.parse(l) as Record<string, unknown>) }),
       metrics: new AgentMetrics({ processMetrics: false }),
       timers,
       now: Date.now,
@@ -65,7 +65,6 @@ describe('lease watch and keeper against etcd', () => {
       untilDone: (_op, op) => op(),
       onAcquired: (r) => acquired.push(r.held.key),
       onOutOfSubnets: () => {},
-      onFatal: (m) => fatal.push(m),
     });
     keeper.setVtepMAC(4, '02:00:00:00:00:07');
     try {
@@ -80,8 +79,14 @@ describe('lease watch and keeper against etcd', () => {
       await store.call(() => store.client.put(key).value(encodeLease(taker)));
       const { records } = await store.listSubnets('default');
       keeper.check(records.find((r) => r.kv.key === key));
-      expect(fatal).toHaveLength(1);
-      expect(fatal[0]).toContain('node names must be unique');
+      // No exit (a forged key would make that a restart loop): a warning, and a re-check after
+      // a back-off (issue 14, item 10), which takes our subnet back.
+      const warned = logs.filter((l) => /took over our lease/.test(String(l.msg)));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]).toMatchObject({ level: 'warn', key, takerPublicIP: taker.publicIP });
+      expect(warned[0]!.msg).toContain('node names must be unique');
+      expect(Number(warned[0]!.retryInSeconds)).toBeGreaterThanOrEqual(1);
+      expect(acquired).toHaveLength(2);
     } finally {
       keeper.stop();
       timers.stop();
