@@ -222,4 +222,46 @@ describe('hostile leases in etcd', () => {
 
     console.log(`hostile etcd: ${HOSTILE.length} hostile keys/values ignored with one log line each on 2 agents, arriving by watch and by list (restart), 2 resyncs per host after each; ${VALID.length + 1} valid peers stayed programmed`);
   });
+
+  it('over netlink (the default channel), never replaces or deletes a route weft did not create, and marks its device as its own', async () => {
+    const h1 = tb.host(1);
+    expect(findLogs(currentRunLog(tb, h1), 'kernel channel: netlink').length, 'h1 programs the kernel over netlink').toBe(1);
+    const ip = async (args: string[]) => {
+      const r = await ipIn(h1.ns, args);
+      expect(r.exitCode, `ip ${args.join(' ')}: ${r.stderr}`).toBe(0);
+      return r.stdout;
+    };
+    const route = async (dst: string) =>
+      (JSON.parse(await ip(['-4', '-json', 'route', 'show', 'table', 'main', 'exact', dst])) as { dev?: string; protocol?: string }[]).map((r) => `${r.dev} ${r.protocol ?? 'boot'}`);
+    const conflicts = (key: string) => findLogs(currentRunLog(tb, h1), 'not routing to peer').filter((e) => e.key === key);
+
+    // The device carries weft's owner mark (IFLA_IFALIAS, written over netlink).
+    const link = JSON.parse(await ip(['-details', '-json', 'link', 'show', 'dev', 'flannel.1'])) as { ifalias?: string }[];
+    expect(link[0]?.ifalias).toBe('weft:default');
+
+    // An operator's route to a subnet a lease then names: left as it is, reported once.
+    await ip(['route', 'add', '10.5.13.0/24', 'dev', 'eth0', 'proto', 'static']);
+    await put(`${SUBNETS}10.5.13.0-24`, lease('192.0.2.113', '02:00:00:00:01:13'));
+    await poll(() => conflicts('10.5.13.0-24').length > 0, { timeoutMs: 15_000, what: 'h1 to report the route it leaves alone' });
+    await waitResyncs(h1, 2);
+    expect(await route('10.5.13.0/24')).toEqual(['eth0 static']);
+    expect(conflicts('10.5.13.0-24')).toHaveLength(1);
+    expect(conflicts('10.5.13.0-24')[0]!.reason).toContain('a route to 10.5.13.0/24 that weft did not create holds it (dev eth0 proto 4)');
+    // The lease's deletion does not take the operator's route with it.
+    await tb.etcdctl(['del', `${SUBNETS}10.5.13.0-24`]);
+    await waitResyncs(h1, 2);
+    expect(await route('10.5.13.0/24')).toEqual(['eth0 static']);
+
+    // An operator's route put over one of weft's (a kernel notification, then resyncs): never
+    // "repaired" back; once the operator removes it, weft routes the peer again.
+    expect(await route('10.5.10.0/24')).toEqual(['flannel.1 119']);
+    await ip(['route', 'replace', '10.5.10.0/24', 'dev', 'eth0', 'proto', 'static']);
+    await waitResyncs(h1, 2);
+    expect(await route('10.5.10.0/24')).toEqual(['eth0 static']);
+    expect(conflicts('10.5.10.0-24')).toHaveLength(1);
+    await ip(['route', 'del', '10.5.10.0/24', 'dev', 'eth0', 'proto', 'static']);
+    await poll(async () => JSON.stringify(await route('10.5.10.0/24')) === JSON.stringify(['flannel.1 119']), { timeoutMs: 15_000, what: 'weft to route 10.5.10.0/24 again' });
+    await ip(['route', 'del', '10.5.13.0/24', 'dev', 'eth0', 'proto', 'static']);
+    expect(h1.agent!.status, 'h1 agent exited').toBeUndefined();
+  });
 });

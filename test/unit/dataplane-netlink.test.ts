@@ -65,6 +65,13 @@ describe('rtnetlink messages', () => {
     });
   });
 
+  it("sets and reads a device's alias (weft's owner mark) as IFLA_IFALIAS, without a NUL", () => {
+    const m = roundTrip(rtnl.linkSetAlias(7, 'weft:default'));
+    expect(m.type).toBe(rtnl.RTM_NEWLINK);
+    expect(rtnl.decodeLink(m.body)).toMatchObject({ index: 7, alias: 'weft:default' });
+    expect(m.body.includes(Buffer.from('weft:default\0'))).toBe(false);
+  });
+
   it('survives truncated and hostile input without throwing', () => {
     const good = rtnl.frame([rtnl.neighDel(ip('10.5.3.0'), 9)], 1);
     expect(rtnl.parseMessages(good.subarray(0, 20)).messages).toEqual([]);
@@ -178,6 +185,20 @@ describe('judging kernel notifications', () => {
     expect(judgeKernelEvent(believed, desired, targets, ev('del', route(3, { dev: 'cni0' as LinkName })))).toEqual({ kind: 'none' });
     expect(judgeKernelEvent(believed, desired, targets, { kind: 'route', action: 'del', route: route(3), table: 255, type: 1 })).toEqual({ kind: 'none' });
     expect(judgeKernelEvent(believed, desired, targets, ev('new', route(3, { proto: 2 })))).toEqual({ kind: 'none' }); // the kernel's own
+  });
+
+  it("never repairs someone else's route: its destination becomes foreign, and a weft route it replaced is gone", () => {
+    const { desired, believed } = setup();
+    believed.foreign = new Map();
+    // `ip route replace 10.5.3.0/24 dev eth0 proto static` over weft's route to 10.5.3.0/24.
+    expect(judgeKernelEvent(believed, desired, targets, ev('new', route(3, { dev: eth, via: undefined, onlink: false, proto: 4 })))).toEqual({ kind: 'none' });
+    expect(believed.foreign.get('10.5.3.0/24')).toMatchObject({ dev: 'eth0', proto: 4 });
+    expect(believed.routes.has('10.5.3.0/24')).toBe(false);
+    // A blackhole in the main table is foreign too; its removal waits for the next dump.
+    expect(judgeKernelEvent(believed, desired, targets, { kind: 'route', action: 'new', route: route(6, { dev: eth, proto: 4 }), table: 254, type: 6 })).toEqual({ kind: 'none' });
+    expect(believed.foreign.has('10.5.6.0/24')).toBe(true);
+    expect(judgeKernelEvent(believed, desired, targets, ev('del', route(3, { dev: eth, via: undefined, onlink: false, proto: 4 })))).toEqual({ kind: 'none' });
+    expect(believed.foreign.has('10.5.3.0/24')).toBe(true);
   });
 
   it('reports a neighbour deleted or made non-permanent, and asks to re-read when the device goes', () => {

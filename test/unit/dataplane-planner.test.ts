@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { renderOp } from '../../src/dataplane/batch.js';
 import { desiredState, emptyState, toLinkName, type KernelState, type LinkName } from '../../src/dataplane/model.js';
-import { applyToState, plan } from '../../src/dataplane/planner.js';
+import { applyToState, kernelTables, plan, planPending, replaceDataplane, type RouteConflict } from '../../src/dataplane/planner.js';
 import type { BackendSettings, Peer, Uplink } from '../../src/dataplane/types.js';
 import { cidr, ip, vxPeer } from '../helpers/peers.js';
 
@@ -59,6 +59,27 @@ describe('dataplane model', () => {
 });
 
 describe('dataplane planner', () => {
+  it('never replaces a route to a destination a foreign route holds; keeps it pending until that route goes', () => {
+    const t = kernelTables();
+    const want = desired([peer(2), peer(9)]);
+    for (const [k, v] of want.routes) t.routes.setDesired(k, v);
+    for (const [k, v] of want.neighs) t.neighs.setDesired(k, v);
+    for (const [k, v] of want.fdb) t.fdb.setDesired(k, v);
+    const dump = desired([peer(2)]);
+    // The operator's 10.5.9.0/24 dev eth0 proto static, and weft's stale 10.5.7.0/24 route.
+    dump.foreign = new Map([['10.5.9.0/24', { dst: cidr('10.5.9.0/24'), dev: 'eth0', proto: 4, type: 'unicast' }]]);
+    dump.routes.set('10.5.7.0/24', desired([peer(7)]).routes.get('10.5.7.0/24')!);
+    replaceDataplane(t, dump);
+    const held: RouteConflict[] = [];
+    const ops = planPending(t, held).map((o) => `${o.kind} ${o.action} ${o.key}`);
+    expect(ops).toEqual(['route del 10.5.7.0/24', 'neigh replace 10.5.9.0', 'fdb replace 02:00:00:00:00:09']);
+    expect(held.map((c) => [c.key, c.by.dev])).toEqual([['10.5.9.0/24', 'eth0']]);
+    expect(t.routes.pendingUpdates().has('10.5.9.0/24')).toBe(true);
+    // The operator removes it: the next dump has no foreign route there, and weft routes the peer.
+    replaceDataplane(t, desired([peer(2)]));
+    expect(planPending(t).filter((o) => o.kind === 'route').map((o) => `${o.action} ${o.key}`)).toEqual(['replace 10.5.9.0/24']);
+  });
+
   it('adds a peer: neighbour, then FDB, then route', () => {
     const have = desired([peer(2)]);
     const ops = plan(desired([peer(2), peer(3)]), have);
