@@ -67,7 +67,6 @@ export class Agent {
   private loop: ReconcileLoop | undefined;
   private stopped = false;
   private wake: (() => void) | undefined;
-  private fatal: FatalAgentError | undefined;
   /** The listing the first acquisition used; it seeds the lease watch. */
   private lastListing: { records: SubnetRecord[]; revision: number } | undefined;
   private readonly now: () => number;
@@ -122,13 +121,8 @@ export class Agent {
     return { ok: true, reason: `ok ${describeLeaseKey(held.subnets)}` };
   }
 
-  /** Runs until stop(); throws FatalAgentError when it cannot start or must not go on. */
+  /** Runs until stop(); throws FatalAgentError when it cannot start. */
   async run(): Promise<void> {
-    await this.runUntilStopped();
-    if (this.fatal) throw this.fatal;
-  }
-
-  private async runUntilStopped(): Promise<void> {
     const { options } = this.deps;
     this.status.start();
     this.config = await this.untilDone('network config', 'config', () => this.configs.read());
@@ -284,13 +278,6 @@ export class Agent {
     this.loop?.leasesChanged(changes);
     const held = this.held;
     if (held && this.watch && changes.some((c) => c.key === held.key)) this.lease!.check(this.watch.records.get(held.key));
-  }
-
-  /** Stops the agent with an error run() throws (logged there; the process exits non-zero). */
-  private failFatally(err: FatalAgentError): void {
-    if (this.fatal) return;
-    this.fatal = err;
-    void this.stop();
   }
 
   /** Idempotent: every caller waits for the one shutdown (the status record's removal included). */
