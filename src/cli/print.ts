@@ -2,6 +2,7 @@
 import { stringify } from 'yaml';
 import type { NetworkView } from '../api/convert.js';
 import { formatDuration } from '../api/duration.js';
+import { printable } from '../api/printable.js';
 import type { LeaseResource, Printable, SubnetResource } from '../api/types.js';
 import { refOf } from '../control/plan.js';
 import type { NodeView } from '../control/views.js';
@@ -12,14 +13,6 @@ export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';
 export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'wide', 'yaml', 'json', 'name'];
 
 const NONE = '<none>';
-
-/**
- * Output echoes names and fields from hostile input: control characters (a terminal escape,
- * a newline forging a second line, a bidi override) are shown as \\u escapes.
- */
-export function printable(text: string): string {
-  return text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-}
 
 /** Columns padded to their widest cell with three spaces between, like kubectl. */
 export function table(header: string[], rows: string[][]): string {
