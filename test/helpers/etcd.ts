@@ -3,8 +3,9 @@
 // time, with the leader found by asking etcd; startEtcd is the one-member case most tests use;
 // useEtcd gives a test file one server for its lifetime. Every process is killed and every
 // data dir removed by stop()/destroy(), and the processes are also killed if the test process
-// exits without calling them. (src/testbed/topology.ts runs its own etcd inside the testbed's
-// underlay namespace, with logs in its work dir: a different place, not a third copy of this.)
+// exits without calling them. What etcd needs (a member's command line, reading endpoint
+// status, leader agreement, the auth steps) is src/testbed/etcd.ts, shared with the testbed,
+// which runs its members inside its underlay namespace with logs in its work dir.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -14,6 +15,14 @@ import { afterAll, beforeAll } from 'vitest';
 import { encodeFlannelConfig, resolveNetworkOrThrow, type NetworkConfig } from '../../src/api/network.js';
 import type { NetworkSpec } from '../../src/api/types.js';
 import { Store } from '../../src/store/store.js';
+import {
+  agreedLeader,
+  etcdAuthSteps,
+  etcdMemberArgs,
+  parseEndpointStatus,
+  type EndpointStatus,
+  type EtcdAuthSetup,
+} from '../../src/testbed/etcd.js';
 import { waitFor } from './wait.js';
 
 /** One etcd server (a one-member cluster). */
@@ -61,13 +70,8 @@ export interface EtcdMember {
   logs(): string;
 }
 
-export interface MemberStatus {
+export interface MemberStatus extends EndpointStatus {
   index: number;
-  /** Decimal strings: etcd ids are uint64 and do not fit a JS number. */
-  memberId: string;
-  leaderId: string;
-  revision: number;
-  raftIndex: number;
 }
 
 export interface EtcdCluster {
@@ -139,29 +143,17 @@ export async function startEtcdCluster(opts: StartEtcdOptions = {}): Promise<Etc
       dataDir,
     };
   });
-  const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   const procs: (ChildProcess | undefined)[] = members.map(() => undefined);
   const output: string[] = members.map(() => '');
 
-  const argsFor = (i: number): string[] => {
-    const m = members[i]!;
-    return [
-      '--name', m.name,
-      '--data-dir', m.dataDir,
-      '--listen-client-urls', m.clientUrl,
-      '--advertise-client-urls', m.clientUrl,
-      '--listen-peer-urls', m.peerUrl,
-      '--initial-advertise-peer-urls', m.peerUrl,
-      '--initial-cluster', initialCluster,
-      '--initial-cluster-token', token,
-      '--initial-cluster-state', 'new',
-      '--heartbeat-interval', String(opts.heartbeatMs ?? 100),
-      '--election-timeout', String(opts.electionMs ?? 1000),
-      '--log-level', 'error',
-      ...(tls ? tlsServerArgs(tls) : []),
-      ...(opts.extraArgs ?? []),
-    ];
-  };
+  const argsFor = (i: number): string[] =>
+    etcdMemberArgs(i, members, {
+      token,
+      ...(tls ? { tls } : {}),
+      ...(opts.heartbeatMs !== undefined ? { heartbeatMs: opts.heartbeatMs } : {}),
+      ...(opts.electionMs !== undefined ? { electionMs: opts.electionMs } : {}),
+      ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
+    });
 
   const launch = (i: number): void => {
     const p = spawn('etcd', argsFor(i), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -185,23 +177,10 @@ export async function startEtcdCluster(opts: StartEtcdOptions = {}): Promise<Etc
     });
 
   const statusOf = async (i: number): Promise<MemberStatus | undefined> => {
-    try {
-      const out = await ctl(['endpoint', 'status', '-w', 'json'], { endpoints: [members[i]!.clientUrl] });
-      const quoted = out.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"');
-      const [entry] = JSON.parse(quoted) as {
-        Status: { header: { member_id: string; revision: number }; leader: string; raftIndex: number };
-      }[];
-      if (!entry) return undefined;
-      return {
-        index: i,
-        memberId: entry.Status.header.member_id,
-        leaderId: entry.Status.leader,
-        revision: Number(entry.Status.header.revision),
-        raftIndex: Number(entry.Status.raftIndex),
-      };
-    } catch {
-      return undefined;
-    }
+    // One etcdctl per member: a member that does not answer leaves out only its own entry.
+    const out = await ctl(['endpoint', 'status', '-w', 'json'], { endpoints: [members[i]!.clientUrl] }).catch(() => '');
+    const [entry] = parseEndpointStatus(out);
+    return entry && { ...entry, index: i };
   };
 
   const status = async (): Promise<MemberStatus[]> => {
@@ -210,19 +189,15 @@ export async function startEtcdCluster(opts: StartEtcdOptions = {}): Promise<Etc
   };
 
   /** The leader's index when every running member answers and names the same live leader. */
-  const agreedLeader = async (): Promise<number | undefined> => {
+  const leaderIndex = async (): Promise<number | undefined> => {
     const running = members.map((_, i) => i).filter(isRunning);
-    const st = await status();
-    if (st.length !== running.length) return undefined;
-    const ids = new Set(st.map((s) => s.leaderId));
-    if (ids.size !== 1) return undefined;
-    const leader = st.find((s) => s.memberId === st[0]!.leaderId);
-    return leader?.index;
+    const endpoint = agreedLeader(await status(), running.length);
+    return endpoint === undefined ? undefined : members.findIndex((m) => m.clientUrl === endpoint);
   };
 
   const leader = (o: { timeoutMs?: number } = {}) =>
     waitFor(async () => {
-      const l = await agreedLeader();
+      const l = await leaderIndex();
       return l === undefined ? undefined : { l };
     }, { timeoutMs: o.timeoutMs ?? 15000, intervalMs: 100, what: 'the etcd members to agree on a leader' }).then((r) => r.l);
 
@@ -235,7 +210,7 @@ export async function startEtcdCluster(opts: StartEtcdOptions = {}): Promise<Etc
             throw new Error(`etcd member ${members[i]!.name} exited ${p.exitCode}:\n${output[i]}`);
           }
         }
-        return (await agreedLeader()) !== undefined;
+        return (await leaderIndex()) !== undefined;
       },
       { timeoutMs, intervalMs: 100, what: 'the etcd cluster to be healthy' },
     );
@@ -259,7 +234,7 @@ export async function startEtcdCluster(opts: StartEtcdOptions = {}): Promise<Etc
     if (!st) throw new Error(`etcd member ${members[target]!.name} does not answer`);
     // move-leader takes the id in hex and must be sent to the current leader.
     await ctl(['move-leader', BigInt(st.memberId).toString(16)], { endpoints: [members[current]!.clientUrl] });
-    await waitFor(async () => (await agreedLeader()) === target, {
+    await waitFor(async () => (await leaderIndex()) === target, {
       timeoutMs: 10000,
       intervalMs: 100,
       what: `member ${members[target]!.name} to lead`,
@@ -352,15 +327,6 @@ export async function startEtcd(opts: Omit<StartEtcdOptions, 'size'> = {}): Prom
   };
 }
 
-function tlsServerArgs(tls: EtcdTls): string[] {
-  return [
-    '--cert-file', tls.cert,
-    '--key-file', tls.key,
-    '--trusted-ca-file', tls.ca,
-    ...(tls.clientCertAuth ? ['--client-cert-auth'] : []),
-  ];
-}
-
 /** etcdctl (API v3) against the given endpoints; TLS flags from tls. */
 export async function etcdctl(
   endpoints: string[],
@@ -385,27 +351,15 @@ export async function etcdctl(
   return r.stdout;
 }
 
-export interface AuthSetup {
-  rootPassword: string;
-  user: string;
-  password: string;
-  role: string;
-  /** Keys the role may read and write (granted with --prefix). */
-  prefix: string;
-}
-
 /**
  * Creates root and a user whose role may read and write only under prefix, then turns auth
- * on. Passwords go over stdin so they never appear in a process listing.
+ * on (the testbed's steps). Passwords go over stdin so they never appear in a process listing.
  */
-export async function enableAuth(etcd: Pick<EtcdServer, 'etcdctl'>, a: AuthSetup): Promise<void> {
-  await etcd.etcdctl(['user', 'add', 'root', '--interactive=false'], { input: a.rootPassword + '\n' });
-  await etcd.etcdctl(['user', 'grant-role', 'root', 'root']).catch(() => undefined);
-  await etcd.etcdctl(['user', 'add', a.user, '--interactive=false'], { input: a.password + '\n' });
-  await etcd.etcdctl(['role', 'add', a.role]);
-  await etcd.etcdctl(['role', 'grant-permission', a.role, 'readwrite', a.prefix, '--prefix=true']);
-  await etcd.etcdctl(['user', 'grant-role', a.user, a.role]);
-  await etcd.etcdctl(['auth', 'enable']);
+export async function enableAuth(etcd: Pick<EtcdServer, 'etcdctl'>, a: EtcdAuthSetup): Promise<void> {
+  for (const { args, input, mayFail } of etcdAuthSteps(a)) {
+    const done = etcd.etcdctl(args, input !== undefined ? { input } : {});
+    await (mayFail ? done.catch(() => undefined) : done);
+  }
 }
 
 // ---- one etcd per test file ----
