@@ -18,15 +18,8 @@ import {
   type SubnetSpec,
 } from './types.js';
 
-/** weft's record of a Subnet reservation, at <prefix>/_weft/subnets/<name>. */
-export interface SubnetMeta {
-  network: string;
-  /** The IPv4 subnet (absent in an IPv6-only network). */
-  cidr?: string;
-  ipv6Cidr?: string;
-  node?: string;
-  publicIP?: string;
-  publicIPv6?: string;
+/** weft's record of a Subnet reservation, at <prefix>/_weft/subnets/<name>: its spec and metadata. */
+export interface SubnetMeta extends SubnetSpec {
   uid: string;
   creationTimestamp: string;
   generation: number;
