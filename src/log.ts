@@ -10,6 +10,7 @@
 //
 // The rest of weft sees only the small Logger interface below, never pino.
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { escapeUnprintable, isPrintable, printable, unicodeEscape } from './printable.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
@@ -121,14 +122,16 @@ export function toText(jsonLine: string): string {
   return kv ? `${head} ${kv}` : head;
 }
 
-/** Bare when unambiguous, else JSON-quoted (so a value never spills into the next field or line). */
+/**
+ * Bare when unambiguous, else JSON-quoted (so a value never spills into the next field or
+ * line), with what JSON leaves raw (DEL, C1 controls, bidi marks) escaped as well.
+ */
 function textValue(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v);
-  return /^[^\s"=]+$/.test(s) ? s : JSON.stringify(s);
+  return /^[^\s"=]+$/.test(s) && isPrintable(s) ? s : printable(JSON.stringify(s));
 }
 
-/** Control characters escaped: a message quoting a hostile etcd value stays one line. */
+/** Unprintable characters escaped (C0 the JSON way, \n): a message quoting a hostile etcd value stays one line. */
 function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return s.replace(/[\u0000-\u001f\u007f]/g, (c) => JSON.stringify(c).slice(1, -1));
+  return escapeUnprintable(s, (c) => (c < ' ' ? JSON.stringify(c).slice(1, -1) : unicodeEscape(c)));
 }

@@ -3,7 +3,7 @@
 // NodeStatusWriter. Publishing is best effort: a failure is logged once per outage and
 // retried with backoff; it never reaches the lease or the dataplane.
 import { encodeNodeStatus, MAX_REASON_LENGTH, NODE_STATUS_VERSION, type NodeStatus, type PeerCounts } from '../api/node-status.js';
-import { printableLine } from '../api/printable.js';
+import { printableLine } from '../printable.js';
 import type { Logger } from '../log.js';
 import type { HeldLease } from '../store/leases.js';
 import { NodeStatusWriter } from '../store/node-status.js';

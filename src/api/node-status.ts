@@ -7,7 +7,7 @@
 import { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
 import { describeValue, parseJsonObject } from './json.js';
 import { isValidNodeName, parseLeaseKey, type Decoded } from './lease.js';
-import { isPrintable } from './printable.js';
+import { isPrintable } from '../printable.js';
 
 export const NODE_STATUS_VERSION = 1;
 /** Records are a few hundred bytes; anything much larger was not written by an agent. */

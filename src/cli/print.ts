@@ -3,7 +3,7 @@ import { stringify } from 'yaml';
 import type { NetworkView } from '../api/convert.js';
 import { formatDuration } from '../api/duration.js';
 import { DEFAULT_LEASE_TTL, DEFAULT_VXLAN_PORT } from '../api/network.js';
-import { printable } from '../api/printable.js';
+import { printable } from '../printable.js';
 import type { LeaseResource, Printable, SubnetResource } from '../api/types.js';
 import { refOf } from '../control/plan.js';
 import type { NodeView } from '../control/views.js';

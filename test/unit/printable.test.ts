@@ -1,6 +1,6 @@
 // The one filter for text from hostile places: what counts as unprintable, and its three uses.
 import { describe, expect, it } from 'vitest';
-import { isPrintable, printable, printableLine } from '../../src/api/printable.js';
+import { isPrintable, printable, printableLine } from '../../src/printable.js';
 
 describe('printable text', () => {
   const hostile = ['\u0000', '\n', '\r', '\u001b', '\u007f', '\u0085', '\u009f', '\u061c', '\u200e', '\u200f', '\u2028', '\u2029', '\u202a', '\u202e', '\u2066', '\u2069'];
