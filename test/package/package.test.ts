@@ -15,6 +15,8 @@ const NOT_PACKED = ['testbed'];
 /** Files npm adds from the package root whatever `files` says. */
 const ALWAYS = ['package.json', 'README.md'];
 const OPTIONAL_ROOT = ['LICENSE', 'NOTICE'];
+/** `weft agent` bundled into one file by build/bundle-agent.mjs (it starts faster). */
+const BUNDLES = ['dist/weft-agent.mjs'];
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
 function walk(dir: string): string[] {
@@ -25,7 +27,7 @@ function walk(dir: string): string[] {
 
 /** The files the package should hold: computed from the sources, not from dist/. */
 function expectedPackFiles(repo: string): Set<string> {
-  const expected = new Set([...ALWAYS, 'bin/weft']);
+  const expected = new Set([...ALWAYS, 'bin/weft', ...BUNDLES]);
   for (const f of readdirSync(join(repo, 'crds'))) if (f.endsWith('.yaml')) expected.add(`crds/${f}`);
   for (const file of walk(join(repo, 'src'))) {
     const rel = relative(join(repo, 'src'), file);

@@ -43,12 +43,13 @@ const ETCD_ALLOWED = ['store'];
 
 /**
  * Known violations, as "from -> to" (src-relative paths, or a package name). Each goes when
- * its fix lands (issue 17: the watch and liveness probe behind the store's interface).
+ * its fix lands. (agent/lease-watch.ts -> etcd3 went when the watch moved behind the store.)
  */
 const KNOWN = new Set([
-  // The agent's lease watch uses etcd3's Watcher (and store.client) directly: the watch and
-  // liveness probe belong behind the store's interface.
-  'agent/lease-watch.ts -> etcd3',
+  // weft serve reuses the CLI's tables (kubectl's Table columns) and its help text: the
+  // rendering both front ends share belongs below them (control/ views or a shared printer).
+  'serve/kinds.ts -> cli/print.ts',
+  'serve/main.ts -> cli/help.ts',
 ]);
 
 function sources(dir: string): string[] {
