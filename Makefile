@@ -35,7 +35,10 @@ node_modules/.package-lock.json: package.json package-lock.json
 node-deps: node_modules/.package-lock.json
 
 # tsc, then `weft agent` as one file (dist/weft-agent.mjs: it starts faster; see build/bundle-agent.mjs).
+# It starts from an empty dist/: a module whose source is gone must not linger there (it
+# would still import at run time and ship in the package).
 build: node-deps
+	rm -rf dist
 	npx tsc -p tsconfig.json
 	node build/bundle-agent.mjs
 

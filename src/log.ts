@@ -10,7 +10,7 @@
 //
 // The rest of weft sees only the small Logger interface below, never pino.
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
-import { hasUnprintable, printable } from './printable.js';
+import { escapeUnprintable, isPrintable, printable, unicodeEscape } from './printable.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 export const LEVELS: readonly Level[] = ['debug', 'info', 'warn', 'error'];
@@ -124,16 +124,14 @@ export function toText(jsonLine: string): string {
 
 /**
  * Bare when unambiguous, else JSON-quoted (so a value never spills into the next field or
- * line); control, C1 and bidi characters are escaped either way, so a hostile lease key
- * cannot drive the terminal or make a line read differently from its bytes.
+ * line), with what JSON leaves raw (DEL, C1 controls, bidi marks) escaped as well.
  */
 function textValue(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v);
-  return /^[^\s"=]+$/.test(s) && !hasUnprintable(s) ? s : printable(JSON.stringify(s));
+  return /^[^\s"=]+$/.test(s) && isPrintable(s) ? s : printable(JSON.stringify(s));
 }
 
-/** Control characters escaped: a message quoting a hostile etcd value stays one line. */
+/** Unprintable characters escaped (C0 the JSON way, \n): a message quoting a hostile etcd value stays one line. */
 function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
-  return printable(s.replace(/[\u0000-\u001f]/g, (c) => JSON.stringify(c).slice(1, -1)));
+  return escapeUnprintable(s, (c) => (c < ' ' ? JSON.stringify(c).slice(1, -1) : unicodeEscape(c)));
 }

@@ -3,6 +3,7 @@
 // NodeStatusWriter. Publishing is best effort: a failure is logged once per outage and
 // retried with backoff; it never reaches the lease or the dataplane.
 import { encodeNodeStatus, MAX_REASON_LENGTH, NODE_STATUS_VERSION, type NodeStatus, type PeerCounts } from '../api/node-status.js';
+import { printableLine } from '../printable.js';
 import type { Logger } from '../log.js';
 import type { HeldLease } from '../store/leases.js';
 import { NodeStatusWriter } from '../store/node-status.js';
@@ -43,7 +44,7 @@ function iso(ms: number): string {
 
 function clip(text: string): string {
   // Reasons carry error messages: keep them one printable line of bounded length.
-  const line = text.replace(/[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]+/g, ' ').trim();
+  const line = printableLine(text);
   return line.length > MAX_REASON_LENGTH ? line.slice(0, MAX_REASON_LENGTH - 3) + '...' : line;
 }
 

@@ -4,6 +4,7 @@
 import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
 import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from './records.js';
 import { encodeLease, formatLeaseKey, isPlaceholderPublicIP, isValidNodeName, leaseResourceName, NO_PUBLIC_IP, RESERVATION_PUBLIC_IP, type LeaseKey, type LeaseValue } from './lease.js';
+import { parseJsonObject } from './json.js';
 import { decodeFlannelConfig, encodeFlannelConfig, ipv4Capacity, ipv6Capacity, keyFits, resolveNetwork, type NetworkConfig } from './network.js';
 import {
   API_VERSION,
@@ -17,15 +18,8 @@ import {
   type SubnetSpec,
 } from './types.js';
 
-/** weft's record of a Subnet reservation, at <prefix>/_weft/subnets/<name>. */
-export interface SubnetMeta {
-  network: string;
-  /** The IPv4 subnet (absent in an IPv6-only network). */
-  cidr?: string;
-  ipv6Cidr?: string;
-  node?: string;
-  publicIP?: string;
-  publicIPv6?: string;
+/** weft's record of a Subnet reservation, at <prefix>/_weft/subnets/<name>: its spec and metadata. */
+export interface SubnetMeta extends SubnetSpec {
   uid: string;
   creationTimestamp: string;
   generation: number;
@@ -36,13 +30,8 @@ export interface SubnetMeta {
 const MAX_META_BYTES = 64 * 1024;
 
 function parseObject(text: string): Record<string, unknown> | undefined {
-  if (text.length > MAX_META_BYTES) return undefined;
-  try {
-    const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
-  } catch {
-    return undefined;
-  }
+  const parsed = parseJsonObject(text, MAX_META_BYTES);
+  return parsed.ok ? parsed.value : undefined;
 }
 
 function stringMap(v: unknown): Record<string, string> | undefined {

@@ -3,16 +3,19 @@
 /** A decoded value, or why it could not be decoded (for one etcd key; never thrown). */
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 
-/** Parses an untrusted value that must be a JSON object of at most maxBytes. */
-export function parseJsonObject(text: string, maxBytes: number): Decoded<Record<string, unknown>> {
-  if (text.length > maxBytes) return { ok: false, error: `value is ${text.length} bytes, over ${maxBytes}` };
+/**
+ * Parses an untrusted value that must be a JSON object of at most maxBytes (checked before
+ * parsing, so the work is bounded). `what` names the value in the error.
+ */
+export function parseJsonObject(text: string, maxBytes: number, what = 'value'): Decoded<Record<string, unknown>> {
+  if (text.length > maxBytes) return { ok: false, error: `${what} is ${text.length} bytes, over ${maxBytes}` };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
-  } catch {
-    return { ok: false, error: 'value is not valid JSON' };
+  } catch (err) {
+    return { ok: false, error: `${what} is not valid JSON: ${(err as Error).message}` };
   }
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, error: 'value is not a JSON object' };
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) return { ok: false, error: `${what} is not a JSON object` };
   return { ok: true, value: raw as Record<string, unknown> };
 }
 

@@ -10,6 +10,7 @@ import type { LeaseKey } from './lease.js';
 import type { BackendSpec, NetworkSpec } from './types.js';
 
 export const DEFAULT_LEASE_TTL = '24h';
+/** The vxlan UDP port when a network names none (port 0): Linux's historical default, as flannel. */
 export const DEFAULT_VXLAN_PORT = 8472;
 /**
  * backend.mtu is the underlay's MTU, as flanneld's Backend.MTU: the vxlan device gets it less
@@ -39,7 +40,7 @@ export interface NetworkConfig {
   backend: {
     type: string;
     vni: number;
-    /** 0 means the kernel default (8472). */
+    /** 0 means the kernel default, DEFAULT_VXLAN_PORT. */
     port: number;
     /** The underlay's MTU (flanneld's Backend.MTU); the device gets it less the encapsulation. */
     mtu?: number;

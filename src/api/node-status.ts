@@ -7,6 +7,7 @@
 import { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
 import { describeValue, parseJsonObject } from './json.js';
 import { isValidNodeName, parseLeaseKey, type Decoded } from './lease.js';
+import { isPrintable } from '../printable.js';
 
 export const NODE_STATUS_VERSION = 1;
 /** Records are a few hundred bytes; anything much larger was not written by an agent. */
@@ -77,8 +78,6 @@ const NETWORK_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const VERSION_TEXT = /^[0-9A-Za-z][0-9A-Za-z.+_-]{0,63}$/;
 /** RFC 3339 in UTC, as Date.toISOString writes it (milliseconds optional). */
 const TIMESTAMP = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
-/** Control characters and bidi overrides never belong in a reason an operator reads. */
-const UNPRINTABLE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]/;
 
 export function isTimestamp(v: unknown): v is string {
   return typeof v === 'string' && TIMESTAMP.test(v) && !Number.isNaN(Date.parse(v));
@@ -108,7 +107,7 @@ export function decodeNodeStatus(text: string): Decoded<NodeStatus> {
   optional('reserved', (v) => typeof v === 'boolean', 'true or false');
   optional('lastSync', isTimestamp, 'an RFC 3339 UTC time');
   check(typeof o.ready === 'boolean', 'ready', 'true or false');
-  optional('reason', (v) => typeof v === 'string' && v.length <= MAX_REASON_LENGTH && !UNPRINTABLE.test(v), `printable text of at most ${MAX_REASON_LENGTH} characters`);
+  optional('reason', (v) => typeof v === 'string' && v.length <= MAX_REASON_LENGTH && isPrintable(v), `printable text of at most ${MAX_REASON_LENGTH} characters`);
   check(typeof o.version === 'string' && VERSION_TEXT.test(o.version), 'version', 'a version');
   check(isTimestamp(o.startedAt), 'startedAt', 'an RFC 3339 UTC time');
   check(isTimestamp(o.publishedAt), 'publishedAt', 'an RFC 3339 UTC time');

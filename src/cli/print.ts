@@ -2,12 +2,13 @@
 import { stringify } from 'yaml';
 import type { NetworkView } from '../api/convert.js';
 import { formatDuration } from '../api/duration.js';
+import { DEFAULT_LEASE_TTL, DEFAULT_VXLAN_PORT } from '../api/network.js';
+import { printable } from '../printable.js';
 import type { LeaseResource, Printable, SubnetResource } from '../api/types.js';
 import { refOf } from '../control/plan.js';
 import type { NodeView } from '../control/views.js';
 import type { LeaseDescription } from '../control/resources.js';
 import type { NodeStatusRecord } from '../store/store.js';
-import { printable } from '../printable.js';
 
 export type OutputFormat = 'table' | 'wide' | 'yaml' | 'json' | 'name';
 export const OUTPUT_FORMATS: OutputFormat[] = ['table', 'wide', 'yaml', 'json', 'name'];
@@ -80,8 +81,8 @@ export function networkCells(views: NetworkView[], wide: boolean, now: number): 
         config ? perStack(v4?.subnetMin.toString(), v6?.subnetMin.toString()) : '?',
         config ? perStack(v4?.subnetMax.toString(), v6?.subnetMax.toString()) : '?',
         config?.backend.type === 'vxlan' ? String(config.backend.vni) : NONE,
-        config?.backend.type === 'vxlan' ? String(config.backend.port || 8472) : NONE,
-        r.spec.leaseTTL ?? '24h',
+        config?.backend.type === 'vxlan' ? String(config.backend.port || DEFAULT_VXLAN_PORT) : NONE,
+        r.spec.leaseTTL ?? DEFAULT_LEASE_TTL,
         problem ?? NONE,
       );
     }

@@ -6,6 +6,7 @@ import { stringify } from 'yaml';
 import { formatProblem, isUserError, ValidationError } from '../api/errors.js';
 import { StoreAuthError, StoreUnavailableError } from '../store/errors.js';
 import { parseManifests, type ManifestObject } from '../api/manifest.js';
+import { printable } from '../printable.js';
 import type { Kind, Printable, Resource } from '../api/types.js';
 import { EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
 import type { DeleteTarget } from '../control/delete.js';
@@ -21,7 +22,6 @@ import {
   networkTable,
   nodeTable,
   OUTPUT_FORMATS,
-  printable,
   serialize,
   statusWarnings,
   subnetTable,

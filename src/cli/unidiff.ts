@@ -1,74 +1,56 @@
-// A small unified diff (LCS over lines), enough for `weft diff` on objects of a few dozen
-// lines. Output follows `diff -u`: ---/+++ headers, @@ hunks with 3 lines of context.
+// The unified diff behind `weft diff`. Output follows `diff -u`: ---/+++ headers, @@ hunks
+// with 3 lines of context, a count of 1 left out of the hunk range.
+//
+// The edit script comes from the `diff` package (Myers' O(ND) algorithm, as GNU diff and git
+// use). Both texts can come from hostile places (a file, an etcd value), so the search is
+// bounded: past MAX_EDIT_LINES changed lines it gives up and the diff shows the whole old
+// text removed and the whole new text added, which is still a correct patch.
+import { structuredPatch, type StructuredPatchHunk } from 'diff';
 
-type Edit = { op: ' ' | '-' | '+'; line: string };
+/** Changed lines beyond which the shortest edit is not searched for (work is O((N+M) x this)). */
+export const MAX_EDIT_LINES = 2000;
 
-/** Longest-common-subsequence edit script; quadratic, so inputs are capped by the caller. */
-export function editScript(a: string[], b: string[]): Edit[] {
-  const n = a.length;
-  const m = b.length;
-  const lcs: Uint32Array[] = Array.from({ length: n + 1 }, () => new Uint32Array(m + 1));
-  for (let i = n - 1; i >= 0; i--) {
-    for (let j = m - 1; j >= 0; j--) {
-      lcs[i]![j] = a[i] === b[j] ? lcs[i + 1]![j + 1]! + 1 : Math.max(lcs[i + 1]![j]!, lcs[i]![j + 1]!);
-    }
-  }
-  const out: Edit[] = [];
-  let i = 0;
-  let j = 0;
-  while (i < n && j < m) {
-    if (a[i] === b[j]) {
-      out.push({ op: ' ', line: a[i]! });
-      i++;
-      j++;
-    } else if (lcs[i + 1]![j]! >= lcs[i]![j + 1]!) {
-      out.push({ op: '-', line: a[i++]! });
-    } else {
-      out.push({ op: '+', line: b[j++]! });
-    }
-  }
-  while (i < n) out.push({ op: '-', line: a[i++]! });
-  while (j < m) out.push({ op: '+', line: b[j++]! });
-  return out;
+/** Every line ends with a newline, so a missing final one is not shown as a change of its own. */
+function terminated(text: string): string {
+  return text === '' || text.endsWith('\n') ? text : `${text}\n`;
 }
 
-function splitLines(text: string): string[] {
-  if (text === '') return [];
-  const lines = text.split('\n');
-  if (lines[lines.length - 1] === '') lines.pop();
-  return lines;
+function lines(text: string): string[] {
+  return text === '' ? [] : text.slice(0, -1).split('\n');
+}
+
+/** One hunk replacing everything: the answer when the edit is too large to search. */
+function replaceAll(a: string, b: string): StructuredPatchHunk[] {
+  const old = lines(a);
+  const neu = lines(b);
+  return [
+    {
+      oldStart: 1,
+      oldLines: old.length,
+      newStart: 1,
+      newLines: neu.length,
+      lines: [...old.map((l) => `-${l}`), ...neu.map((l) => `+${l}`)],
+    },
+  ];
+}
+
+/** diff -u's range: start,count; "start" alone for one line; an empty side starts one line earlier. */
+function range(start: number, count: number): string {
+  if (count === 0) return `${start - 1},0`;
+  return count === 1 ? String(start) : `${start},${count}`;
 }
 
 /** The unified diff of two texts, or '' when they are equal. */
 export function unifiedDiff(before: string, after: string, fromName: string, toName: string, context = 3): string {
   if (before === after) return '';
-  const a = splitLines(before);
-  const b = splitLines(after);
-  const edits = editScript(a, b);
-  const changed = edits.map((e, k) => (e.op !== ' ' ? k : -1)).filter((k) => k >= 0);
-  // Group changes whose context windows touch into hunks.
-  const hunks: [number, number][] = [];
-  for (const k of changed) {
-    const start = Math.max(0, k - context);
-    const end = Math.min(edits.length - 1, k + context);
-    const last = hunks[hunks.length - 1];
-    if (last && start <= last[1] + 1) last[1] = end;
-    else hunks.push([start, end]);
-  }
+  const a = terminated(before);
+  const b = terminated(after);
+  const patch = structuredPatch(fromName, toName, a, b, undefined, undefined, { context, maxEditLength: MAX_EDIT_LINES });
+  const hunks = patch ? patch.hunks : replaceAll(a, b);
   let out = `--- ${fromName}\n+++ ${toName}\n`;
-  for (const [start, end] of hunks) {
-    let aLine = 1;
-    let bLine = 1;
-    for (let k = 0; k < start; k++) {
-      if (edits[k]!.op !== '+') aLine++;
-      if (edits[k]!.op !== '-') bLine++;
-    }
-    const slice = edits.slice(start, end + 1);
-    const aCount = slice.filter((e) => e.op !== '+').length;
-    const bCount = slice.filter((e) => e.op !== '-').length;
-    const range = (line: number, count: number) => `${count === 0 ? line - 1 : line}${count === 1 ? '' : `,${count}`}`;
-    out += `@@ -${range(aLine, aCount)} +${range(bLine, bCount)} @@\n`;
-    for (const e of slice) out += `${e.op}${e.line}\n`;
+  for (const h of hunks) {
+    out += `@@ -${range(h.oldStart, h.oldLines)} +${range(h.newStart, h.newLines)} @@\n`;
+    for (const line of h.lines) out += `${line}\n`;
   }
   return out;
 }

@@ -57,7 +57,7 @@ export interface BackendSettings {
    */
   family?: 4 | 6;
   vni: number;
-  /** 0 = kernel default (8472). */
+  /** 0 = the kernel default (DEFAULT_VXLAN_PORT in api/network.ts). */
   port: number;
   /**
    * The underlay's MTU, as flanneld's Backend.MTU (default the uplink's): the vxlan device gets

@@ -7,6 +7,7 @@
 import { writeFile } from 'node:fs/promises';
 import { execa } from 'execa';
 import type { IpAddr, IpNet } from '../alloc/cidr.js';
+import { DEFAULT_VXLAN_PORT } from '../api/network.js';
 import type { Logger } from '../log.js';
 import { kernelChannelFor, type DeviceChange, type KernelChannel, type KernelEvent } from './channel.js';
 import { describeDrift, DriftSignal } from './drift.js';
@@ -18,8 +19,6 @@ import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
 import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
 
-/** The kernel's vxlan port when none is configured (Linux's historical default, as flannel). */
-export const DEFAULT_VXLAN_PORT = 8472;
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;
 /** The same over an IPv6 underlay, whose header is 20 bytes longer. */

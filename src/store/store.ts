@@ -2,6 +2,7 @@
 // transaction (Store.commit for the control plane's plans, store/leases.ts for agents).
 import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
 import type { Cidr } from '../alloc/cidr.js';
+import { parseNetworkMeta } from '../api/convert.js';
 import { decodeFlannelConfig } from '../api/network.js';
 import { decodeLease, parseLeaseKey, type Decoded, type LeaseKey, type LeaseValue } from '../api/lease.js';
 import { StoreUnavailableError } from './errors.js';
@@ -125,7 +126,7 @@ export class Store {
     } catch (err) {
       spec = { ok: false, error: (err as Error).message };
     }
-    const meta = metaKv ? parseMeta<NetworkMeta>(metaKv.value) : undefined;
+    const meta = metaKv ? parseNetworkMeta(metaKv.value) : undefined;
     if (spec.ok && meta?.leaseTTL) spec.value.leaseTTL = meta.leaseTTL;
     return { name, kv, spec, meta };
   }
@@ -259,13 +260,4 @@ export function subnetRecord(network: string, prefix: string, kv: KV): SubnetRec
     lease: decodeLease(kv.value),
     reserved: kv.leaseId === '0',
   };
-}
-
-function parseMeta<T>(text: string): T | undefined {
-  try {
-    const v = JSON.parse(text) as unknown;
-    return v && typeof v === 'object' && !Array.isArray(v) ? (v as T) : undefined;
-  } catch {
-    return undefined;
-  }
 }

@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { Ipv4, Ipv6 } from '../alloc/cidr.js';
+import { agreedLeader, etcdAuthSteps, etcdMemberArgs, parseEndpointStatus } from './etcd.js';
 import {
   createNetns,
   deleteNetns,
@@ -297,25 +298,14 @@ export class Testbed {
   // --- etcd -------------------------------------------------------------------------------
 
   private memberArgs(i: number): string[] {
-    const m = this.members[i]!;
     const pki = this.pki;
-    const tls = pki
-      ? ['--cert-file', pki.server.cert, '--key-file', pki.server.key, '--trusted-ca-file', pki.ca, '--client-cert-auth']
-      : [];
     const secure = pki !== undefined || this.etcdAuth !== undefined;
-    return [
-      '--name', m.name,
-      '--data-dir', m.dataDir,
-      '--listen-client-urls', m.clientUrl,
-      '--advertise-client-urls', m.clientUrl,
-      '--listen-peer-urls', m.peerUrl,
-      '--initial-advertise-peer-urls', m.peerUrl,
-      '--initial-cluster', this.members.map((x) => `${x.name}=${x.peerUrl}`).join(','),
-      ...(this.members.length > 1 ? ['--initial-cluster-token', `weft-${this.runId}`] : []),
+    return etcdMemberArgs(i, this.members, {
+      ...(this.members.length > 1 ? { token: `weft-${this.runId}` } : {}),
+      ...(pki ? { tls: { ca: pki.ca, ...pki.server, clientCertAuth: true } } : {}),
       // zap at warn level logs each refused handshake and each refused password: tests count them.
-      ...(secure ? ['--logger', 'zap', '--log-level', 'warn'] : ['--log-level', 'error']),
-      ...tls,
-    ];
+      ...(secure ? { logArgs: ['--logger', 'zap', '--log-level', 'warn'] } : {}),
+    });
   }
 
   private launchMember(i: number): void {
@@ -354,19 +344,11 @@ export class Testbed {
   /** Root plus the configured user, whose role covers the prefix; then auth on. */
   private async enableAuth(): Promise<void> {
     const a = this.etcdAuth!;
-    const role = `${a.user}-rw`;
-    const must = async (args: string[], input?: string) => {
+    const steps = etcdAuthSteps({ ...a, rootPassword: this.rootPassword, role: `${a.user}-rw`, prefix: this.etcdPrefix });
+    for (const { args, input, mayFail } of steps) {
       const r = await this.etcdctl(args, input !== undefined ? { input } : {});
-      if (r.exitCode !== 0) throw new Error(`etcdctl ${args[0]} ${args[1]} failed while enabling auth: ${r.stderr.trim()}`);
-    };
-    // Passwords go in on stdin, so they never show in a process list.
-    await must(['user', 'add', 'root', '--interactive=false'], this.rootPassword + '\n');
-    await this.etcdctl(['user', 'grant-role', 'root', 'root']); // some versions grant it with the user
-    await must(['user', 'add', a.user, '--interactive=false'], a.password + '\n');
-    await must(['role', 'add', role]);
-    await must(['role', 'grant-permission', role, 'readwrite', this.etcdPrefix, '--prefix=true']);
-    await must(['user', 'grant-role', a.user, role]);
-    await must(['auth', 'enable']);
+      if (r.exitCode !== 0 && !mayFail) throw new Error(`etcdctl ${args[0]} ${args[1]} failed while enabling auth: ${r.stderr.trim()}`);
+    }
     this.authEnabled = true;
   }
 
@@ -417,12 +399,8 @@ export class Testbed {
         const running = this.members.flatMap((m, i) => (this.memberRunning(i) ? [m.clientUrl] : []));
         const r = await this.etcdctl(['--command-timeout=1s', 'endpoint', 'status', '-w', 'json'], { endpoints: running });
         if (r.exitCode !== 0) return undefined;
-        const statuses = parseEndpointStatus(r.stdout);
-        if (statuses.length !== running.length) return undefined;
-        const leaders = new Set(statuses.map((s) => s.leader));
-        if (leaders.size !== 1) return undefined;
-        const leader = statuses.find((s) => s.memberId === statuses[0]!.leader);
-        const index = leader ? this.etcdEndpoints.indexOf(leader.endpoint) : -1;
+        const leader = agreedLeader(parseEndpointStatus(r.stdout), running.length);
+        const index = leader ? this.etcdEndpoints.indexOf(leader) : -1;
         return index >= 0 ? { index } : undefined;
       },
       { timeoutMs, intervalMs: 100, what: 'the etcd members to agree on a leader' },
@@ -912,33 +890,6 @@ async function stopProcess(p: RunningProcess, signal: NodeJS.Signals, graceMs: n
 async function runIn(ns: string, cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
   const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, input: opts.input ?? '', env: opts.env ?? {} });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr ?? r.message) };
-}
-
-interface EndpointStatus {
-  endpoint: string;
-  /** Decimal strings: etcd's ids are uint64 and do not fit a JS number. */
-  memberId: string;
-  leader: string;
-}
-
-/** `etcdctl endpoint status -w json`, with the ids kept exact; entries that do not parse are left out. */
-export function parseEndpointStatus(json: string): EndpointStatus[] {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(json.replace(/"(member_id|leader|cluster_id)":(\d+)/g, '"$1":"$2"'));
-  } catch {
-    return [];
-  }
-  if (!Array.isArray(parsed)) return [];
-  return parsed.flatMap((e: unknown) => {
-    const entry = e as { Endpoint?: unknown; Status?: { header?: { member_id?: unknown }; leader?: unknown } } | null;
-    const endpoint = entry?.Endpoint;
-    const memberId = entry?.Status?.header?.member_id;
-    const leader = entry?.Status?.leader;
-    return typeof endpoint === 'string' && typeof memberId === 'string' && typeof leader === 'string'
-      ? [{ endpoint, memberId, leader }]
-      : [];
-  });
 }
 
 function fmtExit(s: ExitStatus): string {

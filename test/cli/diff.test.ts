@@ -1,7 +1,7 @@
 // weft diff: a unified diff of live vs applied; exit 0 no change, 1 changes.
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { unifiedDiff } from '../../src/cli/unidiff.js';
+import { MAX_EDIT_LINES, unifiedDiff } from '../../src/cli/unidiff.js';
 import { etcdFlags, testPrefix, weft } from '../helpers/cli.js';
 import { useEtcd } from '../helpers/etcd.js';
 
@@ -17,6 +17,34 @@ describe('unifiedDiff', () => {
 
   it('shows a new object as all additions', () => {
     expect(unifiedDiff('', 'a\nb\n', 'live', 'applied')).toBe('--- live\n+++ applied\n@@ -0,0 +1,2 @@\n+a\n+b\n');
+    expect(unifiedDiff('a\nb\n', '', 'live', 'applied')).toBe('--- live\n+++ applied\n@@ -1,2 +0,0 @@\n-a\n-b\n');
+  });
+
+  it('does not show a missing final newline as a change', () => {
+    expect(unifiedDiff('a\nb', 'a\nc\n', 'x', 'y')).toBe('--- x\n+++ y\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n');
+  });
+
+  it('finds a small change in a large text', () => {
+    const before = Array.from({ length: 100_000 }, (_, i) => `line ${i}`).join('\n') + '\n';
+    const after = before.replace('line 50000\n', 'changed\n');
+    expect(unifiedDiff(before, after, 'x', 'y')).toBe(
+      '--- x\n+++ y\n@@ -49998,7 +49998,7 @@\n line 49997\n line 49998\n line 49999\n-line 50000\n+changed\n line 50001\n line 50002\n line 50003\n',
+    );
+  });
+
+  it('bounds the work: past MAX_EDIT_LINES changes it shows a whole replacement', () => {
+    // Quadratic memory would need n*m cells here (2.5e9); the bounded search gives up instead.
+    const n = 50_000;
+    const before = Array.from({ length: n }, (_, i) => `old ${i}`).join('\n') + '\n';
+    const after = Array.from({ length: n }, (_, i) => `new ${i}`).join('\n') + '\n';
+    const out = unifiedDiff(before, after, 'x', 'y').split('\n');
+    expect(out.slice(0, 4)).toEqual(['--- x', '+++ y', `@@ -1,${n} +1,${n} @@`, '-old 0']);
+    expect(out[2 + n + 1]).toBe('+new 0');
+    expect(out.length).toBe(3 + 2 * n + 1);
+    // Just under the bound the shortest edit is still found.
+    const some = before.split('\n').map((l, i) => (i % 100 === 0 && l ? `changed ${i}` : l)).join('\n');
+    expect(unifiedDiff(before, some, 'x', 'y').split('\n').filter((l) => l.startsWith('-')).length).toBe(1 + n / 100);
+    expect(MAX_EDIT_LINES).toBeGreaterThan((2 * n) / 100);
   });
 });
 

@@ -2,6 +2,7 @@
 // and dual stacks, fd00:1::1/64; one end of a veth pair whose other end stays in the same
 // namespace; the dummy link type is not available), and helpers that read back what weft
 // programmed as short sorted strings.
+import { afterEach } from 'vitest';
 import { createBackend } from '../../src/dataplane/index.js';
 import type { Backend, BackendSettings, Uplink } from '../../src/dataplane/types.js';
 import { createLogger, type Logger } from '../../src/log.js';
@@ -10,7 +11,6 @@ import { createTestNetns, type TestNetns } from '../helpers/netns.js';
 import { cidr, ip, ip6, net6 } from '../helpers/peers.js';
 
 export { cidr, ip, ip6, net6, vxPeer, vxPeer6 } from '../helpers/peers.js';
-
 
 export const OWN = cidr('10.5.1.0/24');
 export const PUBLIC_IP = ip('192.0.2.1');
@@ -112,6 +112,22 @@ export async function createHost(role: string, opts: { stack?: Stack } = {}): Pr
       const text = await ns.ip(['-details', '-json', 'addr', 'show', 'dev', dev]).catch(() => undefined);
       return text === undefined ? undefined : (JSON.parse(text) as LinkJson[])[0];
     },
+  };
+}
+
+/**
+ * Hosts for the calling test file: host(role) creates one, and every host a test created is
+ * deleted after it, whether it passed or failed.
+ */
+export function useHosts(defaultStack: Stack = 'ipv4'): (role: string, stack?: Stack) => Promise<Host> {
+  const hosts: Host[] = [];
+  afterEach(async () => {
+    for (const h of hosts.splice(0)) await h.ns.delete();
+  });
+  return async (role, stack = defaultStack) => {
+    const h = await createHost(role, { stack });
+    hosts.push(h);
+    return h;
   };
 }
 

@@ -1,19 +1,10 @@
 // host-gw and vxlan directRouting: plain routes on the uplink, told apart from the operator's
 // by weft's route protocol.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BackendSettings } from '../../src/dataplane/types.js';
-import { createHost, ip, OWN, VXLAN, vxPeer, vxState, type Host } from './fixture.js';
+import { ip, OWN, VXLAN, vxPeer, vxState, useHosts } from './fixture.js';
 
-const hosts: Host[] = [];
-async function host(role: string): Promise<Host> {
-  const h = await createHost(role);
-  hosts.push(h);
-  return h;
-}
-
-afterEach(async () => {
-  for (const h of hosts.splice(0)) await h.ns.delete();
-});
+const host = useHosts();
 
 const HOST_GW: BackendSettings = { ...VXLAN, type: 'host-gw' };
 const gwPeer = (n: number, publicIP = `192.0.2.${n}`) => vxPeer(n, { backendType: 'host-gw', vtepMAC: undefined, publicIP: ip(publicIP) });

@@ -1,17 +1,8 @@
 // The vxlan backend against a real kernel, inside a namespace each test creates.
-import { afterEach, describe, expect, it } from 'vitest';
-import { createHost, expectedVx, ip, OWN, VXLAN, vxPeer, vxState, type Host } from './fixture.js';
+import { describe, expect, it } from 'vitest';
+import { expectedVx, ip, OWN, VXLAN, vxPeer, vxState, useHosts } from './fixture.js';
 
-const hosts: Host[] = [];
-async function host(role: string): Promise<Host> {
-  const h = await createHost(role);
-  hosts.push(h);
-  return h;
-}
-
-afterEach(async () => {
-  for (const h of hosts.splice(0)) await h.ns.delete();
-});
+const host = useHosts();
 
 describe('vxlan backend (kernel)', () => {
   it('creates flannel.1 as flannel does and publishes its real MAC', async () => {

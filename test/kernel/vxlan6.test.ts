@@ -1,10 +1,9 @@
 // The IPv6 vxlan backend (and IPv6 host-gw / directRouting) against a real kernel, inside a
 // namespace each test creates, with hand-made IPv6 peers.
 import { execa } from 'execa';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { BackendSettings } from '../../src/dataplane/types.js';
 import {
-  createHost,
   expectedVx,
   expectedVx6,
   ip,
@@ -18,21 +17,12 @@ import {
   vxPeer6,
   vxState,
   vxState6,
+  useHosts,
   type Host,
-  type Stack,
 } from './fixture.js';
 
 const DEV = 'flannel-v6.1';
-const hosts: Host[] = [];
-async function host(role: string, stack: Stack = 'ipv6'): Promise<Host> {
-  const h = await createHost(role, { stack });
-  hosts.push(h);
-  return h;
-}
-
-afterEach(async () => {
-  for (const h of hosts.splice(0)) await h.ns.delete();
-});
+const host = useHosts('ipv6');
 
 const globalV6 = async (h: Host, dev = DEV) =>
   (await h.link(dev))!.addr_info!.filter((a) => a.family === 'inet6' && !a.local.startsWith('fe80:')).map((a) => `${a.local}/${a.prefixlen}`);

@@ -63,4 +63,11 @@ describe('logger', () => {
     expect(toText('{"level":"warn","time":"T","msg":"a\\nb","v":"x\\ny"}')).toBe('T WARN  a\\nb v="x\\ny"');
     expect(toText('not json')).toBe('not json');
   });
+
+  it('escapes what JSON leaves raw too: DEL, C1 controls and bidi overrides, in the message and in values', () => {
+    const line = JSON.stringify({ level: 'warn', time: 'T', msg: 'key a\u202eb\u007f', key: 'x\u202ey', n: 'p\u0085q' });
+    expect(toText(line)).toBe('T WARN  key a\\u202eb\\u007f key="x\\u202ey" n="p\\u0085q"');
+    // A quoted value stays valid JSON: it reads back as the original text.
+    expect(JSON.parse(toText(line).split('key=')[1]!.split(' n=')[0]!)).toBe('x\u202ey');
+  });
 });
