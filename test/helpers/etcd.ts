@@ -126,6 +126,18 @@ function installExitHook(): void {
 }
 
 export async function startEtcdCluster(opts: StartEtcdOptions = {}): Promise<EtcdCluster> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await launchCluster(opts);
+    } catch (err) {
+      // freePort() lets go of a port before etcd binds it: another test file may take it first.
+      if (attempt < 3 && /address already in use/.test((err as Error).message)) continue;
+      throw err;
+    }
+  }
+}
+
+async function launchCluster(opts: StartEtcdOptions): Promise<EtcdCluster> {
   installExitHook();
   const size = opts.size ?? 3;
   const tls = opts.tls;
