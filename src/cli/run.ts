@@ -8,7 +8,7 @@ import { StoreAuthError, StoreUnavailableError } from '../store/errors.js';
 import { parseManifests, type ManifestObject } from '../api/manifest.js';
 import { printable } from '../printable.js';
 import type { Kind, Printable, Resource } from '../api/types.js';
-import { EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
+import { ETCD_FLAG_OPTIONS, ETCD_FLAGS, EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
 import type { DeleteTarget } from '../control/delete.js';
 import { ResourceStore } from '../control/resources.js';
 import { Store } from '../store/store.js';
@@ -47,17 +47,10 @@ class UsageError extends Error {
   override readonly name = 'UsageError';
 }
 
-const GLOBAL = ['etcd-endpoints', 'etcd-prefix', 'etcd-cafile', 'etcd-certfile', 'etcd-keyfile', 'etcd-username', 'etcd-password', 'etcd-password-file', 'help'];
+const GLOBAL: string[] = [...ETCD_FLAGS, 'help'];
 
 const OPTIONS = {
-  'etcd-endpoints': { type: 'string' },
-  'etcd-prefix': { type: 'string' },
-  'etcd-cafile': { type: 'string' },
-  'etcd-certfile': { type: 'string' },
-  'etcd-keyfile': { type: 'string' },
-  'etcd-username': { type: 'string' },
-  'etcd-password': { type: 'string' },
-  'etcd-password-file': { type: 'string' },
+  ...ETCD_FLAG_OPTIONS,
   help: { type: 'boolean', short: 'h' },
   filename: { type: 'string', short: 'f', multiple: true },
   recursive: { type: 'boolean', short: 'R' },

@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
+import { ETCD_FLAG_OPTIONS, EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
 import { HELP } from '../cli/help.js';
 import { createLogger, LEVELS, type Level, type Logger } from '../log.js';
 import { ResourceStore } from '../control/resources.js';
@@ -15,14 +15,7 @@ import { selfSignedCertificate } from './tls.js';
 
 
 const OPTIONS = {
-  'etcd-endpoints': { type: 'string' },
-  'etcd-prefix': { type: 'string' },
-  'etcd-cafile': { type: 'string' },
-  'etcd-certfile': { type: 'string' },
-  'etcd-keyfile': { type: 'string' },
-  'etcd-username': { type: 'string' },
-  'etcd-password': { type: 'string' },
-  'etcd-password-file': { type: 'string' },
+  ...ETCD_FLAG_OPTIONS,
   'bind-address': { type: 'string' },
   'secure-port': { type: 'string' },
   'tls-cert-file': { type: 'string' },

@@ -16,6 +16,12 @@ export const ETCD_FLAGS = [
 ] as const;
 export type EtcdFlag = (typeof ETCD_FLAGS)[number];
 
+/** The etcd flags as node:util parseArgs options: every command's own table spreads this in. */
+export const ETCD_FLAG_OPTIONS = Object.fromEntries(ETCD_FLAGS.map((f) => [f, { type: 'string' as const }])) as Record<
+  EtcdFlag,
+  { type: 'string' }
+>;
+
 /** A flag value that cannot be used: the command's usage is wrong. */
 export class EtcdFlagError extends Error {
   override readonly name = 'EtcdFlagError';
