@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { ETCD_FLAG_OPTIONS, EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
-import { HELP } from '../cli/help.js';
+import { SERVE_HELP } from './help.js';
 import { createLogger, LEVELS, type Level, type Logger } from '../log.js';
 import { ResourceStore } from '../control/resources.js';
 import { Store } from '../store/store.js';
@@ -112,7 +112,7 @@ export async function runServeCommand(argv: string[], io: ServeIO): Promise<numb
     return 1;
   }
   if (values.help) {
-    io.stdout(HELP.serve!);
+    io.stdout(SERVE_HELP);
     return 0;
   }
   const level = (values['log-level'] ?? 'info') as Level;

@@ -75,3 +75,18 @@ export function parseEtcdFlags(value: (flag: EtcdFlag) => string | undefined, re
   if (password !== undefined) etcd.password = password;
   return { etcd, prefix: value('etcd-prefix') ?? DEFAULT_PREFIX };
 }
+
+/** The etcd flags in every command's help text (`weft COMMAND --help`, `weft serve --help`). */
+export const GLOBAL_FLAGS = `Global flags (any command):
+      --etcd-endpoints URLS   comma-separated etcd endpoints (default http://127.0.0.1:2379,
+                              or $WEFT_ETCD_ENDPOINTS)
+      --etcd-prefix PATH      etcd prefix of the Flannel layout (default /coreos.com/network)
+      --etcd-cafile FILE      CA bundle for TLS to etcd
+      --etcd-certfile FILE    client certificate for TLS to etcd
+      --etcd-keyfile FILE     client key for TLS to etcd
+      --etcd-username NAME    etcd user
+      --etcd-password PASS    etcd password (visible in ps: prefer the two below)
+      --etcd-password-file F  read the etcd password from a file
+                              ($WEFT_ETCD_PASSWORD is read when neither is given)
+  -h, --help                  show help
+`;
