@@ -1,6 +1,7 @@
 // The etcd connection flags, read one way for every command (`weft agent`, `weft get`, ...):
 // each caller says where a flag's value comes from (its command line, then its environment),
 // this decides what the values mean and refuses combinations that cannot work.
+import { readFileSync } from 'node:fs';
 import { DEFAULT_ENDPOINTS, parseEndpoints, type EtcdOptions } from './client.js';
 import { DEFAULT_PREFIX } from './layout.js';
 
@@ -74,6 +75,24 @@ export function parseEtcdFlags(value: (flag: EtcdFlag) => string | undefined, re
   if (username) etcd.username = username;
   if (password !== undefined) etcd.password = password;
   return { etcd, prefix: value('etcd-prefix') ?? DEFAULT_PREFIX };
+}
+
+/**
+ * The etcd connection of `weft COMMAND` and `weft serve`: each flag from the command line,
+ * else $WEFT_ETCD_ENDPOINTS, and $WEFT_ETCD_PASSWORD when no password file is given, so that
+ * the password may come from a file or the environment and never shows in `ps`.
+ */
+export function weftEtcdConnection(
+  values: { readonly [F in EtcdFlag]?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+): EtcdConnection {
+  return parseEtcdFlags(
+    (flag) =>
+      values[flag] ??
+      (flag === 'etcd-endpoints' ? env.WEFT_ETCD_ENDPOINTS : undefined) ??
+      (flag === 'etcd-password' && values['etcd-password-file'] === undefined ? env.WEFT_ETCD_PASSWORD : undefined),
+    (path) => readFileSync(path, 'utf8'),
+  );
 }
 
 /** The etcd flags in every command's help text (`weft COMMAND --help`, `weft serve --help`). */
