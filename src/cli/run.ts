@@ -1,6 +1,5 @@
 // The CLI as a function: argv and I/O in, exit code out. main.ts wires it to the process;
 // tests call it in-process. Parse, call the library, print: nothing else lives here.
-import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
 import { formatProblem, isUserError, ValidationError } from '../api/errors.js';
@@ -8,7 +7,7 @@ import { StoreAuthError, StoreUnavailableError } from '../store/errors.js';
 import { parseManifests, type ManifestObject } from '../api/manifest.js';
 import { printable } from '../printable.js';
 import type { Kind, Printable, Resource } from '../api/types.js';
-import { ETCD_FLAG_OPTIONS, ETCD_FLAGS, EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
+import { ETCD_FLAG_OPTIONS, ETCD_FLAGS, EtcdFlagError, PasswordFileError, weftEtcdConnection } from '../store/etcd-flags.js';
 import type { DeleteTarget } from '../control/delete.js';
 import { ResourceStore } from '../control/resources.js';
 import { Store } from '../store/store.js';
@@ -136,14 +135,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
 
   let store: Store | undefined;
   const connect = () => {
-    // The password may come from a file or the environment, so that it never shows in `ps`.
-    const { etcd, prefix } = parseEtcdFlags(
-      (flag) =>
-        values[flag] ??
-        (flag === 'etcd-endpoints' ? io.env.WEFT_ETCD_ENDPOINTS : undefined) ??
-        (flag === 'etcd-password' && values['etcd-password-file'] === undefined ? io.env.WEFT_ETCD_PASSWORD : undefined),
-      (path) => readFileSync(path, 'utf8'),
-    );
+    const { etcd, prefix } = weftEtcdConnection(values, io.env);
     store = Store.connect({
       ...etcd,
       prefix,

@@ -1,8 +1,8 @@
 // The four resources weft serves and how each is read from one snapshot of the store: the
 // same views `weft get` prints (src/control) and the same
-// table cells (cli/print.ts).
+// table cells (control/columns.ts).
 import type { Printable } from '../api/types.js';
-import { leaseCells, networkCells, nodeCells, subnetCells, type Cells } from '../cli/print.js';
+import { leaseCells, networkCells, nodeCells, subnetCells, type Cells } from '../control/columns.js';
 import type { Snapshot } from '../control/snapshot.js';
 import { networkViews, nodeViews, subnetViews } from '../control/views.js';
 import type { ResourceStore } from '../control/resources.js';

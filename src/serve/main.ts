@@ -3,8 +3,8 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
-import { ETCD_FLAG_OPTIONS, EtcdFlagError, parseEtcdFlags, PasswordFileError } from '../store/etcd-flags.js';
-import { HELP } from '../cli/help.js';
+import { ETCD_FLAG_OPTIONS, EtcdFlagError, PasswordFileError, weftEtcdConnection } from '../store/etcd-flags.js';
+import { SERVE_HELP } from './help.js';
 import { createLogger, LEVELS, type Level, type Logger } from '../log.js';
 import { ResourceStore } from '../control/resources.js';
 import { Store } from '../store/store.js';
@@ -112,7 +112,7 @@ export async function runServeCommand(argv: string[], io: ServeIO): Promise<numb
     return 1;
   }
   if (values.help) {
-    io.stdout(HELP.serve!);
+    io.stdout(SERVE_HELP);
     return 0;
   }
   const level = (values['log-level'] ?? 'info') as Level;
@@ -130,13 +130,7 @@ export async function runServeCommand(argv: string[], io: ServeIO): Promise<numb
   let running: RunningServe | undefined;
   try {
     // The same connection flags and environment as every command.
-    const { etcd, prefix } = parseEtcdFlags(
-      (flag) =>
-        values[flag] ??
-        (flag === 'etcd-endpoints' ? io.env.WEFT_ETCD_ENDPOINTS : undefined) ??
-        (flag === 'etcd-password' && values['etcd-password-file'] === undefined ? io.env.WEFT_ETCD_PASSWORD : undefined),
-      (path) => readFileSync(path, 'utf8'),
-    );
+    const { etcd, prefix } = weftEtcdConnection(values, io.env);
     store = Store.connect({ ...etcd, prefix, callTimeoutMs: 3000, maxAttempts: 2 });
     running = await startServe({
       store,

@@ -1,6 +1,7 @@
 // The etcd connection flags, read one way for every command (`weft agent`, `weft get`, ...):
 // each caller says where a flag's value comes from (its command line, then its environment),
 // this decides what the values mean and refuses combinations that cannot work.
+import { readFileSync } from 'node:fs';
 import { DEFAULT_ENDPOINTS, parseEndpoints, type EtcdOptions } from './client.js';
 import { DEFAULT_PREFIX } from './layout.js';
 
@@ -75,3 +76,36 @@ export function parseEtcdFlags(value: (flag: EtcdFlag) => string | undefined, re
   if (password !== undefined) etcd.password = password;
   return { etcd, prefix: value('etcd-prefix') ?? DEFAULT_PREFIX };
 }
+
+/**
+ * The etcd connection of `weft COMMAND` and `weft serve`: each flag from the command line,
+ * else $WEFT_ETCD_ENDPOINTS, and $WEFT_ETCD_PASSWORD when no password file is given, so that
+ * the password may come from a file or the environment and never shows in `ps`.
+ */
+export function weftEtcdConnection(
+  values: { readonly [F in EtcdFlag]?: string | undefined },
+  env: Readonly<Record<string, string | undefined>>,
+): EtcdConnection {
+  return parseEtcdFlags(
+    (flag) =>
+      values[flag] ??
+      (flag === 'etcd-endpoints' ? env.WEFT_ETCD_ENDPOINTS : undefined) ??
+      (flag === 'etcd-password' && values['etcd-password-file'] === undefined ? env.WEFT_ETCD_PASSWORD : undefined),
+    (path) => readFileSync(path, 'utf8'),
+  );
+}
+
+/** The etcd flags in every command's help text (`weft COMMAND --help`, `weft serve --help`). */
+export const GLOBAL_FLAGS = `Global flags (any command):
+      --etcd-endpoints URLS   comma-separated etcd endpoints (default http://127.0.0.1:2379,
+                              or $WEFT_ETCD_ENDPOINTS)
+      --etcd-prefix PATH      etcd prefix of the Flannel layout (default /coreos.com/network)
+      --etcd-cafile FILE      CA bundle for TLS to etcd
+      --etcd-certfile FILE    client certificate for TLS to etcd
+      --etcd-keyfile FILE     client key for TLS to etcd
+      --etcd-username NAME    etcd user
+      --etcd-password PASS    etcd password (visible in ps: prefer the two below)
+      --etcd-password-file F  read the etcd password from a file
+                              ($WEFT_ETCD_PASSWORD is read when neither is given)
+  -h, --help                  show help
+`;

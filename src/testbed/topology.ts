@@ -22,18 +22,17 @@
 // dir) and can have users and roles enabled; agents, the CLI and etcdctl then get the matching
 // flags without the caller asking. Passwords travel in files (agents, CLI) or the environment
 // (etcdctl), never on a command line.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+//
+// This file holds the namespaces, hosts, agents and containers; etcd is in etcd-in-netns.ts,
+// pings and HTTP GETs in traffic.ts, process start and stop in process.ts.
+import type { ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { Ipv4, Ipv6 } from '../alloc/cidr.js';
-import { agreedLeader, etcdAuthSteps, etcdMemberArgs, parseEndpointStatus } from './etcd.js';
+import { EtcdInNetns, type EtcdFlagOptions, type WatchHandle } from './etcd-in-netns.js';
 import {
   createNetns,
   deleteNetns,
-  execIn,
   ipBatch,
   ipv6Sysctls,
   newRunId,
@@ -45,19 +44,13 @@ import {
   vethLines,
   type RunResult,
 } from './netns.js';
-import {
-  parseAnySubnetEnv,
-  parsePingStream,
-  parsePingSummary,
-  parseSubnetEnv,
-  type PingResult,
-  type PingStreamResult,
-  type SubnetEnv,
-  type SubnetEnvFile,
-} from './parse.js';
+import { parseAnySubnetEnv, parseSubnetEnv, type PingResult, type SubnetEnv, type SubnetEnvFile } from './parse.js';
 import { poll, PollAbort } from './poll.js';
 import { WEFT_BIN } from './paths.js';
 import { createPki, type Pki } from './pki.js';
+import { fmtExit, readIfExists, runIn, spawnIn, stopProcess, tail, type ExitStatus, type RunningProcess } from './process.js';
+import * as traffic from './traffic.js';
+import type { PingHandle, PingOptions } from './traffic.js';
 
 /** Underlay segments: index 0 is the shared L2 everyone is on by default. */
 export const SEGMENTS = ['192.0.2', '198.51.100', '203.0.113'] as const;
@@ -97,20 +90,6 @@ export interface TestbedOptions {
   stack?: UnderlayStack;
 }
 
-/** A long-running child (etcd, an agent) inside a namespace, logging to a file. */
-export interface RunningProcess {
-  proc: ChildProcess;
-  pid: number;
-  logPath: string;
-  exited: Promise<ExitStatus>;
-  status?: ExitStatus;
-}
-
-export interface ExitStatus {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
 export interface Host {
   index: number;
   name: string;
@@ -142,35 +121,6 @@ export interface Container {
 export type Place = Host | Container | string;
 const nsOf = (p: Place): string => (typeof p === 'string' ? p : p.ns);
 
-export interface PingHandle {
-  /** Stops the ping (SIGINT) and reports what it saw, per sequence number. */
-  stop(): Promise<PingStreamResult>;
-}
-
-/** Which connection flags etcdFlags() returns; everything the testbed set up by default. */
-export interface EtcdFlagOptions {
-  /** With --etcd-certfile/--etcd-keyfile (TLS testbeds); false leaves only the CA. */
-  clientCert?: boolean;
-  /** With --etcd-username and --etcd-password-file (auth testbeds). */
-  auth?: boolean;
-  /** Another password file, e.g. one holding a wrong password. */
-  passwordFile?: string;
-}
-
-/** A running `etcdctl watch --prefix`; events() returns "PUT key" / "DELETE key" lines so far. */
-export interface WatchHandle {
-  events(): string[];
-  stop(): void;
-}
-
-interface EtcdMemberSpec {
-  name: string;
-  clientUrl: string;
-  peerUrl: string;
-  dataDir: string;
-  logPath: string;
-}
-
 export class Testbed {
   readonly runId: string;
   readonly underlay: string;
@@ -181,20 +131,11 @@ export class Testbed {
   readonly workDir: string;
   readonly stack: UnderlayStack;
   readonly hosts = new Map<number, Host>();
-  /** The throwaway PKI of a TLS testbed (CA, server and client certificates in workDir/pki). */
-  pki?: Pki;
   /** The password file agents and the CLI read on an auth testbed (mode 0600). */
   readonly etcdPasswordFile?: string;
   readonly etcdUser?: string;
-  private readonly etcdAuth?: { user: string; password: string };
-  private readonly etcdPrefix: string;
-  private readonly etcdTls: boolean;
-  private readonly rootPassword = randomBytes(12).toString('hex');
-  private authEnabled = false;
-  private readonly members: EtcdMemberSpec[];
-  private readonly etcdProcs: (RunningProcess | undefined)[];
+  private readonly cluster: EtcdInNetns;
   private readonly pings = new Set<ChildProcess>();
-  private readonly watches = new Set<ChildProcess>();
   private readonly namespaces: string[] = [];
   private readonly segmentsUp = new Set<number>();
   private readonly weftBin: string;
@@ -215,38 +156,24 @@ export class Testbed {
     if (!['ipv4', 'dual', 'ipv6'].includes(this.stack)) throw new Error(`stack must be ipv4, dual or ipv6, got ${String(this.stack)}`);
     // Without IPv4 on the underlay, hosts reach etcd over IPv6.
     const etcdHost = this.stack === 'ipv6' ? `[${UNDERLAY_IP6}]` : UNDERLAY_IP;
-    const size = opts.etcdMembers ?? 1;
-    if (size !== 1 && size !== 3) throw new Error(`etcdMembers must be 1 or 3, got ${String(size)}`);
-    this.etcdTls = opts.etcdTls ?? false;
-    const scheme = this.etcdTls ? 'https' : 'http';
-    const base = opts.etcdClientPort ?? 2379;
-    // The namespace is ours alone, so fixed ports are free; peer URLs stay on its loopback.
-    this.members = Array.from({ length: size }, (_, i) => {
-      const single = size === 1; // names and paths as they always were, for existing callers
-      return {
-        name: single ? 'testbed' : `m${i}`,
-        clientUrl: `${scheme}://${etcdHost}:${base + 2 * i}`,
-        peerUrl: `http://127.0.0.1:${2380 + 2 * i}`,
-        dataDir: join(this.workDir, single ? 'etcd' : `etcd-${i}`),
-        logPath: join(this.workDir, single ? 'etcd.log' : `etcd-${i}.log`),
-      };
-    });
-    this.etcdProcs = this.members.map(() => undefined);
-    this.etcdEndpoints = this.members.map((m) => m.clientUrl);
-    this.etcdEndpoint = this.etcdEndpoints[0]!;
-    this.etcdPrefix = opts.etcdPrefix ?? '/coreos.com/network';
-    if (opts.etcdAuth) {
-      const { user, password } = opts.etcdAuth;
-      if (!/^[a-zA-Z0-9_-]+$/.test(user) || user === 'root') {
-        throw new Error(`etcdAuth.user must be a plain name other than root, got ${JSON.stringify(user)}`);
-      }
-      if (!password || /[\n\r]/.test(password)) throw new Error('etcdAuth.password must be one non-empty line');
-      this.etcdAuth = { user, password };
-      this.etcdUser = user;
-      this.etcdPasswordFile = join(this.workDir, 'etcd-password');
-    }
-    this.weftBin = opts.weftBin ?? WEFT_BIN;
     this.graceMs = opts.graceMs ?? 5000;
+    this.cluster = new EtcdInNetns({
+      runId: this.runId,
+      underlay: this.underlay,
+      workDir: this.workDir,
+      etcdHost,
+      graceMs: this.graceMs,
+      ...(opts.etcdClientPort !== undefined ? { etcdClientPort: opts.etcdClientPort } : {}),
+      ...(opts.etcdMembers !== undefined ? { etcdMembers: opts.etcdMembers } : {}),
+      ...(opts.etcdTls !== undefined ? { etcdTls: opts.etcdTls } : {}),
+      ...(opts.etcdAuth !== undefined ? { etcdAuth: opts.etcdAuth } : {}),
+      ...(opts.etcdPrefix !== undefined ? { etcdPrefix: opts.etcdPrefix } : {}),
+    });
+    this.etcdEndpoints = this.cluster.etcdEndpoints;
+    this.etcdEndpoint = this.cluster.etcdEndpoint;
+    if (this.cluster.etcdUser !== undefined) this.etcdUser = this.cluster.etcdUser;
+    if (this.cluster.etcdPasswordFile !== undefined) this.etcdPasswordFile = this.cluster.etcdPasswordFile;
+    this.weftBin = opts.weftBin ?? WEFT_BIN;
     this.keepWorkDir = opts.keepWorkDir ?? false;
   }
 
@@ -263,10 +190,11 @@ export class Testbed {
       await setSysctl(tb.underlay, 'net.ipv4.ip_forward', '1');
       if (tb.stack !== 'ipv4') await setSysctls(tb.underlay, ipv6Sysctls({ forwarding: true }));
       await tb.ensureSegment(0);
-      if (tb.etcdTls) tb.pki = await createPki({ dir: join(tb.workDir, 'pki') });
-      if (tb.etcdAuth) writeFileSync(tb.etcdPasswordFile!, tb.etcdAuth.password + '\n', { mode: 0o600 });
-      await tb.startEtcd();
-      if (tb.etcdAuth) await tb.enableAuth();
+      const etcd = tb.cluster;
+      if (etcd.etcdTls) etcd.pki = await createPki({ dir: join(tb.workDir, 'pki') });
+      if (etcd.etcdAuth) writeFileSync(etcd.etcdPasswordFile!, etcd.etcdAuth.password + '\n', { mode: 0o600 });
+      await etcd.startEtcd();
+      if (etcd.etcdAuth) await etcd.enableAuth();
     } catch (err) {
       await tb.teardown().catch(() => {});
       throw err;
@@ -297,96 +225,38 @@ export class Testbed {
 
   // --- etcd -------------------------------------------------------------------------------
 
-  private memberArgs(i: number): string[] {
-    const pki = this.pki;
-    const secure = pki !== undefined || this.etcdAuth !== undefined;
-    return etcdMemberArgs(i, this.members, {
-      ...(this.members.length > 1 ? { token: `weft-${this.runId}` } : {}),
-      ...(pki ? { tls: { ca: pki.ca, ...pki.server, clientCertAuth: true } } : {}),
-      // zap at warn level logs each refused handshake and each refused password: tests count them.
-      ...(secure ? { logArgs: ['--logger', 'zap', '--log-level', 'warn'] } : {}),
-    });
-  }
-
-  private launchMember(i: number): void {
-    const m = this.members[i]!;
-    mkdirSync(m.dataDir, { recursive: true, mode: 0o700 });
-    this.etcdProcs[i] = this.spawnIn(this.underlay, 'etcd', this.memberArgs(i), m.logPath);
-  }
-
-  private memberRunning(i: number): boolean {
-    const p = this.etcdProcs[i];
-    return p !== undefined && !p.status;
-  }
-
-  private async waitMembersHealthy(indices: number[]): Promise<void> {
-    const endpoints = indices.map((i) => this.members[i]!.clientUrl);
-    await poll(
-      async () => {
-        for (const i of indices) {
-          const p = this.etcdProcs[i];
-          if (p?.status) {
-            throw new PollAbort(new Error(`etcd ${this.members[i]!.name} exited (${fmtExit(p.status)}):\n${tail(p.logPath)}`));
-          }
-        }
-        return (await this.etcdctl(['--command-timeout=1s', 'endpoint', 'health'], { endpoints })).exitCode === 0;
-      },
-      { timeoutMs: 20_000, intervalMs: 100, what: `etcd at ${endpoints.join(',')}` },
-    );
-  }
-
-  private async startEtcd(): Promise<void> {
-    // Members of a new cluster wait for each other: all start before any can be healthy.
-    this.members.forEach((_, i) => this.launchMember(i));
-    await this.waitMembersHealthy(this.members.map((_, i) => i));
-  }
-
-  /** Root plus the configured user, whose role covers the prefix; then auth on. */
-  private async enableAuth(): Promise<void> {
-    const a = this.etcdAuth!;
-    const steps = etcdAuthSteps({ ...a, rootPassword: this.rootPassword, role: `${a.user}-rw`, prefix: this.etcdPrefix });
-    for (const { args, input, mayFail } of steps) {
-      const r = await this.etcdctl(args, input !== undefined ? { input } : {});
-      if (r.exitCode !== 0 && !mayFail) throw new Error(`etcdctl ${args[0]} ${args[1]} failed while enabling auth: ${r.stderr.trim()}`);
-    }
-    this.authEnabled = true;
+  /** The throwaway PKI of a TLS testbed (CA, server and client certificates in workDir/pki). */
+  get pki(): Pki | undefined {
+    return this.cluster.pki;
   }
 
   /** Stops every etcd member (SIGTERM) keeping its data, as an outage; startEtcdAgain() brings them back. */
   async stopEtcd(): Promise<void> {
-    await Promise.all(this.etcdProcs.map((p) => (p ? stopProcess(p, 'SIGTERM', this.graceMs) : undefined)));
+    return this.cluster.stopEtcd();
   }
 
   /** Restarts every etcd member on the same data dirs and addresses after stopEtcd(). */
   async startEtcdAgain(): Promise<void> {
-    if (this.members.some((_, i) => this.memberRunning(i))) throw new Error('etcd is still running');
-    await this.startEtcd();
+    return this.cluster.startEtcdAgain();
   }
 
   /** Freezes etcd (SIGSTOP): connections stay open but nothing answers, a black hole. */
   pauseEtcd(): void {
-    for (const p of this.etcdProcs) if (p && !p.status) p.proc.kill('SIGSTOP');
+    this.cluster.pauseEtcd();
   }
 
   resumeEtcd(): void {
-    for (const p of this.etcdProcs) if (p && !p.status) p.proc.kill('SIGCONT');
+    this.cluster.resumeEtcd();
   }
 
   /** Kills one member (SIGKILL by default) and waits until it has exited; its data dir stays. */
   async killEtcdMember(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    this.memberSpec(i);
-    const p = this.etcdProcs[i];
-    if (!p || p.status) return;
-    if (signal !== 'SIGKILL') p.proc.kill('SIGCONT');
-    await stopProcess(p, signal, this.graceMs);
+    return this.cluster.killEtcdMember(i, signal);
   }
 
   /** Starts a killed member again on its data dir, so it rejoins; waits until it serves. */
   async startEtcdMember(i: number): Promise<void> {
-    this.memberSpec(i);
-    if (this.memberRunning(i)) throw new Error(`etcd ${this.members[i]!.name} is still running`);
-    this.launchMember(i);
-    await this.waitMembersHealthy([i]);
+    return this.cluster.startEtcdMember(i);
   }
 
   /**
@@ -394,39 +264,21 @@ export class Testbed {
    * status -w json`; waits (up to timeoutMs) through an election.
    */
   async etcdLeader(timeoutMs = 15_000): Promise<number> {
-    const found = await poll(
-      async () => {
-        const running = this.members.flatMap((m, i) => (this.memberRunning(i) ? [m.clientUrl] : []));
-        const r = await this.etcdctl(['--command-timeout=1s', 'endpoint', 'status', '-w', 'json'], { endpoints: running });
-        if (r.exitCode !== 0) return undefined;
-        const leader = agreedLeader(parseEndpointStatus(r.stdout), running.length);
-        const index = leader ? this.etcdEndpoints.indexOf(leader) : -1;
-        return index >= 0 ? { index } : undefined;
-      },
-      { timeoutMs, intervalMs: 100, what: 'the etcd members to agree on a leader' },
-    );
-    return found.index;
-  }
-
-  private memberSpec(i: number): EtcdMemberSpec {
-    const m = this.members[i];
-    if (!m) throw new Error(`no etcd member ${i} (0..${this.members.length - 1})`);
-    return m;
+    return this.cluster.etcdLeader(timeoutMs);
   }
 
   get etcdPid(): number | undefined {
-    return this.etcdProcs[0]?.pid;
+    return this.cluster.etcdPid;
   }
 
   /** Process id of member i while it runs. */
   etcdMemberPid(i: number): number | undefined {
-    return this.memberRunning(i) ? this.etcdProcs[i]!.pid : undefined;
+    return this.cluster.etcdMemberPid(i);
   }
 
   /** Everything member i has logged (all its starts). */
   etcdLog(i = 0): string {
-    const path = this.memberSpec(i).logPath;
-    return existsSync(path) ? readFileSync(path, 'utf8') : '';
+    return this.cluster.etcdLog(i);
   }
 
   /**
@@ -434,27 +286,7 @@ export class Testbed {
    * the CA, client certificate and key, username and password file.
    */
   etcdFlags(opts: EtcdFlagOptions = {}): string[] {
-    const flags = ['--etcd-endpoints', this.etcdEndpoints.join(',')];
-    if (this.pki) {
-      flags.push('--etcd-cafile', this.pki.ca);
-      if (opts.clientCert !== false) flags.push('--etcd-certfile', this.pki.client.cert, '--etcd-keyfile', this.pki.client.key);
-    }
-    if (this.etcdAuth && opts.auth !== false) {
-      flags.push('--etcd-username', this.etcdAuth.user, '--etcd-password-file', opts.passwordFile ?? this.etcdPasswordFile!);
-    }
-    return flags;
-  }
-
-  /** etcdctl's global flags; as root on an auth testbed, whose password goes in the environment. */
-  private etcdctlInvocation(endpoints: string[] = this.etcdEndpoints): { flags: string[]; env: Record<string, string> } {
-    const pki = this.pki;
-    return {
-      flags: [
-        '--endpoints', endpoints.join(','),
-        ...(pki ? ['--cacert', pki.ca, '--cert', pki.client.cert, '--key', pki.client.key] : []),
-      ],
-      env: this.authEnabled ? { ETCDCTL_USER: `root:${this.rootPassword}` } : {},
-    };
+    return this.cluster.etcdFlags(opts);
   }
 
   /**
@@ -462,9 +294,8 @@ export class Testbed {
    * underlay or from another namespace.
    */
   async etcdctl(args: string[], opts: { from?: Place; input?: string; endpoints?: string[] } = {}): Promise<RunResult> {
-    const ns = opts.from === undefined ? this.underlay : nsOf(opts.from);
-    const { flags, env } = this.etcdctlInvocation(opts.endpoints);
-    return runIn(ns, 'etcdctl', [...flags, ...args], { env, ...(opts.input !== undefined ? { input: opts.input } : {}) });
+    const { from, ...rest } = opts;
+    return this.cluster.etcdctl(args, from === undefined ? rest : { ...rest, from: nsOf(from) });
   }
 
   /**
@@ -472,28 +303,7 @@ export class Testbed {
    * on another member when its own dies); stopped at teardown at the latest.
    */
   watchPrefix(prefix: string): WatchHandle {
-    const { flags, env } = this.etcdctlInvocation();
-    const proc = spawn('ip', ['netns', 'exec', this.underlay, 'etcdctl', ...flags, 'watch', '--prefix', prefix], {
-      stdio: ['ignore', 'pipe', 'ignore'],
-      env: { ...process.env, ...env },
-    });
-    this.watches.add(proc);
-    proc.once('exit', () => this.watches.delete(proc));
-    let out = '';
-    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-    return {
-      events: () => {
-        const lines = out.split('\n');
-        const events: string[] = [];
-        for (let i = 0; i < lines.length; i++) {
-          if (lines[i] === 'PUT' || lines[i] === 'DELETE') events.push(`${lines[i]} ${lines[i + 1] ?? ''}`);
-        }
-        return events;
-      },
-      stop: () => {
-        proc.kill('SIGKILL');
-      },
-    };
+    return this.cluster.watchPrefix(prefix);
   }
 
   /**
@@ -598,7 +408,7 @@ export class Testbed {
       '--node-name', host.name,
       ...extraArgs,
     ];
-    host.agent = this.spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'), opts.env);
+    host.agent = spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'), opts.env);
     return host.agent;
   }
 
@@ -608,7 +418,7 @@ export class Testbed {
    */
   startForeignAgent(host: Host, cmd: string, args: string[], logName: string): RunningProcess {
     if (host.agent && !host.agent.status) throw new Error(`agent on ${host.name} is running (pid ${host.agent.pid})`);
-    host.agent = this.spawnIn(host.ns, cmd, args, join(host.dir, logName));
+    host.agent = spawnIn(host.ns, cmd, args, join(host.dir, logName));
     return host.agent;
   }
 
@@ -663,15 +473,7 @@ export class Testbed {
    * since a fresh machine need not have curl. Returns the status, or 0 when nothing answered.
    */
   async httpGet(from: Place, url: string): Promise<{ status: number; body: string }> {
-    const script =
-      'fetch(process.argv[1],{signal:AbortSignal.timeout(2000)}).then(async r=>{process.stdout.write(JSON.stringify({status:r.status,body:await r.text()}))},()=>process.stdout.write(\'{"status":0,"body":""}\'))';
-    const r = await execIn(nsOf(from), process.execPath, ['-e', script, url]);
-    try {
-      const v = JSON.parse(r.stdout) as { status?: unknown; body?: unknown };
-      return { status: typeof v.status === 'number' ? v.status : 0, body: typeof v.body === 'string' ? v.body : '' };
-    } catch {
-      return { status: 0, body: '' };
-    }
+    return traffic.httpGet(nsOf(from), url);
   }
 
   // --- containers -------------------------------------------------------------------------
@@ -725,37 +527,22 @@ export class Testbed {
 
   /** Pings and parses the summary. Never throws for unreachable targets: look at received. */
   async ping(from: Place, to: string, opts: PingOptions = {}): Promise<PingResult> {
-    if (!Ipv4.parse(to)) throw new Error(`not an IPv4 address: ${to} (ping6 pings IPv6 addresses)`);
-    return this.pingOnce(from, [], to, opts);
+    return traffic.ping(nsOf(from), to, opts);
   }
 
   /** ping's IPv6 twin: pings an IPv6 address and parses the summary; never throws for unreachable targets. */
   async ping6(from: Place, to: string, opts: PingOptions = {}): Promise<PingResult> {
-    if (!Ipv6.parse(to)) throw new Error(`not an IPv6 address: ${to}`);
-    return this.pingOnce(from, ['-6'], to, opts);
-  }
-
-  private async pingOnce(from: Place, family: string[], to: string, opts: PingOptions): Promise<PingResult> {
-    const args = [...family, '-n', '-q', '-c', String(opts.count ?? 3), '-i', String(opts.intervalSec ?? 0.2), '-W', String(opts.waitSec ?? 1), to];
-    const r = await execIn(nsOf(from), 'ping', args);
-    return parsePingSummary(r.stdout, r.stderr);
+    return traffic.ping6(nsOf(from), to, opts);
   }
 
   /** Pings an address of either family (ping or ping6). */
   async pingAny(from: Place, to: string, opts: PingOptions = {}): Promise<PingResult> {
-    return pingFamily(to).length > 0 ? this.ping6(from, to, opts) : this.ping(from, to, opts);
+    return traffic.pingAny(nsOf(from), to, opts);
   }
 
   /** Polls single pings (IPv4 or IPv6) until one is answered; returns how long that took, in ms. */
   async waitReachable(from: Place, to: string, timeoutMs = 10_000): Promise<number> {
-    pingFamily(to);
-    const t0 = Date.now();
-    await poll(async () => (await this.pingAny(from, to, { count: 1, waitSec: 0.5 })).received === 1, {
-      timeoutMs,
-      intervalMs: 20,
-      what: `${to} to answer pings from ${typeof from === 'string' ? from : from.name}`,
-    });
-    return Date.now() - t0;
+    return traffic.waitReachable(nsOf(from), typeof from === 'string' ? from : from.name, to, timeoutMs);
   }
 
   /**
@@ -763,59 +550,11 @@ export class Testbed {
    * Its lines are timestamped (-D), so stop() dates each lost request (lostPings).
    */
   startPing(from: Place, to: string, intervalMs = 50): PingHandle {
-    const family = pingFamily(to);
-    const interval = (intervalMs / 1000).toFixed(3);
-    const proc = spawn('ip', ['netns', 'exec', nsOf(from), 'ping', ...family, '-n', '-D', '-O', '-i', interval, '-W', '1', to], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      detached: true,
-    });
-    this.pings.add(proc);
-    let stdout = '';
-    let stderr = '';
-    proc.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    proc.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const exited = new Promise<void>((resolve) => proc.once('close', () => resolve()));
-    return {
-      stop: async () => {
-        if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGINT');
-        const timer = setTimeout(() => proc.kill('SIGKILL'), 3000);
-        await exited;
-        clearTimeout(timer);
-        this.pings.delete(proc);
-        return parsePingStream(stdout, stderr, intervalMs);
-      },
-    };
+    return traffic.startPing(nsOf(from), to, intervalMs, this.pings);
   }
 
   // --- lifecycle --------------------------------------------------------------------------
 
-  private spawnIn(ns: string, cmd: string, args: string[], logPath: string, env?: Record<string, string>): RunningProcess {
-    const fd = openSync(logPath, 'a');
-    // Own process group: a Ctrl-C meant for the demo must not kill agents before the demo
-    // stops them in order; the log goes straight to a file so it survives us.
-    const proc = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
-      stdio: ['ignore', fd, fd],
-      detached: true,
-      env: { ...process.env, ...env },
-    });
-    closeSync(fd);
-    const p: RunningProcess = {
-      proc,
-      pid: proc.pid ?? -1,
-      logPath,
-      exited: new Promise((resolve) => {
-        proc.once('exit', (code, signal) => {
-          p.status = { code, signal };
-          resolve(p.status);
-        });
-        proc.once('error', () => {
-          p.status = { code: -1, signal: null };
-          resolve(p.status);
-        });
-      }),
-    };
-    return p;
-  }
 
   /**
    * Stops agents (SIGTERM, SIGKILL after the grace period), pings and etcd, deletes every
@@ -837,70 +576,16 @@ export class Testbed {
       }
     };
     for (const p of this.pings) p.kill('SIGKILL');
-    for (const p of this.watches) p.kill('SIGKILL');
+    this.cluster.killWatches();
     await Promise.all([...this.hosts.values()].map((h) => attempt(() => this.stopAgent(h))));
-    await Promise.all(
-      this.etcdProcs.map(async (etcd) => {
-        if (!etcd) return;
-        if (!etcd.status) etcd.proc.kill('SIGCONT'); // a paused etcd would sit out the grace period
-        await attempt(() => stopProcess(etcd, 'SIGTERM', this.graceMs));
-      }),
-    );
-    for (const ns of [...this.namespaces].reverse()) await attempt(() => deleteNetns(ns));
+    await this.cluster.stopForTeardown(attempt);
     await attempt(() => removeLeftovers(nsPrefix(this.runId)));
     if (!this.keepWorkDir) await attempt(async () => rmSync(this.workDir, { recursive: true, force: true }));
     if (errors.length) throw new AggregateError(errors, `testbed ${this.runId} teardown: ${errors.map(String).join('; ')}`);
   }
 }
 
-export interface PingOptions {
-  count?: number;
-  intervalSec?: number;
-  waitSec?: number;
-}
-
-/** ping's family flag for an address (none for IPv4); throws for anything that is not an IP address. */
-function pingFamily(to: string): string[] {
-  if (Ipv4.parse(to)) return [];
-  if (Ipv6.parse(to)) return ['-6'];
-  throw new Error(`not an IP address: ${to}`);
-}
-
-function readIfExists(path: string): string | undefined {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return undefined;
-  }
-}
-
-async function stopProcess(p: RunningProcess, signal: NodeJS.Signals, graceMs: number): Promise<ExitStatus> {
-  if (p.status) return p.status;
-  p.proc.kill(signal);
-  if (signal === 'SIGKILL') return p.exited;
-  const timer = setTimeout(() => p.proc.kill('SIGKILL'), graceMs);
-  try {
-    return await p.exited;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Like execIn, with extra environment (a secret that must not be on the command line). */
-async function runIn(ns: string, cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
-  const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, input: opts.input ?? '', env: opts.env ?? {} });
-  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr ?? r.message) };
-}
-
-function fmtExit(s: ExitStatus): string {
-  return s.signal ? `signal ${s.signal}` : `code ${s.code}`;
-}
-
-/** The last lines of a log file, for error messages. */
-export function tail(path: string, lines = 20): string {
-  try {
-    return readFileSync(path, 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
-  } catch {
-    return '(no log)';
-  }
-}
+export { tail } from './process.js';
+export type { PingHandle, PingOptions } from './traffic.js';
+export type { EtcdFlagOptions, WatchHandle } from './etcd-in-netns.js';
+export type { ExitStatus, RunningProcess } from './process.js';

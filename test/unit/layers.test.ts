@@ -34,9 +34,10 @@ const MAY_IMPORT: Record<string, string[]> = {
 const LEAVES = ['log.ts', 'printable.ts', 'version.ts'];
 /**
  * The weft binary is the CLI: it hands `weft agent` (and `weft serve`) to that program's
- * entry point. Only these files of another top-level program may be imported by cli/.
+ * entry point, and `weft help serve` prints that program's help text. Only these files of
+ * another top-level program may be imported by cli/.
  */
-const ENTRY_POINTS = ['agent/main.ts', 'serve/main.ts'];
+const ENTRY_POINTS = ['agent/main.ts', 'serve/main.ts', 'serve/help.ts'];
 /** Only the store speaks etcd. */
 const ETCD_PACKAGES = ['etcd3'];
 const ETCD_ALLOWED = ['store'];
@@ -45,11 +46,9 @@ const ETCD_ALLOWED = ['store'];
  * Known violations, as "from -> to" (src-relative paths, or a package name). Each goes when
  * its fix lands. (agent/lease-watch.ts -> etcd3 went when the watch moved behind the store.)
  */
-const KNOWN = new Set([
-  // weft serve reuses the CLI's tables (kubectl's Table columns) and its help text: the
-  // rendering both front ends share belongs below them (control/ views or a shared printer).
-  'serve/kinds.ts -> cli/print.ts',
-  'serve/main.ts -> cli/help.ts',
+const KNOWN = new Set<string>([
+  // (serve/kinds.ts -> cli/print.ts and serve/main.ts -> cli/help.ts went when the table
+  // cells moved to control/columns.ts and weft serve got its own help text.)
 ]);
 
 function sources(dir: string): string[] {
