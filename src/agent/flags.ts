@@ -234,28 +234,21 @@ export function parseAgentFlags(
   const fromEnv = (name: string) => !values.has(name);
   const str = (name: string): string | undefined => raw(name)?.at(-1);
   const list = (name: string): string[] => raw(name) ?? [];
-  const bool = (name: string, fallback: boolean): boolean => {
+  // A Go-typed flag: a bad value on the command line is an error; in FLANNELD_* it is skipped
+  // and named, as flanneld does.
+  const typed = <T>(name: string, fallback: T, parse: (text: string) => T | undefined, what: string): T => {
     const text = str(name);
     if (text === undefined) return fallback;
-    const b = goBool(text);
-    if (b !== undefined) return b;
+    const v = parse(text);
+    if (v !== undefined) return v;
     if (fromEnv(name)) {
-      notices.push(`${FLAGS[name]!.env}="${text}" is not a boolean; ignored, as flanneld does`);
+      notices.push(`${FLAGS[name]!.env}="${text}" is not ${what}; ignored, as flanneld does`);
       return fallback;
     }
-    throw new UsageError(`-${name}: "${text}" is not a boolean`);
+    throw new UsageError(`-${name}: "${text}" is not ${what}`);
   };
-  const int = (name: string, fallback: number): number => {
-    const text = str(name);
-    if (text === undefined) return fallback;
-    const n = goInt(text);
-    if (n !== undefined) return n;
-    if (fromEnv(name)) {
-      notices.push(`${FLAGS[name]!.env}="${text}" is not an integer; ignored, as flanneld does`);
-      return fallback;
-    }
-    throw new UsageError(`-${name}: "${text}" is not an integer`);
-  };
+  const bool = (name: string, fallback: boolean): boolean => typed(name, fallback, goBool, 'a boolean');
+  const int = (name: string, fallback: number): number => typed(name, fallback, goInt, 'an integer');
 
   if (bool('help', false)) return 'help';
   if (bool('version', false)) return 'version';

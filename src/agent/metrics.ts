@@ -79,39 +79,30 @@ export class AgentMetrics {
   constructor(opts: { now?: () => number; processMetrics?: boolean } = {}) {
     this.now = opts.now ?? Date.now;
     const self = this;
-    new Gauge({
-      name: 'weft_leases',
-      help: 'Subnet keys (leases and reservations) in the network, as the lease watch sees them',
-      registers: [this.registry],
-      collect() {
-        this.set(self.live?.leases() ?? Number.NaN);
-      },
-    });
-    new Gauge({
-      name: 'weft_watch_revision',
-      help: 'The etcd revision the agent has seen the leases at (compare agents to see one lagging)',
-      registers: [this.registry],
-      collect() {
-        this.set(self.live?.watchRevision() ?? Number.NaN);
-      },
-    });
-    new Gauge({
-      name: 'weft_watch_last_event_age_seconds',
-      help: 'Seconds since the lease watch last delivered an event or a listing (grows in a quiet network; see weft_etcd_reachable)',
-      registers: [this.registry],
-      collect() {
+    // Gauges read from the running agent at scrape time: NaN while it has nothing to report.
+    const registry = this.registry;
+    const sampled = (name: string, help: string, read: () => number | undefined) =>
+      new Gauge({
+        name,
+        help,
+        registers: [registry],
+        collect() {
+          this.set(read() ?? Number.NaN);
+        },
+      });
+    sampled('weft_leases', 'Subnet keys (leases and reservations) in the network, as the lease watch sees them', () => self.live?.leases());
+    sampled('weft_watch_revision', 'The etcd revision the agent has seen the leases at (compare agents to see one lagging)', () => self.live?.watchRevision());
+    sampled(
+      'weft_watch_last_event_age_seconds',
+      'Seconds since the lease watch last delivered an event or a listing (grows in a quiet network; see weft_etcd_reachable)',
+      () => {
         const at = self.live?.lastWatchActivity();
-        this.set(at === undefined ? Number.NaN : Math.max(0, (self.now() - at) / 1000));
+        return at === undefined ? undefined : Math.max(0, (self.now() - at) / 1000);
       },
-    });
-    new Gauge({
-      name: 'weft_lease_expiry_seconds',
-      help: 'Seconds until the held lease expires unless renewed (+Inf for a reservation, NaN while none is held)',
-      registers: [this.registry],
-      collect() {
-        const at = self.live?.leaseExpiresAt();
-        this.set(at === undefined ? Number.NaN : at === Infinity ? Infinity : (at - self.now()) / 1000);
-      },
+    );
+    sampled('weft_lease_expiry_seconds', 'Seconds until the held lease expires unless renewed (+Inf for a reservation, NaN while none is held)', () => {
+      const at = self.live?.leaseExpiresAt();
+      return at === undefined ? undefined : at === Infinity ? Infinity : (at - self.now()) / 1000;
     });
     new Gauge({
       name: 'weft_peers_screened',
