@@ -110,6 +110,8 @@ export function planAcquisition(
       else full.push('IPv4');
     }
   }
+  // The IPv6 twin of the IPv4 pick above: candidates are sampled from a range too large to
+  // walk (bigint subnet numbers), where IPv4 walks its free subnets.
   if (config.ipv6) {
     const stack = config.ipv6;
     const taken = others.map((r) => holds6(config, r)).filter((c): c is Cidr6 => c !== undefined);

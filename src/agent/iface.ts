@@ -160,6 +160,8 @@ export function selectInterface(opts: SelectionOptions, host: HostSnapshot, stac
       checkPublic('--public-ip', selection.publicIP, opts, host);
     }
   }
+  // The IPv6 twin of the block above: the same choice among the link's global addresses
+  // (link-local ones never count), kept apart because the two families' types differ.
   if (stacks.ipv6) {
     const global = v6addresses(link);
     const addr = (ip?.family === 6 && global.find((a) => a.ip.equals(ip))) || global[0];

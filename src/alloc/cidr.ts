@@ -249,6 +249,10 @@ function canonical6(value: bigint): string {
   return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
+/**
+ * The IPv6 twin of Cidr: the same operations over bigints (128-bit addresses), where Cidr stays
+ * in 32-bit numbers for speed; the two share the IpNet interface the rest of weft uses.
+ */
 export class Cidr6 {
   private constructor(
     readonly network: Ipv6,

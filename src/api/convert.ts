@@ -4,7 +4,7 @@
 import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
 import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from './records.js';
 import { encodeLease, formatLeaseKey, isPlaceholderPublicIP, isValidNodeName, leaseResourceName, NO_PUBLIC_IP, RESERVATION_PUBLIC_IP, type LeaseKey, type LeaseValue } from './lease.js';
-import { parseJsonObject } from './json.js';
+import { optional, parseJsonObject } from './json.js';
 import { decodeFlannelConfig, encodeFlannelConfig, ipv4Capacity, ipv6Capacity, keyFits, resolveNetwork, type NetworkConfig } from './network.js';
 import {
   API_VERSION,
@@ -49,10 +49,6 @@ function common(o: Record<string, unknown>) {
     ...optional('labels', stringMap(o.labels)),
     ...optional('annotations', stringMap(o.annotations)),
   };
-}
-
-function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 /** Reads a network meta value; hostile input yields undefined rather than a crash. */

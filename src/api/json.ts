@@ -1,5 +1,10 @@
 // Small helpers for JSON that users and other programs wrote.
 
+/** `{ key: value }`, or `{}` when the value is undefined: an optional field of an encoded record. */
+export function optional<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
+  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
+}
+
 /** A decoded value, or why it could not be decoded (for one etcd key; never thrown). */
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 

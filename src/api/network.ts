@@ -121,6 +121,8 @@ function resolveIpv4(spec: NetworkSpec, bad: Bad): Ipv4Stack | 'unusable' | unde
   return subnetMin && subnetMax ? { network, subnetLen, subnetMin, subnetMax } : undefined;
 }
 
+// The IPv6 twin of resolveIpv4: Flannel's IPv6 rules, in bigint arithmetic (an IPv6 range does
+// not fit a number), where IPv4 stays in plain numbers for speed.
 function resolveIpv6(spec: NetworkSpec, bad: Bad): Ipv6Stack | undefined {
   const text = spec.ipv6Cidr;
   const loose = Cidr6.parse(text);

@@ -5,7 +5,7 @@
 // Anything can write to etcd: decodeNodeStatus checks every field (type, form, size) so the
 // CLI prints only what it validated, and a bad record becomes an error naming what is wrong.
 import { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
-import { describeValue, parseJsonObject } from './json.js';
+import { describeValue, optional as optionalField, parseJsonObject } from './json.js';
 import { isValidNodeName, parseLeaseKey, type Decoded } from './lease.js';
 import { isPrintable } from '../printable.js';
 
@@ -54,24 +54,20 @@ export function encodeNodeStatus(s: NodeStatus): string {
     v: s.v,
     nodeName: s.nodeName,
     network: s.network,
-    ...opt('lease', s.lease),
-    ...opt('subnet', s.subnet),
-    ...opt('subnetIPv6', s.subnetIPv6),
-    ...opt('publicIP', s.publicIP),
-    ...opt('publicIPv6', s.publicIPv6),
-    ...opt('reserved', s.reserved),
+    ...optionalField('lease', s.lease),
+    ...optionalField('subnet', s.subnet),
+    ...optionalField('subnetIPv6', s.subnetIPv6),
+    ...optionalField('publicIP', s.publicIP),
+    ...optionalField('publicIPv6', s.publicIPv6),
+    ...optionalField('reserved', s.reserved),
     peers: { desired: s.peers.desired, programmed: s.peers.programmed, skipped: s.peers.skipped },
-    ...opt('lastSync', s.lastSync),
+    ...optionalField('lastSync', s.lastSync),
     ready: s.ready,
-    ...opt('reason', s.reason),
+    ...optionalField('reason', s.reason),
     version: s.version,
     startedAt: s.startedAt,
     publishedAt: s.publishedAt,
   });
-}
-
-function opt<K extends string, V>(key: K, value: V | undefined): { [P in K]?: V } {
-  return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
 const NETWORK_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -122,16 +118,16 @@ export function decodeNodeStatus(text: string): Decoded<NodeStatus> {
       v: NODE_STATUS_VERSION,
       nodeName: o.nodeName as string,
       network: o.network as string,
-      ...opt('lease', str('lease')),
-      ...opt('subnet', str('subnet')),
-      ...opt('subnetIPv6', str('subnetIPv6')),
-      ...opt('publicIP', str('publicIP')),
-      ...opt('publicIPv6', str('publicIPv6')),
-      ...opt('reserved', o.reserved as boolean | undefined),
+      ...optionalField('lease', str('lease')),
+      ...optionalField('subnet', str('subnet')),
+      ...optionalField('subnetIPv6', str('subnetIPv6')),
+      ...optionalField('publicIP', str('publicIP')),
+      ...optionalField('publicIPv6', str('publicIPv6')),
+      ...optionalField('reserved', o.reserved as boolean | undefined),
       peers: peers as PeerCounts,
-      ...opt('lastSync', str('lastSync')),
+      ...optionalField('lastSync', str('lastSync')),
       ready: o.ready as boolean,
-      ...opt('reason', str('reason')),
+      ...optionalField('reason', str('reason')),
       version: o.version as string,
       startedAt: o.startedAt as string,
       publishedAt: o.publishedAt as string,

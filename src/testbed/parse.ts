@@ -69,6 +69,7 @@ export function parseAnySubnetEnv(text: string): SubnetEnv {
     }
     ipv4 = { network, subnet, bridgeIp };
   }
+  // The IPv6 twin of the IPv4 lines above (FLANNEL_IPV6_*, Cidr6, a /126 at most).
   let ipv6: SubnetEnv['ipv6'];
   if (vars.has('FLANNEL_IPV6_NETWORK') || vars.has('FLANNEL_IPV6_SUBNET')) {
     const network = Cidr6.parse(need('FLANNEL_IPV6_NETWORK'), { strict: true });
