@@ -1,5 +1,6 @@
 // Acquiring a lease: list, plan (pure), write with one CAS; on a lost race, list again.
 // With IPv6, a new key is confirmed by one more listing (see olderOverlap).
+import { namedError } from '../api/errors.js';
 import type { LeaseKey, LeaseValue } from '../api/lease.js';
 import { describeRanges, type NetworkConfig } from '../api/network.js';
 import type { Logger } from '../log.js';
@@ -8,13 +9,9 @@ import type { Store, SubnetRecord } from '../store/store.js';
 import { olderOverlap, planAcquisition, type Identity } from './acquire-plan.js';
 import { Backoff, RETRY } from './retry.js';
 
-export class OutOfSubnetsError extends Error {
-  override readonly name = 'OutOfSubnetsError';
-}
+export class OutOfSubnetsError extends namedError('OutOfSubnetsError') {}
 
-export class ContentionError extends Error {
-  override readonly name = 'ContentionError';
-}
+export class ContentionError extends namedError('ContentionError') {}
 
 export interface AcquireDeps {
   store: Store;

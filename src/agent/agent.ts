@@ -7,7 +7,7 @@
 //   reconcile-loop.ts  peer changes -> each family's backend, coalesced, retried
 //   host-config.ts     subnet.env and the iptables rules (--ip-masq, FORWARD)
 //   retry.ts           the one backoff policy
-import { isUserError } from '../api/errors.js';
+import { isUserError, namedError } from '../api/errors.js';
 import { StoreAuthError } from '../store/errors.js';
 import { describeLeaseKey } from '../api/lease.js';
 import type { NetworkConfig } from '../api/network.js';
@@ -50,9 +50,7 @@ export interface AgentDeps {
 }
 
 /** The agent cannot go on (bad flags for this host, refused credentials). */
-export class FatalAgentError extends Error {
-  override readonly name = 'FatalAgentError';
-}
+export class FatalAgentError extends namedError('FatalAgentError') {}
 
 type Phase = 'config' | 'acquiring' | 'out-of-subnets' | 'running';
 

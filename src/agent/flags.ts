@@ -1,6 +1,7 @@
 // `weft agent` flags: flanneld's whole command line (v0.20 to v0.28: names, Go flag syntax,
 // defaults, FLANNELD_<FLAG> filling only flags not given), plus weft's own (--network,
 // --node-name, --resync-interval; also from WEFT_<FLAG>). Pure.
+import { namedError } from '../api/errors.js';
 import { hostname } from 'node:os';
 import { Ipv4, Ipv6, parseIp } from '../alloc/cidr.js';
 import { parseDuration } from '../api/duration.js';
@@ -10,9 +11,7 @@ import type { EtcdOptions } from '../store/client.js';
 import { EtcdFlagError, parseEtcdFlags, type EtcdConnection } from '../store/etcd-flags.js';
 import { DEFAULT_NETWORK, DEFAULT_PREFIX, networkNameProblem } from '../store/layout.js';
 
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export class UsageError extends namedError('UsageError') {}
 
 export interface AgentOptions {
   etcd: EtcdOptions;

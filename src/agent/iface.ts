@@ -6,6 +6,7 @@
 // dual-stack), a global IPv6 address (dual-stack and IPv6-only), or both. The chosen
 // interface's address of each needed family is the VTEP address and, unless --public-ip or
 // --public-ipv6 says otherwise, the public IP published in the lease.
+import { namedError } from '../api/errors.js';
 import { Ipv4, Ipv6, parseIp, type IpAddr } from '../alloc/cidr.js';
 import * as ipcmd from '../dataplane/ipcmd.js';
 import type { Uplink4 as Uplink } from '../dataplane/types.js';
@@ -63,9 +64,7 @@ export interface Selection {
   how: string;
 }
 
-export class InterfaceError extends Error {
-  override readonly name = 'InterfaceError';
-}
+export class InterfaceError extends namedError('InterfaceError') {}
 
 const IPV4_ONLY: Stacks = { ipv4: true, ipv6: false };
 

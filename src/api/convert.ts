@@ -4,13 +4,15 @@
 import { Cidr, Cidr6, Ipv6 } from '../alloc/cidr.js';
 import type { KV, NetworkMeta, NodeStatusRecord, SubnetRecord } from './records.js';
 import { encodeLease, formatLeaseKey, isPlaceholderPublicIP, isValidNodeName, leaseResourceName, NO_PUBLIC_IP, RESERVATION_PUBLIC_IP, type LeaseKey, type LeaseValue } from './lease.js';
-import { optional, parseJsonObject } from './json.js';
+import { optional, parseJsonObject, pickFields, type FieldSpec } from './json.js';
 import { decodeFlannelConfig, encodeFlannelConfig, ipv4Capacity, ipv6Capacity, keyFits, resolveNetwork, type NetworkConfig } from './network.js';
 import {
   API_VERSION,
+  type BackendSpec,
   type LeaseResource,
   type NetworkResource,
   type NodeResource,
+  type NodeResourceStatus,
   type NetworkSpec,
   type NetworkStatus,
   type ObjectMeta,
@@ -87,32 +89,34 @@ export function keyNameOfMeta(m: Pick<SubnetMeta, 'cidr' | 'ipv6Cidr'>): string 
   return formatLeaseKey(subnetsOfMeta(m));
 }
 
-/** Key order is fixed so that equal metas are equal bytes. */
+// Field lists: they fix the key order, so that equal records are equal bytes (and a spec
+// reads in the order users write it, as the CRD lists it).
+const META_FIELDS = ['uid', 'creationTimestamp', 'generation', 'labels', 'annotations'] as const;
+const NETWORK_META_FIELDS: readonly FieldSpec<NetworkMeta>[] = [...META_FIELDS, 'leaseTTL?'];
+const SUBNET_SPEC_FIELDS = ['network', 'cidr?', 'ipv6Cidr?', 'node?', 'publicIP?', 'publicIPv6?'] as const satisfies readonly FieldSpec<SubnetSpec>[];
+const SUBNET_META_FIELDS: readonly FieldSpec<SubnetMeta>[] = [...SUBNET_SPEC_FIELDS, ...META_FIELDS];
+const NETWORK_SPEC_FIELDS: readonly FieldSpec<NetworkSpec>[] = [
+  'cidr?', 'subnetLength?', 'subnetMin?', 'subnetMax?',
+  'ipv6Cidr?', 'ipv6SubnetLength?', 'ipv6SubnetMin?', 'ipv6SubnetMax?',
+  'backend', 'leaseTTL?',
+];
+const BACKEND_FIELDS: readonly FieldSpec<BackendSpec>[] = ['type', 'vni?', 'port?', 'mtu?', 'directRouting?', 'gbp?'];
+const NODE_VIEW_FIELDS: readonly FieldSpec<NodeResourceStatus>[] = [
+  'network', 'ready', 'reason?', 'lease?', 'leaseFound?', 'subnet?', 'subnetIPv6?', 'publicIP?', 'publicIPv6?', 'reserved?',
+  'peers', 'lastSync?', 'version', 'startedAt', 'publishedAt',
+];
+
+/** Labels and annotations are written even when empty. */
+function withEmptyMaps<M extends Pick<NetworkMeta, 'labels' | 'annotations'>>(m: M): M {
+  return { ...m, labels: m.labels ?? {}, annotations: m.annotations ?? {} };
+}
+
 export function encodeNetworkMeta(m: NetworkMeta): string {
-  return JSON.stringify({
-    uid: m.uid,
-    creationTimestamp: m.creationTimestamp,
-    generation: m.generation,
-    labels: m.labels ?? {},
-    annotations: m.annotations ?? {},
-    ...optional('leaseTTL', m.leaseTTL),
-  });
+  return JSON.stringify(pickFields(withEmptyMaps(m), NETWORK_META_FIELDS));
 }
 
 export function encodeSubnetMeta(m: SubnetMeta): string {
-  return JSON.stringify({
-    network: m.network,
-    ...optional('cidr', m.cidr),
-    ...optional('ipv6Cidr', m.ipv6Cidr),
-    ...optional('node', m.node),
-    ...optional('publicIP', m.publicIP),
-    ...optional('publicIPv6', m.publicIPv6),
-    uid: m.uid,
-    creationTimestamp: m.creationTimestamp,
-    generation: m.generation,
-    labels: m.labels ?? {},
-    annotations: m.annotations ?? {},
-  });
+  return JSON.stringify(pickFields(withEmptyMaps(m), SUBNET_META_FIELDS));
 }
 
 /**
@@ -196,26 +200,8 @@ export function networkFromStore(
 /** leases counts every subnet in use (leased or reserved); reservations is the lease-less part. */
 /** The field order users write (and the CRD lists), so `get -o yaml` reads naturally. */
 function orderedSpec(spec: NetworkSpec): NetworkSpec {
-  const b = spec.backend;
-  return {
-    ...optional('cidr', spec.cidr),
-    ...optional('subnetLength', spec.subnetLength),
-    ...optional('subnetMin', spec.subnetMin),
-    ...optional('subnetMax', spec.subnetMax),
-    ...optional('ipv6Cidr', spec.ipv6Cidr),
-    ...optional('ipv6SubnetLength', spec.ipv6SubnetLength),
-    ...optional('ipv6SubnetMin', spec.ipv6SubnetMin),
-    ...optional('ipv6SubnetMax', spec.ipv6SubnetMax),
-    backend: {
-      type: b.type,
-      ...optional('vni', b.vni),
-      ...optional('port', b.port),
-      ...optional('mtu', b.mtu),
-      ...optional('directRouting', b.directRouting),
-      ...optional('gbp', b.gbp),
-    },
-    ...optional('leaseTTL', spec.leaseTTL),
-  };
+  const backend = pickFields(spec.backend, BACKEND_FIELDS) as BackendSpec;
+  return pickFields({ ...spec, backend }, NETWORK_SPEC_FIELDS) as NetworkSpec;
 }
 
 export function networkStatus(config: NetworkConfig, subnets: SubnetRecord[]): NetworkStatus {
@@ -256,14 +242,7 @@ export function subnetFromStore(
   const value = record?.lease.ok ? record.lease.value : undefined;
   let spec: SubnetSpec;
   if (meta) {
-    spec = {
-      network: meta.meta.network,
-      ...optional('cidr', meta.meta.cidr),
-      ...optional('ipv6Cidr', meta.meta.ipv6Cidr),
-      ...optional('node', meta.meta.node),
-      ...optional('publicIP', meta.meta.publicIP),
-      ...optional('publicIPv6', meta.meta.publicIPv6),
-    };
+    spec = pickFields(meta.meta, SUBNET_SPEC_FIELDS) as SubnetSpec;
   } else {
     const subnets = record?.subnets;
     const ipv6Only = subnets?.ipv6 !== undefined && subnets.ipv4 === undefined;
@@ -363,22 +342,6 @@ export function nodeFromStore(record: NodeStatusRecord, leaseFound: boolean | un
     apiVersion: API_VERSION,
     kind: 'Node',
     metadata,
-    status: {
-      network: s.network,
-      ready: s.ready,
-      ...optional('reason', s.reason),
-      ...optional('lease', s.lease),
-      ...optional('leaseFound', s.lease !== undefined ? leaseFound : undefined),
-      ...optional('subnet', s.subnet),
-      ...optional('subnetIPv6', s.subnetIPv6),
-      ...optional('publicIP', s.publicIP),
-      ...optional('publicIPv6', s.publicIPv6),
-      ...optional('reserved', s.reserved),
-      peers: { ...s.peers },
-      ...optional('lastSync', s.lastSync),
-      version: s.version,
-      startedAt: s.startedAt,
-      publishedAt: s.publishedAt,
-    },
+    status: pickFields({ ...s, ...optional('leaseFound', s.lease !== undefined ? leaseFound : undefined), peers: { ...s.peers } }, NODE_VIEW_FIELDS) as NodeResourceStatus,
   };
 }

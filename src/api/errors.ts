@@ -19,6 +19,17 @@ export function formatProblem(p: FieldProblem): string {
   return `${where}${obj}${field}${p.message}`;
 }
 
+/**
+ * The base of an error class that adds nothing but its name: `class X extends namedError('X') {}`.
+ * The name is given as a string rather than read from the class because a bundler may rename
+ * classes, and the name is what logs and messages show.
+ */
+export function namedError<N extends string>(name: N) {
+  return class extends Error {
+    override readonly name: N = name;
+  };
+}
+
 /** Invalid user input: every problem found, not just the first. Exit code 1. */
 export class ValidationError extends Error {
   override readonly name = 'ValidationError';
@@ -28,19 +39,13 @@ export class ValidationError extends Error {
 }
 
 /** The object changed since the caller read it (stale resourceVersion, lost CAS). Exit 1. */
-export class ConflictError extends Error {
-  override readonly name = 'ConflictError';
-}
+export class ConflictError extends namedError('ConflictError') {}
 
 /** The named object does not exist. Exit 1. */
-export class NotFoundError extends Error {
-  override readonly name = 'NotFoundError';
-}
+export class NotFoundError extends namedError('NotFoundError') {}
 
 /** A user request that is well-formed but refused (e.g. would orphan leases). Exit 1. */
-export class RefusedError extends Error {
-  override readonly name = 'RefusedError';
-}
+export class RefusedError extends namedError('RefusedError') {}
 
 export function isUserError(err: unknown): boolean {
   return (

@@ -5,6 +5,24 @@ export function optional<K extends string, V>(key: K, value: V | undefined): { [
   return (value === undefined ? {} : { [key]: value }) as { [P in K]?: V };
 }
 
+/** A field of a record as an encoder writes it: its name, ending in `?` when left out while undefined. */
+export type FieldSpec<T> = (keyof T & string) | `${keyof T & string}?`;
+
+/**
+ * The listed fields of a record, in the order listed: the list, not how the record was built,
+ * fixes the key order and so the bytes JSON.stringify writes. A field whose name ends in `?`
+ * is left out when undefined; any other is always there.
+ */
+export function pickFields<T extends object>(record: T, fields: readonly FieldSpec<T>[]): Partial<T> {
+  const out: Partial<T> = {};
+  for (const field of fields) {
+    const optional = field.endsWith('?');
+    const key = (optional ? field.slice(0, -1) : field) as keyof T & string;
+    if (!optional || record[key] !== undefined) out[key] = record[key];
+  }
+  return out;
+}
+
 /** A decoded value, or why it could not be decoded (for one etcd key; never thrown). */
 export type Decoded<T> = { ok: true; value: T } | { ok: false; error: string };
 

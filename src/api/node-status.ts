@@ -5,7 +5,7 @@
 // Anything can write to etcd: decodeNodeStatus checks every field (type, form, size) so the
 // CLI prints only what it validated, and a bad record becomes an error naming what is wrong.
 import { Cidr, Cidr6, Ipv4, Ipv6 } from '../alloc/cidr.js';
-import { describeValue, optional as optionalField, parseJsonObject } from './json.js';
+import { describeValue, parseJsonObject, pickFields, type FieldSpec } from './json.js';
 import { isValidNodeName, parseLeaseKey, type Decoded } from './lease.js';
 import { isPrintable } from '../printable.js';
 
@@ -48,26 +48,15 @@ export interface NodeStatus {
   publishedAt: string;
 }
 
-/** Fixed key order, so that equal records are equal bytes. */
+/** The record's fields in their fixed order, so that equal records are equal bytes. */
+const NODE_STATUS_FIELDS: readonly FieldSpec<NodeStatus>[] = [
+  'v', 'nodeName', 'network', 'lease?', 'subnet?', 'subnetIPv6?', 'publicIP?', 'publicIPv6?', 'reserved?',
+  'peers', 'lastSync?', 'ready', 'reason?', 'version', 'startedAt', 'publishedAt',
+];
+const PEER_COUNT_FIELDS: readonly FieldSpec<PeerCounts>[] = ['desired', 'programmed', 'skipped'];
+
 export function encodeNodeStatus(s: NodeStatus): string {
-  return JSON.stringify({
-    v: s.v,
-    nodeName: s.nodeName,
-    network: s.network,
-    ...optionalField('lease', s.lease),
-    ...optionalField('subnet', s.subnet),
-    ...optionalField('subnetIPv6', s.subnetIPv6),
-    ...optionalField('publicIP', s.publicIP),
-    ...optionalField('publicIPv6', s.publicIPv6),
-    ...optionalField('reserved', s.reserved),
-    peers: { desired: s.peers.desired, programmed: s.peers.programmed, skipped: s.peers.skipped },
-    ...optionalField('lastSync', s.lastSync),
-    ready: s.ready,
-    ...optionalField('reason', s.reason),
-    version: s.version,
-    startedAt: s.startedAt,
-    publishedAt: s.publishedAt,
-  });
+  return JSON.stringify(pickFields({ ...s, peers: pickFields(s.peers, PEER_COUNT_FIELDS) as PeerCounts }, NODE_STATUS_FIELDS));
 }
 
 const NETWORK_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
@@ -111,28 +100,8 @@ export function decodeNodeStatus(text: string): Decoded<NodeStatus> {
   if (typeof peers === 'string') problems.push(peers);
   if (problems.length > 0) return fail(problems.join('; '));
 
-  const str = (field: string) => o[field] as string | undefined;
-  return {
-    ok: true,
-    value: {
-      v: NODE_STATUS_VERSION,
-      nodeName: o.nodeName as string,
-      network: o.network as string,
-      ...optionalField('lease', str('lease')),
-      ...optionalField('subnet', str('subnet')),
-      ...optionalField('subnetIPv6', str('subnetIPv6')),
-      ...optionalField('publicIP', str('publicIP')),
-      ...optionalField('publicIPv6', str('publicIPv6')),
-      ...optionalField('reserved', o.reserved as boolean | undefined),
-      peers: peers as PeerCounts,
-      ...optionalField('lastSync', str('lastSync')),
-      ready: o.ready as boolean,
-      ...optionalField('reason', str('reason')),
-      version: o.version as string,
-      startedAt: o.startedAt as string,
-      publishedAt: o.publishedAt as string,
-    },
-  };
+  // Every field is checked: the record is the listed fields of what was read.
+  return { ok: true, value: pickFields({ ...o, peers } as NodeStatus, NODE_STATUS_FIELDS) as NodeStatus };
 }
 
 function decodePeers(v: unknown): PeerCounts | string {

@@ -2,7 +2,7 @@
 // tests call it in-process. Parse, call the library, print: nothing else lives here.
 import { parseArgs } from 'node:util';
 import { stringify } from 'yaml';
-import { formatProblem, isUserError, ValidationError } from '../api/errors.js';
+import { formatProblem, isUserError, namedError, ValidationError } from '../api/errors.js';
 import { StoreAuthError, StoreUnavailableError } from '../store/errors.js';
 import { parseManifests, type ManifestObject } from '../api/manifest.js';
 import { printable } from '../printable.js';
@@ -42,9 +42,7 @@ export interface CliIO {
   hostNetworks?: () => HostNetwork[];
 }
 
-class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+class UsageError extends namedError('UsageError') {}
 
 const GLOBAL: string[] = [...ETCD_FLAGS, 'help'];
 

@@ -12,6 +12,7 @@
 // the difference from what is wanted (pure), apply it in one restore. "Wanted" is either the
 // chain's rules or nothing at all: an agent started without the flag removes what an
 // earlier run with it left behind. flanneld's own FLANNEL-* chains are never touched.
+import { namedError } from '../api/errors.js';
 import { createHash } from 'node:crypto';
 import { execa } from 'execa';
 import type { IpNet } from '../alloc/cidr.js';
@@ -255,9 +256,7 @@ export function describeMasqChange(change: Exclude<MasqChange, 'unchanged'>, wha
   }
 }
 
-export class MasqError extends Error {
-  override readonly name = 'MasqError';
-}
+export class MasqError extends namedError('MasqError') {}
 
 export interface ExecResult {
   exitCode: number;

@@ -43,44 +43,21 @@ const RT_SCOPE_NOWHERE = 255;
 export const RTN_UNICAST = 1;
 export const RTNH_F_ONLINK = 4;
 
-const RTA_DST = 1;
-const RTA_OIF = 4;
-const RTA_GATEWAY = 5;
-const RTA_PRIORITY = 6;
-const RTA_TABLE = 15;
+// Attribute types, one table per kind of message (linux/rtnetlink.h, neighbour.h, if_link.h,
+// if_addr.h): RTA.DST is the kernel's RTA_DST. Only the attributes weft writes or reads.
+const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
+const NDA = { DST: 1, LLADDR: 2, PORT: 6, VNI: 7, IFINDEX: 8, MASTER: 9, SRC_VNI: 11 } as const;
+/** IFALIAS is the device's alias (weft's owner mark, weft:<network>). */
+const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINKINFO: 18, IFALIAS: 20 } as const;
+const IFLA_INFO = { KIND: 1, DATA: 2 } as const;
+const IFLA_VXLAN = { ID: 1, LINK: 3, LOCAL: 4, LEARNING: 7, PORT: 15, LOCAL6: 17, GBP: 23 } as const;
+const IFA = { ADDRESS: 1, LOCAL: 2, FLAGS: 8 } as const;
 
-const NDA_DST = 1;
-const NDA_LLADDR = 2;
-const NDA_PORT = 6;
-const NDA_VNI = 7;
-const NDA_IFINDEX = 8;
-const NDA_MASTER = 9;
-const NDA_SRC_VNI = 11;
 export const NUD_PERMANENT = 0x80;
 const NUD_NOARP = 0x40;
 export const NTF_SELF = 0x02;
-
-const IFLA_ADDRESS = 1;
-const IFLA_IFNAME = 3;
-const IFLA_MTU = 4;
-const IFLA_LINKINFO = 18;
-/** The device's alias (weft's owner mark, weft:<network>). */
-const IFLA_IFALIAS = 20;
-const IFLA_INFO_KIND = 1;
-const IFLA_INFO_DATA = 2;
-const IFLA_VXLAN_ID = 1;
-const IFLA_VXLAN_LINK = 3;
-const IFLA_VXLAN_LOCAL = 4;
-const IFLA_VXLAN_LEARNING = 7;
-const IFLA_VXLAN_PORT = 15;
-const IFLA_VXLAN_LOCAL6 = 17;
-const IFLA_VXLAN_GBP = 23;
 const NLA_F_NESTED = 0x8000;
 export const IFF_UP = 0x1;
-
-const IFA_ADDRESS = 1;
-const IFA_LOCAL = 2;
-const IFA_FLAGS = 8;
 const IFA_F_NODAD = 0x02;
 
 const HDR = 16;
@@ -261,17 +238,17 @@ export interface RouteSpec {
 /** `ip route replace DST via GW dev DEV [onlink] proto P [metric M]` in the main table. */
 export function routeReplace(r: RouteSpec): Request {
   const b = rtmsg(new Body(12), afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 3, RT_SCOPE_UNIVERSE, RTN_UNICAST, r.onlink ? RTNH_F_ONLINK : 0);
-  b.addr(RTA_DST, r.dst.network).u32(RTA_OIF, r.oif);
-  if (r.via) b.addr(RTA_GATEWAY, r.via);
-  if (r.metric !== 0) b.u32(RTA_PRIORITY, r.metric);
+  b.addr(RTA.DST, r.dst.network).u32(RTA.OIF, r.oif);
+  if (r.via) b.addr(RTA.GATEWAY, r.via);
+  if (r.metric !== 0) b.u32(RTA.PRIORITY, r.metric);
   return b.finish(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `ip route del DST dev DEV [proto P] [metric M]`: matches any scope, as iproute2 does. */
 export function routeDel(r: RouteSpec): Request {
   const b = rtmsg(new Body(12), afOf(r.dst.family), r.dst.prefix, RT_TABLE_MAIN, r.proto ?? 0, RT_SCOPE_NOWHERE, 0, 0);
-  b.addr(RTA_DST, r.dst.network).u32(RTA_OIF, r.oif);
-  if (r.metric !== 0) b.u32(RTA_PRIORITY, r.metric);
+  b.addr(RTA.DST, r.dst.network).u32(RTA.OIF, r.oif);
+  if (r.metric !== 0) b.u32(RTA.PRIORITY, r.metric);
   return b.finish(RTM_DELROUTE, 0);
 }
 
@@ -281,22 +258,22 @@ function ndmsg(family: number, ifindex: number, state: number, flags: number): B
 
 /** `ip neigh replace IP lladdr MAC dev DEV nud permanent`. */
 export function neighReplace(ip: IpAddr, mac: Mac, ifindex: number): Request {
-  return ndmsg(afOf(ip.family), ifindex, NUD_PERMANENT, 0).addr(NDA_DST, ip).mac(NDA_LLADDR, mac).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+  return ndmsg(afOf(ip.family), ifindex, NUD_PERMANENT, 0).addr(NDA.DST, ip).mac(NDA.LLADDR, mac).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `ip neigh del IP dev DEV`. */
 export function neighDel(ip: IpAddr, ifindex: number): Request {
-  return ndmsg(afOf(ip.family), ifindex, 0, 0).addr(NDA_DST, ip).finish(RTM_DELNEIGH, 0);
+  return ndmsg(afOf(ip.family), ifindex, 0, 0).addr(NDA.DST, ip).finish(RTM_DELNEIGH, 0);
 }
 
 /** `bridge fdb replace MAC dev DEV dst IP self permanent`. */
 export function fdbReplace(mac: Mac, dst: IpAddr, ifindex: number): Request {
-  return ndmsg(AF_BRIDGE, ifindex, NUD_PERMANENT, NTF_SELF).mac(NDA_LLADDR, mac).addr(NDA_DST, dst).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
+  return ndmsg(AF_BRIDGE, ifindex, NUD_PERMANENT, NTF_SELF).mac(NDA.LLADDR, mac).addr(NDA.DST, dst).finish(RTM_NEWNEIGH, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `bridge fdb del MAC dev DEV dst IP self`. */
 export function fdbDel(mac: Mac, dst: IpAddr, ifindex: number): Request {
-  return ndmsg(AF_BRIDGE, ifindex, NUD_NOARP, NTF_SELF).mac(NDA_LLADDR, mac).addr(NDA_DST, dst).finish(RTM_DELNEIGH, 0);
+  return ndmsg(AF_BRIDGE, ifindex, NUD_NOARP, NTF_SELF).mac(NDA.LLADDR, mac).addr(NDA.DST, dst).finish(RTM_DELNEIGH, 0);
 }
 
 function ifinfomsg(index: number, flags: number, change: number): Body {
@@ -305,7 +282,7 @@ function ifinfomsg(index: number, flags: number, change: number): Body {
 
 /** RTM_GETLINK for one name (answered with one RTM_NEWLINK, or ENODEV). */
 export function linkGet(name: string): Request {
-  return ifinfomsg(0, 0, 0).str(IFLA_IFNAME, name).finish(RTM_GETLINK, 0);
+  return ifinfomsg(0, 0, 0).str(IFLA.IFNAME, name).finish(RTM_GETLINK, 0);
 }
 
 /** RTM_GETLINK for one interface index. */
@@ -325,22 +302,22 @@ export interface VxlanSpec {
 
 /** `ip link add NAME type vxlan id VNI local IP dev UPLINK nolearning dstport PORT [gbp]`, with its MTU, up. */
 export function vxlanCreate(v: VxlanSpec): Request {
-  const b = ifinfomsg(0, IFF_UP, IFF_UP).str(IFLA_IFNAME, v.name).u32(IFLA_MTU, v.mtu);
-  b.open(IFLA_LINKINFO).str(IFLA_INFO_KIND, 'vxlan').open(IFLA_INFO_DATA);
-  b.u32(IFLA_VXLAN_ID, v.vni).u32(IFLA_VXLAN_LINK, v.linkIndex).addr(v.local.family === 6 ? IFLA_VXLAN_LOCAL6 : IFLA_VXLAN_LOCAL, v.local);
-  b.u8(IFLA_VXLAN_LEARNING, 0).be16(IFLA_VXLAN_PORT, v.port);
-  if (v.gbp) b.flag(IFLA_VXLAN_GBP);
+  const b = ifinfomsg(0, IFF_UP, IFF_UP).str(IFLA.IFNAME, v.name).u32(IFLA.MTU, v.mtu);
+  b.open(IFLA.LINKINFO).str(IFLA_INFO.KIND, 'vxlan').open(IFLA_INFO.DATA);
+  b.u32(IFLA_VXLAN.ID, v.vni).u32(IFLA_VXLAN.LINK, v.linkIndex).addr(v.local.family === 6 ? IFLA_VXLAN.LOCAL6 : IFLA_VXLAN.LOCAL, v.local);
+  b.u8(IFLA_VXLAN.LEARNING, 0).be16(IFLA_VXLAN.PORT, v.port);
+  if (v.gbp) b.flag(IFLA_VXLAN.GBP);
   return b.close().close().finish(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
 }
 
 /** `ip link set DEV mtu M up`. */
 export function linkSetMtuUp(index: number, mtu: number): Request {
-  return ifinfomsg(index, IFF_UP, IFF_UP).u32(IFLA_MTU, mtu).finish(RTM_NEWLINK, 0);
+  return ifinfomsg(index, IFF_UP, IFF_UP).u32(IFLA.MTU, mtu).finish(RTM_NEWLINK, 0);
 }
 
 /** `ip link set dev DEV alias ALIAS`. */
 export function linkSetAlias(index: number, alias: string): Request {
-  return ifinfomsg(index, 0, 0).text(IFLA_IFALIAS, alias).finish(RTM_NEWLINK, 0);
+  return ifinfomsg(index, 0, 0).text(IFLA.IFALIAS, alias).finish(RTM_NEWLINK, 0);
 }
 
 /** `ip link del DEV`. */
@@ -354,14 +331,14 @@ function ifaddrmsg(family: number, prefix: number, index: number): Body {
 
 /** `ip addr replace IP/PREFIX dev DEV [nodad]`. */
 export function addrReplace(ip: IpAddr, prefix: number, index: number, nodad: boolean): Request {
-  const b = ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA_LOCAL, ip).addr(IFA_ADDRESS, ip);
-  if (nodad) b.u32(IFA_FLAGS, IFA_F_NODAD);
+  const b = ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA.LOCAL, ip).addr(IFA.ADDRESS, ip);
+  if (nodad) b.u32(IFA.FLAGS, IFA_F_NODAD);
   return b.finish(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE);
 }
 
 /** `ip addr del IP/PREFIX dev DEV`. */
 export function addrDel(ip: IpAddr, prefix: number, index: number): Request {
-  return ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA_LOCAL, ip).finish(RTM_DELADDR, 0);
+  return ifaddrmsg(afOf(ip.family), prefix, index).addr(IFA.LOCAL, ip).finish(RTM_DELADDR, 0);
 }
 
 /** A dump request: every route, neighbour (AF_INET/AF_INET6), FDB entry (AF_BRIDGE), link or address of a family. */
@@ -471,6 +448,17 @@ export function familyNumber(family: Family): number {
   return afOf(family);
 }
 
+/**
+ * The family and attributes of an AF_INET or AF_INET6 message body whose fixed part is
+ * fixedLength bytes (attributes follow it); undefined for other families or a short body.
+ */
+function ipMessage(body: Buffer, fixedLength: number): { af: number; family: Family; a: Attrs } | undefined {
+  if (body.length < fixedLength) return undefined;
+  const af = body.readUInt8(0);
+  if (af !== AF_INET && af !== AF_INET6) return undefined;
+  return { af, family: af === AF_INET6 ? 6 : 4, a: attrs(body, fixedLength) };
+}
+
 export interface RouteMsg {
   family: Family;
   dst: IpNet;
@@ -485,30 +473,28 @@ export interface RouteMsg {
 
 /** An RTM_NEWROUTE/RTM_DELROUTE body; undefined for other families or malformed ones. */
 export function decodeRoute(body: Buffer): RouteMsg | undefined {
-  if (body.length < 12) return undefined;
-  const af = body.readUInt8(0);
-  if (af !== AF_INET && af !== AF_INET6) return undefined;
-  const family: Family = af === AF_INET6 ? 6 : 4;
+  const msg = ipMessage(body, 12);
+  if (!msg) return undefined;
+  const { af, family, a } = msg;
   const dstLen = body.readUInt8(1);
-  const a = attrs(body, 12);
-  if (!a.has(RTA_DST) && dstLen !== 0) return undefined; // only a default route has no destination
-  const dstIp = a.has(RTA_DST) ? addrOf(a.get(RTA_DST), af) : family === 6 ? Ipv6.fromBigInt(0n) : Ipv4.fromNumber(0);
+  if (!a.has(RTA.DST) && dstLen !== 0) return undefined; // only a default route has no destination
+  const dstIp = a.has(RTA.DST) ? addrOf(a.get(RTA.DST), af) : family === 6 ? Ipv6.fromBigInt(0n) : Ipv4.fromNumber(0);
   if (!dstIp) return undefined;
   const dst = family === 6 ? Cidr6.of(dstIp as Ipv6, dstLen) : Cidr.of(dstIp as Ipv4, dstLen);
   if (!dst) return undefined;
-  const gw = a.get(RTA_GATEWAY);
+  const gw = a.get(RTA.GATEWAY);
   const via = gw ? addrOf(gw, af) : undefined;
   if (gw && !via) return undefined;
   return {
     family,
     dst,
     via,
-    oif: u32(a.get(RTA_OIF)),
-    table: u32(a.get(RTA_TABLE)) ?? body.readUInt8(4),
+    oif: u32(a.get(RTA.OIF)),
+    table: u32(a.get(RTA.TABLE)) ?? body.readUInt8(4),
     proto: body.readUInt8(5),
     type: body.readUInt8(7),
     onlink: (body.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
-    metric: u32(a.get(RTA_PRIORITY)) ?? 0,
+    metric: u32(a.get(RTA.PRIORITY)) ?? 0,
   };
 }
 
@@ -541,13 +527,13 @@ export function decodeNeigh(body: Buffer): NeighMsg | undefined {
       ifindex,
       state,
       flags,
-      ip: anyAddr(a.get(NDA_DST)),
-      mac: toFdbMac(macOf(a.get(NDA_LLADDR))),
-      master: a.has(NDA_MASTER),
-      plain: !a.has(NDA_VNI) && !a.has(NDA_PORT) && !a.has(NDA_IFINDEX) && !a.has(NDA_SRC_VNI),
+      ip: anyAddr(a.get(NDA.DST)),
+      mac: toFdbMac(macOf(a.get(NDA.LLADDR))),
+      master: a.has(NDA.MASTER),
+      plain: !a.has(NDA.VNI) && !a.has(NDA.PORT) && !a.has(NDA.IFINDEX) && !a.has(NDA.SRC_VNI),
     };
   }
-  return { kind: 'neigh', ifindex, state, flags, ip: addrOf(a.get(NDA_DST), af), mac: toMac(macOf(a.get(NDA_LLADDR))), master: false, plain: true };
+  return { kind: 'neigh', ifindex, state, flags, ip: addrOf(a.get(NDA.DST), af), mac: toMac(macOf(a.get(NDA.LLADDR))), master: false, plain: true };
 }
 
 export interface LinkMsg {
@@ -573,33 +559,33 @@ export function decodeLink(body: Buffer): LinkMsg | undefined {
   const a = attrs(body, 16);
   let kind: string | undefined;
   let vxlan: LinkMsg['vxlan'];
-  const info = a.get(IFLA_LINKINFO);
+  const info = a.get(IFLA.LINKINFO);
   if (info) {
     const i = attrs(info, 0);
-    kind = cstr(i.get(IFLA_INFO_KIND));
-    const data = i.get(IFLA_INFO_DATA);
+    kind = cstr(i.get(IFLA_INFO.KIND));
+    const data = i.get(IFLA_INFO.DATA);
     if (kind === 'vxlan' && data) {
       const d = attrs(data, 0);
-      const port = d.get(IFLA_VXLAN_PORT);
-      const learning = d.get(IFLA_VXLAN_LEARNING);
+      const port = d.get(IFLA_VXLAN.PORT);
+      const learning = d.get(IFLA_VXLAN.LEARNING);
       vxlan = {
-        vni: u32(d.get(IFLA_VXLAN_ID)),
-        link: u32(d.get(IFLA_VXLAN_LINK)),
-        local: addrOf(d.get(IFLA_VXLAN_LOCAL), AF_INET) ?? addrOf(d.get(IFLA_VXLAN_LOCAL6), AF_INET6),
+        vni: u32(d.get(IFLA_VXLAN.ID)),
+        link: u32(d.get(IFLA_VXLAN.LINK)),
+        local: addrOf(d.get(IFLA_VXLAN.LOCAL), AF_INET) ?? addrOf(d.get(IFLA_VXLAN.LOCAL6), AF_INET6),
         port: port && port.length >= 2 ? port.readUInt16BE(0) : undefined,
         learning: learning && learning.length >= 1 ? learning.readUInt8(0) !== 0 : undefined,
-        gbp: d.has(IFLA_VXLAN_GBP),
+        gbp: d.has(IFLA_VXLAN.GBP),
       };
     }
   }
   return {
     index: body.readInt32LE(4),
-    name: cstr(a.get(IFLA_IFNAME)),
+    name: cstr(a.get(IFLA.IFNAME)),
     flags: body.readUInt32LE(8),
-    mtu: u32(a.get(IFLA_MTU)),
-    mac: macOf(a.get(IFLA_ADDRESS)),
+    mtu: u32(a.get(IFLA.MTU)),
+    mac: macOf(a.get(IFLA.ADDRESS)),
     kind,
-    alias: cstr(a.get(IFLA_IFALIAS)),
+    alias: cstr(a.get(IFLA.IFALIAS)),
     vxlan,
   };
 }
@@ -612,12 +598,8 @@ export interface AddrMsg {
 }
 
 export function decodeAddr(body: Buffer): AddrMsg | undefined {
-  if (body.length < 8) return undefined;
-  const af = body.readUInt8(0);
-  if (af !== AF_INET && af !== AF_INET6) return undefined;
-  const a = attrs(body, 8);
-  const ip = addrOf(a.get(IFA_LOCAL) ?? a.get(IFA_ADDRESS), af);
-  if (!ip) return undefined;
-  return { family: af === AF_INET6 ? 6 : 4, prefix: body.readUInt8(1), index: body.readUInt32LE(4), ip };
+  const msg = ipMessage(body, 8);
+  const ip = msg && addrOf(msg.a.get(IFA.LOCAL) ?? msg.a.get(IFA.ADDRESS), msg.af);
+  return ip && { family: msg.family, prefix: body.readUInt8(1), index: body.readUInt32LE(4), ip };
 }
 

@@ -1,6 +1,7 @@
 // Who is asking, and may they: kube-apiserver's static token file and client certificates
 // (user = CN, groups = O). Anonymous requests are refused; members of weft:admins may
 // write, every other authenticated user may only read.
+import { namedError } from '../api/errors.js';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
@@ -14,9 +15,7 @@ export interface User {
   groups: string[];
 }
 
-export class TokenFileError extends Error {
-  override readonly name = 'TokenFileError';
-}
+export class TokenFileError extends namedError('TokenFileError') {}
 
 /** One CSV line: fields separated by commas, a field may be "quoted" (with "" for a quote). */
 function csvFields(line: string): string[] | undefined {

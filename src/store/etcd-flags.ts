@@ -1,6 +1,7 @@
 // The etcd connection flags, read one way for every command (`weft agent`, `weft get`, ...):
 // each caller says where a flag's value comes from (its command line, then its environment),
 // this decides what the values mean and refuses combinations that cannot work.
+import { namedError } from '../api/errors.js';
 import { readFileSync } from 'node:fs';
 import { DEFAULT_ENDPOINTS, parseEndpoints, type EtcdOptions } from './client.js';
 import { DEFAULT_PREFIX } from './layout.js';
@@ -24,14 +25,10 @@ export const ETCD_FLAG_OPTIONS = Object.fromEntries(ETCD_FLAGS.map((f) => [f, { 
 >;
 
 /** A flag value that cannot be used: the command's usage is wrong. */
-export class EtcdFlagError extends Error {
-  override readonly name = 'EtcdFlagError';
-}
+export class EtcdFlagError extends namedError('EtcdFlagError') {}
 
 /** The password file could not be read: like an unreachable etcd, not a usage mistake. */
-export class PasswordFileError extends Error {
-  override readonly name = 'PasswordFileError';
-}
+export class PasswordFileError extends namedError('PasswordFileError') {}
 
 export interface EtcdConnection {
   etcd: EtcdOptions;

@@ -1,13 +1,12 @@
 // A watch on a prefix that reports only "something changed at revision N": weft serve's
 // watches re-read the state at N and compare objects, level-triggered, so no event is
 // interpreted on its own (etcd3 traps 2-4 in the library notes).
+import { namedError } from '../api/errors.js';
 import type { IWatchResponse } from 'etcd3';
 import type { Store } from './store.js';
 
 /** The revision a watch should start at has been compacted away: re-list. */
-export class RevisionCompactedError extends Error {
-  override readonly name = 'RevisionCompactedError';
-}
+export class RevisionCompactedError extends namedError('RevisionCompactedError') {}
 
 export interface RevisionWatch {
   cancel(): Promise<void>;

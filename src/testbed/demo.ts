@@ -3,6 +3,7 @@
 // shows leases, subnet.env and pings across hosts over IPv4 and IPv6, then adds a host while
 // traffic flows on both. `node dist/testbed/demo.js down` removes
 // whatever an interrupted run left behind.
+import { namedError } from '../api/errors.js';
 import { existsSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nsPrefix, removeLeftovers } from './netns.js';
@@ -50,9 +51,7 @@ function indent(text: string, by = '  '): string {
     .join('\n');
 }
 
-class DemoFailure extends Error {
-  override readonly name = 'DemoFailure';
-}
+class DemoFailure extends namedError('DemoFailure') {}
 
 // WEFT_BIN runs the demo against another weft executable (a node script), e.g. another build.
 const WEFT_BIN = process.env.WEFT_BIN || undefined;

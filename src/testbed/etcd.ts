@@ -1,8 +1,6 @@
-// What both etcd supervisors know about etcd: a member's command line, reading `etcdctl
-// endpoint status`, which member the others follow, and the etcdctl steps that turn auth on.
-// Pure; each supervisor runs the processes its own way: the testbed inside its underlay
-// namespace with logs in its work dir (topology.ts), the tests on loopback with logs in memory
-// (test/helpers/etcd.ts).
+// What the etcd supervisor (etcd-cluster.ts) knows about etcd itself: a member's command line,
+// reading `etcdctl endpoint status`, which member the others follow, and the etcdctl steps
+// that turn auth on. Pure: no process is started here.
 
 export interface EtcdMemberAddress {
   name: string;

@@ -1,10 +1,15 @@
-// Processes the testbed runs inside its namespaces: started with their output in a log file
-// and their own process group, stopped with a grace period, and one-shot commands whose
-// secrets travel in the environment.
+// Processes the testbed runs inside its namespaces (or, for the tests' loopback etcd, in this
+// one): started with their output in a log file, stopped with a grace period, and one-shot
+// commands whose secrets travel in the environment.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, openSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
 import type { RunResult } from './netns.js';
+
+/** The command line that runs cmd inside namespace ns, or in this namespace when ns is undefined. */
+export function commandIn(ns: string | undefined, cmd: string, args: string[]): { file: string; args: string[] } {
+  return ns === undefined ? { file: cmd, args } : { file: 'ip', args: ['netns', 'exec', ns, cmd, ...args] };
+}
 
 /** A long-running child (etcd, an agent) inside a namespace, logging to a file. */
 export interface RunningProcess {
@@ -20,14 +25,17 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
 }
 
-/** Starts cmd inside namespace ns, appending its output to logPath. */
-export function spawnIn(ns: string, cmd: string, args: string[], logPath: string, env?: Record<string, string>): RunningProcess {
+/** Starts cmd inside namespace ns (this one when undefined), appending its output to logPath. */
+export function spawnIn(ns: string | undefined, cmd: string, args: string[], logPath: string, env?: Record<string, string>): RunningProcess {
   const fd = openSync(logPath, 'a');
-  // Own process group: a Ctrl-C meant for the demo must not kill agents before the demo
-  // stops them in order; the log goes straight to a file so it survives us.
-  const proc = spawn('ip', ['netns', 'exec', ns, cmd, ...args], {
+  const command = commandIn(ns, cmd, args);
+  // In a namespace, its own process group: a Ctrl-C meant for the demo must not kill agents
+  // or etcd before the demo stops them in order. In this namespace (the tests' etcd), the
+  // caller's group, so that a Ctrl-C of the test run stops it too. The log goes straight to a
+  // file so it survives us.
+  const proc = spawn(command.file, command.args, {
     stdio: ['ignore', fd, fd],
-    detached: true,
+    detached: ns !== undefined,
     env: { ...process.env, ...env },
   });
   closeSync(fd);
@@ -69,9 +77,23 @@ export async function stopProcess(p: RunningProcess, signal: NodeJS.Signals, gra
   }
 }
 
-/** Like execIn, with extra environment (a secret that must not be on the command line). */
-export async function runIn(ns: string, cmd: string, args: string[], opts: { input?: string; env?: Record<string, string> } = {}): Promise<RunResult> {
-  const r = await execa('ip', ['netns', 'exec', ns, cmd, ...args], { reject: false, input: opts.input ?? '', env: opts.env ?? {} });
+/**
+ * Like execIn (this namespace when ns is undefined), with extra environment (a secret that
+ * must not be on the command line) and an optional deadline.
+ */
+export async function runIn(
+  ns: string | undefined,
+  cmd: string,
+  args: string[],
+  opts: { input?: string; env?: Record<string, string>; timeoutMs?: number } = {},
+): Promise<RunResult> {
+  const command = commandIn(ns, cmd, args);
+  const r = await execa(command.file, command.args, {
+    reject: false,
+    input: opts.input ?? '',
+    env: opts.env ?? {},
+    ...(opts.timeoutMs !== undefined ? { timeout: opts.timeoutMs } : {}),
+  });
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr ?? r.message) };
 }
 

@@ -23,13 +23,15 @@
 // flags without the caller asking. Passwords travel in files (agents, CLI) or the environment
 // (etcdctl), never on a command line.
 //
-// This file holds the namespaces, hosts, agents and containers; etcd is in etcd-in-netns.ts,
+// This file holds the namespaces, hosts, agents and containers; etcd is laid out in
+// etcd-in-netns.ts and run by etcd-cluster.ts (the one etcd supervisor, shared with the tests),
 // pings and HTTP GETs in traffic.ts, process start and stop in process.ts.
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { EtcdInNetns, type EtcdFlagOptions, type WatchHandle } from './etcd-in-netns.js';
+import type { EtcdMember, WatchHandle } from './etcd-cluster.js';
+import { EtcdInNetns, type EtcdFlagOptions } from './etcd-in-netns.js';
 import {
   createNetns,
   deleteNetns,
@@ -47,7 +49,7 @@ import {
 import { parseAnySubnetEnv, parseSubnetEnv, type PingResult, type SubnetEnv, type SubnetEnvFile } from './parse.js';
 import { poll, PollAbort } from './poll.js';
 import { WEFT_BIN } from './paths.js';
-import { createPki, type Pki } from './pki.js';
+import type { Pki } from './pki.js';
 import { fmtExit, readIfExists, runIn, spawnIn, stopProcess, tail, type ExitStatus, type RunningProcess } from './process.js';
 import * as traffic from './traffic.js';
 import type { PingHandle, PingOptions } from './traffic.js';
@@ -134,7 +136,7 @@ export class Testbed {
   /** The password file agents and the CLI read on an auth testbed (mode 0600). */
   readonly etcdPasswordFile?: string;
   readonly etcdUser?: string;
-  private readonly cluster: EtcdInNetns;
+  private readonly etcd: EtcdInNetns;
   private readonly pings = new Set<ChildProcess>();
   private readonly namespaces: string[] = [];
   private readonly segmentsUp = new Set<number>();
@@ -157,7 +159,7 @@ export class Testbed {
     // Without IPv4 on the underlay, hosts reach etcd over IPv6.
     const etcdHost = this.stack === 'ipv6' ? `[${UNDERLAY_IP6}]` : UNDERLAY_IP;
     this.graceMs = opts.graceMs ?? 5000;
-    this.cluster = new EtcdInNetns({
+    this.etcd = new EtcdInNetns({
       runId: this.runId,
       underlay: this.underlay,
       workDir: this.workDir,
@@ -169,10 +171,10 @@ export class Testbed {
       ...(opts.etcdAuth !== undefined ? { etcdAuth: opts.etcdAuth } : {}),
       ...(opts.etcdPrefix !== undefined ? { etcdPrefix: opts.etcdPrefix } : {}),
     });
-    this.etcdEndpoints = this.cluster.etcdEndpoints;
-    this.etcdEndpoint = this.cluster.etcdEndpoint;
-    if (this.cluster.etcdUser !== undefined) this.etcdUser = this.cluster.etcdUser;
-    if (this.cluster.etcdPasswordFile !== undefined) this.etcdPasswordFile = this.cluster.etcdPasswordFile;
+    this.etcdEndpoints = this.etcd.etcdEndpoints;
+    this.etcdEndpoint = this.etcd.etcdEndpoint;
+    if (this.etcd.etcdUser !== undefined) this.etcdUser = this.etcd.etcdUser;
+    if (this.etcd.etcdPasswordFile !== undefined) this.etcdPasswordFile = this.etcd.etcdPasswordFile;
     this.weftBin = opts.weftBin ?? WEFT_BIN;
     this.keepWorkDir = opts.keepWorkDir ?? false;
   }
@@ -190,11 +192,7 @@ export class Testbed {
       await setSysctl(tb.underlay, 'net.ipv4.ip_forward', '1');
       if (tb.stack !== 'ipv4') await setSysctls(tb.underlay, ipv6Sysctls({ forwarding: true }));
       await tb.ensureSegment(0);
-      const etcd = tb.cluster;
-      if (etcd.etcdTls) etcd.pki = await createPki({ dir: join(tb.workDir, 'pki') });
-      if (etcd.etcdAuth) writeFileSync(etcd.etcdPasswordFile!, etcd.etcdAuth.password + '\n', { mode: 0o600 });
-      await etcd.startEtcd();
-      if (etcd.etcdAuth) await etcd.enableAuth();
+      await tb.etcd.start();
     } catch (err) {
       await tb.teardown().catch(() => {});
       throw err;
@@ -227,36 +225,38 @@ export class Testbed {
 
   /** The throwaway PKI of a TLS testbed (CA, server and client certificates in workDir/pki). */
   get pki(): Pki | undefined {
-    return this.cluster.pki;
+    return this.etcd.pki;
   }
 
   /** Stops every etcd member (SIGTERM) keeping its data, as an outage; startEtcdAgain() brings them back. */
   async stopEtcd(): Promise<void> {
-    return this.cluster.stopEtcd();
+    return this.etcd.cluster.stop();
   }
 
   /** Restarts every etcd member on the same data dirs and addresses after stopEtcd(). */
   async startEtcdAgain(): Promise<void> {
-    return this.cluster.startEtcdAgain();
+    const cluster = this.etcd.cluster;
+    if (cluster.members.some((m) => m.running)) throw new Error('etcd is still running');
+    return cluster.reviveAll();
   }
 
   /** Freezes etcd (SIGSTOP): connections stay open but nothing answers, a black hole. */
   pauseEtcd(): void {
-    this.cluster.pauseEtcd();
+    this.etcd.cluster.pause();
   }
 
   resumeEtcd(): void {
-    this.cluster.resumeEtcd();
+    this.etcd.cluster.resume();
   }
 
   /** Kills one member (SIGKILL by default) and waits until it has exited; its data dir stays. */
   async killEtcdMember(i: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    return this.cluster.killEtcdMember(i, signal);
+    return this.etcd.cluster.kill(i, signal);
   }
 
   /** Starts a killed member again on its data dir, so it rejoins; waits until it serves. */
   async startEtcdMember(i: number): Promise<void> {
-    return this.cluster.startEtcdMember(i);
+    return this.etcd.cluster.startMember(i);
   }
 
   /**
@@ -264,21 +264,28 @@ export class Testbed {
    * status -w json`; waits (up to timeoutMs) through an election.
    */
   async etcdLeader(timeoutMs = 15_000): Promise<number> {
-    return this.cluster.etcdLeader(timeoutMs);
+    return this.etcd.cluster.leader({ timeoutMs });
   }
 
   get etcdPid(): number | undefined {
-    return this.cluster.etcdPid;
+    return this.etcd.cluster.members[0]!.pid;
   }
 
   /** Process id of member i while it runs. */
   etcdMemberPid(i: number): number | undefined {
-    return this.cluster.etcdMemberPid(i);
+    const m = this.etcdMember(i);
+    return m.running ? m.pid : undefined;
   }
 
   /** Everything member i has logged (all its starts). */
   etcdLog(i = 0): string {
-    return this.cluster.etcdLog(i);
+    return this.etcdMember(i).logs();
+  }
+
+  private etcdMember(i: number): EtcdMember {
+    const m = this.etcd.cluster.members[i];
+    if (!m) throw new Error(`no etcd member ${i} (0..${this.etcdEndpoints.length - 1})`);
+    return m;
   }
 
   /**
@@ -286,7 +293,7 @@ export class Testbed {
    * the CA, client certificate and key, username and password file.
    */
   etcdFlags(opts: EtcdFlagOptions = {}): string[] {
-    return this.cluster.etcdFlags(opts);
+    return this.etcd.etcdFlags(opts);
   }
 
   /**
@@ -295,7 +302,7 @@ export class Testbed {
    */
   async etcdctl(args: string[], opts: { from?: Place; input?: string; endpoints?: string[] } = {}): Promise<RunResult> {
     const { from, ...rest } = opts;
-    return this.cluster.etcdctl(args, from === undefined ? rest : { ...rest, from: nsOf(from) });
+    return this.etcd.cluster.etcdctl(args, from === undefined ? rest : { ...rest, from: nsOf(from) });
   }
 
   /**
@@ -303,7 +310,7 @@ export class Testbed {
    * on another member when its own dies); stopped at teardown at the latest.
    */
   watchPrefix(prefix: string): WatchHandle {
-    return this.cluster.watchPrefix(prefix);
+    return this.etcd.cluster.watchPrefix(prefix);
   }
 
   /**
@@ -576,9 +583,9 @@ export class Testbed {
       }
     };
     for (const p of this.pings) p.kill('SIGKILL');
-    this.cluster.killWatches();
+    this.etcd.killWatches();
     await Promise.all([...this.hosts.values()].map((h) => attempt(() => this.stopAgent(h))));
-    await this.cluster.stopForTeardown(attempt);
+    await attempt(() => this.etcd.stop());
     await attempt(() => removeLeftovers(nsPrefix(this.runId)));
     if (!this.keepWorkDir) await attempt(async () => rmSync(this.workDir, { recursive: true, force: true }));
     if (errors.length) throw new AggregateError(errors, `testbed ${this.runId} teardown: ${errors.map(String).join('; ')}`);
@@ -587,5 +594,6 @@ export class Testbed {
 
 export { tail } from './process.js';
 export type { PingHandle, PingOptions } from './traffic.js';
-export type { EtcdFlagOptions, WatchHandle } from './etcd-in-netns.js';
+export type { WatchHandle } from './etcd-cluster.js';
+export type { EtcdFlagOptions } from './etcd-in-netns.js';
 export type { ExitStatus, RunningProcess } from './process.js';

@@ -10,7 +10,7 @@ import { planNetworkApply } from '../../src/control/apply-network.js';
 import { ResourceStore } from '../../src/control/resources.js';
 import { Store } from '../../src/store/store.js';
 import { etcdFlags, REPO, testPrefix, weft } from '../helpers/cli.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd.js';
 
 const VXLAN_LEASE = '{"PublicIP":"192.168.64.3","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"}}';
 
@@ -32,25 +32,20 @@ function lineOf(text: string, needle: string, after = 0): number {
 }
 
 describe('weft apply', () => {
-  let etcd: EtcdServer;
-  let store: Store;
+  const fx = useEtcd();
   let dir: string;
 
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    store = Store.connect({ endpoints: [etcd.endpoint] });
+  beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'weft-apply-'));
   });
-  afterAll(async () => {
-    store?.close();
-    await etcd?.stop();
+  afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   /** A fresh prefix and a CLI bound to it. */
   function env() {
     const prefix = testPrefix();
-    const flags = etcdFlags(etcd.endpoint, prefix);
+    const flags = etcdFlags(fx.etcd.endpoint, prefix);
     let n = 0;
     return {
       prefix,
@@ -61,8 +56,8 @@ describe('weft apply', () => {
         writeFileSync(f, yaml);
         return f;
       },
-      dump: async () => (await store.list(prefix + '/')).kvs.map((kv) => [kv.key, kv.value, kv.modRevision]),
-      get: (key: string) => store.get(prefix + key),
+      dump: async () => (await fx.admin.list(prefix + '/')).kvs.map((kv) => [kv.key, kv.value, kv.modRevision]),
+      get: (key: string) => fx.admin.get(prefix + key),
     };
   }
 
@@ -168,7 +163,7 @@ describe('weft apply', () => {
     expect((await e.apply(yaml)).stdout).toBe('subnet.weft.io/gw-1 unchanged\n');
     // The agent adopts it: same key, its backend data, still no etcd lease.
     const adopted = '{"PublicIP":"192.0.2.7","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"},"NodeName":"gw-1"}';
-    await store.client.put(`${e.prefix}/subnets/10.5.3.0-24`).value(adopted);
+    await fx.admin.client.put(`${e.prefix}/subnets/10.5.3.0-24`).value(adopted);
     const status = JSON.parse((await e.run(['get', 'subnet', 'gw-1', '-o', 'json'])).stdout).status;
     expect(status).toEqual({ adoptedBy: 'gw-1', publicIP: '192.0.2.7', vtepMAC: 'c6:d2:32:6f:8f:44' });
     expect((await e.apply(r1)).stdout).toBe('subnet.weft.io/gw-1 unchanged\n');
@@ -190,7 +185,7 @@ describe('weft apply', () => {
   it('checks a Subnet against its Network and against live leases', async () => {
     const e = env();
     await e.apply(network('default', { cidr: '10.5.0.0/16', subnetMin: '10.5.10.0', subnetMax: '10.5.20.0', backend: { type: 'vxlan' } }));
-    const lease = store.client.lease(600, { autoKeepAlive: false });
+    const lease = fx.admin.client.lease(600, { autoKeepAlive: false });
     await lease.put(`${e.prefix}/subnets/10.5.12.0-24`).value(VXLAN_LEASE.replace('}}', '},"NodeName":"h1"}'));
     const cases: [Record<string, unknown>, string][] = [
       [{ cidr: '10.5.11.0/25', node: 'h2' }, '10.5.11.0/25 must be a /24, the subnetLength of network "default"'],
@@ -241,7 +236,7 @@ describe('weft apply', () => {
 
   it('lets exactly one of two racing applies win', async () => {
     const e = env();
-    const s = new Store(store.client, e.prefix, [etcd.endpoint]);
+    const s = new Store(fx.admin.client, e.prefix, [fx.etcd.endpoint]);
     const rs = new ResourceStore(s);
     const spec = (vni: number) => ({ apiVersion: 'weft.io/v1alpha1' as const, kind: 'Network' as const, metadata: { name: 'default' }, spec: { cidr: '10.5.0.0/16', backend: { type: 'vxlan', vni } } });
     for (const round of ['create', 'update']) {
@@ -264,9 +259,9 @@ describe('weft apply', () => {
   it('refuses to strand leases when cidr or subnetLength change, unless --force', async () => {
     const e = env();
     await e.apply(network('default', { cidr: '10.5.0.0/16', backend: { type: 'vxlan' } }));
-    const lease = store.client.lease(600, { autoKeepAlive: false });
+    const lease = fx.admin.client.lease(600, { autoKeepAlive: false });
     await lease.put(`${e.prefix}/subnets/10.5.3.0-24`).value(VXLAN_LEASE);
-    await store.client.put(`${e.prefix}/subnets/10.5.200.0-24`).value('{"PublicIP":"192.0.2.9","PublicIPv6":null}');
+    await fx.admin.client.put(`${e.prefix}/subnets/10.5.200.0-24`).value('{"PublicIP":"192.0.2.9","PublicIPv6":null}');
     const before = await e.dump();
     const moved = network('default', { cidr: '10.6.0.0/16', backend: { type: 'vxlan' } });
     const r = await e.apply(moved);
@@ -298,7 +293,7 @@ describe('weft apply', () => {
 
   it('adopts a config written by flanneld\'s operator with etcdctl', async () => {
     const e = env();
-    await store.client.put(`${e.prefix}/config`).value('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}');
+    await fx.admin.client.put(`${e.prefix}/config`).value('{"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}}');
     const got = JSON.parse((await e.run(['get', 'networks', 'default', '-o', 'json'])).stdout);
     expect(got.metadata.uid).toBeUndefined();
     expect(got.spec).toEqual({ cidr: '10.5.0.0/16', backend: { type: 'vxlan' } });

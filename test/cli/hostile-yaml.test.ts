@@ -6,10 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_MANIFEST_BYTES } from '../../src/api/manifest.js';
-import { Store } from '../../src/store/store.js';
 import { execa } from 'execa';
 import { BIN, etcdFlags, testPrefix, weft, type CliResult } from '../helpers/cli.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd } from '../helpers/etcd.js';
 
 const API = 'apiVersion: weft.io/v1alpha1';
 
@@ -222,14 +221,11 @@ function lineOf(text: string, where: Where): number {
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 describe('weft apply with hostile manifests', () => {
-  let etcd: EtcdServer;
-  let admin: Store;
+  const fx = useEtcd();
   let dir: string;
   let prefix: string;
 
   beforeAll(async () => {
-    etcd = await startEtcd();
-    admin = Store.connect({ endpoints: [etcd.endpoint] });
     dir = mkdtempSync(join(tmpdir(), 'weft-hostile-yaml-'));
     prefix = testPrefix('hostile');
     const setup = [
@@ -241,27 +237,25 @@ describe('weft apply with hostile manifests', () => {
       net('six', '  ipv6Cidr: fd00:6::/48\n  backend: {type: vxlan, vni: 6}\n'),
       sub('gw-6', '  network: dual\n  cidr: 10.9.3.0/24\n  ipv6Cidr: fd00:9:0:3::/64\n  node: gw-6\n'),
     ].join('---\n');
-    const r = await weft(['apply', '-f', '-', ...etcdFlags(etcd.endpoint, prefix)], { stdin: setup });
+    const r = await weft(['apply', '-f', '-', ...etcdFlags(fx.etcd.endpoint, prefix)], { stdin: setup });
     expect(r.stderr).toBe('');
-    const lease = admin.client.lease(600, { autoKeepAlive: false });
+    const lease = fx.admin.client.lease(600, { autoKeepAlive: false });
     await lease.put(`${prefix}/subnets/10.5.12.0-24`).value('{"PublicIP":"192.0.2.12","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"},"NodeName":"h12"}');
     await lease.put(`${prefix}/dual/subnets/10.9.12.0-24&fd00:9:0:12::-64`).value('{"PublicIP":"192.0.2.12","PublicIPv6":"2001:db8::12","BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"c6:d2:32:6f:8f:44"},"BackendV6Data":{"VNI":1,"VtepMAC":"ca:11:22:33:44:55"},"NodeName":"h12"}');
   });
-  afterAll(async () => {
-    admin?.close();
-    await etcd?.stop();
+  afterAll(() => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
   /** Every key in etcd with its value bytes and revisions, and the store's revision. */
   async function dumpAll(): Promise<string> {
-    const res = await admin.client.kv.range({ key: Buffer.from([0]), range_end: Buffer.from([0]) });
+    const res = await fx.admin.client.kv.range({ key: Buffer.from([0]), range_end: Buffer.from([0]) });
     const kvs = res.kvs.map((kv) => [kv.key.toString('base64'), kv.value.toString('base64'), String(kv.mod_revision), String(kv.version), String(kv.lease)]);
     return JSON.stringify({ revision: String(res.header.revision), kvs });
   }
 
   async function run(c: Case, file: string): Promise<CliResult> {
-    const flags = etcdFlags(etcd.endpoint, prefix);
+    const flags = etcdFlags(fx.etcd.endpoint, prefix);
     const args = ['apply', '-f', c.stdin ? '-' : file, ...flags];
     if (c.spawn) {
       // The real process, with stdin fed as the raw bytes (not decoded and re-encoded here).

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, currentRunLog, etcdKey, findLogs, linkMac, networkYaml, subnetKeys, waitForRun, watchKeys } from './helpers.js';
+import { agentRuns, applyYaml, currentRunLog, etcdKey, findLogs, linkMac, networkYaml, subnetKeys, waitForRun } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 let tb: Testbed;
@@ -55,7 +55,7 @@ describe('weft agent: lease lifecycle', () => {
 
   it('renews a lease with a 6 s TTL without a gap', async () => {
     const key = await leaseKeyOf('h1');
-    const watch = watchKeys(tb, `${PREFIX}/subnets/${key}`);
+    const watch = tb.watchPrefix(`${PREFIX}/subnets/${key}`);
     try {
       // Each renewal is a put under a fresh etcd lease; three of them span more than two TTLs.
       await poll(() => watch.events().filter((e) => e.startsWith('PUT')).length >= 3, { timeoutMs: 20_000, what: 'three renewals' });

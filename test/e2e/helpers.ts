@@ -1,6 +1,5 @@
 // Shared pieces of the multi-host tests: networks applied through the real CLI, kernel
 // state read back from a host namespace, and an etcd watch stream for "never missing" checks.
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
@@ -68,24 +67,6 @@ export async function etcdKey(tb: Testbed, key: string): Promise<{ value: string
 export async function subnetKeys(tb: Testbed, prefix = '/coreos.com/network'): Promise<string[]> {
   const r = await tb.etcdctl(['get', '--prefix', '--keys-only', `${prefix}/subnets/`]);
   return r.stdout.split('\n').filter(Boolean).map((k) => k.slice(`${prefix}/subnets/`.length)).sort();
-}
-
-/** A running `etcdctl watch --prefix`; events() returns "PUT key" / "DELETE key" lines so far. */
-export function watchKeys(tb: Testbed, prefix: string) {
-  const proc = spawn('ip', ['netns', 'exec', tb.underlay, 'etcdctl', '--endpoints', tb.etcdEndpoint, 'watch', '--prefix', prefix], {
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  let out = '';
-  proc.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  return {
-    events: () => {
-      const lines = out.split('\n');
-      const events: string[] = [];
-      for (let i = 0; i < lines.length; i++) if (lines[i] === 'PUT' || lines[i] === 'DELETE') events.push(`${lines[i]} ${lines[i + 1] ?? ''}`);
-      return events;
-    },
-    stop: () => proc.kill('SIGKILL'),
-  };
 }
 
 /** Waits until every container answers pings from every other; returns the slowest wait (ms). */

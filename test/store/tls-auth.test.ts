@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { StoreAuthError, StoreUnavailableError } from '../../src/store/errors.js';
 import { isTransientStoreError } from '../../src/store/client.js';
 import { Store } from '../../src/store/store.js';
-import { enableAuth, startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
 import { createPki, type Pki } from '../helpers/pki.js';
 
 const PREFIX = '/weft-tls-test/network';
@@ -127,7 +127,7 @@ describe('etcd with TLS and client-certificate auth', () => {
   });
 
   it('combines client certificates with etcd users: username and password over TLS', async () => {
-    await enableAuth(etcd, {
+    await etcd.enableAuth({
       rootPassword: 'root-secret', user: 'weft', password: 'weft-secret', role: 'weft-rw', prefix: PREFIX + '/',
     });
     const store = Store.connect({ ...tlsOpts, username: 'weft', password: 'weft-secret' });
@@ -150,7 +150,7 @@ describe('etcd with users and roles', () => {
 
   beforeAll(async () => {
     etcd = await startEtcd({ extraArgs: COUNTING_LOGS });
-    await enableAuth(etcd, auth);
+    await etcd.enableAuth(auth);
   });
   afterAll(async () => {
     await etcd?.stop();

@@ -1,4 +1,4 @@
-// The etcd knowledge both supervisors share (src/testbed/etcd.ts): command lines, endpoint
+// What the etcd supervisor knows about etcd (src/testbed/etcd.ts): command lines, endpoint
 // status, leader agreement and the auth steps.
 import { describe, expect, it } from 'vitest';
 import { agreedLeader, etcdAuthSteps, etcdMemberArgs, parseEndpointStatus } from '../../src/testbed/etcd.js';
