@@ -40,8 +40,8 @@ function reservedSubnets(spec: SubnetResource['spec'], config: NetworkConfig): L
   } else if (spec.cidr !== undefined) {
     problems.push({ field: 'spec.cidr', message: `${net} is IPv6-only; reserve its IPv6 subnet with spec.ipv6Cidr` });
   }
-// The IPv6 twin of the IPv4 checks above, on the ipv6* fields; kept apart so that each
-// message names its family's field.
+  // The IPv6 twin of the IPv4 checks above, on the ipv6* fields; kept apart so that each
+  // message names its family's field.
   if (config.ipv6) {
     const stack = config.ipv6;
     const cidr = spec.ipv6Cidr === undefined ? undefined : Cidr6.parse(spec.ipv6Cidr, { strict: true });
