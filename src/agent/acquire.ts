@@ -7,7 +7,7 @@ import type { Logger } from '../log.js';
 import type { HeldLease, LeaseWriter } from '../store/leases.js';
 import type { Store, SubnetRecord } from '../store/store.js';
 import { olderOverlap, planAcquisition, type Identity } from './acquire-plan.js';
-import { Backoff, RETRY } from './retry.js';
+import { Backoff, RETRY } from '../backoff.js';
 
 export class OutOfSubnetsError extends namedError('OutOfSubnetsError') {}
 

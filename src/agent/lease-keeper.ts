@@ -12,7 +12,7 @@ import { acquireLease, OutOfSubnetsError, type AcquireResult } from './acquire.j
 import type { AgentMetrics } from './metrics.js';
 import { publishedLease } from './publish.js';
 import type { Selection } from './iface.js';
-import { Backoff, RETRY } from './retry.js';
+import { Backoff, RETRY } from '../backoff.js';
 import type { Timers } from './timers.js';
 
 export interface LeaseKeeperDeps {

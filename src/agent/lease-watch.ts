@@ -6,7 +6,7 @@
 // stream to have replayed everything. Each value is decoded once, when it changes.
 import type { Logger } from '../log.js';
 import { subnetRecord, type KV, type PrefixWatch, type Store, type SubnetRecord } from '../store/store.js';
-import { Backoff, RETRY } from './retry.js';
+import { Backoff, RETRY } from '../backoff.js';
 
 export type LeaseChange =
   | { type: 'added'; key: string; record: SubnetRecord }

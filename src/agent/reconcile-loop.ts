@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import type { LeaseChange } from './lease-watch.js';
 import type { AgentMetrics, ReconcileTrigger } from './metrics.js';
 import { peerChangeLines, type PeerSet } from './peer-set.js';
-import { Backoff, RETRY } from './retry.js';
+import { Backoff, RETRY } from '../backoff.js';
 import type { Timers } from './timers.js';
 
 /**

@@ -9,7 +9,7 @@ import type { HeldLease } from '../store/leases.js';
 import { NodeStatusWriter } from '../store/node-status.js';
 import type { Store } from '../store/store.js';
 import { weftVersion } from '../version.js';
-import { Backoff, RETRY } from './retry.js';
+import { Backoff, RETRY } from '../backoff.js';
 
 /** What the last reconcile said, as the agent reports it. */
 export interface SyncReport {

@@ -5,6 +5,7 @@
 // entry weft does not want that appeared on its device, has drifted. weft's own changes are
 // never drift: each one makes the kernel match the desired state, so judging every
 // notification the same way ignores them without having to recognise them.
+import { Backoff, RETRY } from '../backoff.js';
 import type { Logger } from '../log.js';
 import type { KernelEvent } from './channel.js';
 import { fdbEqual, fdbKey, neighEqual, neighKey, routeEqual, routeKey, type KernelState } from './model.js';
@@ -92,10 +93,11 @@ export function judgeKernelEvent(believed: KernelState, desired: KernelState, ta
 
 /**
  * Never fight a loop: an entry (or device) repaired again and again, because something on the
- * host keeps removing it, is repaired with a growing delay, and said once per streak.
+ * host keeps removing it, is repaired with a growing delay (RETRY.driftLoop), and said once per
+ * streak.
  */
 export class DriftGuard {
-  private readonly seen = new Map<string, { times: number[]; streak: number; warned: boolean }>();
+  private readonly seen = new Map<string, { times: number[]; backoff: Backoff; warned: boolean }>();
 
   constructor(
     private readonly log: Logger,
@@ -111,20 +113,19 @@ export class DriftGuard {
     let s = this.seen.get(what);
     if (!s) {
       if (this.seen.size >= 10_000) this.seen.clear(); // bounded: a flood of distinct keys is not a loop
-      s = { times: [], streak: 0, warned: false };
+      s = { times: [], backoff: new Backoff(RETRY.driftLoop), warned: false };
       this.seen.set(what, s);
     }
     s.times = s.times.filter((x) => t - x < this.windowMs);
     s.times.push(t);
     if (s.times.length <= this.limit) {
-      if (s.streak > 0 && s.times.length === 1) {
-        s.streak = 0;
+      if (s.backoff.failures > 0 && s.times.length === 1) {
+        s.backoff.reset();
         s.warned = false;
       }
       return 0;
     }
-    s.streak++;
-    const delay = Math.min(60_000, 1_000 * 2 ** Math.min(s.streak - 1, 6));
+    const delay = s.backoff.next();
     if (!s.warned) {
       s.warned = true;
       this.log.warn('something on this host keeps undoing a kernel entry weft owns; repairing it less often', {

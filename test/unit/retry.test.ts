@@ -1,6 +1,7 @@
 // The agent's one backoff policy, and untilDone (the etcd-outage retry loop). Pure: waits are injected.
 import { describe, expect, it } from 'vitest';
-import { Backoff, RETRY, untilDone, type ErrorVerdict } from '../../src/agent/retry.js';
+import { Backoff, RETRY } from '../../src/backoff.js';
+import { untilDone, type ErrorVerdict } from '../../src/agent/retry.js';
 
 describe('Backoff', () => {
   it('doubles from the first delay to the maximum, each drawn in [delay/2, delay)', () => {
