@@ -30,6 +30,8 @@ export const RETRY = {
    * once a minute) instead of fighting the other party in a loop.
    */
   driftLoop: { firstMs: 1_000, maxMs: 60_000 },
+  /** The kernel watch's rtmon failed to start or exited: started again; the resync covers the gap. */
+  kernelWatch: { firstMs: 1_000, maxMs: 30_000 },
 } as const satisfies Record<string, RetryRange>;
 
 /**

@@ -10,14 +10,16 @@
 // with 5,000 peers deleted by hand). rtmon reports the overflow and goes on; weft then
 // re-reads the kernel. If rtmon is missing or keeps failing, the periodic resync remains.
 //
-// rtmon is killed when the agent exits; after a SIGKILL of the agent it outlives it only
-// until the kernel's next notification, whose write into the FIFO (no reader left) ends it
-// with SIGPIPE.
+// rtmon is killed when the agent exits, and runs under util-linux's `setpriv --pdeathsig
+// KILL` so that the kernel kills it when the agent is SIGKILLed too. Without setpriv it
+// outlives a SIGKILLed agent until the kernel's next notification, whose write into the FIFO
+// (no reader left) ends it with SIGPIPE.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { constants, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { constants, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
+import { Backoff, RETRY } from '../backoff.js';
 import type { Logger } from '../log.js';
 import type { Message } from './rtnl.js';
 
@@ -58,7 +60,7 @@ export class KernelWatch {
   private stream: Socket | undefined;
   private dir: string | undefined;
   private stopped = false;
-  private failures = 0;
+  private readonly backoff = new Backoff(RETRY.kernelWatch);
   private restarts = 0;
   private timer: NodeJS.Timeout | undefined;
   private saidUnavailable = false;
@@ -95,7 +97,8 @@ export class KernelWatch {
       }
       this.stream = stream;
       stream.unref();
-      const child = spawn(this.command, ['file', fifo], { stdio: ['ignore', 'ignore', 'pipe'] });
+      const [cmd, ...args] = [...diesWithParent(), this.command, 'file', fifo];
+      const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
       this.child = child;
       child.unref();
       child.on('error', (e) => this.failed(`${this.command}: ${e.message}`));
@@ -113,7 +116,7 @@ export class KernelWatch {
           first = false;
           // Started again: anything may have changed while nobody was listening.
           if (this.restarts++ > 0) this.handlers.lost();
-          this.failures = 0;
+          this.backoff.reset();
         }
         let ms: Message[];
         try {
@@ -141,7 +144,7 @@ export class KernelWatch {
     if (child && child.exitCode === null) child.kill();
     this.cleanup();
     this.handlers.lost();
-    const delay = Math.min(30_000, 1_000 * 2 ** Math.min(this.failures++, 5));
+    const delay = this.backoff.next();
     if (!this.saidUnavailable) {
       this.saidUnavailable = true;
       this.log.warn('cannot watch the kernel for changes; retrying, and the periodic resync still repairs drift', { reason: why, retryInMs: delay });
@@ -169,4 +172,14 @@ export class KernelWatch {
     this.child = undefined;
     this.cleanup();
   }
+}
+
+let parentDeathWrapper: string[] | undefined;
+/** `setpriv --pdeathsig KILL --` when util-linux's setpriv is on PATH (looked up once), else nothing. */
+function diesWithParent(): string[] {
+  if (!parentDeathWrapper) {
+    const found = (process.env.PATH ?? '').split(delimiter).some((d) => d !== '' && existsSync(join(d, 'setpriv')));
+    parentDeathWrapper = found ? ['setpriv', '--pdeathsig', 'KILL', '--'] : [];
+  }
+  return parentDeathWrapper;
 }
