@@ -40,6 +40,94 @@ const etcdProto = {
   },
 };
 
+/**
+ * proto-loader builds, for every message and method of rpc.proto, a descriptor for gRPC
+ * reflection (toDescriptor, FileDescriptorProto encodes: ~40 ms of an agent's start here).
+ * Nothing on a client's path reads them (grpc-js uses each method's path and serializers), so
+ * the bundle builds them on first read instead: the same values, later or never.
+ */
+const lazyDescriptors = {
+  name: 'proto-loader-lazy-descriptors',
+  setup(b) {
+    // etcd3's proto-loader; grpc-js's own copy (for channelz, never loaded by the agent) stays as is.
+    b.onLoad({ filter: /@grpc[\\/]proto-loader[\\/]build[\\/]src[\\/]index\.js$/ }, (args) => {
+      if (/grpc-js[\\/]node_modules/.test(args.path)) return undefined;
+      let text = readFileSync(args.path, 'utf8');
+      const swaps = [
+        [
+          `function createMessageDefinition(message, fileDescriptors) {
+    const messageDescriptor = message.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 DescriptorProto',
+        type: messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`,
+          `function createMessageDefinition(message, fileDescriptors) {
+    let type;
+    return {
+        format: 'Protocol Buffer 3 DescriptorProto',
+        get type() {
+            if (type === undefined) {
+                descriptorOf();
+                const messageDescriptor = message.toDescriptor('proto3');
+                type = messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions);
+            }
+            return type;
+        },
+        get fileDescriptorProtos() { return fileDescriptors(); },
+    };
+}`,
+        ],
+        [
+          `function createEnumDefinition(enumType, fileDescriptors) {
+    const enumDescriptor = enumType.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 EnumDescriptorProto',
+        type: enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`,
+          `function createEnumDefinition(enumType, fileDescriptors) {
+    let type;
+    return {
+        format: 'Protocol Buffer 3 EnumDescriptorProto',
+        get type() {
+            if (type === undefined) {
+                descriptorOf();
+                const enumDescriptor = enumType.toDescriptor('proto3');
+                type = enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions);
+            }
+            return type;
+        },
+        get fileDescriptorProtos() { return fileDescriptors(); },
+    };
+}`,
+        ],
+        [
+          `    const descriptorList = root.toDescriptor('proto3').file;
+    const bufferList = descriptorList.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish()));`,
+          `    let files;
+    const bufferList = () => (files ??= root.toDescriptor('proto3').file.map(value => Buffer.from(descriptorOf().FileDescriptorProto.encode(value).finish())));`,
+        ],
+        // protobufjs's descriptor extension (what toDescriptor needs), loaded with the first descriptor.
+        [
+          `const descriptor = require("protobufjs/ext/descriptor");`,
+          `let descriptorExt;
+const descriptorOf = () => (descriptorExt ??= require("protobufjs/ext/descriptor"));`,
+        ],
+        [`descriptor.FileDescriptorSet.decode(`, `descriptorOf().FileDescriptorSet.decode(`],
+        [`descriptor.FileDescriptorSet.fromObject(`, `descriptorOf().FileDescriptorSet.fromObject(`],
+      ];
+      for (const [from, to] of swaps) {
+        if (!text.includes(from)) throw new Error(`@grpc/proto-loader changed (${args.path}); update build/bundle-agent.mjs`);
+        text = text.replace(from, to);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
 await build({
   entryPoints: [join(root, 'dist/agent/main.js')],
   outfile: join(root, 'dist/weft-agent.mjs'),
@@ -58,6 +146,7 @@ await build({
       "const __dirname = __weftPath(new URL('.', import.meta.url));",
     ].join(' '),
   },
-  plugins: [etcdProto],
+  plugins: [etcdProto, lazyDescriptors],
+
   logLevel: 'warning',
 });
