@@ -125,7 +125,15 @@ export class Agent {
   async run(): Promise<void> {
     const { options } = this.deps;
     this.status.start();
-    this.config = await this.untilDone('network config', 'config', () => this.configs.read());
+    // The listing the acquisition starts from, asked for now: its answer (thousands of leases at
+    // scale) arrives and is decoded while the config, the interfaces and the devices are read.
+    // Used only when the config came at the first read; after a wait it would be old.
+    const listing = this.deps.store.listSubnets(options.network).catch(() => undefined);
+    let configReads = 0;
+    this.config = await this.untilDone('network config', 'config', () => {
+      configReads++;
+      return this.configs.read();
+    });
     if (!this.config || this.stopped) return;
     const config = this.config;
 
@@ -181,7 +189,7 @@ export class Agent {
     this.loop = this.reconcileLoop(peerLog);
 
     this.phase = 'acquiring';
-    await this.lease.acquire(readPreviousSubnets(options.subnetFile));
+    await this.lease.acquire(readPreviousSubnets(options.subnetFile), configReads === 1 ? listing : undefined);
     if (this.stopped) return;
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
@@ -193,16 +201,18 @@ export class Agent {
       onError: (operation) => this.metrics.etcdError(operation),
       now: this.now,
     });
-    let seed = this.seedListing();
+    // The peers from the acquisition's listing go to the peer sets now, and the first pass
+    // (the bulk of the kernel work at start) runs while the watch is being created.
+    const seed = this.seedListing();
+    if (seed) this.watch.seed(seed);
+    this.loop.start();
     await this.untilDone('lease watch', 'watch', async () => {
-      await this.watch!.start(seed);
-      seed = undefined; // a retry lists afresh
+      await this.watch!.start();
       return true;
     });
     if (this.stopped) return;
     this.phase = 'running';
     this.metrics.etcdReachable(true);
-    this.loop.start();
     this.timers.every(options.resyncIntervalMs, () => {
       this.loop?.schedule('resync');
       void this.reloadConfig();
