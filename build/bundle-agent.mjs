@@ -1,12 +1,15 @@
-// `weft agent` as one bundled file (dist/weft-agent.mjs), built after tsc by `make build`.
+// `weft agent` as one bundled file (dist/weft-agent.cjs) and V8's code cache for it
+// (dist/weft-agent.cjs.cache), built after tsc by `make build`.
 //
 // Why: an agent's start-up was mostly module loading. Unbundled, `weft agent` loads about 540
 // files (grpc-js, protobufjs, @opentelemetry/api, prom-client, cockatiel, execa, pino, ...);
 // resolving, reading and compiling them one by one took 2-3x as long as one bundled file of
-// the same code (docs/performance.md has the figures). The CLI stays unbundled.
+// the same code (docs/performance.md has the figures). The CLI stays unbundled. The bundle is
+// CommonJS so that it can be run with a code cache (src/cli/agent-bundle.ts says why and how).
 //
-// cli/main.ts uses the bundle only when it is at least as new as the compiled sources, so a
-// plain `tsc` never runs stale code.
+// cli/agent-bundle.ts uses the bundle only when it is at least as new as the compiled
+// sources, so a plain `tsc` never runs stale code.
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -155,23 +158,24 @@ const longToString = {
 
 await build({
   entryPoints: [join(root, 'dist/agent/main.js')],
-  outfile: join(root, 'dist/weft-agent.mjs'),
+  outfile: join(root, 'dist/weft-agent.cjs'),
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
-  // CommonJS dependencies inside an ES module: give them require, __filename and __dirname
-  // (the bundle's own, dist/).
-  banner: {
-    js: [
-      "import { createRequire as __weftRequire } from 'node:module';",
-      "import { fileURLToPath as __weftPath } from 'node:url';",
-      'const require = __weftRequire(import.meta.url);',
-      'const __filename = __weftPath(import.meta.url);',
-      "const __dirname = __weftPath(new URL('.', import.meta.url));",
-    ].join(' '),
-  },
+  // weft's modules are ES modules: strict mode, as they were, and import.meta.url is the
+  // bundle's own URL (dist/, where the compiled modules sit too).
+  banner: { js: '"use strict"; const __weftUrl = require("node:url").pathToFileURL(__filename).href;' },
+  define: { 'import.meta.url': '__weftUrl' },
   plugins: [etcdProto, lazyDescriptors, longToString],
 
   logLevel: 'warning',
+});
+
+// The code cache, made by a fresh node (the one that will run the agent, as a rule): V8
+// refuses a cache from another version or with other flags, and the bundle then compiles as
+// it would without one.
+execFileSync(process.execPath, ['--input-type=module', '-e', "const { writeAgentCache } = await import('./dist/cli/agent-bundle.js'); writeAgentCache();"], {
+  cwd: root,
+  stdio: 'inherit',
 });

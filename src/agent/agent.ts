@@ -129,6 +129,9 @@ export class Agent {
     // scale) arrives and is decoded while the config, the interfaces and the devices are read.
     // Used only when the config came at the first read; after a wait it would be old.
     const listing = this.deps.store.listSubnets(options.network).catch(() => undefined);
+    // The host's interfaces and routes likewise (IPv6's default route too: the config may want it).
+    const earlyHost = this.deps.readHost(options.ifaceCanReach, { ipv6: true });
+    earlyHost.catch(() => {}); // awaited below, or dropped after a wait for the config
     let configReads = 0;
     this.config = await this.untilDone('network config', 'config', () => {
       configReads++;
@@ -138,7 +141,7 @@ export class Agent {
     const config = this.config;
 
     const families = { ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined };
-    const host = await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 });
+    const host = configReads === 1 ? await earlyHost : await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 });
     try {
       this.selection = selectInterface(options, host, families);
     } catch (err) {
@@ -278,7 +281,12 @@ export class Agent {
     if (this.phase !== 'running' && this.watch) this.phase = 'running';
     else if (this.phase === 'out-of-subnets') this.phase = 'acquiring';
     this.host.writeEnv(this.config!, result.held.subnets, this.mtu);
-    void this.host.applyRules(this.config!, result.held.subnets);
+    // The iptables rules after the pass below: their processes would otherwise share the CPU
+    // with the kernel programming that makes this host reachable (thousands of peers at start).
+    this.loop!.whenPassed(() => {
+      const held = this.held;
+      if (!this.stopped && held && this.config) void this.host.applyRules(this.config, held.subnets);
+    });
     this.loop!.setOwnKey(result.held.key);
     this.loop!.schedule('event');
   }
