@@ -3,7 +3,8 @@
 // lease afterwards), printing each run's log timeline (ms since the spawn) and the time until
 // the kernel holds all 3N entries; then the median of each point. Extra arguments name other
 // launchers (another checkout's bin/weft) to compare with in the same run: the runs take turns.
-// WEFT_PROFILE_DIR=DIR runs node with --cpu-prof into DIR.
+// WEFT_PROFILE_DIR=DIR runs node with --cpu-prof into DIR; a launcher written `FLAGS@bin` (e.g.
+// `--max-semi-space-size=32@bin/weft`) runs that bin with those node flags (comma-separated).
 //
 //   node bench/startup-profile.mjs [N] [R] [other/bin/weft ...]
 import { join } from 'node:path';
@@ -18,8 +19,11 @@ const profileDir = process.env.WEFT_PROFILE_DIR;
 const POINTS = ['starting weft agent', 'using interface', 'created vxlan device', 'lease acquired', 'dataplane converged', 'ready'];
 
 /** As tb.startAgent, with the launcher chosen (and node's --cpu-prof flags, which NODE_OPTIONS refuses). */
-function startAgent(tb, host, bin) {
-  const node = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+function startAgent(tb, host, launcher) {
+  const at = launcher.lastIndexOf('@');
+  const bin = at < 0 ? launcher : launcher.slice(at + 1);
+  const flags = at < 0 ? [] : launcher.slice(0, at).split(',');
+  const node = [...flags, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
   const args = [...node, bin, 'agent', ...tb.etcdFlags(), '--iface', 'eth0', '--subnet-file', host.subnetFile, '--node-name', host.name, '--log-level', 'debug'];
   const wall = Date.now();
   const t0 = process.hrtime.bigint();
