@@ -172,10 +172,11 @@ await build({
   logLevel: 'warning',
 });
 
-// The code cache, made by a fresh node (the one that will run the agent, as a rule): V8
-// refuses a cache from another version or with other flags, and the bundle then compiles as
-// it would without one.
-execFileSync(process.execPath, ['--input-type=module', '-e', "const { writeAgentCache } = await import('./dist/cli/agent-bundle.js'); writeAgentCache();"], {
+// The code cache, made by bin/weft itself: V8 refuses a cache made under other flags (bin/weft
+// may give node some) or by another node version, and the bundle then compiles as it would
+// without one (src/cli/agent-bundle.ts).
+execFileSync(join(root, 'bin', 'weft'), ['agent', '--version'], {
   cwd: root,
-  stdio: 'inherit',
+  env: { ...process.env, WEFT_AGENT_CODE_CACHE: 'write' },
+  stdio: ['ignore', 'ignore', 'pipe'],
 });

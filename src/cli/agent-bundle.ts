@@ -6,8 +6,10 @@
 // pino, ...). A code cache made at build time, after those initialisers ran, hands V8 the
 // compiled functions; loading the bundle went from ~125 to ~65 ms of CPU here. Node 20 has no
 // code cache for ES modules (module.enableCompileCache is Node 22), so the bundle is CommonJS
-// run through vm.Script, which takes one. A cache V8 refuses (another Node version, other V8
-// flags) costs nothing but the time it would have saved: the code compiles as usual.
+// run through vm.Script, which takes one. A cache V8 refuses costs nothing but the time it
+// would have saved: the code compiles as usual. V8 refuses a cache made by another Node
+// version or under other V8 flags (any: a heap size too), so the build makes it by running
+// bin/weft itself (WEFT_AGENT_CODE_CACHE=write), with whatever flags bin/weft gives node.
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
@@ -45,26 +47,25 @@ function readCache(): Buffer | undefined {
 
 /**
  * The agent's code: the bundle when it is at least as new as the compiled agent (a plain
- * `tsc` must never run stale code), else the compiled modules.
+ * `tsc` must never run stale code), else the compiled modules. WEFT_AGENT_CODE_CACHE=write
+ * (the build) writes the bundle's code cache after its module initialisers ran, so that their
+ * compiled code is in it; =report says on stderr whether V8 took the cache (the tests).
  */
-export async function loadAgent(): Promise<AgentModule> {
+export async function loadAgent(env: NodeJS.ProcessEnv = process.env): Promise<AgentModule> {
   let fresh = false;
   try {
     fresh = statSync(BUNDLE).mtimeMs >= statSync(COMPILED).mtimeMs;
   } catch {
     // No bundle (a plain `tsc` build): the modules.
   }
-  if (!fresh) return (await import('../agent/main.js')) as AgentModule;
-  return run(BUNDLE, readCache()).exports;
-}
-
-/**
- * Writes the bundle's code cache (build/bundle-agent.mjs runs this in a fresh node after
- * bundling): the module initialisers run once, so their compiled code is in the cache.
- */
-export function writeAgentCache(): number {
-  const { script } = run(BUNDLE, undefined);
-  const data = script.createCachedData();
-  writeFileSync(CACHE, data);
-  return data.length;
+  const mode = env.WEFT_AGENT_CODE_CACHE;
+  if (!fresh) {
+    if (mode) process.stderr.write('weft: agent code cache: no fresh bundle\n');
+    return (await import('../agent/main.js')) as AgentModule;
+  }
+  const cache = mode === 'write' ? undefined : readCache();
+  const { exports, script } = run(BUNDLE, cache);
+  if (mode === 'write') writeFileSync(CACHE, script.createCachedData());
+  if (mode === 'report') process.stderr.write(`weft: agent code cache: ${!cache ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted'}\n`);
+  return exports;
 }
