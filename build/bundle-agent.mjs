@@ -24,7 +24,8 @@ const etcd3 = dirname(require.resolve('etcd3/package.json'));
  * etcd3 parses its gRPC service definitions (rpc.proto, 36 KB) with protobufjs at load time,
  * the largest single cost of loading the agent (~170 ms of CPU here). The bundle gets them
  * parsed at build time instead, as protobufjs JSON handed to proto-loader's fromJSON (~45 ms):
- * the same definitions, without the parse.
+ * the same definitions, without the parse. KV.Range's answers are decoded by weft's own
+ * decoder of the same objects (src/store/range-decode.ts: a start lists every lease at once).
  */
 const etcdProto = {
   name: 'etcd3-proto',
@@ -34,11 +35,17 @@ const etcdProto = {
       const from = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`,';
       if (!text.includes(from)) throw new Error(`etcd3 changed how it loads rpc.proto (${args.path}); update build/bundle-agent.mjs`);
       const protobuf = require('protobufjs');
-      const root = new protobuf.Root();
+      const proto = new protobuf.Root();
       // As proto-loader parses it for etcd3 (keepCase), so that field names match.
-      root.loadSync(join(etcd3, 'proto', 'rpc.proto'), { keepCase: true });
-      const json = JSON.stringify(root.toJSON());
-      return { contents: text.replace(from, `(0, proto_loader_1.fromJSON)(${json},`), loader: 'js' };
+      proto.loadSync(join(etcd3, 'proto', 'rpc.proto'), { keepCase: true });
+      const json = JSON.stringify(proto.toJSON());
+      const range = proto.lookup('etcdserverpb.KV')?.methods?.Range;
+      if (range?.responseType !== 'RangeResponse') throw new Error('etcd3 rpc.proto has no KV.Range returning RangeResponse; update build/bundle-agent.mjs');
+      const services = 'const services = grpc.loadPackageDefinition(packageDefinition);';
+      if (!text.includes(services)) throw new Error(`etcd3 changed how it makes its services (${args.path}); update build/bundle-agent.mjs`);
+      const decoder = JSON.stringify(join(root, 'dist', 'store', 'range-decode.js'));
+      const fast = `packageDefinition['etcdserverpb.KV'].Range.responseDeserialize = require(${decoder}).decodeRangeResponse;\n`;
+      return { contents: text.replace(from, `(0, proto_loader_1.fromJSON)(${json},`).replace(services, fast + services), loader: 'js' };
     });
   },
 };
