@@ -34,7 +34,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 
 node-deps: node_modules/.package-lock.json
 
-# tsc, then `weft agent` as one file (dist/weft-agent.mjs: it starts faster; see build/bundle-agent.mjs).
+# tsc, then `weft agent` as one file with its code cache (dist/weft-agent.cjs: it starts faster; see build/bundle-agent.mjs).
 # It starts from an empty dist/: a module whose source is gone must not linger there (it
 # would still import at run time and ship in the package).
 build: node-deps

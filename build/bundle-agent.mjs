@@ -1,12 +1,15 @@
-// `weft agent` as one bundled file (dist/weft-agent.mjs), built after tsc by `make build`.
+// `weft agent` as one bundled file (dist/weft-agent.cjs) and V8's code cache for it
+// (dist/weft-agent.cjs.cache), built after tsc by `make build`.
 //
 // Why: an agent's start-up was mostly module loading. Unbundled, `weft agent` loads about 540
 // files (grpc-js, protobufjs, @opentelemetry/api, prom-client, cockatiel, execa, pino, ...);
 // resolving, reading and compiling them one by one took 2-3x as long as one bundled file of
-// the same code (docs/performance.md has the figures). The CLI stays unbundled.
+// the same code (docs/performance.md has the figures). The CLI stays unbundled. The bundle is
+// CommonJS so that it can be run with a code cache (src/cli/agent-bundle.ts says why and how).
 //
-// cli/main.ts uses the bundle only when it is at least as new as the compiled sources, so a
-// plain `tsc` never runs stale code.
+// cli/agent-bundle.ts uses the bundle only when it is at least as new as the compiled
+// sources, so a plain `tsc` never runs stale code.
+import { execFileSync } from 'node:child_process';
 import { build } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -21,7 +24,8 @@ const etcd3 = dirname(require.resolve('etcd3/package.json'));
  * etcd3 parses its gRPC service definitions (rpc.proto, 36 KB) with protobufjs at load time,
  * the largest single cost of loading the agent (~170 ms of CPU here). The bundle gets them
  * parsed at build time instead, as protobufjs JSON handed to proto-loader's fromJSON (~45 ms):
- * the same definitions, without the parse.
+ * the same definitions, without the parse. KV.Range's answers are decoded by weft's own
+ * decoder of the same objects (src/store/range-decode.ts: a start lists every lease at once).
  */
 const etcdProto = {
   name: 'etcd3-proto',
@@ -31,33 +35,155 @@ const etcdProto = {
       const from = '(0, proto_loader_1.loadSync)(`${__dirname}/../proto/rpc.proto`,';
       if (!text.includes(from)) throw new Error(`etcd3 changed how it loads rpc.proto (${args.path}); update build/bundle-agent.mjs`);
       const protobuf = require('protobufjs');
-      const root = new protobuf.Root();
+      const proto = new protobuf.Root();
       // As proto-loader parses it for etcd3 (keepCase), so that field names match.
-      root.loadSync(join(etcd3, 'proto', 'rpc.proto'), { keepCase: true });
-      const json = JSON.stringify(root.toJSON());
-      return { contents: text.replace(from, `(0, proto_loader_1.fromJSON)(${json},`), loader: 'js' };
+      proto.loadSync(join(etcd3, 'proto', 'rpc.proto'), { keepCase: true });
+      const json = JSON.stringify(proto.toJSON());
+      const range = proto.lookup('etcdserverpb.KV')?.methods?.Range;
+      if (range?.responseType !== 'RangeResponse') throw new Error('etcd3 rpc.proto has no KV.Range returning RangeResponse; update build/bundle-agent.mjs');
+      const services = 'const services = grpc.loadPackageDefinition(packageDefinition);';
+      if (!text.includes(services)) throw new Error(`etcd3 changed how it makes its services (${args.path}); update build/bundle-agent.mjs`);
+      const decoder = JSON.stringify(join(root, 'dist', 'store', 'range-decode.js'));
+      const fast = `packageDefinition['etcdserverpb.KV'].Range.responseDeserialize = require(${decoder}).decodeRangeResponse;\n`;
+      return { contents: text.replace(from, `(0, proto_loader_1.fromJSON)(${json},`).replace(services, fast + services), loader: 'js' };
+    });
+  },
+};
+
+/**
+ * proto-loader builds, for every message and method of rpc.proto, a descriptor for gRPC
+ * reflection (toDescriptor, FileDescriptorProto encodes: ~40 ms of an agent's start here).
+ * Nothing on a client's path reads them (grpc-js uses each method's path and serializers), so
+ * the bundle builds them on first read instead: the same values, later or never.
+ */
+const lazyDescriptors = {
+  name: 'proto-loader-lazy-descriptors',
+  setup(b) {
+    // etcd3's proto-loader; grpc-js's own copy (for channelz, never loaded by the agent) stays as is.
+    b.onLoad({ filter: /@grpc[\\/]proto-loader[\\/]build[\\/]src[\\/]index\.js$/ }, (args) => {
+      if (/grpc-js[\\/]node_modules/.test(args.path)) return undefined;
+      let text = readFileSync(args.path, 'utf8');
+      const swaps = [
+        [
+          `function createMessageDefinition(message, fileDescriptors) {
+    const messageDescriptor = message.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 DescriptorProto',
+        type: messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`,
+          `function createMessageDefinition(message, fileDescriptors) {
+    let type;
+    return {
+        format: 'Protocol Buffer 3 DescriptorProto',
+        get type() {
+            if (type === undefined) {
+                descriptorOf();
+                const messageDescriptor = message.toDescriptor('proto3');
+                type = messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions);
+            }
+            return type;
+        },
+        get fileDescriptorProtos() { return fileDescriptors(); },
+    };
+}`,
+        ],
+        [
+          `function createEnumDefinition(enumType, fileDescriptors) {
+    const enumDescriptor = enumType.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 EnumDescriptorProto',
+        type: enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`,
+          `function createEnumDefinition(enumType, fileDescriptors) {
+    let type;
+    return {
+        format: 'Protocol Buffer 3 EnumDescriptorProto',
+        get type() {
+            if (type === undefined) {
+                descriptorOf();
+                const enumDescriptor = enumType.toDescriptor('proto3');
+                type = enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions);
+            }
+            return type;
+        },
+        get fileDescriptorProtos() { return fileDescriptors(); },
+    };
+}`,
+        ],
+        [
+          `    const descriptorList = root.toDescriptor('proto3').file;
+    const bufferList = descriptorList.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish()));`,
+          `    let files;
+    const bufferList = () => (files ??= root.toDescriptor('proto3').file.map(value => Buffer.from(descriptorOf().FileDescriptorProto.encode(value).finish())));`,
+        ],
+        // protobufjs's descriptor extension (what toDescriptor needs), loaded with the first descriptor.
+        [
+          `const descriptor = require("protobufjs/ext/descriptor");`,
+          `let descriptorExt;
+const descriptorOf = () => (descriptorExt ??= require("protobufjs/ext/descriptor"));`,
+        ],
+        [`descriptor.FileDescriptorSet.decode(`, `descriptorOf().FileDescriptorSet.decode(`],
+        [`descriptor.FileDescriptorSet.fromObject(`, `descriptorOf().FileDescriptorSet.fromObject(`],
+      ];
+      for (const [from, to] of swaps) {
+        if (!text.includes(from)) throw new Error(`@grpc/proto-loader changed (${args.path}); update build/bundle-agent.mjs`);
+        text = text.replace(from, to);
+      }
+      return { contents: text, loader: 'js' };
+    });
+  },
+};
+
+/**
+ * etcd3 asks protobufjs for 64-bit integers as decimal strings (revisions, versions, lease
+ * IDs: four per key-value), and long's toString divides its way through every digit in 32-bit
+ * halves: ~20-30 ms of an agent's start at 5,000 leases. A value within +-2^53 (every
+ * revision and version; not etcd's lease IDs) is exact as a double, so String() of it is the
+ * same text.
+ */
+const longToString = {
+  name: 'long-fast-decimal',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]long[\\/]umd[\\/]index\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const from = `LongPrototype.toString = function toString(radix) {
+      radix = radix || 10;`;
+      if (!text.includes(from)) throw new Error(`long changed how it prints (${args.path}); update build/bundle-agent.mjs`);
+      const to = `${from}
+      if (radix === 10) {
+        const high = this.unsigned ? this.high >>> 0 : this.high;
+        if (high < 0x200000 && high >= -0x200000) return String(this.toNumber());
+      }`;
+      return { contents: text.replace(from, to), loader: 'js' };
     });
   },
 };
 
 await build({
   entryPoints: [join(root, 'dist/agent/main.js')],
-  outfile: join(root, 'dist/weft-agent.mjs'),
+  outfile: join(root, 'dist/weft-agent.cjs'),
   bundle: true,
   platform: 'node',
-  format: 'esm',
+  format: 'cjs',
   target: 'node20',
-  // CommonJS dependencies inside an ES module: give them require, __filename and __dirname
-  // (the bundle's own, dist/).
-  banner: {
-    js: [
-      "import { createRequire as __weftRequire } from 'node:module';",
-      "import { fileURLToPath as __weftPath } from 'node:url';",
-      'const require = __weftRequire(import.meta.url);',
-      'const __filename = __weftPath(import.meta.url);',
-      "const __dirname = __weftPath(new URL('.', import.meta.url));",
-    ].join(' '),
-  },
-  plugins: [etcdProto],
+  // weft's modules are ES modules: strict mode, as they were, and import.meta.url is the
+  // bundle's own URL (dist/, where the compiled modules sit too).
+  banner: { js: '"use strict"; const __weftUrl = require("node:url").pathToFileURL(__filename).href;' },
+  define: { 'import.meta.url': '__weftUrl' },
+  plugins: [etcdProto, lazyDescriptors, longToString],
+
   logLevel: 'warning',
+});
+
+// The code cache, made by bin/weft itself: V8 refuses a cache made under other flags (bin/weft
+// may give node some) or by another node version, and the bundle then compiles as it would
+// without one (src/cli/agent-bundle.ts).
+execFileSync(join(root, 'bin', 'weft'), ['agent', '--version'], {
+  cwd: root,
+  env: { ...process.env, WEFT_AGENT_CODE_CACHE: 'write' },
+  stdio: ['ignore', 'ignore', 'pipe'],
 });

@@ -123,12 +123,23 @@ export class Agent {
   async run(): Promise<void> {
     const { options } = this.deps;
     this.status.start();
-    this.config = await this.untilDone('network config', 'config', () => this.configs.read());
+    // The listing the acquisition starts from, asked for now: its answer (thousands of leases at
+    // scale) arrives and is decoded while the config, the interfaces and the devices are read.
+    // Used only when the config came at the first read; after a wait it would be old.
+    const listing = this.deps.store.listSubnets(options.network).catch(() => undefined);
+    // The host's interfaces and routes likewise (IPv6's default route too: the config may want it).
+    const earlyHost = this.deps.readHost(options.ifaceCanReach, { ipv6: true });
+    earlyHost.catch(() => {}); // awaited below, or dropped after a wait for the config
+    let configReads = 0;
+    this.config = await this.untilDone('network config', 'config', () => {
+      configReads++;
+      return this.configs.read();
+    });
     if (!this.config || this.stopped) return;
     const config = this.config;
 
     const families = { ipv4: config.ipv4 !== undefined, ipv6: config.ipv6 !== undefined };
-    const host = await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 });
+    const host = configReads === 1 ? await earlyHost : await this.deps.readHost(options.ifaceCanReach, { ipv6: families.ipv6 });
     try {
       this.selection = selectInterface(options, host, families);
     } catch (err) {
@@ -179,7 +190,7 @@ export class Agent {
     this.loop = this.reconcileLoop(peerLog);
 
     this.phase = 'acquiring';
-    await this.lease.acquire(readPreviousSubnets(options.subnetFile));
+    await this.lease.acquire(readPreviousSubnets(options.subnetFile), configReads === 1 ? listing : undefined);
     if (this.stopped) return;
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
@@ -191,16 +202,18 @@ export class Agent {
       onError: (operation) => this.metrics.etcdError(operation),
       now: this.now,
     });
-    let seed = this.seedListing();
+    // The peers from the acquisition's listing go to the peer sets now, and the first pass
+    // (the bulk of the kernel work at start) runs while the watch is being created.
+    const seed = this.seedListing();
+    if (seed) this.watch.seed(seed);
+    this.loop.start();
     await this.untilDone('lease watch', 'watch', async () => {
-      await this.watch!.start(seed);
-      seed = undefined; // a retry lists afresh
+      await this.watch!.start();
       return true;
     });
     if (this.stopped) return;
     this.phase = 'running';
     this.metrics.etcdReachable(true);
-    this.loop.start();
     this.timers.every(options.resyncIntervalMs, () => {
       this.loop?.schedule('resync');
       void this.reloadConfig();
@@ -266,7 +279,12 @@ export class Agent {
     if (this.phase !== 'running' && this.watch) this.phase = 'running';
     else if (this.phase === 'out-of-subnets') this.phase = 'acquiring';
     this.host.writeEnv(this.config!, result.held.subnets, this.mtu);
-    void this.host.applyRules(this.config!, result.held.subnets);
+    // The iptables rules after the pass below: their processes would otherwise share the CPU
+    // with the kernel programming that makes this host reachable (thousands of peers at start).
+    this.loop!.whenPassed(() => {
+      const held = this.held;
+      if (!this.stopped && held && this.config) void this.host.applyRules(this.config, held.subnets);
+    });
     this.loop!.setOwnKey(result.held.key);
     this.loop!.schedule('event');
   }

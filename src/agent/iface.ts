@@ -185,7 +185,14 @@ interface IpAddrJson {
 
 /** Reads the links and the route facts selectInterface needs (the IPv6 default route when asked). */
 export async function readHostSnapshot(canReach?: string, opts: { ipv6?: boolean } = {}): Promise<HostSnapshot> {
-  const addrs = await ipcmd.json<IpAddrJson[]>('ip', ['addr', 'show']);
+  // Independent reads: the `ip` processes run side by side (a start-up cost otherwise paid in turn).
+  const none = Promise.resolve([]);
+  const [addrs, routes, routes6, got] = await Promise.all([
+    ipcmd.json<IpAddrJson[]>('ip', ['addr', 'show']),
+    ipcmd.json<{ dev?: string }[]>('ip', ['route', 'show', 'default']).catch(() => []),
+    opts.ipv6 ? ipcmd.json<{ dev?: string }[]>('ip', ['-6', 'route', 'show', 'default']).catch(() => []) : none,
+    canReach && parseIp(canReach) ? ipcmd.json<{ dev?: string; prefsrc?: string }[]>('ip', ['route', 'get', canReach]).catch(() => []) : none,
+  ]);
   const links: LinkInfo[] = [];
   for (const l of addrs) {
     if (typeof l.ifname !== 'string' || typeof l.ifindex !== 'number') continue;
@@ -201,18 +208,12 @@ export async function readHostSnapshot(canReach?: string, opts: { ipv6?: boolean
     links.push({ name: l.ifname, index: l.ifindex, mtu: l.mtu ?? 1500, up: (l.flags ?? []).includes('UP'), addresses, addresses6 });
   }
   const snapshot: HostSnapshot = { links };
-  const routes = await ipcmd.json<{ dev?: string }[]>('ip', ['route', 'show', 'default']).catch(() => []);
   if (routes[0]?.dev) snapshot.defaultRouteDev = routes[0].dev;
-  if (opts.ipv6) {
-    const routes6 = await ipcmd.json<{ dev?: string }[]>('ip', ['-6', 'route', 'show', 'default']).catch(() => []);
-    if (routes6[0]?.dev) snapshot.defaultRouteDev6 = routes6[0].dev;
-  }
-  if (canReach && parseIp(canReach)) {
-    const got = await ipcmd.json<{ dev?: string; prefsrc?: string }[]>('ip', ['route', 'get', canReach]).catch(() => []);
-    if (got[0]?.dev) {
-      const src = parseIp(got[0].prefsrc);
-      snapshot.canReach = { dev: got[0].dev, ...(src ? { src } : {}) };
-    }
+  if (routes6[0]?.dev) snapshot.defaultRouteDev6 = routes6[0].dev;
+  const reach = got[0] as { dev?: string; prefsrc?: string } | undefined;
+  if (reach?.dev) {
+    const src = parseIp(reach.prefsrc);
+    snapshot.canReach = { dev: reach.dev, ...(src ? { src } : {}) };
   }
   return snapshot;
 }

@@ -8,7 +8,7 @@ import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
 import { LeaseWriter, type HeldLease } from '../store/leases.js';
 import type { Store, SubnetRecord } from '../store/store.js';
-import { acquireLease, OutOfSubnetsError, type AcquireResult } from './acquire.js';
+import { acquireLease, OutOfSubnetsError, type AcquireDeps, type AcquireResult } from './acquire.js';
 import type { AgentMetrics } from './metrics.js';
 import { publishedLease } from './publish.js';
 import type { Selection } from './iface.js';
@@ -90,7 +90,8 @@ export class LeaseKeeper {
   }
 
   /** Acquires a lease (preferring `previous`, the subnets of the last subnet.env); retries until done or stopped. */
-  acquire(previous: LeaseKey | undefined): Promise<void> {
+  /** `firstListing`: a listing already under way, for the first attempt (acquire.ts). */
+  acquire(previous: LeaseKey | undefined, firstListing?: AcquireDeps['firstListing']): Promise<void> {
     return this.serialize(async () => {
       const before = this.current;
       this.value ??= this.publishedValue();
@@ -103,6 +104,7 @@ export class LeaseKeeper {
             identity: { nodeName: this.d.nodeName, publicIP: this.d.selection.publicIP, publicIPv6: this.d.selection.publicIPv6 },
             leaseValue: this.value!,
             previous,
+            firstListing,
             logger: this.d.log,
             ...(this.d.random ? { random: this.d.random } : {}),
           });
@@ -112,6 +114,8 @@ export class LeaseKeeper {
             return undefined;
           }
           throw err;
+        } finally {
+          firstListing = undefined; // a retry lists afresh
         }
       });
       if (!result) return;

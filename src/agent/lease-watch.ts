@@ -92,13 +92,23 @@ export class LeaseWatch {
   }
 
   /**
-   * Lists once (throws if etcd is unavailable) and starts watching. A listing the caller
-   * just made (the agent's lease acquisition has one) seeds the map instead: at thousands of
-   * leases, one list and decode fewer at start-up.
+   * A listing the caller just made (the agent's lease acquisition has one) becomes the map, as
+   * if start() had listed: at thousands of leases, one list and decode fewer at start-up. The
+   * next start() watches from its revision.
    */
-  async start(seed?: { records: SubnetRecord[]; revision: number }): Promise<void> {
-    if (seed) this.load(seed.records, seed.revision);
-    else await this.relist();
+  seed(listing: { records: SubnetRecord[]; revision: number }): void {
+    this.load(listing.records, listing.revision);
+    this.seeded = true;
+  }
+  private seeded = false;
+
+  /**
+   * Lists once, unless seeded (throws if etcd is unavailable), and starts watching. A retry
+   * after a failure lists afresh.
+   */
+  async start(): Promise<void> {
+    if (!this.seeded) await this.relist();
+    this.seeded = false;
     await this.watchFrom(this.revision + 1);
     // Every 10 s: 6 reads a minute per agent. gRPC keepalive (10 s + 5 s) covers the watch
     // stream too; the probe also covers a connection with no stream in flight.

@@ -82,7 +82,14 @@ export class ReconcileLoop {
 
   stop(): void {
     this.stopped = true;
+    this.afterPass.length = 0;
   }
+
+  /** Runs `fn` once, when the next pass has ended (converged or not). */
+  whenPassed(fn: () => void): void {
+    this.afterPass.push(fn);
+  }
+  private readonly afterPass: (() => void)[] = [];
 
   /** The kernel changed behind our back (`what` says what, for the log): a repair pass. */
   drift(what: string): void {
@@ -120,6 +127,7 @@ export class ReconcileLoop {
         this.retry = false;
         this.drifted = undefined;
         await this.pass(held, trigger, resync, drifted);
+        for (const fn of this.afterPass.splice(0)) fn();
       }
     } finally {
       this.running = false;

@@ -48,11 +48,18 @@ export function parseJsonObject(text: string, maxBytes: number, what = 'value'):
  * folds case by Unicode's simple folding, where the Kelvin sign is a k and the long s an s.
  */
 export function goField(obj: Record<string, unknown>, key: string): unknown {
-  const fold = (k: string) => k.replace(/\u212a/g, 'k').replace(/\u017f/g, 's').toLowerCase();
-  const want = fold(key);
+  const want = goFold(key);
   let found: unknown = undefined;
-  for (const [k, v] of Object.entries(obj)) if (fold(k) === want) found = v;
+  // Every agent start decodes each lease (several fields each): a plain loop, and the
+  // Unicode folds only for a key that has a non-ASCII character.
+  for (const k of Object.keys(obj)) if (goFold(k) === want) found = obj[k];
   return found;
+}
+
+const NON_ASCII = /[^\x00-\x7f]/;
+
+function goFold(k: string): string {
+  return NON_ASCII.test(k) ? k.replace(/\u212a/g, 'k').replace(/\u017f/g, 's').toLowerCase() : k.toLowerCase();
 }
 
 /** A value as it appears in an error message: JSON, bounded, and honest about odd numbers. */

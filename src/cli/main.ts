@@ -2,8 +2,6 @@
 // `weft agent` is dispatched before anything else is loaded: the agent needs none of the
 // manifest, schema and printing modules, and every host pays their load time at start-up.
 
-import { statSync } from 'node:fs';
-
 /** Raw bytes: the CLI decodes them strictly, so bad UTF-8 is refused rather than mangled. */
 async function readStdin(limit: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -18,25 +16,11 @@ async function readStdin(limit: number): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/**
- * The agent's code: the bundle `make build` makes (dist/weft-agent.mjs, one file, loads 2-3x
- * faster) when it is at least as new as the compiled agent, else the compiled modules.
- */
-function agentModule(): string {
-  const bundle = new URL('../weft-agent.mjs', import.meta.url);
-  const compiled = new URL('../agent/main.js', import.meta.url);
-  try {
-    if (statSync(bundle).mtimeMs >= statSync(compiled).mtimeMs) return bundle.href;
-  } catch {
-    // No bundle (a plain `tsc` build, or running from src/): the modules.
-  }
-  return compiled.href;
-}
-
 const argv = process.argv.slice(2);
 let code: number;
 if (argv[0] === 'agent') {
-  const { runAgentCommand } = (await import(agentModule())) as typeof import('../agent/main.js');
+  // The bundle `make build` makes (one file and its code cache: agent-bundle.ts), else the modules.
+  const { runAgentCommand } = await (await import('./agent-bundle.js')).loadAgent();
   code = await runAgentCommand(argv.slice(1));
 } else {
   const [{ MAX_MANIFEST_BYTES }, { runCli }] = await Promise.all([import('../api/manifest.js'), import('./run.js')]);

@@ -423,6 +423,7 @@ export class NetlinkChannel implements KernelChannel {
 
   /** Decodes one notification; only devices whose index we know (ours) are reported. */
   private notified(m: rtnl.Message): void {
+    if (ownChange(m, this.sock.portId)) return;
     const action = m.type === rtnl.RTM_NEWROUTE || m.type === rtnl.RTM_NEWNEIGH || m.type === rtnl.RTM_NEWLINK || m.type === rtnl.RTM_NEWADDR ? 'new' : 'del';
     switch (m.type) {
       case rtnl.RTM_NEWLINK:
@@ -485,6 +486,18 @@ export class NetlinkChannel implements KernelChannel {
     this.watcher?.close();
     this.sock.close();
   }
+}
+
+/**
+ * A route or neighbour change made through the socket with port id `portId`: the kernel names
+ * the requester's port id in these notifications. Such a change is what weft asked for, never
+ * drift, and the operation's own result updates the converger, so it is skipped undecoded (a
+ * full sync at 5,000 peers makes 10,000 of them). FDB notifications from vxlan carry port id
+ * 0 and are always judged, as is everything while the port id is not known yet (0).
+ */
+export function ownChange(m: Pick<rtnl.Message, 'type' | 'pid'>, portId: number): boolean {
+  if (portId === 0 || m.pid !== portId) return false;
+  return m.type === rtnl.RTM_NEWROUTE || m.type === rtnl.RTM_DELROUTE || m.type === rtnl.RTM_NEWNEIGH || m.type === rtnl.RTM_DELNEIGH;
 }
 
 const ROUTE_TYPES = ['unspec', 'unicast', 'local', 'broadcast', 'anycast', 'multicast', 'blackhole', 'unreachable', 'prohibit', 'throw', 'nat'];

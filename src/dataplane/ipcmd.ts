@@ -5,7 +5,7 @@
 // itself runs inside its host's namespace and uses the default runner (no namespace); tests
 // construct a runner for a namespace they created. Every process start is counted, so tests
 // can prove that kernel work happens in a handful of batches.
-import { execa } from 'execa';
+import { spawn } from 'node:child_process';
 
 export type Tool = 'ip' | 'bridge';
 
@@ -52,8 +52,7 @@ export class IpRunner {
   async run(cmd: Tool, args: string[], input?: string): Promise<CommandResult> {
     const full = this.netns ? ['-n', this.netns, ...args] : args;
     this.runs++;
-    const r = await execa(cmd, full, { reject: false, input: input ?? '', stripFinalNewline: false });
-    return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? r.message ?? '') };
+    return runProcess(cmd, full, input ?? '');
   }
 
   async mustRun(cmd: Tool, args: string[], input?: string): Promise<CommandResult> {
@@ -110,6 +109,31 @@ export function parseBatchOutcome(r: CommandResult, count: number): BatchResult 
     .filter((l) => l && !l.startsWith('Command failed'))
     .slice(0, 5);
   return { ok, failures: ok.filter((x) => !x).length, errors, exitCode: r.exitCode };
+}
+
+/**
+ * One process, its input on stdin, its exit status and output; never throws (a command that
+ * cannot start is exit -1 with the reason as stderr). Node's own spawn: the agent starts its
+ * `ip` reads at start-up, where execa's per-call setup cost ~10 ms of CPU each.
+ */
+function runProcess(cmd: string, args: string[], input: string): Promise<CommandResult> {
+  return new Promise((resolve) => {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let done = false;
+    const finish = (r: CommandResult) => {
+      if (done) return;
+      done = true;
+      resolve(r);
+    };
+    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    child.on('error', (e) => finish({ exitCode: -1, stdout: '', stderr: e.message }));
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => err.push(d));
+    child.on('close', (code) => finish({ exitCode: code ?? -1, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() }));
+    child.stdin.on('error', () => {}); // EPIPE when the command exits before reading it all
+    child.stdin.end(input);
+  });
 }
 
 /** The runner for the namespace this process lives in (production). */

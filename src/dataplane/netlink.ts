@@ -114,7 +114,15 @@ export class NetlinkSocket {
     }
   }
 
+  /**
+   * This socket's netlink port id, as the kernel's replies address it (0 until the first
+   * reply). The kernel's route and neighbour notifications carry the port id of the request
+   * that caused them, which tells weft's own changes from anyone else's.
+   */
+  portId = 0;
+
   private reply(m: Message): void {
+    if (m.pid !== 0) this.portId = m.pid;
     if (m.type === NLMSG_ERROR) {
       const seq = ackedSeq(m) ?? m.seq;
       const p = this.pending.get(seq);

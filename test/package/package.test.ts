@@ -15,8 +15,8 @@ const NOT_PACKED = ['testbed'];
 /** Files npm adds from the package root whatever `files` says. */
 const ALWAYS = ['package.json', 'README.md'];
 const OPTIONAL_ROOT = ['LICENSE', 'NOTICE'];
-/** `weft agent` bundled into one file by build/bundle-agent.mjs (it starts faster). */
-const BUNDLES = ['dist/weft-agent.mjs'];
+/** `weft agent` bundled into one file by build/bundle-agent.mjs, and its V8 code cache (it starts faster). */
+const BUNDLES = ['dist/weft-agent.cjs', 'dist/weft-agent.cjs.cache'];
 const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 
 function walk(dir: string): string[] {

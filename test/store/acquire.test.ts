@@ -1,7 +1,11 @@
 // Lease acquisition against a real etcd: races, a full network, restarts, reservations.
 import { describe, expect, it } from 'vitest';
 import { Cidr } from '../../src/alloc/cidr.js';
-import { OutOfSubnetsError } from '../../src/agent/acquire.js';
+import { Ipv4 } from '../../src/alloc/cidr.js';
+import { acquireLease, OutOfSubnetsError } from '../../src/agent/acquire.js';
+import type { NetworkConfig } from '../../src/api/network.js';
+import { silentLogger } from '../../src/log.js';
+import { LeaseWriter } from '../../src/store/leases.js';
 import { encodeLease } from '../../src/api/lease.js';
 import { Store } from '../../src/store/store.js';
 import { acquireAs, etcdFixture, valueFor } from '../helpers/acquirers.js';
@@ -121,6 +125,38 @@ describe('lease acquisition against etcd', () => {
       // Another node never gets it.
       const other = await acquireAs(store, config, 6);
       expect(other.held.subnets.ipv4!.toString()).not.toBe('10.8.33.0/24');
+    } finally {
+      store.close();
+    }
+  });
+  it('starts from a listing taken earlier (the agent asks for it at start-up), and lists again when it is out of date', async () => {
+    const { prefix, config } = await fx.network({ cidr: '10.8.0.0/16', backend: { type: 'vxlan' } });
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
+    // Both hosts pick the first free candidate, so a stale listing makes the second collide.
+    const acquire = (i: number, firstListing?: Promise<Awaited<ReturnType<Store['listSubnets']>> | undefined>) =>
+      acquireLease({
+        store,
+        writer: new LeaseWriter(store, 'default'),
+        config: config as NetworkConfig,
+        identity: { nodeName: valueFor(i).nodeName!, publicIP: Ipv4.parse(valueFor(i).publicIP)! },
+        leaseValue: valueFor(i),
+        logger: silentLogger,
+        random: () => 0,
+        firstListing,
+      });
+    try {
+      const early = await store.listSubnets('default'); // empty: taken before host 1 wrote its lease
+      const first = await acquire(1);
+      const second = await acquire(2, Promise.resolve(early));
+      expect(second.attempts).toBe(2); // the old listing was used, lost its CAS, and the retry listed afresh
+      expect(second.held.subnets.ipv4!.toString()).not.toBe(first.held.subnets.ipv4!.toString());
+      // A listing that is current wins at once; a failed one (undefined) means: list now.
+      const current = await store.listSubnets('default');
+      expect((await acquire(3, Promise.resolve(current))).attempts).toBe(1);
+      expect((await acquire(4, Promise.resolve(undefined))).attempts).toBe(1);
+      const records = await subnetsOf(prefix);
+      expect(records).toHaveLength(4);
+      assertNoOverlap(records.map((r) => r.cidr!));
     } finally {
       store.close();
     }

@@ -2,7 +2,7 @@
 // socket's bookkeeping against a scripted fake kernel (netlink.ts), and how notifications are
 // judged as drift (drift.ts).
 import { describe, expect, it } from 'vitest';
-import type { KernelEvent } from '../../src/dataplane/channel.js';
+import { ownChange, type KernelEvent } from '../../src/dataplane/channel.js';
 import { DriftGuard, judgeKernelEvent } from '../../src/dataplane/drift.js';
 import { emptyState, toLinkName, toMac, WEFT_ROUTE_PROTO, type LinkName, type Mac, type RouteEntry } from '../../src/dataplane/model.js';
 import { ENOBUFS, NetlinkSocket } from '../../src/dataplane/netlink.js';
@@ -146,6 +146,33 @@ describe('the netlink request socket', () => {
     const seq = rtnl.parseMessages(raw.sent[0]!).messages[0]!.seq;
     raw.emit('message', errorReply(seq, 19));
     await expect(asked).rejects.toMatchObject({ name: 'NetlinkError', errno: 19 });
+  });
+});
+
+describe("the agent's own changes in the notification stream", () => {
+  it('learns its port id from the kernel replies', async () => {
+    const sock = new NetlinkSocket(FakeRaw as never);
+    expect(sock.portId).toBe(0);
+    const done = sock.transact([rtnl.neighDel(ip('10.5.1.0'), 3)]);
+    await new Promise((r) => setImmediate(r));
+    const reply = errorReply(rtnl.parseMessages(FakeRaw.last.sent[0]!).messages[0]!.seq, 0);
+    reply.writeUInt32LE(4242, 12); // nlmsg_pid: the kernel addresses its reply to our port
+    FakeRaw.last.emit('message', reply);
+    expect(await done).toEqual([0]);
+    expect(sock.portId).toBe(4242);
+  });
+
+  it("skips only route and neighbour changes carrying this socket's port id", () => {
+    const own = 4242;
+    for (const type of [rtnl.RTM_NEWROUTE, rtnl.RTM_DELROUTE, rtnl.RTM_NEWNEIGH, rtnl.RTM_DELNEIGH]) {
+      expect(ownChange({ type, pid: own }, own)).toBe(true);
+      expect(ownChange({ type, pid: 977 }, own)).toBe(false); // `ip route del` by someone else
+      expect(ownChange({ type, pid: 0 }, own)).toBe(false); // the kernel's own (vxlan FDB, flushes)
+      expect(ownChange({ type, pid: own }, 0)).toBe(false); // port id not known yet
+    }
+    // Links and addresses are always read: they carry the device's state and index.
+    expect(ownChange({ type: rtnl.RTM_NEWLINK, pid: own }, own)).toBe(false);
+    expect(ownChange({ type: rtnl.RTM_NEWADDR, pid: own }, own)).toBe(false);
   });
 });
 

@@ -106,7 +106,7 @@ describe('the import graph of src/', () => {
 
   it('reads the real imports (relative, type-only, dynamic and packages)', () => {
     const keys = new Set(edges.map(key));
-    expect(keys).toContain('cli/main.ts -> agent/main.ts'); // import('../agent/main.js')
+    expect(keys).toContain('cli/agent-bundle.ts -> agent/main.ts'); // import('../agent/main.js')
     expect(keys).toContain('cli/print.ts -> store/store.ts'); // import type
     expect(keys).toContain('store/store.ts -> etcd3');
     for (const e of edges) if (e.to.endsWith('.ts')) expect(existsIn(e.to), key(e)).toBe(true);
