@@ -139,6 +139,8 @@ export class Testbed {
   private readonly etcd: EtcdInNetns;
   private readonly pings = new Set<ChildProcess>();
   private readonly namespaces: string[] = [];
+  /** Container namespaces made by prepareContainer and not yet wired by addContainer. */
+  private readonly sandboxes = new Set<string>();
   private readonly segmentsUp = new Set<number>();
   private readonly weftBin: string;
   private readonly graceMs: number;
@@ -492,13 +494,30 @@ export class Testbed {
    * same for FLANNEL_IPV6_SUBNET when the subnet.env has it (and only that when it has no
    * IPv4). The subnet comes from the host's subnet.env unless given.
    */
+  /**
+   * A container's namespace made ahead of its network, as a container runtime makes a pod's
+   * sandbox before the CNI plugin runs: addContainer then only wires and addresses it. (IPv6
+   * is switched on in it whatever the network turns out to be; unused, that changes nothing.)
+   */
+  async prepareContainer(host: Host, slot = 1): Promise<void> {
+    const { name, ns } = this.containerNames(host, slot);
+    if (this.sandboxes.has(ns) || host.containers.some((c) => c.name === name)) throw new Error(`container ${name} exists`);
+    await this.addNamespace(ns);
+    await setSysctls(ns, ipv6Sysctls({ forwarding: false }));
+    this.sandboxes.add(ns);
+  }
+
+  private containerNames(host: Host, slot: number): { name: string; ns: string } {
+    if (!Number.isInteger(slot) || slot < 1) throw new Error(`slot ${slot} is not a positive integer`);
+    const name = slot === 1 ? `c${host.index}` : `c${host.index}-${slot}`;
+    return { name, ns: nsName(this.runId, name) };
+  }
+
   async addContainer(host: Host, opts: { env?: SubnetEnv; slot?: number } = {}): Promise<Container> {
     const env = opts.env ?? this.readAnySubnetEnv(host);
     if (!env) throw new Error(`${host.name} has no subnet.env yet (${host.subnetFile})`);
     const slot = opts.slot ?? 1;
-    const name = slot === 1 ? `c${host.index}` : `c${host.index}-${slot}`;
-    const ns = nsName(this.runId, name);
-    if (!Number.isInteger(slot) || slot < 1) throw new Error(`slot ${slot} is not a positive integer`);
+    const { name, ns } = this.containerNames(host, slot);
     const v4 = env.ipv4;
     const v6 = env.ipv6;
     const ip4 = v4?.subnet.network.add(1 + slot);
@@ -506,8 +525,10 @@ export class Testbed {
     if (v4 && ip4 && (!v4.subnet.contains(ip4) || ip4.value === v4.subnet.last)) throw new Error(`slot ${slot} does not fit in ${v4.subnet}`);
     if (v6 && ip6 && !v6.subnet.contains(ip6)) throw new Error(`slot ${slot} does not fit in ${v6.subnet}`);
     if (host.containers.some((c) => c.name === name)) throw new Error(`container ${name} exists`);
-    await this.addNamespace(ns);
-    if (v6) await setSysctls(ns, ipv6Sysctls({ forwarding: false }));
+    if (!this.sandboxes.delete(ns)) {
+      await this.addNamespace(ns);
+      if (v6) await setSysctls(ns, ipv6Sysctls({ forwarding: false }));
+    }
     const lines: string[] = [];
     if (host.containers.length === 0) {
       if (v6 && this.stack === 'ipv4') await setSysctls(host.ns, ipv6Sysctls({ forwarding: true }));
@@ -550,6 +571,11 @@ export class Testbed {
   /** Polls single pings (IPv4 or IPv6) until one is answered; returns how long that took, in ms. */
   async waitReachable(from: Place, to: string, timeoutMs = 10_000): Promise<number> {
     return traffic.waitReachable(nsOf(from), typeof from === 'string' ? from : from.name, to, timeoutMs);
+  }
+
+  /** The time (epoch ms) of the first answer to pings every 10 ms from `from` to `to` (traffic.firstAnswer). */
+  firstAnswer(from: Place, to: string, timeoutMs = 10_000): Promise<number> {
+    return traffic.firstAnswer(nsOf(from), to, timeoutMs, this.pings);
   }
 
   /**

@@ -63,6 +63,40 @@ export async function waitReachable(ns: string, fromName: string, to: string, ti
 }
 
 /**
+ * Pings `to` every 10 ms from one ping process until the first answer, and resolves with that
+ * answer's time (epoch ms, ping's own -D stamp); rejects when none came within timeoutMs. One
+ * process rather than a poll of one-shot pings, so the time is the answer's, not that of the
+ * next try after an unanswered one.
+ */
+export function firstAnswer(ns: string, to: string, timeoutMs: number, running: Set<ChildProcess>): Promise<number> {
+  const family = pingFamily(to);
+  const deadlineSec = String(Math.max(1, Math.ceil(timeoutMs / 1000)));
+  const proc = spawn('ip', ['netns', 'exec', ns, 'ping', ...family, '-n', '-D', '-i', '0.01', '-W', '1', '-w', deadlineSec, to], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  running.add(proc);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    let answeredAt: number | undefined;
+    proc.stdout!.on('data', (d: Buffer) => {
+      if (answeredAt !== undefined) return;
+      out += d.toString();
+      const m = /^\[(\d+\.\d+)\] \d+ bytes from /m.exec(out);
+      if (!m) return;
+      answeredAt = Math.round(Number(m[1]) * 1000);
+      proc.kill('SIGINT');
+    });
+    proc.once('error', reject);
+    proc.once('close', () => {
+      running.delete(proc);
+      if (answeredAt !== undefined) resolve(answeredAt);
+      else reject(new Error(`${to} did not answer pings from ${ns} within ${timeoutMs} ms`));
+    });
+  });
+}
+
+/**
  * A ping (IPv4 or IPv6) left running (every intervalMs, 1 s reply timeout) until stop().
  * Its lines are timestamped (-D), so stop() dates each lost request (lostPings).
  */

@@ -92,12 +92,21 @@ describe('testbed', () => {
     writeFileSync(h1.subnetFile, subnetEnv(1, 1500));
     writeFileSync(h2.subnetFile, subnetEnv(2, 1500));
     const c1 = await tb.addContainer(h1);
+    // c2's namespace made ahead (a pod sandbox), then wired from its subnet.env.
+    await tb.prepareContainer(h2);
+    await expect(tb.prepareContainer(h2)).rejects.toThrow(/container c2 exists/);
     const c2 = await tb.addContainer(h2);
     containers.push(c1, c2);
     expect([c1.ip, c2.ip]).toEqual(['10.5.1.2', '10.5.2.2']);
     expect((await tb.ping(c1, c2.ip, { count: 1, waitSec: 0.2 })).received).toBe(0);
+    await expect(tb.firstAnswer(c1, c2.ip, 1_000)).rejects.toThrow(/did not answer/);
+    // Pings every 10 ms from before the routes exist: the first answer is dated after they do.
+    const answered = tb.firstAnswer(c1, c2.ip, 5_000);
+    await waitFor(async () => (await netnsPids(c1.ns)).length > 0, { what: 'ping to start' });
+    const routedAt = Date.now();
     await ipBatch(h1.ns, [`route add 10.5.2.0/24 via ${h2.ip}`]);
     await ipBatch(h2.ns, [`route add 10.5.1.0/24 via ${h1.ip}`]);
+    expect(await answered).toBeGreaterThanOrEqual(routedAt);
     const r = await tb.ping(c1, c2.ip, { count: 3, intervalSec: 0.05 });
     expect(r).toMatchObject({ sent: 3, received: 3, lost: 0 });
     expect(r.rttAvgMs).toBeGreaterThan(0);
