@@ -56,6 +56,37 @@ const etcdProto = {
  * Nothing on a client's path reads them (grpc-js uses each method's path and serializers), so
  * the bundle builds them on first read instead: the same values, later or never.
  */
+/**
+ * proto-loader's definition maker `fn(param, fileDescriptors)` as it is, and the same with its
+ * descriptor built on first read: [from, to] for lazyDescriptors below.
+ */
+function lazyDefinition(fn, param, local, format) {
+  const from = `function ${fn}(${param}, fileDescriptors) {
+    const ${local} = ${param}.toDescriptor('proto3');
+    return {
+        format: 'Protocol Buffer 3 ${format}',
+        type: ${local}.$type.toObject(${local}, descriptorOptions),
+        fileDescriptorProtos: fileDescriptors,
+    };
+}`;
+  const to = `function ${fn}(${param}, fileDescriptors) {
+    let type;
+    return {
+        format: 'Protocol Buffer 3 ${format}',
+        get type() {
+            if (type === undefined) {
+                descriptorOf();
+                const ${local} = ${param}.toDescriptor('proto3');
+                type = ${local}.$type.toObject(${local}, descriptorOptions);
+            }
+            return type;
+        },
+        get fileDescriptorProtos() { return fileDescriptors(); },
+    };
+}`;
+  return [from, to];
+}
+
 const lazyDescriptors = {
   name: 'proto-loader-lazy-descriptors',
   setup(b) {
@@ -64,56 +95,8 @@ const lazyDescriptors = {
       if (/grpc-js[\\/]node_modules/.test(args.path)) return undefined;
       let text = readFileSync(args.path, 'utf8');
       const swaps = [
-        [
-          `function createMessageDefinition(message, fileDescriptors) {
-    const messageDescriptor = message.toDescriptor('proto3');
-    return {
-        format: 'Protocol Buffer 3 DescriptorProto',
-        type: messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions),
-        fileDescriptorProtos: fileDescriptors,
-    };
-}`,
-          `function createMessageDefinition(message, fileDescriptors) {
-    let type;
-    return {
-        format: 'Protocol Buffer 3 DescriptorProto',
-        get type() {
-            if (type === undefined) {
-                descriptorOf();
-                const messageDescriptor = message.toDescriptor('proto3');
-                type = messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions);
-            }
-            return type;
-        },
-        get fileDescriptorProtos() { return fileDescriptors(); },
-    };
-}`,
-        ],
-        [
-          `function createEnumDefinition(enumType, fileDescriptors) {
-    const enumDescriptor = enumType.toDescriptor('proto3');
-    return {
-        format: 'Protocol Buffer 3 EnumDescriptorProto',
-        type: enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions),
-        fileDescriptorProtos: fileDescriptors,
-    };
-}`,
-          `function createEnumDefinition(enumType, fileDescriptors) {
-    let type;
-    return {
-        format: 'Protocol Buffer 3 EnumDescriptorProto',
-        get type() {
-            if (type === undefined) {
-                descriptorOf();
-                const enumDescriptor = enumType.toDescriptor('proto3');
-                type = enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions);
-            }
-            return type;
-        },
-        get fileDescriptorProtos() { return fileDescriptors(); },
-    };
-}`,
-        ],
+        lazyDefinition('createMessageDefinition', 'message', 'messageDescriptor', 'DescriptorProto'),
+        lazyDefinition('createEnumDefinition', 'enumType', 'enumDescriptor', 'EnumDescriptorProto'),
         [
           `    const descriptorList = root.toDescriptor('proto3').file;
     const bufferList = descriptorList.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish()));`,
