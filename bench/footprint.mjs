@@ -41,6 +41,13 @@ const r = await withTestbed(async (tb, worker) => {
     peakRssMb: peakRss,
     cpuPercent: ((u1.cpuMs - u0.cpuMs) / elapsed) * 100,
     cpuMsPerMin: ((u1.cpuMs - u0.cpuMs) / elapsed) * 60_000,
+    // Where it went: the agent's own threads, the children it ran and reaped (iptables-save),
+    // and its running children (rtmon).
+    cpuMsPerMinByPart: {
+      own: round(((u1.ownCpuMs - u0.ownCpuMs) / elapsed) * 60_000, 0),
+      reapedChildren: round(((u1.cpuMs - u1.ownCpuMs - u1.liveChildrenCpuMs - (u0.cpuMs - u0.ownCpuMs - u0.liveChildrenCpuMs)) / elapsed) * 60_000, 0),
+      liveChildren: round(((u1.liveChildrenCpuMs - u0.liveChildrenCpuMs) / elapsed) * 60_000, 0),
+    },
     requestsPerMin: (total / elapsed) * 60_000,
     requests,
     windowS: elapsed / 1000,
@@ -48,8 +55,15 @@ const r = await withTestbed(async (tb, worker) => {
 });
 
 printTable(`Footprint: one idle agent with ${N} peers, ${round(r.windowS, 0)} s window (one periodic resync)`, [
-  ['RSS MB (peak)', 'CPU %', 'CPU ms/min', 'etcd requests/min', 'by method'],
-  [`${round(r.rssMb)} (${round(r.peakRssMb)})`, round(r.cpuPercent, 2), round(r.cpuMsPerMin, 0), round(r.requestsPerMin, 2), JSON.stringify(r.requests)],
+  ['RSS MB (peak)', 'CPU %', 'CPU ms/min', 'of which own / reaped children / running children', 'etcd requests/min', 'by method'],
+  [
+    `${round(r.rssMb)} (${round(r.peakRssMb)})`,
+    round(r.cpuPercent, 2),
+    round(r.cpuMsPerMin, 0),
+    `${r.cpuMsPerMinByPart.own} / ${r.cpuMsPerMinByPart.reapedChildren} / ${r.cpuMsPerMinByPart.liveChildren}`,
+    round(r.requestsPerMin, 2),
+    JSON.stringify(r.requests),
+  ],
 ]);
 printResult('footprint', {
   n: N,
@@ -57,6 +71,7 @@ printResult('footprint', {
   peakRssMb: round(r.peakRssMb),
   cpuPercent: round(r.cpuPercent, 2),
   cpuMsPerMin: round(r.cpuMsPerMin, 0),
+  cpuMsPerMinByPart: r.cpuMsPerMinByPart,
   etcdRequestsPerMin: round(r.requestsPerMin, 2),
   requests: r.requests,
   windowS: round(r.windowS, 0),

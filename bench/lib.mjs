@@ -1,7 +1,7 @@
 // Shared driver code for the benches: testbed lifecycle, the worker in the underlay, kernel
 // counts read from /proc, agent log parsing, process CPU/RSS, statistics and output.
 import { spawn, execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
@@ -137,17 +137,46 @@ export function parseLog(text) {
 }
 
 /**
- * CPU and RSS of a process. `cpuMs` is all of it: its own user + system time and that of its
- * children it has waited for (cutime + cstime: every `ip`/`bridge` process the agent ran);
- * `ownCpuMs` is its own only.
+ * CPU and RSS of a process. `cpuMs` is all of it: its own user + system time, that of its
+ * children it has waited for (cutime + cstime: every `iptables-save`, `ip` or `bridge` process
+ * the agent ran), and that of its children still running (the agent's long-lived `rtmon`,
+ * whose time would otherwise only show once it exits); `ownCpuMs` is its own only, and
+ * `liveChildrenCpuMs` the running children's.
  */
 export function procUsage(pid) {
+  const { own, children } = statTimes(pid);
+  let live = 0;
+  for (const child of liveChildren(pid)) {
+    try {
+      const t = statTimes(child);
+      live += t.own + t.children;
+    } catch {
+      // exited between the listing and the read: its time is in the parent's cutime by now or soon
+    }
+  }
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  const ms = (ticks) => (ticks * 1000) / CLK_TCK;
+  return { cpuMs: ms(own + children + live), ownCpuMs: ms(own), liveChildrenCpuMs: ms(live), rssMb: rssKb / 1024 };
+}
+
+/** utime + stime and cutime + cstime of a process, in clock ticks. */
+function statTimes(pid) {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const own = Number(rest[11]) + Number(rest[12]); // utime, stime (fields 14, 15)
-  const children = Number(rest[13]) + Number(rest[14]); // cutime, cstime (fields 16, 17)
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
-  return { cpuMs: ((own + children) * 1000) / CLK_TCK, ownCpuMs: (own * 1000) / CLK_TCK, rssMb: rssKb / 1024 };
+  return { own: Number(rest[11]) + Number(rest[12]), children: Number(rest[13]) + Number(rest[14]) }; // fields 14-17
+}
+
+/** The pids of a process's running children (every thread's). */
+function liveChildren(pid) {
+  const out = [];
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      out.push(...readFileSync(`/proc/${pid}/task/${task}/children`, 'utf8').split(' ').filter(Boolean).map(Number));
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
 }
 
 /** Creates flannel.1 in a host namespace exactly as the agent would (for the floor). */

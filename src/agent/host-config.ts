@@ -5,7 +5,8 @@
 import type { IpNet } from '../alloc/cidr.js';
 import type { LeaseKey } from '../api/lease.js';
 import type { NetworkConfig } from '../api/network.js';
-import { describeMasqChange, HostRules, type HostRulesTarget, type MasqChange } from '../dataplane/masq.js';
+import { describeMasqChange, HostRules, runProgram, type HostRulesTarget, type MasqChange } from '../dataplane/masq.js';
+import { nftGenerationReader } from '../dataplane/nft-generation.js';
 import type { Logger } from '../log.js';
 import { formatSubnetEnv, writeSubnetEnv } from './subnet-env.js';
 import type { WarnOnce } from './timers.js';
@@ -22,6 +23,11 @@ export interface HostConfigOptions {
   ipMasqRandomFully: boolean;
   forwardRules: boolean;
   iptablesResyncMs: number;
+  /**
+   * How often the iptables rules are read even when nftables says nothing changed (the
+   * --resync-interval; see HostRules).
+   */
+  resyncIntervalMs?: number;
 }
 
 export class HostConfig {
@@ -33,7 +39,15 @@ export class HostConfig {
     private readonly once: WarnOnce,
     rules?: RuleSyncer,
   ) {
-    this.rules = rules ?? new HostRules(opts.network);
+    // Checks every --iptables-resync as flanneld does, but starts iptables-save only when the
+    // nftables ruleset changed since the last check that found the rules in place, or once per
+    // --resync-interval.
+    this.rules =
+      rules ??
+      new HostRules(opts.network, runProgram, {
+        generation: nftGenerationReader(),
+        ...(opts.resyncIntervalMs !== undefined ? { fullCheckMs: opts.resyncIntervalMs } : {}),
+      });
   }
 
   /** subnet.env for the subnets held; true when the file was (re)written. */

@@ -10,6 +10,9 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { KernelOpCounts } from '../dataplane/types.js';
 import type { AcquisitionKind } from './acquire.js';
 
+/** How often the event-loop delay histogram (nodejs_eventloop_lag_*) samples, in ms. */
+export const EVENT_LOOP_SAMPLE_MS = 1000;
+
 /** What the agent knows right now, read at each scrape. Undefined = not known yet. */
 export interface LiveState {
   /** Subnet keys (leases and reservations) the lease watch holds. */
@@ -118,7 +121,11 @@ export class AgentMetrics {
     for (const result of ['ok', 'failed']) this.renewals.inc({ result }, 0);
     for (const trigger of ['event', 'resync', 'retry', 'drift']) this.reconciles.inc({ trigger }, 0);
     for (const operation of ETCD_OPERATIONS) this.etcdErrors.inc({ operation }, 0);
-    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    // The event-loop delay histogram samples once a second, not prom-client's default every
+    // 10 ms: a timer 100 times a second was most of an idle agent's CPU (about 300 ms a
+    // minute, docs/performance.md). A stall of the loop still shows in full in the lag
+    // figures; only their sampling is coarser.
+    if (opts.processMetrics ?? true) collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
   }
 
   /** Where the scrape-time gauges read from (the running agent). */

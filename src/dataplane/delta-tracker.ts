@@ -15,10 +15,9 @@ class DataplaneView<V> extends Map<string, V> {
   constructor(private readonly changed: (key: string) => void) {
     super();
   }
-  /** Entries from a dump, without settling each one (the caller settles them all). */
-  load(entries: Iterable<[string, V]>): this {
-    for (const [k, v] of entries) super.set(k, v);
-    return this;
+  /** An entry from a dump, without settling it (the caller settles them all). */
+  load(key: string, value: V): void {
+    super.set(key, value);
   }
   override set(key: string, value: V): this {
     super.set(key, value);
@@ -104,9 +103,19 @@ export class DeltaTracker<V> {
     return this.dataplane.entries();
   }
 
-  /** A fresh dump of the kernel replaces the dataplane view; every pending entry is recomputed. */
+  /**
+   * A fresh dump of the kernel replaces the dataplane view; every pending entry is recomputed.
+   * An entry the kernel holds as desired is kept as the desired value itself, not the dump's
+   * copy: at thousands of peers the view then costs a Map, not a second set of entries, and
+   * the dump's copies die young (the idle agent's memory, docs/performance.md).
+   */
   replaceDataplane(dump: ReadonlyMap<string, V>): void {
-    this.dataplane = new DataplaneView<V>((key) => this.settle(key)).load(dump);
+    const view = new DataplaneView<V>((key) => this.settle(key));
+    for (const [key, have] of dump) {
+      const want = this.desired.get(key);
+      view.load(key, want !== undefined && (want === have || this.equal(have, want)) ? want : have);
+    }
+    this.dataplane = view;
     this.updates.clear();
     this.deletions.clear();
     for (const key of this.desired.keys()) this.settle(key);

@@ -39,8 +39,12 @@ type Kind = 'routes' | 'neighs' | 'fdb';
 
 export class DesiredPeers {
   private readonly known = new Map<string, Known>();
-  /** Per kind, entry key -> names of the peers whose verdict claims it (included or not). */
-  private readonly claims: Record<Kind, Map<string, Set<string>>> = { routes: new Map(), neighs: new Map(), fdb: new Map() };
+  /**
+   * Per kind, entry key -> the peers whose verdict claims it (included or not): the one name,
+   * or a Set of several (a conflict, rare). A Set per entry would cost 15,000 Sets at 5,000
+   * peers for nothing.
+   */
+  private readonly claims: Record<Kind, Map<string, Claimants>> = { routes: new Map(), neighs: new Map(), fdb: new Map() };
   private ctx: ModelContext | undefined;
   private arrivals = 0;
   private includedCount = 0;
@@ -63,7 +67,7 @@ export class DesiredPeers {
 
   /** The peers (by lease name) whose entries include the route under `key`. */
   routeClaimants(key: string): Iterable<string> {
-    return this.claims.routes.get(key) ?? [];
+    return names(this.claims.routes.get(key));
   }
 
   /**
@@ -182,15 +186,17 @@ export class DesiredPeers {
   private *partners(name: string, verdict: Verdict): Iterable<string> {
     if (!verdict || 'skip' in verdict) return;
     for (const [kind, key] of claimedKeys(verdict)) {
-      for (const other of this.claims[kind].get(key) ?? []) if (other !== name) yield other;
+      for (const other of names(this.claims[kind].get(key))) if (other !== name) yield other;
     }
   }
 
   private claim(name: string, e: PeerEntries): void {
     for (const [kind, key] of claimedKeys(e)) {
-      let set = this.claims[kind].get(key);
-      if (!set) this.claims[kind].set(key, (set = new Set()));
-      set.add(name);
+      const map = this.claims[kind];
+      const c = map.get(key);
+      if (c === undefined || c === name) map.set(key, name);
+      else if (typeof c === 'string') map.set(key, new Set([c, name]));
+      else c.add(name);
     }
   }
 
@@ -198,9 +204,13 @@ export class DesiredPeers {
   private forget(name: string, k: Known): void {
     if (!k.verdict || 'skip' in k.verdict) return;
     for (const [kind, key] of claimedKeys(k.verdict)) {
-      const set = this.claims[kind].get(key);
-      set?.delete(name);
-      if (set?.size === 0) this.claims[kind].delete(key);
+      const map = this.claims[kind];
+      const c = map.get(key);
+      if (c === name) map.delete(key);
+      else if (c !== undefined && typeof c !== 'string') {
+        c.delete(name);
+        if (c.size === 1) map.set(key, c.values().next().value!);
+      }
     }
     if (k.included) {
       this.removeEntries(k.verdict);
@@ -220,6 +230,12 @@ export class DesiredPeers {
     if (e.neigh) this.tables.neighs.deleteDesired(e.neigh[0]);
     if (e.fdb) this.tables.fdb.deleteDesired(e.fdb[0]);
   }
+}
+
+type Claimants = string | Set<string>;
+
+function names(c: Claimants | undefined): Iterable<string> {
+  return c === undefined ? [] : typeof c === 'string' ? [c] : c;
 }
 
 function claimedKeys(e: PeerEntries): [Kind, string][] {

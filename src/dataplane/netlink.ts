@@ -1,4 +1,4 @@
-// A NETLINK_ROUTE socket in the agent's own process, through the `netlink` package's native
+// A NETLINK_ROUTE socket (or another netlink family's) in the agent's own process, through the `netlink` package's native
 // socket (its only native part; message encoding is ours, in rtnl.ts).
 //
 // Why not the package's own rtnetlink API: it encodes every message through a generic
@@ -81,8 +81,9 @@ export class NetlinkSocket {
   private readonly windowErrors = new Map<number, number>();
   private closed = false;
 
-  constructor(Raw: RawSocketClass) {
-    this.raw = new Raw(NETLINK_ROUTE, {});
+  /** `protocol`: NETLINK_ROUTE, or another netlink family (nft-generation.ts uses NETLINK_NETFILTER). */
+  constructor(Raw: RawSocketClass, protocol = NETLINK_ROUTE) {
+    this.raw = new Raw(protocol, {});
     this.raw.unref(); // never what keeps the agent alive
     // Nothing may throw out of these listeners: they run inside the binding's native callback,
     // where an exception aborts the process.

@@ -418,6 +418,65 @@ class Attrs {
   }
 }
 
+/**
+ * The attributes of the message being decoded, as offsets into its buffer: the route and
+ * neighbour decoders read thousands of messages per dump (every periodic resync), and a
+ * Buffer view per attribute was most of their cost and garbage. One instance, reused: the
+ * decoders are synchronous and never nest.
+ */
+class AttrScan {
+  private readonly off = new Int32Array(32);
+  private readonly len = new Int32Array(32);
+  private buf: Buffer = Buffer.alloc(0);
+
+  scan(buf: Buffer, from: number): this {
+    this.off.fill(-1);
+    this.buf = buf;
+    let off = from;
+    while (off + 4 <= buf.length) {
+      const len = buf.readUInt16LE(off);
+      const type = buf.readUInt16LE(off + 2) & 0x3fff;
+      if (len < 4 || off + len > buf.length) break;
+      if (type < 32) {
+        this.off[type] = off + 4;
+        this.len[type] = len - 4;
+      }
+      off += (len + 3) & ~3;
+    }
+    return this;
+  }
+
+  has(type: number): boolean {
+    return this.off[type]! >= 0;
+  }
+
+  u32(type: number): number | undefined {
+    const o = this.off[type]!;
+    return o >= 0 && this.len[type]! >= 4 ? this.buf.readUInt32LE(o) : undefined;
+  }
+
+  /** An address of the family (by its length when `family` is undefined: FDB remotes carry none). */
+  addr(type: number, family?: number): IpAddr | undefined {
+    const o = this.off[type]!;
+    if (o < 0) return undefined;
+    const n = this.len[type]!;
+    const af = family ?? (n === 16 ? AF_INET6 : AF_INET);
+    if (af === AF_INET && n === 4) return Ipv4.fromNumber(this.buf.readUInt32BE(o));
+    if (af === AF_INET6 && n === 16) return Ipv6.fromBigInt((this.buf.readBigUInt64BE(o) << 64n) | this.buf.readBigUInt64BE(o + 8));
+    return undefined;
+  }
+
+  mac(type: number): string | undefined {
+    const o = this.off[type]!;
+    if (o < 0 || this.len[type] !== 6) return undefined;
+    const b = this.buf;
+    return `${HEX[b[o]!]}:${HEX[b[o + 1]!]}:${HEX[b[o + 2]!]}:${HEX[b[o + 3]!]}:${HEX[b[o + 4]!]}:${HEX[b[o + 5]!]}`;
+  }
+}
+
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const hot = new AttrScan();
+
 function attrs(buf: Buffer, from: number): Attrs {
   return new Attrs(buf, from);
 }
@@ -427,11 +486,6 @@ function addrOf(b: Buffer | undefined, family: number): IpAddr | undefined {
   if (family === AF_INET && b.length === 4) return Ipv4.fromNumber(b.readUInt32BE(0));
   if (family === AF_INET6 && b.length === 16) return Ipv6.fromBigInt((b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8));
   return undefined;
-}
-
-/** An address of either family by its length (FDB remotes carry no family of their own). */
-function anyAddr(b: Buffer | undefined): IpAddr | undefined {
-  return addrOf(b, b?.length === 16 ? AF_INET6 : AF_INET);
 }
 
 function u32(b: Buffer | undefined): number | undefined {
@@ -473,28 +527,29 @@ export interface RouteMsg {
 
 /** An RTM_NEWROUTE/RTM_DELROUTE body; undefined for other families or malformed ones. */
 export function decodeRoute(body: Buffer): RouteMsg | undefined {
-  const msg = ipMessage(body, 12);
-  if (!msg) return undefined;
-  const { af, family, a } = msg;
+  if (body.length < 12) return undefined;
+  const af = body.readUInt8(0);
+  if (af !== AF_INET && af !== AF_INET6) return undefined;
+  const family: Family = af === AF_INET6 ? 6 : 4;
   const dstLen = body.readUInt8(1);
+  const a = hot.scan(body, 12);
   if (!a.has(RTA.DST) && dstLen !== 0) return undefined; // only a default route has no destination
-  const dstIp = a.has(RTA.DST) ? addrOf(a.get(RTA.DST), af) : family === 6 ? Ipv6.fromBigInt(0n) : Ipv4.fromNumber(0);
+  const dstIp = a.has(RTA.DST) ? a.addr(RTA.DST, af) : family === 6 ? Ipv6.fromBigInt(0n) : Ipv4.fromNumber(0);
   if (!dstIp) return undefined;
   const dst = family === 6 ? Cidr6.of(dstIp as Ipv6, dstLen) : Cidr.of(dstIp as Ipv4, dstLen);
   if (!dst) return undefined;
-  const gw = a.get(RTA.GATEWAY);
-  const via = gw ? addrOf(gw, af) : undefined;
-  if (gw && !via) return undefined;
+  const via = a.has(RTA.GATEWAY) ? a.addr(RTA.GATEWAY, af) : undefined;
+  if (a.has(RTA.GATEWAY) && !via) return undefined;
   return {
     family,
     dst,
     via,
-    oif: u32(a.get(RTA.OIF)),
-    table: u32(a.get(RTA.TABLE)) ?? body.readUInt8(4),
+    oif: a.u32(RTA.OIF),
+    table: a.u32(RTA.TABLE) ?? body.readUInt8(4),
     proto: body.readUInt8(5),
     type: body.readUInt8(7),
     onlink: (body.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
-    metric: u32(a.get(RTA.PRIORITY)) ?? 0,
+    metric: a.u32(RTA.PRIORITY) ?? 0,
   };
 }
 
@@ -517,7 +572,7 @@ export function decodeNeigh(body: Buffer): NeighMsg | undefined {
   if (body.length < 12) return undefined;
   const af = body.readUInt8(0);
   if (af !== AF_INET && af !== AF_INET6 && af !== AF_BRIDGE) return undefined;
-  const a = attrs(body, 12);
+  const a = hot.scan(body, 12);
   const ifindex = body.readInt32LE(4);
   const state = body.readUInt16LE(8);
   const flags = body.readUInt8(10);
@@ -527,13 +582,13 @@ export function decodeNeigh(body: Buffer): NeighMsg | undefined {
       ifindex,
       state,
       flags,
-      ip: anyAddr(a.get(NDA.DST)),
-      mac: toFdbMac(macOf(a.get(NDA.LLADDR))),
+      ip: a.addr(NDA.DST),
+      mac: toFdbMac(a.mac(NDA.LLADDR)),
       master: a.has(NDA.MASTER),
       plain: !a.has(NDA.VNI) && !a.has(NDA.PORT) && !a.has(NDA.IFINDEX) && !a.has(NDA.SRC_VNI),
     };
   }
-  return { kind: 'neigh', ifindex, state, flags, ip: addrOf(a.get(NDA.DST), af), mac: toMac(macOf(a.get(NDA.LLADDR))), master: false, plain: true };
+  return { kind: 'neigh', ifindex, state, flags, ip: a.addr(NDA.DST, af), mac: toMac(a.mac(NDA.LLADDR)), master: false, plain: true };
 }
 
 export interface LinkMsg {

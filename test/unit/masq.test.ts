@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Cidr } from '../../src/alloc/cidr.js';
 import {
+  HostRules,
   masqChainFor,
   masqChainRules,
   MasqError,
@@ -162,5 +163,95 @@ describe('MasqKeeper on a host without iptables', () => {
     await expect(keeper.sync(TARGET)).rejects.toThrow(/iptables-save not found: --ip-masq needs iptables/);
     // A failed sync does not wedge the queue.
     await expect(keeper.sync(TARGET)).rejects.toThrow(MasqError);
+  });
+});
+
+describe('HostRules: the iptables check skips its processes while nftables has not changed', () => {
+  /** A host whose IPv4 nat table holds `nat` (as iptables-save prints it); counts what runs. */
+  function host(opts: { nat: string[]; legacy?: boolean }) {
+    const runs: string[] = [];
+    const exec: Exec = async (cmd, args) => {
+      runs.push([cmd, ...args].join(' '));
+      if (cmd === 'iptables-save') {
+        const out = save(opts.nat);
+        return { exitCode: 0, stdout: opts.legacy ? out.replace(' (nf_tables)', '') : out, stderr: '' };
+      }
+      // No IPv6 table exists: ip6tables-save prints nothing at all, not even its header.
+      if (cmd === 'ip6tables-save') return { exitCode: 0, stdout: '', stderr: '' };
+      // iptables-restore: the rules are in place afterwards.
+      opts.nat = installed();
+      return { exitCode: 0, stdout: '', stderr: '' };
+    };
+    return { runs, exec };
+  }
+  const target = { ipMasq: true, randomFully: true, forward: false, ipv4: TARGET };
+  const state = { generation: 7 as number | undefined, now: 0 };
+  const rulesOn = (exec: Exec) =>
+    new HostRules('default', exec, { generation: async () => state.generation, fullCheckMs: 60_000, now: () => state.now });
+  const changes = (rs: Awaited<ReturnType<HostRules['sync']>>) => rs.map((r) => r.error?.message ?? r.change);
+
+  it('reads the tables once, then only when the generation moves, the wanted rules change, or a full check is due', async () => {
+    Object.assign(state, { generation: 7, now: 0 });
+    const h = host({ nat: installed() });
+    const rules = rulesOn(h.exec);
+    expect(changes(await rules.sync(target))).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    const first = h.runs.length;
+    expect(first).toBeGreaterThan(0);
+
+    state.now = 5_000;
+    expect(changes(await rules.sync(target))).toEqual(['unchanged', 'unchanged', 'unchanged', 'unchanged']);
+    expect(h.runs.length).toBe(first); // no process
+    expect(rules.skipped).toBe(1);
+
+    // Someone changed a rule (any table, any family): the generation moved; the tables are read.
+    state.generation = 8;
+    await rules.sync(target);
+    expect(h.runs.slice(first)).toEqual(['iptables-save -t nat']);
+    const second = h.runs.length;
+    state.now = 10_000;
+    await rules.sync(target);
+    expect(h.runs.length).toBe(second);
+
+    // Other wanted rules (a new subnet): read and rewritten whatever the generation says.
+    await rules.sync({ ...target, ipv4: { network: TARGET.network, subnet: cidr('10.5.9.0/24') } });
+    expect(h.runs.slice(second)).toEqual(['iptables-save -t nat', 'iptables-restore -w --noflush']);
+    const third = h.runs.length;
+
+    // The full check: at least once per fullCheckMs, with the generation unchanged.
+    state.now = 70_001;
+    await rules.sync(target);
+    expect(h.runs.length).toBeGreaterThan(third);
+  });
+
+  it('a check that had to repair something does not vouch for the generation its own commit moved', async () => {
+    Object.assign(state, { generation: 7, now: 0 });
+    const h = host({ nat: installed().filter((l) => !l.startsWith('-A POSTROUTING -m comment')) }); // the jump deleted by hand
+    const rules = rulesOn(h.exec);
+    expect(changes(await rules.sync(target))[0]).toBe('updated');
+    const after = h.runs.length;
+    // Even were the generation read unchanged, the next check reads the tables again.
+    await rules.sync(target);
+    expect(h.runs.length).toBe(after + 1);
+    await rules.sync(target);
+    expect(h.runs.length).toBe(after + 1);
+  });
+
+  it('reads the tables at every check with legacy iptables, or without a generation', async () => {
+    Object.assign(state, { generation: 7, now: 0 });
+    const legacy = host({ nat: installed(), legacy: true });
+    const rules = rulesOn(legacy.exec);
+    await rules.sync(target);
+    const first = legacy.runs.length;
+    await rules.sync(target);
+    expect(legacy.runs.length).toBe(first + 1);
+    expect(rules.skipped).toBe(0);
+
+    state.generation = undefined;
+    const nft = host({ nat: installed() });
+    const noGen = rulesOn(nft.exec);
+    await noGen.sync(target);
+    const n = nft.runs.length;
+    await noGen.sync(target);
+    expect(nft.runs.length).toBe(n + 1);
   });
 });

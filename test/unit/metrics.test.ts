@@ -1,5 +1,6 @@
-import { describe, expect, it } from 'vitest';
-import { AgentMetrics } from '../../src/agent/metrics.js';
+import { createRequire } from 'node:module';
+import { describe, expect, it, vi } from 'vitest';
+import { AgentMetrics, EVENT_LOOP_SAMPLE_MS } from '../../src/agent/metrics.js';
 
 const none = { ok: 0, failed: 0 };
 
@@ -84,5 +85,18 @@ describe('agent metrics', () => {
     expect(all).toContain('process_cpu_seconds_total');
     expect(all).toContain('process_resident_memory_bytes');
     expect(all).toContain('nodejs_eventloop_lag_seconds');
+  });
+
+  it('samples the event-loop delay once a second, not every 10 ms (a timer that kept an idle agent busy)', () => {
+    const require = createRequire(import.meta.url);
+    const hooks = require('node:perf_hooks') as typeof import('node:perf_hooks');
+    const spy = vi.spyOn(hooks, 'monitorEventLoopDelay');
+    try {
+      new AgentMetrics();
+      expect(spy).toHaveBeenCalledWith({ resolution: EVENT_LOOP_SAMPLE_MS });
+      expect(EVENT_LOOP_SAMPLE_MS).toBeGreaterThanOrEqual(1000);
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
