@@ -21,6 +21,12 @@ describe('the agent bundle', () => {
     expect(r.stderr.split('\n')).toEqual(['weft: agent code cache: accepted', VERSION]);
   });
 
+  it('is ASCII only, so that V8 holds its source as one byte per character', () => {
+    const text = readFileSync(BUNDLE, 'latin1');
+    expect(text.length).toBeGreaterThan(100_000);
+    expect(text.match(/[^\x00-\x7f]/g) ?? []).toEqual([]);
+  });
+
   it('is what `weft agent` runs when it is fresh, and it exports the agent command', async () => {
     const { loadAgent } = (await import(`${REPO}dist/cli/agent-bundle.js`)) as typeof import('../../src/cli/agent-bundle.js');
     const agent = await loadAgent({});
