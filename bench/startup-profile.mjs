@@ -8,7 +8,7 @@
 //
 //   node bench/startup-profile.mjs [N] [R] [other/bin/weft ...]
 import { join } from 'node:path';
-import { WEFT_BIN } from '../dist/testbed/paths.js';
+import { nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
 import { spawnIn } from '../dist/testbed/process.js';
 import { msSince, parseLog, percentile, sleep, waitForEntries, withTestbed } from './lib.mjs';
 
@@ -22,7 +22,7 @@ const POINTS = ['starting weft agent', 'using interface', 'created vxlan device'
 function startAgent(tb, host, launcher) {
   const at = launcher.lastIndexOf('@');
   const bin = at < 0 ? launcher : launcher.slice(at + 1);
-  const flags = at < 0 ? [] : launcher.slice(0, at).split(',');
+  const flags = at < 0 ? nodeFlagsOf(bin) : launcher.slice(0, at).split(',');
   const node = [...flags, ...(profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [])];
   const args = [...node, bin, 'agent', ...tb.etcdFlags(), '--iface', 'eth0', '--subnet-file', host.subnetFile, '--node-name', host.name, '--log-level', 'debug'];
   const wall = Date.now();

@@ -48,7 +48,7 @@ import {
 } from './netns.js';
 import { parseAnySubnetEnv, parseSubnetEnv, type PingResult, type SubnetEnv, type SubnetEnvFile } from './parse.js';
 import { poll, PollAbort } from './poll.js';
-import { WEFT_BIN } from './paths.js';
+import { nodeFlagsOf, WEFT_BIN } from './paths.js';
 import type { Pki } from './pki.js';
 import { fmtExit, readIfExists, runIn, spawnIn, stopProcess, tail, type ExitStatus, type RunningProcess } from './process.js';
 import * as traffic from './traffic.js';
@@ -409,6 +409,7 @@ export class Testbed {
     if (host.agent && !host.agent.status) throw new Error(`agent on ${host.name} is running (pid ${host.agent.pid})`);
     const iface = opts.iface === false ? [] : ['--iface', opts.iface ?? 'eth0'];
     const args = [
+      ...nodeFlagsOf(this.weftBin),
       this.weftBin,
       'agent',
       ...(opts.etcdFlags ?? this.etcdFlags()),

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { AGENT_ENV_VARS, parseAgentFlags, type AgentOptions } from '../../src/agent/flags.js';
+import { nodeFlagsOf, WEFT_BIN } from '../../src/testbed/paths.js';
 import { parseUnitFile, valueOf, valuesOf } from './unit-file.js';
 
 const DEPLOY = new URL('../../examples/deploy/', import.meta.url).pathname;
@@ -178,5 +179,16 @@ if (analyze) describe('with systemd-analyze', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('bin/weft', () => {
+  it("gives node the agent's GC flag on its first line, where npm's bin link, the unit and the testbed all find it", async () => {
+    expect(readFileSync(WEFT_BIN, 'utf8').split('\n', 1)[0]).toMatch(/^#!\/usr\/bin\/env -S node /);
+    expect(nodeFlagsOf(WEFT_BIN)).toEqual(['--single-threaded-gc']);
+    // Run as an executable (the shebang, as `npm install -g` and ExecStart=/usr/local/bin/weft do).
+    const r = await execa(WEFT_BIN, ['--version'], { reject: false });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(`${r.stdout}${r.stderr}`).toMatch(/^weft /);
   });
 });
