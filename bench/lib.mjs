@@ -19,7 +19,11 @@ export const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().tr
 
 /** Runs body with a fresh testbed and a worker in its underlay; tears both down whatever happens. */
 export async function withTestbed(body) {
-  const tb = await Testbed.create(process.env.WEFT_BENCH_KEEP ? { keepWorkDir: true, workDir: process.env.WEFT_BENCH_KEEP } : {});
+  // WEFT_BENCH_BIN runs the agents of another build (another checkout's bin/weft), for A/B runs.
+  const tb = await Testbed.create({
+    ...(process.env.WEFT_BENCH_KEEP ? { keepWorkDir: true, workDir: process.env.WEFT_BENCH_KEEP } : {}),
+    ...(process.env.WEFT_BENCH_BIN ? { weftBin: process.env.WEFT_BENCH_BIN } : {}),
+  });
   let worker;
   const onSignal = () => {
     void tb.teardown().finally(() => process.exit(130));
