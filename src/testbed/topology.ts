@@ -474,7 +474,9 @@ export class Testbed {
         }
         return read();
       },
-      { timeoutMs, intervalMs: 100, what: `${host.subnetFile}` },
+      // Read every 10 ms (a small file, no process): whatever waits for it (the demo's new
+      // container, as a CNI plugin would be run) should not wait on the harness.
+      { timeoutMs, intervalMs: 10, what: `${host.subnetFile}` },
     );
   }
 
