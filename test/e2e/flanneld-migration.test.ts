@@ -40,14 +40,20 @@ async function must(ns: string, cmd: string, args: string[], input?: string) {
   return r.stdout;
 }
 
-/** Everything flanneld v0.2x leaves on a host and in etcd, written by hand. */
-async function asFlanneldLeftIt(host: Host, peer: { subnet: string; mac: string; ip: string }) {
-  // Its lease: flanneld's value, on an etcd lease of 24 h.
+/**
+ * flanneld's lease for the host: its value, on an etcd lease of 24 h. Written before any weft
+ * agent starts, so no agent can pick the same /24 at random first (1 in 255 runs did).
+ */
+async function claimAsFlanneld(host: Host) {
   const grant = await tb.etcdctl(['lease', 'grant', '86400']);
   const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
   expect(id, grant.stdout + grant.stderr).toBeDefined();
   const put = await tb.etcdctl(['put', `${PREFIX}/subnets/${SUBNET}-24`, flanneldLease(host.ip), '--lease', id!]);
   expect(put.exitCode, put.stderr).toBe(0);
+}
+
+/** Everything else flanneld v0.2x leaves on a host, written by hand. */
+async function asFlanneldLeftIt(host: Host, peer: { subnet: string; mac: string; ip: string }) {
   // Its device (Learning: true), MTU 1500 - 50, the /32 of its subnet, up.
   await must(host.ns, 'ip', ['link', 'add', 'flannel.1', 'address', MAC, 'type', 'vxlan', 'id', '1', 'local', host.ip, 'dev', 'eth0', 'dstport', '8472', 'learning']);
   await must(host.ns, 'ip', ['link', 'set', 'flannel.1', 'mtu', '1450']);
@@ -91,6 +97,7 @@ describe('moving a host from flanneld to weft in place', () => {
     // Host 2, as flanneld left it, needs its peer: host 1, a weft host, joins first.
     const h1 = await tb.addHost(1);
     const h2 = await tb.addHost(2);
+    await claimAsFlanneld(h2);
     tb.startAgent(h1, ['--resync-interval', '2s', '--iptables-resync', '1']);
     const env1 = await tb.waitForSubnetEnv(h1);
     await asFlanneldLeftIt(h2, { subnet: env1.subnet.toString(), mac: (await linkMac(h1, 'flannel.1'))!, ip: h1.ip });
