@@ -162,7 +162,8 @@ describe('testbed', () => {
     expect(env5.subnet.toString()).toBe('10.5.5.0/24');
     expect(env6.bridgeIp.toString()).toBe('10.5.6.1');
     // etcd answered the stub from inside the host namespaces, including the routed segment.
-    await waitFor(() => /stub up/.test(tb.agentLog(h6)), { what: 'agent log line' });
+    // The stub logs after it writes subnet.env, so each log line is awaited on its own.
+    for (const h of [h5, h6]) await waitFor(() => /stub up/.test(tb.agentLog(h)), { what: `${h.name}'s agent log line` });
     expect(tb.agentLog(h5)).toContain(`stub up node=h5 netns=${await netnsInode(h5.ns)} etcd=true`);
     expect(tb.agentLog(h6)).toContain(`netns=${await netnsInode(h6.ns)} etcd=true`);
 
