@@ -18,6 +18,7 @@ import { DataplaneError } from './errors.js';
 import { emptyState, isLinkLocal6, neighKey, toLinkName, toMac, type Family, type FdbEntry, type ForeignRoute, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
 import { KernelWatch } from './kernel-watch.js';
+import { NetlinkWorker } from './netlink-worker.js';
 import { isOwnedRoute, observe, parseDevice, putFdb, putRoute, type DeviceInfo, type ObserveTargets } from './observe.js';
 import type { Op } from './planner.js';
 import * as rtnl from './rtnl.js';
@@ -40,8 +41,14 @@ export type KernelEvent =
 
 export interface KernelChannel {
   readonly kind: 'netlink' | 'iproute2';
-  /** Runs a plan in its order; a route replace is skipped when its neighbour or FDB entry was refused. */
-  apply(ops: Op[]): Promise<ApplyResult>;
+  /**
+   * Runs a plan in its order; a route replace is skipped when its neighbour or FDB entry was
+   * refused. `bulk`: one of several chunks of a large pass, sent while the caller models the
+   * next (netlink sends them from another thread, in the order of the calls).
+   */
+  apply(ops: Op[], opts?: { bulk?: boolean }): Promise<ApplyResult>;
+  /** A bulk pass is coming: get ready for it (netlink starts its thread). */
+  prepareBulk?(): void;
   /** What weft owns on the targets' devices, read now. */
   observe(targets: ObserveTargets): Promise<KernelState>;
   /** Kernel changes as they happen (netlink only; undefined for iproute2). Returns an unsubscribe. */
@@ -152,6 +159,8 @@ function describe(op: Op): string {
 export class NetlinkChannel implements KernelChannel {
   readonly kind = 'netlink';
   private readonly sock: NetlinkSocket;
+  /** The socket in a worker thread for bulk chunks (netlink-worker.ts); started on first use. */
+  private readonly bulk = new NetlinkWorker();
   private watcher: KernelWatch | undefined;
   private readonly listeners = new Set<(e: KernelEvent) => void>();
   /** Interface indexes by name and back; kept current by link notifications while watching. */
@@ -218,12 +227,14 @@ export class NetlinkChannel implements KernelChannel {
    * replaces: independent objects), then the rest, leaving out route replaces whose
    * neighbour or FDB entry was just refused. Each round is one datagram per WINDOW ops.
    */
-  async apply(ops: Op[]): Promise<ApplyResult> {
+  async apply(ops: Op[], opts: { bulk?: boolean } = {}): Promise<ApplyResult> {
     const errno = new Array<number | undefined>(ops.length).fill(undefined);
     let split = ops.findIndex((op) => op.kind === 'route' && op.action === 'replace');
     if (split < 0) split = ops.length;
-    await this.round(ops, 0, split, errno);
-    await this.round(ops, split, ops.length, errno);
+    // Every chunk of a bulk pass through the thread (while it works), so they stay in order.
+    const sock = opts.bulk && this.bulk.usable ? this.bulk : this.sock;
+    await this.round(sock, ops, 0, split, errno);
+    await this.round(sock, ops, split, ops.length, errno);
     const ok = errno.map((e) => e === 0);
     const errors: string[] = [];
     errno.forEach((e, i) => {
@@ -232,7 +243,12 @@ export class NetlinkChannel implements KernelChannel {
     return { ok, failures: ok.filter((x) => !x).length, runs: 0, errors, errno };
   }
 
-  private async round(ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
+  /** Starts the bulk thread now, so that it has loaded when the first chunk comes. */
+  prepareBulk(): void {
+    this.bulk.start();
+  }
+
+  private async round(sock: Pick<NetlinkSocket, 'transact'>, ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
     const refused = dependsOnRefused(ops, (i) => errno[i] !== undefined && errno[i] !== 0);
     const reqs: rtnl.Request[] = [];
     const idx: number[] = [];
@@ -253,7 +269,7 @@ export class NetlinkChannel implements KernelChannel {
       }
     }
     if (reqs.length === 0) return;
-    const answers = await this.sock.transact(reqs);
+    const answers = await sock.transact(reqs);
     idx.forEach((opIndex, j) => {
       const e = answers[j]!;
       errno[opIndex] = goneAlready(ops[opIndex]!, e) ? 0 : e;
@@ -268,7 +284,7 @@ export class NetlinkChannel implements KernelChannel {
       const now = await this.linkIndex(dev);
       moved ||= now !== undefined && now !== old;
     }
-    if (moved) await this.round(ops, from, to, errno, true);
+    if (moved) await this.round(sock, ops, from, to, errno, true);
   }
 
   /** A device's name from its index (the uplink a vxlan device sits on). */
@@ -401,6 +417,8 @@ export class NetlinkChannel implements KernelChannel {
 
   watch(listener: (e: KernelEvent) => void): () => void {
     this.listeners.add(listener);
+    // A watch already running has told the others what this listener missed: it reads the kernel again.
+    if (this.watcher) queueMicrotask(() => this.listeners.has(listener) && listener({ kind: 'lost' }));
     this.watcher ??= new KernelWatch({ message: (m) => this.notified(m), lost: () => this.emit({ kind: 'lost' }) }, this.log);
     return () => {
       this.listeners.delete(listener);
@@ -484,6 +502,7 @@ export class NetlinkChannel implements KernelChannel {
 
   close(): void {
     this.watcher?.close();
+    this.bulk.close();
     this.sock.close();
   }
 }

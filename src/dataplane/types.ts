@@ -129,4 +129,10 @@ export interface Backend {
    * netlink channel see notifications; others rely on the periodic resync. Returns an unsubscribe.
    */
   onDrift?(listener: (what: string) => void): () => void;
+  /**
+   * About this many peers are coming (the listing at start): the backend may get ready for a
+   * bulk first pass (netlink starts its bulk thread, which then loads beside the lease's
+   * acquisition).
+   */
+  expectPeers?(count: number): void;
 }
