@@ -12,7 +12,7 @@ import { Testbed, type Host } from '../../src/testbed/topology.js';
 import { agentRuns, applyYaml, findLogs, networkYaml, waitForRun } from './helpers.js';
 
 const PEERS = 1500;
-const AGENT_ARGS = ['--resync-interval', '1h'];
+const AGENT_ARGS = ['--resync-interval', '1h', '--log-level', 'debug'];
 let tb: Testbed;
 beforeAll(async () => {
   tb = await Testbed.create();
@@ -55,7 +55,7 @@ const converged = (log: string) => findLogs(log, 'dataplane converged');
 describe(`the first pass at ${PEERS} peers`, () => {
   let host: Host;
 
-  it('programs every peer in one bulk pass, from the bulk thread, without a refusal', async () => {
+  it('programs every peer in one bulk pass (in chunks), without a refusal', async () => {
     await leases('put', 0, PEERS);
     host = await tb.addHost(1);
     tb.startAgent(host, AGENT_ARGS);
