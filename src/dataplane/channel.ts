@@ -18,7 +18,7 @@ import { DataplaneError } from './errors.js';
 import { emptyState, isLinkLocal6, neighKey, toLinkName, toMac, type Family, type FdbEntry, type ForeignRoute, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
 import { KernelWatch } from './kernel-watch.js';
-import { NetlinkWorker } from './netlink-worker.js';
+import { NetlinkWorker, NOT_SENT } from './netlink-worker.js';
 import { isOwnedRoute, observe, parseDevice, putFdb, putRoute, type DeviceInfo, type ObserveTargets } from './observe.js';
 import type { Op } from './planner.js';
 import * as rtnl from './rtnl.js';
@@ -232,9 +232,12 @@ export class NetlinkChannel implements KernelChannel {
     let split = ops.findIndex((op) => op.kind === 'route' && op.action === 'replace');
     if (split < 0) split = ops.length;
     // Every chunk of a bulk pass through the thread (while it works), so they stay in order.
-    const sock = opts.bulk && this.bulk.usable ? this.bulk : this.sock;
-    await this.round(sock, ops, 0, split, errno);
-    await this.round(sock, ops, split, ops.length, errno);
+    if (opts.bulk && this.bulk.usable && (await this.applyInThread(ops, split, errno))) {
+      // done: both rounds in the thread
+    } else {
+      await this.round(ops, 0, split, errno);
+      await this.round(ops, split, ops.length, errno);
+    }
     const ok = errno.map((e) => e === 0);
     const errors: string[] = [];
     errno.forEach((e, i) => {
@@ -243,12 +246,49 @@ export class NetlinkChannel implements KernelChannel {
     return { ok, failures: ok.filter((x) => !x).length, runs: 0, errors, errno };
   }
 
+  /**
+   * Both rounds in the bulk thread, which leaves out a route whose neighbour or FDB entry was
+   * refused (the rule of dependsOnRefused, as indexes into the first round). False, with
+   * nothing sent, when a device's index is not known: the ordinary rounds then deal with it.
+   * A device re-created meanwhile (ENODEV) is left to the caller's re-read.
+   */
+  private async applyInThread(ops: Op[], split: number, errno: (number | undefined)[]): Promise<boolean> {
+    const index = new Map<string, number | undefined>();
+    for (const op of ops) if (!index.has(op.entry.dev)) index.set(op.entry.dev, await this.linkIndex(op.entry.dev));
+    const reqs: rtnl.Request[] = [];
+    const deps: number[] = [];
+    const neighAt = new Map<string, number>();
+    const neighMac = new Map<string, string>();
+    const fdbAt = new Map<string, number>();
+    for (const [i, op] of ops.entries()) {
+      const r = this.request(op, index.get(op.entry.dev));
+      if (typeof r === 'number') return false;
+      reqs.push(r);
+      if (i < split) {
+        if (op.kind === 'neigh' && op.action === 'replace') {
+          neighAt.set(op.key, i);
+          neighMac.set(op.key, op.entry.mac);
+        }
+        if (op.kind === 'fdb' && op.action === 'replace') fdbAt.set(op.entry.mac, i);
+        continue;
+      }
+      const via = op.kind === 'route' && op.action === 'replace' && op.entry.onlink ? (op.entry.via?.toString() ?? '') : undefined;
+      const mac = via !== undefined ? neighMac.get(via) : undefined;
+      deps.push(via !== undefined ? (neighAt.get(via) ?? -1) : -1, mac !== undefined ? (fdbAt.get(mac) ?? -1) : -1);
+    }
+    const answers = await this.bulk.transact(reqs, { split, deps: Int32Array.from(deps) });
+    answers.forEach((e, i) => {
+      errno[i] = e === NOT_SENT ? undefined : goneAlready(ops[i]!, e) ? 0 : e;
+    });
+    return true;
+  }
+
   /** Starts the bulk thread now, so that it has loaded when the first chunk comes. */
   prepareBulk(): void {
     this.bulk.start();
   }
 
-  private async round(sock: Pick<NetlinkSocket, 'transact'>, ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
+  private async round(ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
     const refused = dependsOnRefused(ops, (i) => errno[i] !== undefined && errno[i] !== 0);
     const reqs: rtnl.Request[] = [];
     const idx: number[] = [];
@@ -269,7 +309,7 @@ export class NetlinkChannel implements KernelChannel {
       }
     }
     if (reqs.length === 0) return;
-    const answers = await sock.transact(reqs);
+    const answers = await this.sock.transact(reqs);
     idx.forEach((opIndex, j) => {
       const e = answers[j]!;
       errno[opIndex] = goneAlready(ops[opIndex]!, e) ? 0 : e;
@@ -284,7 +324,7 @@ export class NetlinkChannel implements KernelChannel {
       const now = await this.linkIndex(dev);
       moved ||= now !== undefined && now !== old;
     }
-    if (moved) await this.round(sock, ops, from, to, errno, true);
+    if (moved) await this.round(ops, from, to, errno, true);
   }
 
   /** A device's name from its index (the uplink a vxlan device sits on). */

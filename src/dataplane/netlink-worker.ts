@@ -10,7 +10,14 @@
 //
 // The worker runs this same module (the compiled one; see workerUrl) and answers each batch of
 // requests with NetlinkSocket.transact's errnos: the same windows, ACK rule and deadlines as the
-// agent's own socket. Requests cross the thread boundary packed in one transferred buffer.
+// agent's own socket. Requests cross the thread boundary packed in one transferred buffer. A
+// batch can come in two rounds, the second's requests each depending on up to two of the
+// first's (a route on its neighbour and FDB entry): the thread leaves out those whose
+// dependency was refused and sends the rest at once, rather than waiting for the agent's busy
+// thread to decide (measured: 5,000 peers 840-880 ms that way, against 600).
+//
+// The thread's socket is open only while it has batches: the binding aborts the process when
+// a socket of a thread being torn down (at exit) is still open.
 // Anything that goes wrong with the thread (it cannot start, it dies) fails the batch with
 // ENOBUFS for each request ("not known to be applied"), which makes the converger re-read the
 // kernel, and later batches use the agent's own socket.
@@ -30,14 +37,31 @@ interface Packed {
   flags: Uint16Array;
   ends: Uint32Array;
   bodies: Uint8Array;
+  rounds?: Rounds;
 }
+
+/**
+ * Requests from `split` on are a second round: the j-th of them depends on the first-round
+ * requests deps[2j] and deps[2j+1] (-1: none), and is left out (errno NOT_SENT) when one of
+ * them was refused.
+ */
+export interface Rounds {
+  split: number;
+  deps: Int32Array;
+}
+
+/** Tells the thread to exit once its batches are done. */
+const STOP = 'stop';
+
+/** The errno of a second-round request left out because its dependency was refused. */
+export const NOT_SENT = -1;
 
 interface Answer {
   id: number;
   errnos: number[];
 }
 
-export function pack(id: number, reqs: readonly Request[]): Packed {
+export function pack(id: number, reqs: readonly Request[], rounds?: Rounds): Packed {
   const types = new Uint16Array(reqs.length);
   const flags = new Uint16Array(reqs.length);
   const ends = new Uint32Array(reqs.length);
@@ -52,7 +76,7 @@ export function pack(id: number, reqs: readonly Request[]): Packed {
     off += r.body.length;
     ends[i] = off;
   });
-  return { id, types, flags, ends, bodies };
+  return { id, types, flags, ends, bodies, ...(rounds ? { rounds } : {}) };
 }
 
 export function unpack(p: Packed): Request[] {
@@ -126,16 +150,20 @@ export class NetlinkWorker {
     return !this.failed;
   }
 
-  /** Each request's errno (0 = done), as NetlinkSocket.transact; ENOBUFS for all when the thread fails. */
-  transact(reqs: readonly Request[]): Promise<number[]> {
+  /**
+   * Each request's errno (0 = done), as NetlinkSocket.transact; ENOBUFS for all when the
+   * thread fails. With `rounds`, second-round requests whose dependency was refused are left
+   * out (NOT_SENT).
+   */
+  transact(reqs: readonly Request[], rounds?: Rounds): Promise<number[]> {
     if (!this.start()) return Promise.resolve(new Array<number>(reqs.length).fill(ENOBUFS));
     if (this.idle) clearTimeout(this.idle);
     this.idle = undefined;
     const id = this.nextId++;
-    const p = pack(id, reqs);
+    const p = pack(id, reqs, rounds);
     return new Promise<number[]>((resolve) => {
       this.waiting.set(id, { resolve, count: reqs.length });
-      this.worker!.postMessage(p, [p.types.buffer, p.flags.buffer, p.ends.buffer, p.bodies.buffer] as ArrayBuffer[]);
+      this.worker!.postMessage(p, [p.types.buffer, p.flags.buffer, p.ends.buffer, p.bodies.buffer, ...(rounds ? [rounds.deps.buffer] : [])] as ArrayBuffer[]);
     });
   }
 
@@ -146,7 +174,11 @@ export class NetlinkWorker {
     this.idle.unref();
   }
 
-  /** Ends the thread; a later transact() starts it again. */
+  /**
+   * Ends the thread; a later transact() starts it again. The thread is asked to stop rather
+   * than terminated: it closes its socket once its batches are done, then exits (a thread
+   * terminated with its socket open can abort the process).
+   */
   close(): void {
     if (this.idle) clearTimeout(this.idle);
     this.idle = undefined;
@@ -154,21 +186,61 @@ export class NetlinkWorker {
     this.worker = undefined;
     for (const p of this.waiting.values()) p.resolve(new Array<number>(p.count).fill(ENOBUFS));
     this.waiting.clear();
-    void w?.terminate();
+    w?.postMessage(STOP);
   }
 }
 
-/** The thread's side: one socket, batches answered in order. */
+/** Sends a batch (in its rounds) and returns each request's errno. */
+export async function sendRounds(sock: Pick<NetlinkSocket, 'transact'>, reqs: readonly Request[], rounds: Rounds | undefined): Promise<number[]> {
+  if (!rounds) return sock.transact(reqs);
+  const first = await sock.transact(reqs.slice(0, rounds.split));
+  const refused = (k: number) => k >= 0 && first[k] !== 0;
+  const errnos = [...first];
+  const send: Request[] = [];
+  const at: number[] = [];
+  for (let i = rounds.split; i < reqs.length; i++) {
+    const j = i - rounds.split;
+    errnos.push(NOT_SENT);
+    if (refused(rounds.deps[2 * j]!) || refused(rounds.deps[2 * j + 1]!)) continue;
+    send.push(reqs[i]!);
+    at.push(i);
+  }
+  const second = await sock.transact(send);
+  at.forEach((i, k) => (errnos[i] = second[k]!));
+  return errnos;
+}
+
+/** The thread's side: batches answered in order, on a socket open while there are any. */
 function serve(port: MessagePort): void {
   const nl = loadNetlink();
   if (!('Raw' in nl)) throw new Error(nl.error);
-  const sock = new NetlinkSocket(nl.Raw);
-  sock.setReceiveBuffer(1 << 20);
-  port.on('message', (p: Packed) => {
-    sock.transact(unpack(p)).then(
+  const Raw = nl.Raw;
+  let sock: NetlinkSocket | undefined;
+  let busy = 0;
+  let stopping = false;
+  const stopIfIdle = () => {
+    if (stopping && busy === 0) port.close();
+  };
+  port.on('message', (p: Packed | typeof STOP) => {
+    if (p === STOP) {
+      stopping = true;
+      return stopIfIdle();
+    }
+    busy++;
+    if (!sock) {
+      sock = new NetlinkSocket(Raw);
+      sock.setReceiveBuffer(1 << 20);
+    }
+    sendRounds(sock, unpack(p), p.rounds).then(
       (errnos) => port.postMessage({ id: p.id, errnos } satisfies Answer),
       () => port.postMessage({ id: p.id, errnos: new Array<number>(p.types.length).fill(ENOBUFS) } satisfies Answer),
-    );
+    ).finally(() => {
+      if (--busy === 0) {
+        sock?.close();
+        sock = undefined;
+        stopIfIdle();
+      }
+    });
   });
 }
 
