@@ -289,7 +289,8 @@ function info(c: Candidate): PeerInfo {
  * in an array sorted by first address.
  */
 class SubnetIndex {
-  private readonly byCidr = new Map<string, Set<Candidate>>();
+  /** By subnet text: the one candidate, or a Set of several (rare: a Set each would cost thousands). */
+  private readonly byCidr = new Map<string, Candidate | Set<Candidate>>();
   private sorted: Candidate[] = [];
   /**
    * Added but not yet in `sorted`: put in with one sort at the next read. The first pass at
@@ -310,9 +311,10 @@ class SubnetIndex {
     this.members.add(c);
     const subnet = c.peer.subnet;
     const name = subnet.toString();
-    let set = this.byCidr.get(name);
-    if (!set) this.byCidr.set(name, (set = new Set()));
-    set.add(c);
+    const had = this.byCidr.get(name);
+    if (had === undefined) this.byCidr.set(name, c);
+    else if (had instanceof Set) had.add(c);
+    else this.byCidr.set(name, new Set([had, c]));
     this.unsorted.push(c);
     this.lengths.set(subnet.prefix, (this.lengths.get(subnet.prefix) ?? 0) + 1);
   }
@@ -322,9 +324,12 @@ class SubnetIndex {
     this.sortIn();
     const subnet = c.peer.subnet;
     const name = subnet.toString();
-    const set = this.byCidr.get(name)!;
-    set.delete(c);
-    if (set.size === 0) this.byCidr.delete(name);
+    const had = this.byCidr.get(name);
+    if (had === c) this.byCidr.delete(name);
+    else if (had instanceof Set) {
+      had.delete(c);
+      if (had.size === 1) this.byCidr.set(name, had.values().next().value!);
+    }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       if (this.sorted[i] === c) {
         this.sorted.splice(i, 1);
@@ -357,7 +362,9 @@ class SubnetIndex {
     this.sortIn();
     for (const len of this.lengths.keys()) {
       if (len >= subnet.prefix) continue;
-      yield* this.byCidr.get(netOf(subnet.network, len).toString()) ?? [];
+      const had = this.byCidr.get(netOf(subnet.network, len).toString());
+      if (had instanceof Set) yield* had;
+      else if (had) yield had;
     }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       const c = this.sorted[i]!;
