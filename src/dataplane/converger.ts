@@ -31,6 +31,9 @@ export interface ConvergeResult {
   conflicts: RouteConflict[];
 }
 
+/** Notifications kept while a dump is under way; more than this and the dump is made again. */
+const MAX_DURING_READ = 100_000;
+
 export class Converger {
   /** Whether the tables' dataplane views can be trusted to match the kernel. */
   private trusted = false;
@@ -59,6 +62,12 @@ export class Converger {
    * changes never do). The next converge() repairs it.
    */
   noteKernelEvent(e: KernelEvent): DriftVerdict {
+    // While a dump is under way, its answer may predate the change: judged once it is in.
+    if (this.during) {
+      if (this.during.length < MAX_DURING_READ) this.during.push(e);
+      else this.during.overflowed = true;
+      return { kind: 'none' };
+    }
     if (!this.trusted) return { kind: 'none' }; // the next converge reads the kernel anyway
     const t = this.tables;
     const believed: KernelState = { routes: t.routes.dataplaneView(), neighs: t.neighs.dataplaneView(), fdb: t.fdb.dataplaneView(), foreign: t.foreign };
@@ -139,10 +148,28 @@ export class Converger {
   private async readIfUntrusted(resync: boolean): Promise<number> {
     if (!resync && this.trusted) return 0;
     const t0 = performance.now();
-    replaceDataplane(this.tables, await this.channel.observe(this.targets));
-    this.trusted = true;
+    for (let attempt = 1; ; attempt++) {
+      const during: KernelEvent[] & { overflowed?: boolean } = [];
+      this.during = during;
+      let dump;
+      try {
+        dump = await this.channel.observe(this.targets);
+      } finally {
+        this.during = undefined;
+      }
+      replaceDataplane(this.tables, dump);
+      this.trusted = true;
+      // What the kernel said while the dump was made: applied to it now (a change the dump
+      // already holds applies again harmlessly). One that loses the view means reading again.
+      let lost = during.overflowed === true;
+      for (const e of during) if (this.noteKernelEvent(e).kind === 'reread') lost = true;
+      if (!lost || attempt === 3) break;
+    }
     return performance.now() - t0;
   }
+
+  /** Notifications received while a dump is under way (judged once it is in); undefined otherwise. */
+  private during: (KernelEvent[] & { overflowed?: boolean }) | undefined;
 
   async converge(resync: boolean): Promise<ConvergeResult> {
     let kernelMs = await this.readIfUntrusted(resync);
@@ -233,15 +260,27 @@ export class PeerSync {
    * the next is modelled (Converger.convergeInChunks). The same outcome as model() then
    * converge(), in the same time as the longer of the two rather than their sum.
    */
-  async convergeBulk(ctx: ModelContext, delta: PeerDelta, resync: boolean, startedAt: number): Promise<{ failures: number; report: ReconcileReport }> {
+  async convergeBulk(ctx: ModelContext, delta: PeerDelta, resync: boolean, startedAt: number, more: Iterable<PeerDelta> = []): Promise<{ failures: number; report: ReconcileReport }> {
     if (!this.converger.overlaps) {
       // iproute2: its processes would run the chunks side by side, in no set order.
       this.model(ctx, delta);
+      for (const d of more) this.model(ctx, d);
       return this.converge(resync, startedAt);
     }
-    const changes = [...delta];
+    // `more` is read as the chunks are: each of its deltas is made when the one before is sent.
+    const deltas = function* (): Generator<PeerDelta> {
+      yield delta;
+      yield* more;
+    };
     const chunks = function* (sync: PeerSync): Iterable<() => void> {
-      for (let i = 0; i < changes.length; i += BULK_CHUNK) yield () => sync.model(ctx, new Map(changes.slice(i, i + BULK_CHUNK)));
+      for (const d of deltas()) {
+        if (d.size <= BULK_CHUNK) {
+          if (d.size > 0) yield () => sync.model(ctx, d);
+          continue;
+        }
+        const changes = [...d];
+        for (let i = 0; i < changes.length; i += BULK_CHUNK) yield () => sync.model(ctx, new Map(changes.slice(i, i + BULK_CHUNK)));
+      }
     };
     return this.outcome(await this.converger.convergeInChunks(resync, chunks(this)), startedAt);
   }

@@ -8,7 +8,7 @@ import type { IpRunner } from './ipcmd.js';
 import { modelContext, type Family, type LinkName, type ModelContext } from './model.js';
 import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
-import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
+import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, UpdateOptions, Uplink } from './types.js';
 import { checkOwnSubnet, familyOf, uplinkName } from './vxlan.js';
 
 export class HostGwBackend implements Backend {
@@ -58,7 +58,7 @@ export class HostGwBackend implements Backend {
     return { mtu: this.uplink.mtu };
   }
 
-  async update(ownSubnet: IpNet, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async update(ownSubnet: IpNet, delta: PeerDelta, opts: UpdateOptions = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
     checkOwnSubnet(ownSubnet, this.family);
     if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
@@ -67,7 +67,7 @@ export class HostGwBackend implements Backend {
     const resync = opts.resync === true || !this.trusted;
     let outcome;
     try {
-      if (PeerSync.isBulk(delta)) outcome = await this.peers.convergeBulk(this.ctx, delta, resync, t0);
+      if (PeerSync.isBulk(delta) || opts.more) outcome = await this.peers.convergeBulk(this.ctx, delta, resync, t0, opts.more);
       else {
         this.peers.model(this.ctx, delta);
         outcome = await this.peers.converge(resync, t0);

@@ -17,7 +17,7 @@ import { isLinkLocal6, modelContext, toLinkName, vxlanDeviceNameFor, type Family
 import type { DeviceInfo } from './observe.js';
 import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
-import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
+import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, UpdateOptions, Uplink } from './types.js';
 
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;
@@ -174,7 +174,7 @@ export class VxlanBackend implements Backend {
     return { vtepMAC: this.mac!, mtu: this.mtu };
   }
 
-  async update(ownSubnet: IpNet, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async update(ownSubnet: IpNet, delta: PeerDelta, opts: UpdateOptions = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
     checkOwnSubnet(ownSubnet, this.family);
     if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
@@ -183,7 +183,7 @@ export class VxlanBackend implements Backend {
     // The model first: a device check that throws must not lose the change. A bulk delta (the
     // first pass at start) is modelled chunk by chunk instead, beside the kernel's work; if the
     // device check throws, the reconcile loop hands the same delta over again.
-    const bulk = PeerSync.isBulk(delta);
+    const bulk = PeerSync.isBulk(delta) || opts.more !== undefined;
     if (!bulk) this.peers.model(this.ctx, delta);
     const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
@@ -192,7 +192,7 @@ export class VxlanBackend implements Backend {
     }
     let outcome;
     try {
-      outcome = bulk ? await this.peers.convergeBulk(this.ctx, delta, full, t0) : await this.peers.converge(full, t0);
+      outcome = bulk ? await this.peers.convergeBulk(this.ctx, delta, full, t0, opts.more) : await this.peers.converge(full, t0);
     } finally {
       this.watchKernel();
     }

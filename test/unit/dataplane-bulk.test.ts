@@ -36,8 +36,15 @@ class FakeKernel implements KernelChannel {
     return run;
   }
 
+  /** Runs after the dump's copy is taken and before it is answered (a change racing the read). */
+  duringObserve: (() => void) | undefined;
+
   async observe(): Promise<KernelState> {
-    return { routes: new Map(this.state.routes), neighs: new Map(this.state.neighs), fdb: new Map(this.state.fdb), foreign: new Map() };
+    const dump = { routes: new Map(this.state.routes), neighs: new Map(this.state.neighs), fdb: new Map(this.state.fdb), foreign: new Map() };
+    await new Promise((resolve) => setImmediate(resolve));
+    this.duringObserve?.();
+    this.duringObserve = undefined;
+    return dump;
   }
 
   prepareBulk(): void {}
@@ -136,5 +143,21 @@ describe('bulk pass in chunks', () => {
     expect(failures).toBe(0);
     expect(report.failures).toBe(0);
     expectKernelHolds(kernel, desiredState({ ...ctx, peers: ps }).state);
+  });
+
+  it('repairs an entry deleted while the kernel was being read (its notification came during the dump)', async () => {
+    const ps = peers(10);
+    const kernel = new FakeKernel();
+    const s = sync(kernel);
+    s.model(ctx, deltaOf(ps));
+    await s.converge(true, performance.now());
+    const [key, route] = [...kernel.state.routes][0]!;
+    kernel.duringObserve = () => {
+      kernel.state.routes.delete(key);
+      expect(s.converger.noteKernelEvent({ kind: 'route', action: 'del', route, table: 254, type: 1 })).toEqual({ kind: 'none' });
+    };
+    const { report } = await s.converge(true, performance.now());
+    expect(report.operations).toBe(1);
+    expect(kernel.state.routes.has(key)).toBe(true);
   });
 });
