@@ -130,6 +130,7 @@ export class NetlinkWorker {
       const p = this.waiting.get(a.id);
       this.waiting.delete(a.id);
       p?.resolve(a.errnos);
+      if (this.waiting.size === 0) w.unref();
       this.armIdle();
     });
     const lost = () => {
@@ -161,6 +162,10 @@ export class NetlinkWorker {
     this.idle = undefined;
     const id = this.nextId++;
     const p = pack(id, reqs, rounds);
+    // While it has batches the thread keeps the process alive: an agent exiting meanwhile
+    // waits for them (each window has its deadline) rather than tear the thread down with its
+    // socket open.
+    this.worker!.ref();
     return new Promise<number[]>((resolve) => {
       this.waiting.set(id, { resolve, count: reqs.length });
       this.worker!.postMessage(p, [p.types.buffer, p.flags.buffer, p.ends.buffer, p.bodies.buffer, ...(rounds ? [rounds.deps.buffer] : [])] as ArrayBuffer[]);
