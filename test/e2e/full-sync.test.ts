@@ -15,7 +15,7 @@ const PEERS = 1500;
 const AGENT_ARGS = ['--resync-interval', '1h', '--log-level', 'debug'];
 let tb: Testbed;
 beforeAll(async () => {
-  tb = await Testbed.create(process.env.FS_KEEP ? { keepWorkDir: true } : {});
+  tb = await Testbed.create();
   await applyYaml(tb, 'network', networkYaml({ cidr: '10.0.0.0/8' }));
 });
 afterAll(async () => {
