@@ -188,6 +188,12 @@ export class Agent {
     }
     this.mtu = Math.min(...mtus);
     this.loop = this.reconcileLoop(peerLog);
+    // Thousands of leases make the first pass a bulk one: what it needs gets ready meanwhile.
+    if (configReads === 1) {
+      void listing.then((l) => {
+        if (l && !this.stopped) for (const s of this.stacks) s.backend.expectPeers?.(l.records.length);
+      });
+    }
 
     this.phase = 'acquiring';
     await this.lease.acquire(readPreviousSubnets(options.subnetFile), configReads === 1 ? listing : undefined);

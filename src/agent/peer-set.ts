@@ -201,6 +201,16 @@ export class PeerSet {
     const done = new Set<Candidate>();
     for (const seed of seeds) {
       if (done.has(seed) || !this.bySubnet.has(seed)) continue;
+      if (this.bySubnet.alone(seed)) {
+        // Overlaps no one (nearly every lease): kept. The same outcome as below, without a group.
+        if (!seed.selected) {
+          this.touch(seed.key);
+          this.selectedCount++;
+          seed.selected = true;
+        }
+        seed.overlap = undefined;
+        continue;
+      }
       const group = [seed];
       done.add(seed);
       for (let i = 0; i < group.length; i++) {
@@ -279,8 +289,15 @@ function info(c: Candidate): PeerInfo {
  * in an array sorted by first address.
  */
 class SubnetIndex {
-  private readonly byCidr = new Map<string, Set<Candidate>>();
-  private readonly sorted: Candidate[] = [];
+  /** By subnet text: the one candidate, or a Set of several (rare: a Set each would cost thousands). */
+  private readonly byCidr = new Map<string, Candidate | Set<Candidate>>();
+  private sorted: Candidate[] = [];
+  /**
+   * Added but not yet in `sorted`: put in with one sort at the next read. The first pass at
+   * start adds thousands of leases in key order, which is not address order; one splice each
+   * moved half the array every time.
+   */
+  private unsorted: Candidate[] = [];
   /** prefix length -> how many candidates have it. */
   private readonly lengths = new Map<number, number>();
   private readonly members = new Set<Candidate>();
@@ -294,20 +311,25 @@ class SubnetIndex {
     this.members.add(c);
     const subnet = c.peer.subnet;
     const name = subnet.toString();
-    let set = this.byCidr.get(name);
-    if (!set) this.byCidr.set(name, (set = new Set()));
-    set.add(c);
-    this.sorted.splice(this.lowerBound(subnet.first), 0, c);
+    const had = this.byCidr.get(name);
+    if (had === undefined) this.byCidr.set(name, c);
+    else if (had instanceof Set) had.add(c);
+    else this.byCidr.set(name, new Set([had, c]));
+    this.unsorted.push(c);
     this.lengths.set(subnet.prefix, (this.lengths.get(subnet.prefix) ?? 0) + 1);
   }
 
   delete(c: Candidate): boolean {
     if (!this.members.delete(c)) return false;
+    this.sortIn();
     const subnet = c.peer.subnet;
     const name = subnet.toString();
-    const set = this.byCidr.get(name)!;
-    set.delete(c);
-    if (set.size === 0) this.byCidr.delete(name);
+    const had = this.byCidr.get(name);
+    if (had === c) this.byCidr.delete(name);
+    else if (had instanceof Set) {
+      had.delete(c);
+      if (had.size === 1) this.byCidr.set(name, had.values().next().value!);
+    }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       if (this.sorted[i] === c) {
         this.sorted.splice(i, 1);
@@ -320,17 +342,48 @@ class SubnetIndex {
     return true;
   }
 
+  /** Whether no other candidate's subnet overlaps c's. */
+  alone(c: Candidate): boolean {
+    this.sortIn();
+    const subnet = c.peer.subnet;
+    for (const len of this.lengths.keys()) {
+      if (len < subnet.prefix && this.byCidr.has(netOf(subnet.network, len).toString())) return false;
+    }
+    for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
+      const o = this.sorted[i]!;
+      if (o.peer.subnet.first > subnet.last) break;
+      if (o !== c) return false;
+    }
+    return true;
+  }
+
   /** Candidates whose subnet overlaps `subnet` (the subnet's own candidates included). */
   *overlapping(subnet: IpNet): Iterable<Candidate> {
+    this.sortIn();
     for (const len of this.lengths.keys()) {
       if (len >= subnet.prefix) continue;
-      yield* this.byCidr.get(netOf(subnet.network, len).toString()) ?? [];
+      const had = this.byCidr.get(netOf(subnet.network, len).toString());
+      if (had instanceof Set) yield* had;
+      else if (had) yield had;
     }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       const c = this.sorted[i]!;
       if (c.peer.subnet.first > subnet.last) break;
       yield c;
     }
+  }
+
+  private sortIn(): void {
+    if (this.unsorted.length === 0) return;
+    const add = this.unsorted;
+    this.unsorted = [];
+    if (add.length < 8) {
+      for (const c of add) this.sorted.splice(this.lowerBound(c.peer.subnet.first), 0, c);
+      return;
+    }
+    const all = this.sorted.concat(add);
+    all.sort((a, b) => (a.peer.subnet.first < b.peer.subnet.first ? -1 : a.peer.subnet.first > b.peer.subnet.first ? 1 : 0));
+    this.sorted = all;
   }
 
   /** The first index whose subnet starts at or after `first`. */

@@ -9,7 +9,7 @@ import type { Backend, KernelOpCounts, Peer, PeerDelta, ReconcileReport } from '
 import type { Logger } from '../log.js';
 import type { LeaseChange } from './lease-watch.js';
 import type { AgentMetrics, ReconcileTrigger } from './metrics.js';
-import { peerChangeLines, type PeerSet } from './peer-set.js';
+import { peerChangeLines, type PeerChanges, type PeerSet } from './peer-set.js';
 import { Backoff, RETRY } from '../backoff.js';
 import type { Timers } from './timers.js';
 
@@ -43,6 +43,11 @@ export interface ReconcileLoopDeps {
   onVtepMAC?: (family: 4 | 6, mac: string) => void;
 }
 
+/** A batch of lease changes this large waits for the next pass, which feeds it to the peer sets in chunks. */
+const QUEUE_FROM = 1024;
+/** Lease changes per chunk: about the peers per chunk of a backend's bulk pass (converger.ts). */
+const QUEUE_CHUNK = 512;
+
 export class ReconcileLoop {
   private pending = false;
   private resync = false;
@@ -65,9 +70,20 @@ export class ReconcileLoop {
 
   /** Lease changes from the watch: into every family's peer set, then a pass. */
   leasesChanged(changes: readonly LeaseChange[]): void {
-    for (const s of this.d.stacks) s.peers.apply(changes);
+    if (this.queued.length > 0 || changes.length >= QUEUE_FROM) {
+      for (const c of changes) this.queued.push(c);
+    } else {
+      for (const s of this.d.stacks) s.peers.apply(changes);
+    }
     this.schedule('event');
   }
+
+  /**
+   * Lease changes not yet in the peer sets: a large batch (the listing at start, 5,000 leases)
+   * goes in a chunk at a time during the next pass, each chunk while the kernel works on the
+   * one before (Backend.update's `more`), instead of all of them before the pass begins.
+   */
+  private queued: LeaseChange[] = [];
 
   /** Our own lease key (never a peer), after each acquisition. */
   setOwnKey(key: string): void {
@@ -136,18 +152,26 @@ export class ReconcileLoop {
 
   private async pass(held: LeaseKey, trigger: ReconcileTrigger, resync: boolean, drifted: string | undefined): Promise<void> {
     const desired = this.d.stacks[0]?.peers.size ?? 0;
+    const queued = this.queued;
+    this.queued = [];
+    // With queued changes, the first stack's peer changes are logged once, when all are in.
+    const logged: PeerChanges | undefined = queued.length > 0 ? { added: [], removed: [], changed: [] } : undefined;
+    const fed = new Map<Stack, number>();
     try {
       const started = performance.now();
       const passes: { stack: Stack; desired: number; report: ReconcileReport }[] = [];
       for (const [i, stack] of this.d.stacks.entries()) {
-        const delta = this.take(stack, i === 0);
+        const into = i === 0 ? logged : undefined;
+        const delta = this.take(stack, i === 0 && !logged, into);
         const own: IpNet | undefined = stack.family === 4 ? held.ipv4 : held.ipv6;
         if (!own) continue; // a lease without this family's half: nothing to converge for it
-        const report = await stack.backend.update(own, delta, { resync });
+        const more = queued.length > 0 ? this.chunks(stack, queued, fed, into) : undefined;
+        const report = await stack.backend.update(own, delta, { resync, ...(more ? { more } : {}) });
         this.carried.get(stack)?.clear();
         stack.routeConflicts = report.routeConflicts ?? 0;
         passes.push({ stack, desired: stack.peers.size, report });
       }
+      this.feedRest(queued, fed, logged);
       const report = combineReports(passes);
       this.d.onReport?.(report);
       this.d.metrics.reconciled({
@@ -183,6 +207,7 @@ export class ReconcileLoop {
         if (mac) this.d.onVtepMAC?.(p.stack.family, mac);
       }
     } catch (err) {
+      this.feedRest(queued, fed, logged);
       this.d.onFailure?.(desired, (err as Error).message);
       // Once per failure streak, not once per retry.
       if (this.backoff.failures === 0) this.d.log.error('dataplane reconcile failed; will retry', { err: (err as Error).message });
@@ -197,16 +222,65 @@ export class ReconcileLoop {
 
   /**
    * The stack's peer changes since its last pass, logged (by the first stack) as peers added,
-   * changed and removed. Changes a pass took but did not complete are carried into the next:
-   * handing a backend the same change twice is harmless (an unchanged peer is skipped).
+   * changed and removed, or collected `into` a log of the whole pass. Changes a pass took but
+   * did not complete are carried into the next: handing a backend the same change twice is
+   * harmless (an unchanged peer is skipped).
    */
-  private take(stack: Stack, log: boolean): PeerDelta {
+  private take(stack: Stack, log: boolean, into?: PeerChanges): PeerDelta {
+    return this.carry(stack, this.takeChanges(stack, log, into));
+  }
+
+  private takeChanges(stack: Stack, log: boolean, into: PeerChanges | undefined): PeerDelta {
     const { delta, changes } = stack.peers.take();
+    if (into) {
+      into.added.push(...changes.added);
+      into.removed.push(...changes.removed);
+      into.changed.push(...changes.changed);
+    }
     if (log) for (const line of peerChangeLines(changes)) this.d.peerLog.info(line.msg, line.fields);
+    return delta;
+  }
+
+  /** Adds a delta to what the stack's backend has not yet completed; returns all of it. */
+  private carry(stack: Stack, delta: PeerDelta): PeerDelta {
     let carried = this.carried.get(stack);
     if (!carried) this.carried.set(stack, (carried = new Map()));
     for (const [key, peer] of delta) carried.set(key, peer);
     return carried;
+  }
+
+  /** Queued lease changes into the stack's peer set, QUEUE_CHUNK at a time, each chunk's delta as it is taken. */
+  private *chunks(stack: Stack, queued: readonly LeaseChange[], fed: Map<Stack, number>, into: PeerChanges | undefined): Generator<PeerDelta> {
+    for (let from = fed.get(stack) ?? 0; from < queued.length; from = fed.get(stack) ?? 0) {
+      const to = Math.min(queued.length, from + QUEUE_CHUNK);
+      stack.peers.apply(queued.slice(from, to));
+      fed.set(stack, to);
+      const delta = this.takeChanges(stack, false, into);
+      this.carry(stack, delta);
+      yield delta;
+    }
+  }
+
+  /**
+   * After a pass (completed or not): the queued changes a backend did not take go into every
+   * peer set now, for the next pass to hand over; then the pass's peer changes are logged.
+   */
+  private feedRest(queued: readonly LeaseChange[], fed: Map<Stack, number>, logged: PeerChanges | undefined): void {
+    if (queued.length === 0) return;
+    for (const [i, stack] of this.d.stacks.entries()) {
+      const from = fed.get(stack) ?? 0;
+      if (from >= queued.length) continue;
+      stack.peers.apply(from === 0 ? queued : queued.slice(from));
+      fed.set(stack, queued.length);
+      const delta = this.takeChanges(stack, false, i === 0 ? logged : undefined);
+      if (delta.size > 0) {
+        this.carry(stack, delta);
+        this.pending = true;
+      }
+    }
+    if (!logged) return;
+    for (const line of peerChangeLines(logged)) this.d.peerLog.info(line.msg, line.fields);
+    logged.added.length = logged.removed.length = logged.changed.length = 0; // logged once, if called again
   }
 }
 

@@ -18,6 +18,7 @@ import { DataplaneError } from './errors.js';
 import { emptyState, isLinkLocal6, neighKey, toLinkName, toMac, type Family, type FdbEntry, type ForeignRoute, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
 import { KernelWatch } from './kernel-watch.js';
+import { NetlinkWorker, NOT_SENT } from './netlink-worker.js';
 import { isOwnedRoute, observe, parseDevice, putFdb, putRoute, type DeviceInfo, type ObserveTargets } from './observe.js';
 import type { Op } from './planner.js';
 import * as rtnl from './rtnl.js';
@@ -40,8 +41,14 @@ export type KernelEvent =
 
 export interface KernelChannel {
   readonly kind: 'netlink' | 'iproute2';
-  /** Runs a plan in its order; a route replace is skipped when its neighbour or FDB entry was refused. */
-  apply(ops: Op[]): Promise<ApplyResult>;
+  /**
+   * Runs a plan in its order; a route replace is skipped when its neighbour or FDB entry was
+   * refused. `bulk`: one of several chunks of a large pass, sent while the caller models the
+   * next (netlink sends them from another thread, in the order of the calls).
+   */
+  apply(ops: Op[], opts?: { bulk?: boolean }): Promise<ApplyResult>;
+  /** A bulk pass is coming: get ready for it (netlink starts its thread). */
+  prepareBulk?(): void;
   /** What weft owns on the targets' devices, read now. */
   observe(targets: ObserveTargets): Promise<KernelState>;
   /** Kernel changes as they happen (netlink only; undefined for iproute2). Returns an unsubscribe. */
@@ -152,6 +159,8 @@ function describe(op: Op): string {
 export class NetlinkChannel implements KernelChannel {
   readonly kind = 'netlink';
   private readonly sock: NetlinkSocket;
+  /** The socket in a worker thread for bulk chunks (netlink-worker.ts); started on first use. */
+  private readonly bulk = new NetlinkWorker();
   private watcher: KernelWatch | undefined;
   private readonly listeners = new Set<(e: KernelEvent) => void>();
   /** Interface indexes by name and back; kept current by link notifications while watching. */
@@ -218,18 +227,65 @@ export class NetlinkChannel implements KernelChannel {
    * replaces: independent objects), then the rest, leaving out route replaces whose
    * neighbour or FDB entry was just refused. Each round is one datagram per WINDOW ops.
    */
-  async apply(ops: Op[]): Promise<ApplyResult> {
+  async apply(ops: Op[], opts: { bulk?: boolean } = {}): Promise<ApplyResult> {
     const errno = new Array<number | undefined>(ops.length).fill(undefined);
     let split = ops.findIndex((op) => op.kind === 'route' && op.action === 'replace');
     if (split < 0) split = ops.length;
-    await this.round(ops, 0, split, errno);
-    await this.round(ops, split, ops.length, errno);
+    // Every chunk of a bulk pass through the thread (while it works), so they stay in order.
+    if (opts.bulk && this.bulk.usable && (await this.applyInThread(ops, split, errno))) {
+      // done: both rounds in the thread
+    } else {
+      await this.round(ops, 0, split, errno);
+      await this.round(ops, split, ops.length, errno);
+    }
     const ok = errno.map((e) => e === 0);
     const errors: string[] = [];
     errno.forEach((e, i) => {
       if (e !== undefined && e !== 0 && errors.length < 5) errors.push(`${describe(ops[i]!)}: ${errnoName(e)}`);
     });
     return { ok, failures: ok.filter((x) => !x).length, runs: 0, errors, errno };
+  }
+
+  /**
+   * Both rounds in the bulk thread, which leaves out a route whose neighbour or FDB entry was
+   * refused (the rule of dependsOnRefused, as indexes into the first round). False, with
+   * nothing sent, when a device's index is not known: the ordinary rounds then deal with it.
+   * A device re-created meanwhile (ENODEV) is left to the caller's re-read.
+   */
+  private async applyInThread(ops: Op[], split: number, errno: (number | undefined)[]): Promise<boolean> {
+    const index = new Map<string, number | undefined>();
+    for (const op of ops) if (!index.has(op.entry.dev)) index.set(op.entry.dev, await this.linkIndex(op.entry.dev));
+    const reqs: rtnl.Request[] = [];
+    const deps: number[] = [];
+    const neighAt = new Map<string, number>();
+    const neighMac = new Map<string, string>();
+    const fdbAt = new Map<string, number>();
+    for (const [i, op] of ops.entries()) {
+      const r = this.request(op, index.get(op.entry.dev));
+      if (typeof r === 'number') return false;
+      reqs.push(r);
+      if (i < split) {
+        if (op.kind === 'neigh' && op.action === 'replace') {
+          neighAt.set(op.key, i);
+          neighMac.set(op.key, op.entry.mac);
+        }
+        if (op.kind === 'fdb' && op.action === 'replace') fdbAt.set(op.entry.mac, i);
+        continue;
+      }
+      const via = op.kind === 'route' && op.action === 'replace' && op.entry.onlink ? (op.entry.via?.toString() ?? '') : undefined;
+      const mac = via !== undefined ? neighMac.get(via) : undefined;
+      deps.push(via !== undefined ? (neighAt.get(via) ?? -1) : -1, mac !== undefined ? (fdbAt.get(mac) ?? -1) : -1);
+    }
+    const answers = await this.bulk.transact(reqs, { split, deps: Int32Array.from(deps) });
+    answers.forEach((e, i) => {
+      errno[i] = e === NOT_SENT ? undefined : goneAlready(ops[i]!, e) ? 0 : e;
+    });
+    return true;
+  }
+
+  /** Starts the bulk thread now, so that it has loaded when the first chunk comes. */
+  prepareBulk(): void {
+    this.bulk.start();
   }
 
   private async round(ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
@@ -401,6 +457,8 @@ export class NetlinkChannel implements KernelChannel {
 
   watch(listener: (e: KernelEvent) => void): () => void {
     this.listeners.add(listener);
+    // A watch already running has told the others what this listener missed: it reads the kernel again.
+    if (this.watcher) queueMicrotask(() => this.listeners.has(listener) && listener({ kind: 'lost' }));
     this.watcher ??= new KernelWatch({ message: (m) => this.notified(m), lost: () => this.emit({ kind: 'lost' }) }, this.log);
     return () => {
       this.listeners.delete(listener);
@@ -484,6 +542,7 @@ export class NetlinkChannel implements KernelChannel {
 
   close(): void {
     this.watcher?.close();
+    this.bulk.close();
     this.sock.close();
   }
 }

@@ -10,7 +10,7 @@
 // kernel is read again only on a resync, or after any refused or uncertain operation (the
 // views may then be wrong, e.g. an entry deleted by hand or a device that vanished).
 import type { Logger } from '../log.js';
-import type { KernelChannel, KernelEvent } from './channel.js';
+import type { ApplyResult, KernelChannel, KernelEvent } from './channel.js';
 import { DesiredPeers } from './desired.js';
 import { judgeKernelEvent, type DriftVerdict } from './drift.js';
 import type { KernelState, ModelContext } from './model.js';
@@ -31,6 +31,9 @@ export interface ConvergeResult {
   conflicts: RouteConflict[];
 }
 
+/** Notifications kept while a dump is under way; more than this and the dump is made again. */
+const MAX_DURING_READ = 100_000;
+
 export class Converger {
   /** Whether the tables' dataplane views can be trusted to match the kernel. */
   private trusted = false;
@@ -43,6 +46,11 @@ export class Converger {
     private readonly tables: KernelTables,
   ) {}
 
+  /** Whether the channel works on a bulk chunk beside the caller (netlink's thread), in the order of the calls. */
+  get overlaps(): boolean {
+    return this.channel.prepareBulk !== undefined;
+  }
+
   /** Forget what the kernel holds: the next converge() reads it first. */
   invalidate(): void {
     this.trusted = false;
@@ -54,6 +62,12 @@ export class Converger {
    * changes never do). The next converge() repairs it.
    */
   noteKernelEvent(e: KernelEvent): DriftVerdict {
+    // While a dump is under way, its answer may predate the change: judged once it is in.
+    if (this.during) {
+      if (this.during.length < MAX_DURING_READ) this.during.push(e);
+      else this.during.overflowed = true;
+      return { kind: 'none' };
+    }
     if (!this.trusted) return { kind: 'none' }; // the next converge reads the kernel anyway
     const t = this.tables;
     const believed: KernelState = { routes: t.routes.dataplaneView(), neighs: t.neighs.dataplaneView(), fdb: t.fdb.dataplaneView(), foreign: t.foreign };
@@ -64,14 +78,101 @@ export class Converger {
     return v;
   }
 
-  async converge(resync: boolean): Promise<ConvergeResult> {
-    let kernelMs = 0;
-    if (resync || !this.trusted) {
-      const t0 = performance.now();
-      replaceDataplane(this.tables, await this.channel.observe(this.targets));
-      kernelMs += performance.now() - t0;
-      this.trusted = true;
+  /**
+   * A large pass (the first at start: thousands of new peers) in chunks: `chunks` model one
+   * chunk of peers each; the chunk's new and changed entries go to the channel's bulk path
+   * (another thread, for netlink) while the next chunk is modelled, so the kernel's work
+   * overlaps the agent's. A sent entry leaves the pending sets at once (as if applied): the
+   * next chunk's plan must not send it again; a refusal makes the views untrusted, and the
+   * closing converge() reads the kernel again. Deletions wait for that closing pass, when
+   * every peer is modelled: an entry the kernel holds may be wanted by a later chunk (a
+   * restart adopts every entry as it is).
+   */
+  async convergeInChunks(resync: boolean, chunks: Iterable<() => void>): Promise<ConvergeResult> {
+    let kernelMs = await this.readIfUntrusted(resync);
+    this.channel.prepareBulk?.();
+    const sent: Promise<{ ops: Op[]; r: ApplyResult | undefined }>[] = [];
+    let t0: number | undefined;
+    for (const model of chunks) {
+      model();
+      const ops = planPending(this.tables, undefined, { updatesOnly: true });
+      if (ops.length === 0) continue;
+      applyResults(this.tables, ops, ops.map(() => true));
+      t0 ??= performance.now();
+      sent.push(this.channel.apply(ops, { bulk: true }).then((r) => ({ ops, r }), () => ({ ops, r: undefined })));
+      // Let the thread's answers in (the second round of a chunk waits for its first).
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
+    const results = await Promise.all(sent);
+    if (t0 !== undefined) kernelMs += performance.now() - t0;
+    const chunked = { operations: 0, failures: 0, byKind: countByKind([], []), errors: [] as string[] };
+    for (const { ops, r } of results) {
+      const ok = r?.ok ?? ops.map(() => false);
+      const failures = ok.filter((x) => !x).length;
+      const counts = countByKind(ops, ok);
+      for (const k of ['route', 'neigh', 'fdb'] as const) {
+        chunked.byKind[k].ok += counts[k].ok;
+        chunked.byKind[k].failed += counts[k].failed;
+      }
+      chunked.operations += ops.length - failures;
+      chunked.failures += failures;
+      if (r) chunked.errors.push(...r.errors);
+      else chunked.errors.push('the kernel channel failed');
+    }
+    if (chunked.failures > 0) {
+      // What the views say was applied is not: read the kernel before the closing pass, which
+      // tries again (and warns about what the kernel still refuses).
+      this.trusted = false;
+      this.log.debug('kernel refused some operations of a bulk pass; re-reading the kernel', {
+        failures: chunked.failures,
+        operations: chunked.operations + chunked.failures,
+        errors: chunked.errors.slice(0, 5).join('; '),
+      });
+    }
+    this.log.debug('bulk pass', { chunks: sent.length, operations: chunked.operations, failures: chunked.failures, kernelMs: Math.round(kernelMs) });
+    const rest = await this.converge(false);
+    for (const k of ['route', 'neigh', 'fdb'] as const) {
+      rest.byKind[k].ok += chunked.byKind[k].ok;
+      rest.byKind[k].failed += chunked.byKind[k].failed;
+    }
+    return {
+      ...rest,
+      operations: rest.operations + chunked.operations,
+      // The closing pass tried the refused ones again: what it could not apply is what failed.
+      failures: rest.failures,
+      kernelMs: rest.kernelMs + kernelMs,
+    };
+  }
+
+  /** Reads the kernel into the views when asked to or when they cannot be trusted; the time it took. */
+  private async readIfUntrusted(resync: boolean): Promise<number> {
+    if (!resync && this.trusted) return 0;
+    const t0 = performance.now();
+    for (let attempt = 1; ; attempt++) {
+      const during: KernelEvent[] & { overflowed?: boolean } = [];
+      this.during = during;
+      let dump;
+      try {
+        dump = await this.channel.observe(this.targets);
+      } finally {
+        this.during = undefined;
+      }
+      replaceDataplane(this.tables, dump);
+      this.trusted = true;
+      // What the kernel said while the dump was made: applied to it now (a change the dump
+      // already holds applies again harmlessly). One that loses the view means reading again.
+      let lost = during.overflowed === true;
+      for (const e of during) if (this.noteKernelEvent(e).kind === 'reread') lost = true;
+      if (!lost || attempt === 3) break;
+    }
+    return performance.now() - t0;
+  }
+
+  /** Notifications received while a dump is under way (judged once it is in); undefined otherwise. */
+  private during: (KernelEvent[] & { overflowed?: boolean }) | undefined;
+
+  async converge(resync: boolean): Promise<ConvergeResult> {
+    let kernelMs = await this.readIfUntrusted(resync);
     const conflicts: RouteConflict[] = [];
     const ops = planPending(this.tables, conflicts);
     if (ops.length === 0) {
@@ -104,6 +205,13 @@ export class Converger {
     return { operations: ops.length - r.failures, failures: r.failures, byKind: countByKind(ops, r.ok), unrouted, kernelMs, conflicts };
   }
 }
+
+/**
+ * Peers per chunk of a bulk pass: 1,536 operations, six netlink datagrams. Small enough that
+ * the kernel gets its first chunk soon and the thread seldom waits for the next; large enough
+ * that the hand-overs between threads cost little.
+ */
+const BULK_CHUNK = 512;
 
 /** One backend's peers and kernel entries: desired per peer, against the kernel, in one set of tables. */
 export class PeerSync {
@@ -138,6 +246,45 @@ export class PeerSync {
     this.skips.update(this.desired.update(ctx, delta));
   }
 
+  /** Whether a delta is large enough to go in chunks (the first pass at start, at scale). */
+  static isBulk(delta: PeerDelta): boolean {
+    return PeerSync.isBulkSize(delta.size);
+  }
+
+  static isBulkSize(peers: number): boolean {
+    return peers >= 2 * BULK_CHUNK;
+  }
+
+  /**
+   * Models a large delta chunk by chunk and converges, the kernel working on each chunk while
+   * the next is modelled (Converger.convergeInChunks). The same outcome as model() then
+   * converge(), in the same time as the longer of the two rather than their sum.
+   */
+  async convergeBulk(ctx: ModelContext, delta: PeerDelta, resync: boolean, startedAt: number, more: Iterable<PeerDelta> = []): Promise<{ failures: number; report: ReconcileReport }> {
+    if (!this.converger.overlaps) {
+      // iproute2: its processes would run the chunks side by side, in no set order.
+      this.model(ctx, delta);
+      for (const d of more) this.model(ctx, d);
+      return this.converge(resync, startedAt);
+    }
+    // `more` is read as the chunks are: each of its deltas is made when the one before is sent.
+    const deltas = function* (): Generator<PeerDelta> {
+      yield delta;
+      yield* more;
+    };
+    const chunks = function* (sync: PeerSync): Iterable<() => void> {
+      for (const d of deltas()) {
+        if (d.size <= BULK_CHUNK) {
+          if (d.size > 0) yield () => sync.model(ctx, d);
+          continue;
+        }
+        const changes = [...d];
+        for (let i = 0; i < changes.length; i += BULK_CHUNK) yield () => sync.model(ctx, new Map(changes.slice(i, i + BULK_CHUNK)));
+      }
+    };
+    return this.outcome(await this.converger.convergeInChunks(resync, chunks(this)), startedAt);
+  }
+
   /** The conflicts last reported, by route key: unchanged ones cost nothing more (they stay pending). */
   private conflictKeys = '';
 
@@ -156,7 +303,10 @@ export class PeerSync {
 
   /** Converges the kernel; `startedAt` is the backend call's performance.now(), so `ms` covers its setup too. */
   async converge(resync: boolean, startedAt: number): Promise<{ failures: number; report: ReconcileReport }> {
-    const result = await this.converger.converge(resync);
+    return this.outcome(await this.converger.converge(resync), startedAt);
+  }
+
+  private outcome(result: ConvergeResult, startedAt: number): { failures: number; report: ReconcileReport } {
     this.reportConflicts(result.conflicts);
     return {
       failures: result.failures,

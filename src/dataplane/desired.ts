@@ -125,8 +125,23 @@ export class DesiredPeers {
     const changed: string[] = [];
     const done = new Set<string>();
     for (const seed of seeds) {
-      const verdict = this.known.get(seed)?.verdict;
-      if (done.has(seed) || !verdict || 'skip' in verdict) continue;
+      const k = this.known.get(seed);
+      const verdict = k?.verdict;
+      if (done.has(seed) || !k || !verdict || 'skip' in verdict) continue;
+      if (this.alone(seed, verdict)) {
+        // A group of one (nearly every peer): it keeps its entries. The same outcome as below,
+        // without building a group (thousands of them in the first pass at start).
+        if (!k.included) {
+          this.addEntries(verdict);
+          k.included = true;
+          this.includedCount++;
+        }
+        if (k.skip !== undefined) {
+          k.skip = undefined;
+          changed.push(seed);
+        }
+        continue;
+      }
       const group = this.group(seed);
       for (const name of group) done.add(name);
       const members = group.map((name) => ({ name, k: this.known.get(name)! }));
@@ -180,6 +195,11 @@ export class DesiredPeers {
       }
     }
     return [...seen];
+  }
+
+  /** Whether no other peer claims any of the keys this verdict claims. */
+  private alone(name: string, e: PeerEntries): boolean {
+    return this.claims.routes.get(e.route[0]) === name && (!e.neigh || this.claims.neighs.get(e.neigh[0]) === name) && (!e.fdb || this.claims.fdb.get(e.fdb[0]) === name);
   }
 
   /** Other peers claiming one of the keys this verdict claims. */

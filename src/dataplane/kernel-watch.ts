@@ -114,8 +114,11 @@ export class KernelWatch {
       stream.on('data', (chunk) => {
         if (first) {
           first = false;
-          // Started again: anything may have changed while nobody was listening.
-          if (this.restarts++ > 0) this.handlers.lost();
+          // rtmon listens now (its first output is the dump it makes after subscribing). Until
+          // now nobody did, at the first start too (the agent starts watching after its first
+          // pass): anything may have changed meanwhile.
+          this.restarts++;
+          this.handlers.lost();
           this.backoff.reset();
         }
         let ms: Message[];

@@ -57,15 +57,17 @@ export function replaceDataplane(t: KernelTables, dump: KernelState): void {
  * foreign route holds (t.foreign, from the last dump and the kernel's notifications) is left
  * out and stays pending, since a replace would take that route over and a later delete would
  * remove it for good. `held` collects them, with the route that holds each. The dataplane view holds weft's own routes
- * only, so a deletion never names a foreign route.
+ * only, so a deletion never names a foreign route. `updatesOnly` leaves the deletions out (a
+ * chunk of a bulk pass, whose deletions wait until every peer has been modelled).
  */
-export function planPending(t: KernelTables, held?: RouteConflict[]): Op[] {
+export function planPending(t: KernelTables, held?: RouteConflict[], opts: { updatesOnly?: boolean } = {}): Op[] {
   const foreign = t.foreign;
   const ops: Op[] = [];
-  for (const [key, entry] of t.routes.pendingDeletions()) ops.push({ kind: 'route', action: 'del', key, entry });
+  const deletes = !opts.updatesOnly;
+  if (deletes) for (const [key, entry] of t.routes.pendingDeletions()) ops.push({ kind: 'route', action: 'del', key, entry });
   for (const [key, entry] of t.neighs.pendingUpdates()) ops.push({ kind: 'neigh', action: 'replace', key, entry });
   for (const [key, entry] of t.fdb.pendingUpdates()) ops.push({ kind: 'fdb', action: 'replace', key, entry });
-  for (const [key, entry] of t.fdb.pendingDeletions()) ops.push({ kind: 'fdb', action: 'del', key, entry });
+  if (deletes) for (const [key, entry] of t.fdb.pendingDeletions()) ops.push({ kind: 'fdb', action: 'del', key, entry });
   for (const [key, entry] of t.routes.pendingUpdates()) {
     const by = foreign.size > 0 ? foreign.get(entry.dst.toString()) : undefined;
     if (by) {
@@ -74,7 +76,7 @@ export function planPending(t: KernelTables, held?: RouteConflict[]): Op[] {
     }
     ops.push({ kind: 'route', action: 'replace', key, entry });
   }
-  for (const [key, entry] of t.neighs.pendingDeletions()) ops.push({ kind: 'neigh', action: 'del', key, entry });
+  if (deletes) for (const [key, entry] of t.neighs.pendingDeletions()) ops.push({ kind: 'neigh', action: 'del', key, entry });
   return ops;
 }
 

@@ -110,6 +110,16 @@ export interface ReconcileReport {
  * what it believes the kernel holds; it is told of peer changes (`update`) or handed the whole
  * set (`reconcile`, which works out the changes itself), and converges the kernel.
  */
+export interface UpdateOptions {
+  resync?: boolean;
+  /**
+   * More peer changes after `delta`, each made when it is taken (the listing at start, fed to
+   * the peer sets a chunk at a time): a backend that converges in chunks takes them while the
+   * kernel works on the earlier ones. The caller hands over whatever is not taken in its next call.
+   */
+  more?: Iterable<PeerDelta>;
+}
+
 export interface Backend {
   /** Creates or adopts the device (vxlan) and returns what the lease must publish. */
   prepare(): Promise<{ vtepMAC?: string; mtu: number }>;
@@ -117,7 +127,7 @@ export interface Backend {
    * Applies peer changes since the last call and converges the kernel to ownSubnet + peers:
    * work proportional to the change. With `resync`, the kernel is re-read first (drift repair).
    */
-  update(ownSubnet: IpNet, delta: PeerDelta, opts?: { resync?: boolean }): Promise<ReconcileReport>;
+  update(ownSubnet: IpNet, delta: PeerDelta, opts?: UpdateOptions): Promise<ReconcileReport>;
   /**
    * The same from the whole peer set: peers that did not change should be the same objects as
    * in the previous call (a pointer comparison per unchanged peer finds the changes).
@@ -129,4 +139,10 @@ export interface Backend {
    * netlink channel see notifications; others rely on the periodic resync. Returns an unsubscribe.
    */
   onDrift?(listener: (what: string) => void): () => void;
+  /**
+   * About this many peers are coming (the listing at start): the backend may get ready for a
+   * bulk first pass (netlink starts its bulk thread, which then loads beside the lease's
+   * acquisition).
+   */
+  expectPeers?(count: number): void;
 }

@@ -17,7 +17,7 @@ import { isLinkLocal6, modelContext, toLinkName, vxlanDeviceNameFor, type Family
 import type { DeviceInfo } from './observe.js';
 import { PeerSync } from './converger.js';
 import { SkipReporter } from './skips.js';
-import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, Uplink } from './types.js';
+import type { Backend, BackendSettings, Peer, PeerDelta, ReconcileReport, UpdateOptions, Uplink } from './types.js';
 
 /** Outer IPv4 + UDP + VXLAN + inner Ethernet headers. */
 export const VXLAN_OVERHEAD = 50;
@@ -103,11 +103,27 @@ export class VxlanBackend implements Backend {
       new SkipReporter(log),
     );
     this.drift = new DriftSignal(log);
+  }
+
+  /**
+   * The kernel's notifications, from the end of the first pass on: at start they would be
+   * thousands of weft's own changes, read and judged while the kernel works (and `rtmon` would
+   * take the core the bulk thread works on). The watch reads the kernel again when it starts
+   * listening, so nothing that changed before is missed.
+   */
+  private watchKernel(): void {
+    if (this.watching) return;
+    this.watching = true;
     this.channel.watch?.((e) => this.kernelChanged(e));
   }
+  private watching = false;
 
   onDrift(listener: (what: string) => void): () => void {
     return this.drift.subscribe(listener);
+  }
+
+  expectPeers(count: number): void {
+    if (PeerSync.isBulkSize(count)) this.channel.prepareBulk?.();
   }
 
   /**
@@ -158,20 +174,29 @@ export class VxlanBackend implements Backend {
     return { vtepMAC: this.mac!, mtu: this.mtu };
   }
 
-  async update(ownSubnet: IpNet, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async update(ownSubnet: IpNet, delta: PeerDelta, opts: UpdateOptions = {}): Promise<ReconcileReport> {
     const t0 = performance.now();
     checkOwnSubnet(ownSubnet, this.family);
     if (!this.ctx || !this.ctx.ownSubnet.equals(ownSubnet)) {
       this.ctx = modelContext({ settings: this.settings, uplink: this.uplink, uplinkDev: this.uplinkDev, vxlanDev: this.device, ownSubnet });
     }
-    // The model first: a device check that throws must not lose the change.
-    this.peers.model(this.ctx, delta);
+    // The model first: a device check that throws must not lose the change. A bulk delta (the
+    // first pass at start) is modelled chunk by chunk instead, beside the kernel's work; if the
+    // device check throws, the reconcile loop hands the same delta over again.
+    const bulk = PeerSync.isBulk(delta) || opts.more !== undefined;
+    if (!bulk) this.peers.model(this.ctx, delta);
     const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
       const info = await this.ensureDevice();
       await this.ensureAddress(ownSubnet, info);
     }
-    const { failures, report } = await this.peers.converge(full, t0);
+    let outcome;
+    try {
+      outcome = bulk ? await this.peers.convergeBulk(this.ctx, delta, full, t0, opts.more) : await this.peers.converge(full, t0);
+    } finally {
+      this.watchKernel();
+    }
+    const { failures, report } = outcome;
     // A refused operation may mean the device is gone: check it on the next call.
     if (failures > 0) this.addressFor = undefined;
     return { ...report, vtepMAC: this.mac! };

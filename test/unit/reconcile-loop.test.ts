@@ -8,7 +8,7 @@ import { PeerSet } from '../../src/agent/peer-set.js';
 import { ReconcileLoop, type Stack } from '../../src/agent/reconcile-loop.js';
 import type { Timers } from '../../src/agent/timers.js';
 import { Cidr } from '../../src/alloc/cidr.js';
-import type { Backend, Peer, PeerDelta, ReconcileReport } from '../../src/dataplane/types.js';
+import type { Backend, Peer, PeerDelta, ReconcileReport, UpdateOptions } from '../../src/dataplane/types.js';
 import { silentLogger } from '../../src/log.js';
 import { subnetRecord } from '../../src/store/store.js';
 import { waitFor } from '../helpers/wait.js';
@@ -32,7 +32,7 @@ class FakeBackend implements Backend {
   async prepare() {
     return { mtu: 1450 };
   }
-  async update(_own: unknown, delta: PeerDelta, opts: { resync?: boolean } = {}): Promise<ReconcileReport> {
+  async update(_own: unknown, delta: PeerDelta, opts: UpdateOptions = {}): Promise<ReconcileReport> {
     this.calls.push({ delta: new Map(delta), resync: opts.resync === true });
     await this.gate;
     if (this.fail > 0) {
@@ -102,5 +102,29 @@ describe('ReconcileLoop', () => {
     const last = backend.calls.at(-1)!;
     expect([...last.delta.keys()].sort()).toEqual(['10.6.1.0-24', '10.6.2.0-24', '10.6.3.0-24']);
     expect(last.resync).toBe(true);
+  });
+
+  it('feeds a large batch (the listing at start) to the peer sets a chunk at a time, as the backend takes them', async () => {
+    const { backend, loop } = setup();
+    // A backend converging in chunks: records each delta when it takes it.
+    const taken: number[] = [];
+    backend.update = async (_own, delta, opts = {}) => {
+      taken.push(delta.size);
+      for (const d of opts.more ?? []) taken.push(d.size);
+      return { operations: 0, failures: 0 };
+    };
+    loop.start();
+    loop.leasesChanged(Array.from({ length: 3000 }, (_, i) => lease(i)));
+    await waitFor(() => taken.length > 0);
+    // Nothing before the pass; then 512 leases per chunk, each fed when the one before was taken.
+    expect(taken).toEqual([0, 512, 512, 512, 512, 512, 440]);
+  });
+
+  it('hands over in the next pass what a backend did not take of a large batch', async () => {
+    const { backend, loop } = setup();
+    loop.start();
+    loop.leasesChanged(Array.from({ length: 3000 }, (_, i) => lease(i)));
+    await waitFor(() => backend.peers.size === 3000);
+    expect(backend.calls.map((c) => c.delta.size)).toEqual([0, 3000]);
   });
 });
