@@ -25,7 +25,8 @@ const etcd3 = dirname(require.resolve('etcd3/package.json'));
  * the largest single cost of loading the agent (~170 ms of CPU here). The bundle gets them
  * parsed at build time instead, as protobufjs JSON handed to proto-loader's fromJSON (~45 ms):
  * the same definitions, without the parse. KV.Range's answers are decoded by weft's own
- * decoder of the same objects (src/store/range-decode.ts: a start lists every lease at once).
+ * decoder of the same objects (src/store/range-decode.ts: a start lists every lease at once),
+ * and so are Watch.Watch's (src/store/watch-decode.ts: one per lease event).
  */
 const etcdProto = {
   name: 'etcd3-proto',
@@ -43,8 +44,13 @@ const etcdProto = {
       if (range?.responseType !== 'RangeResponse') throw new Error('etcd3 rpc.proto has no KV.Range returning RangeResponse; update build/bundle-agent.mjs');
       const services = 'const services = grpc.loadPackageDefinition(packageDefinition);';
       if (!text.includes(services)) throw new Error(`etcd3 changed how it makes its services (${args.path}); update build/bundle-agent.mjs`);
+      const watch = proto.lookup('etcdserverpb.Watch')?.methods?.Watch;
+      if (watch?.responseType !== 'WatchResponse') throw new Error('etcd3 rpc.proto has no Watch.Watch streaming WatchResponse; update build/bundle-agent.mjs');
       const decoder = JSON.stringify(join(root, 'dist', 'store', 'range-decode.js'));
-      const fast = `packageDefinition['etcdserverpb.KV'].Range.responseDeserialize = require(${decoder}).decodeRangeResponse;\n`;
+      const watchDecoder = JSON.stringify(join(root, 'dist', 'store', 'watch-decode.js'));
+      const fast =
+        `packageDefinition['etcdserverpb.KV'].Range.responseDeserialize = require(${decoder}).decodeRangeResponse;\n` +
+        `packageDefinition['etcdserverpb.Watch'].Watch.responseDeserialize = require(${watchDecoder}).decodeWatchResponse;\n`;
       return { contents: text.replace(from, `(0, proto_loader_1.fromJSON)(${json},`).replace(services, fast + services), loader: 'js' };
     });
   },
