@@ -199,23 +199,31 @@ export interface Request {
   body: Buffer;
 }
 
-/** The wire form of requests, one after another in one buffer, with consecutive sequence numbers from `seq`. */
-export function frame(reqs: readonly Request[], seq: number, pid = 0): Buffer {
+/**
+ * The wire form of requests, one after another in one buffer, with consecutive sequence
+ * numbers from `seq`. `ackOnlyLast` clears NLM_F_ACK on all but the last (see
+ * NetlinkSocket.transact). Plain typed-array writes: this runs once per lease event, and
+ * Buffer's own write and copy methods made V8's optimizing compile of it cost more CPU than
+ * the calls it served (docs/performance.md).
+ */
+export function frame(reqs: readonly Request[], seq: number, pid = 0, ackOnlyLast = false): Buffer {
   let total = 0;
-  for (const r of reqs) total += HDR + ((r.body.length + 3) & ~3);
-  const out = Buffer.alloc(total);
+  for (let i = 0; i < reqs.length; i++) total += HDR + ((reqs[i]!.body.length + 3) & ~3);
+  const out = new Uint8Array(total); // zeroed: the padding stays 0
+  const view = new DataView(out.buffer);
   let off = 0;
-  reqs.forEach((r, i) => {
-    const len = HDR + r.body.length;
-    out.writeUInt32LE(len, off);
-    out.writeUInt16LE(r.type, off + 4);
-    out.writeUInt16LE(r.flags, off + 6);
-    out.writeUInt32LE((seq + i) >>> 0, off + 8);
-    out.writeUInt32LE(pid, off + 12);
-    r.body.copy(out, off + HDR);
+  for (let i = 0; i < reqs.length; i++) {
+    const r = reqs[i]!;
+    const flags = ackOnlyLast && i < reqs.length - 1 ? r.flags & ~NLM_F_ACK : r.flags;
+    view.setUint32(off, HDR + r.body.length, true);
+    view.setUint16(off + 4, r.type, true);
+    view.setUint16(off + 6, flags, true);
+    view.setUint32(off + 8, (seq + i) >>> 0, true);
+    view.setUint32(off + 12, pid, true);
+    out.set(r.body, off + HDR);
     off += HDR + ((r.body.length + 3) & ~3);
-  });
-  return out;
+  }
+  return Buffer.from(out.buffer, 0, total);
 }
 
 function afOf(family: Family): number {
