@@ -208,9 +208,10 @@ export class NetlinkSocket {
   /**
    * One datagram: resolves each request's errno (never rejects). A plain promise settled by
    * the reply, the send's failure or the deadline, whichever comes first, rather than an
-   * async function racing promises: this runs once per lease event, and V8's optimizing
-   * compile of the async form (with Promise.race, try/finally and closures inlined) cost the
-   * agent more CPU over its first few hundred events than the events themselves.
+   * async function racing promises, and no timer of its own (see arm): this runs once per
+   * lease event, and V8's optimizing compile of the async form (Promise.race, try/finally,
+   * a timer set and cleared, closures inlined) cost the agent more CPU over its first few
+   * hundred events than the events themselves.
    */
   private window(chunk: readonly Request[]): Promise<number[]> {
     const n = chunk.length;
@@ -220,34 +221,64 @@ export class NetlinkSocket {
     this.windowTo = last;
     this.windowErrors.clear();
     return new Promise<number[]>((resolve) => {
-      let timer: NodeJS.Timeout | undefined;
-      const finish = (failed: number | undefined, ack: Message | undefined): void => {
-        if (timer === undefined) return; // settled already
-        clearTimeout(timer);
-        timer = undefined;
+      let settled = false;
+      const settleWindow = (failed: number | undefined, ack: Message | undefined): void => {
+        if (settled) return;
+        settled = true;
         if (this.pending.get(last) === entry) this.pending.delete(last);
+        if (this.inFlight === flight) {
+          this.inFlight = undefined;
+          this.watchdog?.unref(); // nothing waits: the timer must not keep the process alive
+        }
         const errnos = new Array<number>(n);
         for (let i = 0; i < n; i++) errnos[i] = failed ?? (i === n - 1 ? errnoOf(ack!) : (this.windowErrors.get(seq + i) ?? 0));
         this.windowFrom = this.windowTo = 0;
         resolve(errnos);
       };
       const entry: Pending = {
-        resolve: (m) => finish(undefined, m[0]),
-        reject: (err) => finish(err instanceof NetlinkError && err.errno ? err.errno : ENOBUFS, undefined),
+        resolve: (m) => settleWindow(undefined, m[0]),
+        reject: (err) => settleWindow(err instanceof NetlinkError && err.errno ? err.errno : ENOBUFS, undefined),
         parts: undefined,
       };
-      timer = setTimeout(() => finish(ETIMEDOUT, undefined), DEADLINE_MS);
+      const flight = { since: performance.now(), expire: () => settleWindow(ETIMEDOUT, undefined) };
       this.pending.set(last, entry);
-      if (this.closed) return finish(osConstants.errno.EBADF, undefined);
+      if (this.closed) return settleWindow(osConstants.errno.EBADF, undefined);
+      this.inFlight = flight;
+      this.arm();
       try {
         this.raw.send(frame(chunk, seq, 0, true), { port: 0 }, (err) => {
-          if (err) finish((err as { errno?: number }).errno || ENOBUFS, undefined);
+          if (err) settleWindow((err as { errno?: number }).errno || ENOBUFS, undefined);
         });
       } catch (err) {
         // the binding closed the socket after a poll error
-        finish((err as { errno?: number }).errno || ENOBUFS, undefined);
+        settleWindow((err as { errno?: number }).errno || ENOBUFS, undefined);
       }
     });
+  }
+
+  /** The window awaiting its ACK (transact runs one at a time), and how to give up on it. */
+  private inFlight: { since: number; expire: () => void } | undefined;
+  private watchdog: NodeJS.Timeout | undefined;
+
+  /**
+   * The deadline of the window in flight: one timer that outlives windows, referenced only
+   * while a window waits, and re-armed for the window then in flight when it fires. A window
+   * answered at once (every one, normally) costs no timer set or cleared.
+   */
+  private arm(): void {
+    if (this.watchdog) {
+      this.watchdog.ref();
+      return;
+    }
+    const check = (): void => {
+      this.watchdog = undefined;
+      const w = this.inFlight;
+      if (!w) return;
+      const left = w.since + DEADLINE_MS - performance.now();
+      if (left <= 0) w.expire();
+      else this.watchdog = setTimeout(check, left);
+    };
+    this.watchdog = setTimeout(check, DEADLINE_MS);
   }
 
   /** One dump (or a single get): every message of the answer. Throws NetlinkError on failure. */
@@ -275,6 +306,7 @@ export class NetlinkSocket {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.watchdog) clearTimeout(this.watchdog);
     this.failAll(new NetlinkError('netlink socket closed', osConstants.errno.EBADF));
     try {
       this.raw.close();
