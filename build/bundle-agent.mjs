@@ -152,6 +152,24 @@ const longToString = {
   },
 };
 
+/**
+ * etcd3's watcher remembers the revision to resume from after every watch response, through
+ * bignumber.js (parse a decimal string, add one, print it): on the path of every lease event,
+ * with its allocations and a compile of bignumber's parser. BigInt gives the same text for
+ * every revision (an int64 as a decimal string, as the decoders give it).
+ */
+const watchRevision = {
+  name: 'etcd3-watch-revision',
+  setup(b) {
+    b.onLoad({ filter: /etcd3[\\/]lib[\\/]watch\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const from = 'this.request.start_revision = new bignumber_js_1.default(req.header.revision).plus(1).toString();';
+      if (!text.includes(from)) throw new Error(`etcd3 changed how a watcher keeps its revision (${args.path}); update build/bundle-agent.mjs`);
+      return { contents: text.replace(from, 'this.request.start_revision = (BigInt(req.header.revision) + 1n).toString();'), loader: 'js' };
+    });
+  },
+};
+
 await build({
   entryPoints: [join(root, 'dist/agent/main.js')],
   outfile: join(root, 'dist/weft-agent.cjs'),
@@ -163,7 +181,7 @@ await build({
   // bundle's own URL (dist/, where the compiled modules sit too).
   banner: { js: '"use strict"; const __weftUrl = require("node:url").pathToFileURL(__filename).href;' },
   define: { 'import.meta.url': '__weftUrl' },
-  plugins: [etcdProto, lazyDescriptors, longToString],
+  plugins: [etcdProto, lazyDescriptors, longToString, watchRevision],
   // V8 keeps a script's source for as long as the script lives, one byte per character only
   // when every character is ASCII: one non-ASCII character made the 2 MB bundle a 4 MB
   // two-byte string in every agent. esbuild escapes strings, regular expressions and names;
