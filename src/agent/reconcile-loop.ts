@@ -197,6 +197,7 @@ export class ReconcileLoop {
       const repaired = (trigger === 'resync' || trigger === 'drift') && report.operations > 0;
       const single = peerLines.length === 1 && peerLines[0]!.msg !== 'peers changed' ? peerLines[0]! : undefined;
       if (single && told && !repaired) {
+        peerLines.length = 0; // logged here, never again by the catch below
         this.d.peerLog.info(single.msg, { ...single.fields, ...fields });
       } else {
         this.logPeers(peerLines);
@@ -232,8 +233,9 @@ export class ReconcileLoop {
     this.d.timers.after(this.backoff.next(), () => this.schedule('retry'));
   }
 
-  private logPeers(lines: readonly LogLine[]): void {
-    for (const line of lines) this.d.peerLog.info(line.msg, line.fields);
+  /** Logs and empties `lines` (a line is logged once, whatever throws after it). */
+  private logPeers(lines: LogLine[]): void {
+    for (const line of lines.splice(0)) this.d.peerLog.info(line.msg, line.fields);
   }
 
   /**
