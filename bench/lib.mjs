@@ -117,6 +117,15 @@ export async function waitForEntries(host, pid, n, { intervalMs = 50, timeoutMs 
 }
 
 /** Agent log lines (JSON, or --log-format text) as { t (wall ms), level, msg, fields }. */
+/**
+ * A reconcile pass's outcome line: "dataplane converged", or the one line of a pass that
+ * carried one peer's change ("peer added|changed|removed" with the pass's operations and
+ * timings; src/agent/reconcile-loop.ts).
+ */
+export function isPassLine(l) {
+  return l.msg === 'dataplane converged' || (/^peer (added|changed|removed)$/.test(l.msg) && l.fields.operations !== undefined);
+}
+
 export function parseLog(text) {
   const out = [];
   for (const line of text.split('\n')) {

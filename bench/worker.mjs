@@ -3,6 +3,7 @@
 // Driven by bench/lib.mjs over JSON lines on stdin/stdout. Timestamps are process.hrtime
 // (CLOCK_MONOTONIC), comparable with the driver's.
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { Etcd3 } from 'etcd3';
 import { leaseKeyOf, leaseValueOf, macOf, subnetOf } from './leases.mjs';
@@ -89,7 +90,32 @@ function startMonitor({ ns, kinds }) {
   if (kinds.includes('route')) spawnMon('ip', ['monitor', 'route']);
   if (kinds.includes('neigh')) spawnMon('ip', ['monitor', 'neigh']);
   if (kinds.includes('fdb')) spawnMon('bridge', ['monitor', 'fdb']);
-  return {};
+  return untilSubscribed(m.procs);
+}
+
+/**
+ * Resolves when every monitor has its netlink socket subscribed (a line of its own
+ * /proc/PID/net/netlink with its port id, the pid, and groups set): a change made before
+ * that is never printed, and the first event would wait for it in vain (seen under load).
+ */
+async function untilSubscribed(procs) {
+  const subscribed = (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/net/netlink`, 'utf8')
+        .split('\n')
+        .some((l) => {
+          const f = l.trim().split(/\s+/);
+          return f[2] === String(pid) && /^[0-9a-f]+$/.test(f[3] ?? '') && Number.parseInt(f[3], 16) !== 0;
+        });
+    } catch {
+      return false;
+    }
+  };
+  for (let k = 0; k < 500; k++) {
+    if (procs.every((p) => p.pid !== undefined && subscribed(p.pid))) return {};
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error('the kernel monitors did not subscribe within 5 s');
 }
 
 /** Resolves with the monitor time of the first line (seen since `since`) starting with each expected prefix. */

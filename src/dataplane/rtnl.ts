@@ -67,11 +67,17 @@ const HDR = 16;
 /**
  * One message body being written: the fixed part, then attributes in kernel layout (4-byte
  * aligned), into a scratch buffer; finish() copies it out. One allocation per message: a
- * full sync encodes tens of thousands.
+ * full sync encodes tens of thousands. Written through a DataView and typed-array methods
+ * rather than Buffer's write/fill/from methods: a lease event encodes three messages, and
+ * V8's optimizing compiles of those Buffer methods (inlined into each caller) cost the agent
+ * more CPU over its first few hundred events than the encoding itself (docs/performance.md).
  */
 class Body {
   private static readonly scratch = Buffer.alloc(1024);
-  private readonly b = Body.scratch;
+  private static readonly bytes = new Uint8Array(Body.scratch.buffer, Body.scratch.byteOffset, Body.scratch.length);
+  private static readonly view = new DataView(Body.scratch.buffer, Body.scratch.byteOffset, Body.scratch.length);
+  private readonly b = Body.bytes;
+  private readonly v = Body.view;
   private off = 0;
   private readonly nests: number[] = [];
 
@@ -81,29 +87,29 @@ class Body {
   }
 
   u8At(at: number, v: number): this {
-    this.b.writeUInt8(v & 0xff, at);
+    this.b[at] = v & 0xff;
     return this;
   }
 
   u16At(at: number, v: number): this {
-    this.b.writeUInt16LE(v, at);
+    this.v.setUint16(at, v, true);
     return this;
   }
 
   u32At(at: number, v: number): this {
-    this.b.writeUInt32LE(v >>> 0, at);
+    this.v.setUint32(at, v >>> 0, true);
     return this;
   }
 
   i32At(at: number, v: number): this {
-    this.b.writeInt32LE(v, at);
+    this.v.setInt32(at, v, true);
     return this;
   }
 
   private header(type: number, dataLen: number): number {
     const at = this.off;
-    this.b.writeUInt16LE(4 + dataLen, at);
-    this.b.writeUInt16LE(type, at + 2);
+    this.v.setUint16(at, 4 + dataLen, true);
+    this.v.setUint16(at + 2, type, true);
     this.off += 4;
     return at;
   }
@@ -114,7 +120,7 @@ class Body {
 
   u32(type: number, v: number): this {
     this.header(type, 4);
-    this.b.writeUInt32LE(v >>> 0, this.off);
+    this.v.setUint32(this.off, v >>> 0, true);
     this.off += 4;
     return this;
   }
@@ -128,7 +134,7 @@ class Body {
 
   be16(type: number, v: number): this {
     this.header(type, 2);
-    this.b.writeUInt16BE(v, this.off);
+    this.v.setUint16(this.off, v, false);
     this.off += 2;
     this.pad();
     return this;
@@ -141,7 +147,7 @@ class Body {
 
   str(type: number, s: string): this {
     this.header(type, s.length + 1);
-    this.off += this.b.write(s, this.off, 'latin1');
+    this.off += Body.scratch.write(s, this.off, 'latin1');
     this.b[this.off++] = 0;
     this.pad();
     return this;
@@ -150,7 +156,7 @@ class Body {
   /** A string without the NUL terminator (as iproute2 sends an alias). */
   text(type: number, s: string): this {
     this.header(type, s.length);
-    this.off += this.b.write(s, this.off, 'latin1');
+    this.off += Body.scratch.write(s, this.off, 'latin1');
     this.pad();
     return this;
   }
@@ -158,12 +164,12 @@ class Body {
   addr(type: number, ip: IpAddr): this {
     if (ip.family === 4) {
       this.header(type, 4);
-      this.b.writeUInt32BE(ip.value, this.off);
+      this.v.setUint32(this.off, ip.value, false);
       this.off += 4;
     } else {
       this.header(type, 16);
-      this.b.writeBigUInt64BE(ip.value >> 64n, this.off);
-      this.b.writeBigUInt64BE(ip.value & 0xffffffffffffffffn, this.off + 8);
+      this.v.setBigUint64(this.off, ip.value >> 64n, false);
+      this.v.setBigUint64(this.off + 8, ip.value & 0xffffffffffffffffn, false);
       this.off += 16;
     }
     return this;
@@ -183,12 +189,13 @@ class Body {
 
   close(): this {
     const at = this.nests.pop()!;
-    this.b.writeUInt16LE(this.off - at, at);
+    this.v.setUint16(at, this.off - at, true);
     return this;
   }
 
   finish(type: number, flags: number): Request {
-    return { type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, body: Buffer.from(this.b.subarray(0, this.off)) };
+    const copy = this.b.slice(0, this.off); // a plain Uint8Array: slice is a builtin
+    return { type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, body: Buffer.from(copy.buffer, 0, this.off) };
   }
 }
 
@@ -199,23 +206,31 @@ export interface Request {
   body: Buffer;
 }
 
-/** The wire form of requests, one after another in one buffer, with consecutive sequence numbers from `seq`. */
-export function frame(reqs: readonly Request[], seq: number, pid = 0): Buffer {
+/**
+ * The wire form of requests, one after another in one buffer, with consecutive sequence
+ * numbers from `seq`. `ackOnlyLast` clears NLM_F_ACK on all but the last (see
+ * NetlinkSocket.transact). Plain typed-array writes: this runs once per lease event, and
+ * Buffer's own write and copy methods made V8's optimizing compile of it cost more CPU than
+ * the calls it served (docs/performance.md).
+ */
+export function frame(reqs: readonly Request[], seq: number, pid = 0, ackOnlyLast = false): Buffer {
   let total = 0;
-  for (const r of reqs) total += HDR + ((r.body.length + 3) & ~3);
-  const out = Buffer.alloc(total);
+  for (let i = 0; i < reqs.length; i++) total += HDR + ((reqs[i]!.body.length + 3) & ~3);
+  const out = new Uint8Array(total); // zeroed: the padding stays 0
+  const view = new DataView(out.buffer);
   let off = 0;
-  reqs.forEach((r, i) => {
-    const len = HDR + r.body.length;
-    out.writeUInt32LE(len, off);
-    out.writeUInt16LE(r.type, off + 4);
-    out.writeUInt16LE(r.flags, off + 6);
-    out.writeUInt32LE((seq + i) >>> 0, off + 8);
-    out.writeUInt32LE(pid, off + 12);
-    r.body.copy(out, off + HDR);
+  for (let i = 0; i < reqs.length; i++) {
+    const r = reqs[i]!;
+    const flags = ackOnlyLast && i < reqs.length - 1 ? r.flags & ~NLM_F_ACK : r.flags;
+    view.setUint32(off, HDR + r.body.length, true);
+    view.setUint16(off + 4, r.type, true);
+    view.setUint16(off + 6, flags, true);
+    view.setUint32(off + 8, (seq + i) >>> 0, true);
+    view.setUint32(off + 12, pid, true);
+    out.set(r.body, off + HDR);
     off += HDR + ((r.body.length + 3) & ~3);
-  });
-  return out;
+  }
+  return Buffer.from(out.buffer, 0, total);
 }
 
 function afOf(family: Family): number {

@@ -26,7 +26,8 @@ export interface RangeResponseObject {
   count: string;
 }
 
-class Reader {
+/** A cursor over protobuf bytes (also used by watch-decode.ts). */
+export class Reader {
   pos: number;
   constructor(
     readonly buf: Buffer,
@@ -81,16 +82,17 @@ class Reader {
 }
 
 /** int64 as protobufjs prints it with longs: String (signed). */
-function int64(v: number | bigint): string {
+export function int64(v: number | bigint): string {
   return typeof v === 'number' ? String(v) : BigInt.asIntN(64, v).toString();
 }
 
 /** uint64 likewise (unsigned). */
-function uint64(v: number | bigint): string {
+export function uint64(v: number | bigint): string {
   return typeof v === 'number' ? String(v) : v.toString();
 }
 
-function keyValue(r: Reader, end: number): RangeKeyValue {
+/** An mvccpb.KeyValue ending at `end`, with every field (defaults filled in). */
+export function keyValue(r: Reader, end: number): RangeKeyValue {
   const kv: RangeKeyValue = { key: Buffer.alloc(0), create_revision: '0', mod_revision: '0', version: '0', value: Buffer.alloc(0), lease: '0' };
   const sub = new Reader(r.buf, r.pos, end);
   while (sub.pos < end) {
@@ -115,7 +117,8 @@ function keyValue(r: Reader, end: number): RangeKeyValue {
   return kv;
 }
 
-function header(r: Reader, end: number): NonNullable<RangeResponseObject['header']> {
+/** An etcdserverpb.ResponseHeader ending at `end`. */
+export function header(r: Reader, end: number): NonNullable<RangeResponseObject['header']> {
   const h = { cluster_id: '0', member_id: '0', revision: '0', raft_term: '0' };
   const sub = new Reader(r.buf, r.pos, end);
   while (sub.pos < end) {

@@ -1,11 +1,11 @@
 // The netlink channel's pure parts: message encoding and decoding (rtnl.ts), the request
 // socket's bookkeeping against a scripted fake kernel (netlink.ts), and how notifications are
 // judged as drift (drift.ts).
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ownChange, type KernelEvent } from '../../src/dataplane/channel.js';
 import { DriftGuard, judgeKernelEvent } from '../../src/dataplane/drift.js';
 import { emptyState, toLinkName, toMac, WEFT_ROUTE_PROTO, type LinkName, type Mac, type RouteEntry } from '../../src/dataplane/model.js';
-import { ENOBUFS, NetlinkSocket } from '../../src/dataplane/netlink.js';
+import { ENOBUFS, ETIMEDOUT, NetlinkSocket } from '../../src/dataplane/netlink.js';
 import * as rtnl from '../../src/dataplane/rtnl.js';
 import { createLogger } from '../../src/log.js';
 import { cidr, ip, ip6, net6 } from '../helpers/peers.js';
@@ -146,6 +146,36 @@ describe('the netlink request socket', () => {
     const seq = rtnl.parseMessages(raw.sent[0]!).messages[0]!.seq;
     raw.emit('message', errorReply(seq, 19));
     await expect(asked).rejects.toMatchObject({ name: 'NetlinkError', errno: 19 });
+  });
+
+  it('gives up on a window whose ACK never comes after 5 s, then answers the next window as usual', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    try {
+      const sock = new NetlinkSocket(FakeRaw as never);
+      const raw = FakeRaw.last;
+      raw.send = (msg: Buffer, _opts: unknown, cb: (err?: Error) => void) => {
+        raw.sent.push(msg);
+        cb();
+      };
+      // A window answered at once, then one never answered: the deadline counts from its own send.
+      const first = sock.transact([rtnl.neighDel(ip('10.5.1.0'), 3)]);
+      await vi.advanceTimersByTimeAsync(0); // transact runs after the calls before it
+      raw.emit('message', errorReply(rtnl.parseMessages(raw.sent[0]!).messages[0]!.seq, 0));
+      expect(await first).toEqual([0]);
+      await vi.advanceTimersByTimeAsync(3_000);
+      let lost: number[] | undefined;
+      void sock.transact([rtnl.neighDel(ip('10.5.2.0'), 3), rtnl.neighDel(ip('10.5.3.0'), 3)]).then((e) => (lost = e));
+      await vi.advanceTimersByTimeAsync(4_000);
+      expect(lost).toBeUndefined();
+      await vi.advanceTimersByTimeAsync(1_100);
+      expect(lost).toEqual([ETIMEDOUT, ETIMEDOUT]);
+      const next = sock.transact([rtnl.neighDel(ip('10.5.4.0'), 3)]);
+      await vi.advanceTimersByTimeAsync(0);
+      raw.emit('message', errorReply(rtnl.parseMessages(raw.sent[2]!).messages[0]!.seq, 2));
+      expect(await next).toEqual([2]);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });
 

@@ -1,6 +1,7 @@
 // When the agent reconciles: lease changes arriving while a pass runs fold into the next pass
 // (a burst costs a handful of passes), each pass hands a backend only the peer changes since
 // its last one, and a pass that throws hands the same changes over again when it is retried.
+// A pass for one peer's change logs one line: the change with the pass's outcome.
 import { describe, expect, it } from 'vitest';
 import type { LeaseChange } from '../../src/agent/lease-watch.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
@@ -9,7 +10,7 @@ import { ReconcileLoop, type Stack } from '../../src/agent/reconcile-loop.js';
 import type { Timers } from '../../src/agent/timers.js';
 import { Cidr } from '../../src/alloc/cidr.js';
 import type { Backend, Peer, PeerDelta, ReconcileReport, UpdateOptions } from '../../src/dataplane/types.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger, type Fields, type Logger } from '../../src/log.js';
 import { subnetRecord } from '../../src/store/store.js';
 import { waitFor } from '../helpers/wait.js';
 
@@ -50,8 +51,16 @@ class FakeBackend implements Backend {
   }
 }
 
+/** A logger that keeps its lines (child loggers write into the same list). */
+function recordingLogger(lines: { level: string; msg: string; fields: Fields }[]): Logger {
+  const at = (level: string) => (msg: string, fields?: Fields) => void lines.push({ level, msg, fields: fields ?? {} });
+  const log: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => log };
+  return log;
+}
+
 function setup() {
   const backend = new FakeBackend();
+  const lines: { level: string; msg: string; fields: Fields }[] = [];
   const stack: Stack = { family: 4, backend, peers: new PeerSet(silentLogger, 'vxlan') };
   const retries: { ms: number; fn: () => void }[] = [];
   const timers = { after: (ms: number, fn: () => void) => retries.push({ ms, fn }) } as unknown as Timers;
@@ -59,13 +68,13 @@ function setup() {
   const loop = new ReconcileLoop({
     stacks: [stack],
     held: () => OWN,
-    log: silentLogger,
-    peerLog: silentLogger,
+    log: recordingLogger(lines),
+    peerLog: recordingLogger(lines),
     metrics: new AgentMetrics({ processMetrics: false }),
     timers,
     onConverged: () => converged++,
   });
-  return { backend, loop, retries, converged: () => converged };
+  return { backend, loop, retries, converged: () => converged, lines };
 }
 
 describe('ReconcileLoop', () => {
@@ -126,5 +135,40 @@ describe('ReconcileLoop', () => {
     loop.leasesChanged(Array.from({ length: 3000 }, (_, i) => lease(i)));
     await waitFor(() => backend.peers.size === 3000);
     expect(backend.calls.map((c) => c.delta.size)).toEqual([0, 3000]);
+  });
+
+  it("logs one peer's change as one line with the pass's outcome; several as their lines and a converged line", async () => {
+    const { backend, loop, lines } = setup();
+    loop.start();
+    loop.leasesChanged([lease(1)]);
+    await waitFor(() => backend.peers.size === 1);
+    await waitFor(() => lines.length > 0);
+    expect(lines).toEqual([
+      {
+        level: 'info',
+        msg: 'peer added',
+        fields: expect.objectContaining({ key: PREFIX + '10.6.1.0-24', publicIP: '198.18.0.1', vtepMAC: '02:00:00:01:00:01', operations: 1, failures: 0, trigger: 'event' }),
+      },
+    ]);
+
+    lines.length = 0;
+    loop.leasesChanged([lease(2), lease(3)]);
+    await waitFor(() => lines.some((l) => l.msg === 'dataplane converged'));
+    expect(lines.map((l) => l.msg)).toEqual(['peer added', 'peer added', 'dataplane converged']);
+    expect(lines[0]!.fields.operations).toBeUndefined();
+    expect(lines[2]!.fields).toMatchObject({ operations: 2, failures: 0 });
+  });
+
+  it("logs a peer's change before the failure of its pass", async () => {
+    const { backend, loop, lines, retries } = setup();
+    loop.start();
+    backend.fail = 1;
+    loop.leasesChanged([lease(1)]);
+    await waitFor(() => retries.length === 1);
+    expect(lines.map((l) => [l.level, l.msg])).toEqual([
+      ['info', 'peer added'],
+      ['error', 'dataplane reconcile failed; will retry'],
+    ]);
+    expect(lines[0]!.fields.operations).toBeUndefined();
   });
 });
