@@ -1,12 +1,10 @@
 // A burst of 1,000 lease events costs a handful of kernel batches, not 1,000: the agent folds
 // whatever arrives while it reconciles into the next pass.
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
-import { REPO_ROOT } from '../../src/testbed/paths.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed } from '../../src/testbed/topology.js';
-import { applyYaml, currentRunLog, findLogs, joinHost, networkYaml } from './helpers.js';
+import { applyYaml, currentRunLog, findLogs, joinHost, networkYaml, peerLeaseBurst } from './helpers.js';
 
 const PEERS = 1000;
 let tb: Testbed;
@@ -17,26 +15,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await tb?.teardown();
 });
-
-/** Writes (or deletes) the peers' leases from one process, all requests in flight at once. */
-async function burst(action: 'put' | 'delete'): Promise<void> {
-  const script = `
-    const { Etcd3 } = await import(${JSON.stringify(join(REPO_ROOT, 'node_modules', 'etcd3', 'lib', 'index.js'))});
-    const c = new Etcd3({ hosts: process.argv[1] });
-    const ops = [];
-    for (let i = 0; i < ${PEERS}; i++) {
-      const sub = '10.' + (100 + (i >> 8)) + '.' + (i & 255) + '.0-24';
-      const k = '/coreos.com/network/subnets/' + sub;
-      const mac = '02:b0:00:00:' + (i >> 8).toString(16).padStart(2, '0') + ':' + (i & 255).toString(16).padStart(2, '0');
-      const v = '{"PublicIP":"198.18.' + (i >> 8) + '.' + (i & 255) + '","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"' + mac + '"}}';
-      ops.push(${action === 'put' ? 'c.put(k).value(v)' : 'c.delete().key(k)'});
-    }
-    await Promise.all(ops);
-    c.close();
-  `;
-  const r = await execIn(tb.underlay, process.execPath, ['--input-type=module', '-e', script, tb.etcdEndpoint]);
-  expect(r.exitCode, r.stderr).toBe(0);
-}
 
 async function routeCount(ns: string): Promise<number> {
   const r = await execIn(ns, 'ip', ['-json', 'route', 'show', 'dev', 'flannel.1']);
@@ -55,12 +33,12 @@ describe('a burst of lease events', () => {
     };
 
     const before = passes();
-    await burst('put');
+    await peerLeaseBurst(tb, 'put', 0, PEERS);
     await poll(async () => (await routeCount(host.ns)) === PEERS, { timeoutMs: 30_000, what: `${PEERS} routes on h1` });
     const added = passes() - before;
 
     const mid = passes();
-    await burst('delete');
+    await peerLeaseBurst(tb, 'delete', 0, PEERS);
     await poll(async () => (await routeCount(host.ns)) === 0, { timeoutMs: 30_000, what: 'the routes to go' });
     const removed = passes() - mid;
 

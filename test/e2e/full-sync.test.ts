@@ -3,13 +3,11 @@
 // starts after it. Proved here with a real agent at 1,500 peers: every entry in place, a
 // restart that re-applies nothing and removes what went stale, and drift repaired at once
 // after a bulk start (the watch, started late, missed nothing).
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
-import { REPO_ROOT } from '../../src/testbed/paths.js';
 import { poll } from '../../src/testbed/poll.js';
 import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, findLogs, networkYaml, waitForRun } from './helpers.js';
+import { agentRuns, applyYaml, findLogs, networkYaml, peerLeaseBurst, waitForRun } from './helpers.js';
 
 const PEERS = 1500;
 const AGENT_ARGS = ['--resync-interval', '1h', '--log-level', 'debug'];
@@ -21,25 +19,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await tb?.teardown();
 });
-
-/** Writes (or deletes) peer leases from..to-1 from one process, all requests in flight at once. */
-async function leases(action: 'put' | 'delete', from: number, to: number): Promise<void> {
-  const script = `
-    const { Etcd3 } = await import(${JSON.stringify(join(REPO_ROOT, 'node_modules', 'etcd3', 'lib', 'index.js'))});
-    const c = new Etcd3({ hosts: process.argv[1] });
-    const ops = [];
-    for (let i = ${from}; i < ${to}; i++) {
-      const k = '/coreos.com/network/subnets/10.' + (100 + (i >> 8)) + '.' + (i & 255) + '.0-24';
-      const mac = '02:b0:00:00:' + (i >> 8).toString(16).padStart(2, '0') + ':' + (i & 255).toString(16).padStart(2, '0');
-      const v = '{"PublicIP":"198.18.' + (i >> 8) + '.' + (i & 255) + '","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"' + mac + '"}}';
-      ops.push(${action === 'put' ? 'c.put(k).value(v)' : 'c.delete().key(k)'});
-    }
-    await Promise.all(ops);
-    c.close();
-  `;
-  const r = await execIn(tb.underlay, process.execPath, ['--input-type=module', '-e', script, tb.etcdEndpoint]);
-  expect(r.exitCode, r.stderr).toBe(0);
-}
 
 async function counts(host: Host): Promise<number[]> {
   const n = async (tool: string, args: string[]) => (JSON.parse((await execIn(host.ns, tool, ['-json', ...args])).stdout || '[]') as unknown[]).length;
@@ -56,7 +35,7 @@ describe(`the first pass at ${PEERS} peers`, () => {
   let host: Host;
 
   it('programs every peer in one bulk pass (in chunks), without a refusal', async () => {
-    await leases('put', 0, PEERS);
+    await peerLeaseBurst(tb, 'put', 0, PEERS);
     host = await tb.addHost(1);
     tb.startAgent(host, AGENT_ARGS);
     const log = await waitForRun(tb, host, 0, 'ready', 30_000);
@@ -80,7 +59,7 @@ describe(`the first pass at ${PEERS} peers`, () => {
 
   it('restarts re-applying nothing, removing the entries of leases that went while it was down', async () => {
     await tb.stopAgent(host, 'SIGKILL');
-    await leases('delete', PEERS - 100, PEERS);
+    await peerLeaseBurst(tb, 'delete', PEERS - 100, PEERS);
     tb.startAgent(host, AGENT_ARGS);
     const log = await waitForRun(tb, host, 1, 'ready', 30_000);
     expect(await counts(host)).toEqual([PEERS - 100, PEERS - 100, PEERS - 100]);

@@ -4,6 +4,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { execIn, ipIn } from '../../src/testbed/netns.js';
+import { REPO_ROOT } from '../../src/testbed/paths.js';
 import type { Host, Testbed } from '../../src/testbed/topology.js';
 
 export async function applyYaml(tb: Testbed, name: string, yaml: string): Promise<string> {
@@ -138,4 +139,27 @@ export async function waitForRun(tb: Testbed, host: Host, run: number, msg: stri
     const log = agentRuns(tb, host)[run];
     return log !== undefined && findLogs(log, msg).length > 0 ? log : undefined;
   }, { timeoutMs, what: `${host.name} agent run ${run + 1} to log ${msg}` });
+}
+
+/**
+ * Writes (or deletes) fake peer leases from..to-1 in the 10.100.0.0/14 part of a /8 network,
+ * from one process with every request in flight at once: a burst as a busy etcd delivers it.
+ * Peer i's subnet is 10.(100 + i/256).(i%256).0/24, its PublicIP 198.18.(i/256).(i%256).
+ */
+export async function peerLeaseBurst(tb: Testbed, action: 'put' | 'delete', from: number, to: number): Promise<void> {
+  const script = `
+    const { Etcd3 } = await import(${JSON.stringify(join(REPO_ROOT, 'node_modules', 'etcd3', 'lib', 'index.js'))});
+    const c = new Etcd3({ hosts: process.argv[1] });
+    const ops = [];
+    for (let i = ${from}; i < ${to}; i++) {
+      const k = '/coreos.com/network/subnets/10.' + (100 + (i >> 8)) + '.' + (i & 255) + '.0-24';
+      const mac = '02:b0:00:00:' + (i >> 8).toString(16).padStart(2, '0') + ':' + (i & 255).toString(16).padStart(2, '0');
+      const v = '{"PublicIP":"198.18.' + (i >> 8) + '.' + (i & 255) + '","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"' + mac + '"}}';
+      ops.push(${action === 'put' ? 'c.put(k).value(v)' : 'c.delete().key(k)'});
+    }
+    await Promise.all(ops);
+    c.close();
+  `;
+  const r = await execIn(tb.underlay, process.execPath, ['--input-type=module', '-e', script, tb.etcdEndpoint]);
+  expect(r.exitCode, r.stderr).toBe(0);
 }

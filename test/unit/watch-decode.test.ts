@@ -3,55 +3,11 @@
 // order included, for random responses: puts and deletes with and without their previous
 // key-value, enum values etcd does not define, 64-bit integers beyond 2^53 and negative ones,
 // empty and binary keys and values, missing fields (defaults) and fields it does not know.
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { decodeWatchResponse } from '../../src/store/watch-decode.js';
+import { defined, etcdMethod, randomHeader, randomInt64, randomKv, rng, UNKNOWN_FIELDS } from '../helpers/etcd-proto.js';
 
-const require = createRequire(import.meta.url);
-const loader = require('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
-const definition = loader.loadSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', 'rpc.proto'), {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
-const watch = (definition['etcdserverpb.Watch'] as Record<string, { responseSerialize: (v: unknown) => Buffer; responseDeserialize: (b: Buffer) => unknown }>).Watch!;
-
-/** A small deterministic generator, so a failure replays. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => ((s = (s * 1664525 + 1013904223) >>> 0) / 2 ** 32);
-}
-
-function randomInt64(r: () => number, unsigned = false): string | undefined {
-  const pick = r();
-  if (pick < 0.15) return undefined; // left out: the default
-  if (pick < 0.5) return String(Math.floor(r() * 1_000_000));
-  if (pick < 0.7) return String(BigInt(Math.floor(r() * 2 ** 31)) * 2n ** 32n + BigInt(Math.floor(r() * 2 ** 32))); // beyond 2^53
-  if (pick < 0.8) return unsigned ? '18446744073709551615' : '-' + String(Math.floor(r() * 2 ** 40)); // negative (10-byte varint)
-  if (pick < 0.9) return unsigned ? '9223372036854775808' : '9223372036854775807';
-  return '0';
-}
-
-function randomBytes(r: () => number): Buffer | undefined {
-  if (r() < 0.1) return undefined;
-  return Buffer.from(Array.from({ length: Math.floor(r() * 40) }, () => Math.floor(r() * 256)));
-}
-
-const defined = (o: Record<string, unknown>) => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-
-function randomKv(r: () => number): Record<string, unknown> {
-  return defined({
-    key: randomBytes(r),
-    create_revision: randomInt64(r),
-    mod_revision: randomInt64(r),
-    version: randomInt64(r),
-    value: randomBytes(r),
-    lease: randomInt64(r),
-  });
-}
+const watch = etcdMethod('Watch', 'Watch');
 
 function randomEvent(r: () => number): Record<string, unknown> {
   const t = r();
@@ -64,10 +20,8 @@ function randomEvent(r: () => number): Record<string, unknown> {
 }
 
 function randomResponse(r: () => number): Record<string, unknown> {
-  const header =
-    r() < 0.2 ? undefined : defined({ cluster_id: randomInt64(r, true), member_id: randomInt64(r, true), revision: randomInt64(r), raft_term: randomInt64(r, true) });
   return defined({
-    header,
+    header: randomHeader(r),
     watch_id: randomInt64(r),
     created: r() < 0.3 ? r() < 0.5 : undefined,
     canceled: r() < 0.3 ? r() < 0.5 : undefined,
@@ -112,9 +66,7 @@ describe("etcd's WatchResponse", () => {
 
   it('skips fields it does not know (a newer etcd), as etcd3 does', () => {
     const bytes = watch.responseSerialize({ watch_id: '4', events: [{ type: 'Delete', kv: { key: Buffer.from('/k'), mod_revision: '7' } }] });
-    // Field 9 as a varint, a 64-bit, a length-delimited and a 32-bit value, after the known ones.
-    const unknown = Buffer.from([0x48, 0x96, 0x01, 0x49, 1, 2, 3, 4, 5, 6, 7, 8, 0x4a, 0x02, 0xaa, 0xbb, 0x4d, 1, 2, 3, 4]);
-    const both = Buffer.concat([bytes, unknown]);
+    const both = Buffer.concat([bytes, UNKNOWN_FIELDS]);
     expect(decodeWatchResponse(both)).toEqual(watch.responseDeserialize(both));
   });
 
