@@ -81,7 +81,11 @@ describe('weft agent: lease lifecycle', () => {
     const key = await leaseKeyOf('h1');
     expect((await tb.weft(['delete', 'lease', key])).exitCode).toBe(0);
     await poll(async () => (await etcdKey(tb, `${PREFIX}/subnets/${key}`)) !== undefined, { timeoutMs: 10_000, what: 'the lease to come back' });
-    expect(findLogs(tb.agentLog(h1), /re-acquiring/)).toMatchObject([{ msg: 'our lease was deleted; re-acquiring', level: 'warn', key: `${PREFIX}/subnets/${key}` }]);
+    // Noticed by the watch, or (1 run in a few hundred, renewing every 3 s) by a renewal that
+    // ran between the delete and its watch event: either way one loss, logged once.
+    expect(findLogs(tb.agentLog(h1), /re-acquiring/)).toMatchObject([
+      { msg: expect.stringMatching(/^(our lease was deleted|lease was changed or removed by someone else); re-acquiring$/), level: 'warn', key: `${PREFIX}/subnets/${key}` },
+    ]);
     expect((await tb.httpGet(h1, 'http://127.0.0.1:9102/metrics')).body).toMatch(/^weft_lease_losses_total 1$/m);
     expect(h1.agent?.status).toBeUndefined();
     expect(tb.readSubnetEnv(h1)?.subnet.toKey()).toBe(key);
