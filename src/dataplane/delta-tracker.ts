@@ -122,6 +122,45 @@ export class DeltaTracker<V> {
     for (const key of this.dataplane.keys()) if (!this.desired.has(key)) this.settle(key);
   }
 
+  // ---- a dump read in place (the periodic resync) ----
+
+  /** Which dump last saw each key of the dataplane view (see observe). */
+  private readonly seenIn = new Map<string, number>();
+  private dumpNo = 0;
+
+  /**
+   * A kernel dump begins; its entries follow through observe() and endObserve() ends it. The
+   * result is replaceDataplane's, reached without a second set of entries: an entry the view
+   * already holds as dumped costs two Map lookups and allocates nothing, so a resync that
+   * finds the kernel as believed leaves no garbage behind (at 5,000 peers replaceDataplane
+   * promoted the dump's 15,000 copies and a new view per table, which a full collection then
+   * had to free: docs/performance.md).
+   */
+  beginObserve(): void {
+    this.dumpNo = (this.dumpNo + 1) | 0;
+  }
+
+  /**
+   * One entry of the dump under way. False, and nothing recorded, when this dump already gave
+   * an entry under `key` (the caller files a second one under a key of its own).
+   */
+  observe(key: string, value: V): boolean {
+    if (this.seenIn.get(key) === this.dumpNo) return false;
+    this.seenIn.set(key, this.dumpNo);
+    const have = this.dataplane.get(key);
+    if (have !== undefined && (have === value || this.equal(have, value))) return true;
+    const want = this.desired.get(key);
+    // As in replaceDataplane: an entry the kernel holds as desired is kept as the desired value.
+    this.dataplane.set(key, want !== undefined && (want === value || this.equal(value, want)) ? want : value);
+    return true;
+  }
+
+  /** The dump is complete: entries it did not hold are gone from the kernel. */
+  endObserve(): void {
+    for (const key of this.dataplane.keys()) if (this.seenIn.get(key) !== this.dumpNo) this.dataplane.delete(key);
+    for (const [key, n] of this.seenIn) if (n !== this.dumpNo) this.seenIn.delete(key);
+  }
+
   // ---- the difference ----
 
   /** key -> desired value, for entries the kernel lacks or holds differently. */

@@ -57,6 +57,10 @@ interface Pending {
   resolve: (m: Message[]) => void;
   reject: (err: Error) => void;
   parts: Message[] | undefined;
+  /** A streamed dump (dumpEach): each part goes here as it arrives instead of into `parts`. */
+  each?: ((m: Message) => void) | undefined;
+  /** What `each` threw, if anything: the dump is read to its end, then fails with it. */
+  failed?: unknown;
 }
 
 /** Thrown for a whole request that could not be answered (socket error, deadline). */
@@ -135,8 +139,9 @@ export class NetlinkSocket {
       this.pending.delete(seq);
       if (p.parts) {
         const errno = errnoOf(m);
-        if (errno === 0) p.resolve(p.parts);
-        else p.reject(new NetlinkError(`dump refused: errno ${errno}`, errno));
+        if (errno !== 0) p.reject(new NetlinkError(`dump refused: errno ${errno}`, errno));
+        else if (p.failed !== undefined) p.reject(p.failed as Error);
+        else p.resolve(p.parts);
       } else {
         p.resolve([m]);
       }
@@ -146,9 +151,17 @@ export class NetlinkSocket {
     if (!p) return;
     if (m.type === NLMSG_DONE) {
       this.pending.delete(m.seq);
-      p.resolve(p.parts ?? []);
+      if (p.failed !== undefined) p.reject(p.failed as Error);
+      else p.resolve(p.parts ?? []);
     } else if (p.parts && m.flags & NLM_F_MULTI) {
-      p.parts.push(m);
+      if (!p.each) p.parts.push(m);
+      else if (p.failed === undefined) {
+        try {
+          p.each(m);
+        } catch (err) {
+          p.failed = err;
+        }
+      }
     } else {
       // A single answer (RTM_GETLINK of one name), followed by no DONE.
       this.pending.delete(m.seq);
@@ -162,8 +175,8 @@ export class NetlinkSocket {
     for (const p of all) p.reject(err);
   }
 
-  private wait(seq: number, multi: boolean): Promise<Message[]> {
-    return new Promise<Message[]>((resolve, reject) => this.pending.set(seq, { resolve, reject, parts: multi ? [] : undefined }));
+  private wait(seq: number, multi: boolean, each?: (m: Message) => void): Promise<Message[]> {
+    return new Promise<Message[]>((resolve, reject) => this.pending.set(seq, { resolve, reject, parts: multi ? [] : undefined, each }));
   }
 
   private send(buf: Buffer): Promise<void> {
@@ -282,9 +295,23 @@ export class NetlinkSocket {
   }
 
   /** One dump (or a single get): every message of the answer. Throws NetlinkError on failure. */
-  async request(req: Request): Promise<Message[]> {
+  request(req: Request): Promise<Message[]> {
+    return this.ask(req);
+  }
+
+  /**
+   * One dump, each message handed to `each` as its datagram arrives and then dropped: a dump
+   * of thousands of entries (the periodic resync) then never holds them all at once, so what
+   * it allocates dies young instead of being promoted and collected by a full GC. A throw from
+   * `each` fails the dump once it has been read to its end.
+   */
+  async dumpEach(req: Request, each: (m: Message) => void): Promise<void> {
+    await this.ask(req, each);
+  }
+
+  private async ask(req: Request, each?: (m: Message) => void): Promise<Message[]> {
     const seq = this.nextSeqs(1);
-    const answer = this.wait(seq, true);
+    const answer = this.wait(seq, true, each);
     // The answer can come before the send's own callback (the binding reads before it
     // completes writes): never leave its rejection unhandled meanwhile.
     answer.catch(() => {});
