@@ -12,7 +12,7 @@
 // every request has a deadline; a lost reply fails the request instead of hanging it.
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { ackedSeq, errnoOf, frame, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, parseMessages, type Message, type Request } from './rtnl.js';
+import { ackedSeq, eachMessage, errnoOf, frame, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, type Message, type Request } from './rtnl.js';
 
 const NETLINK_ROUTE = 0;
 /** Messages per datagram; their ACKs (under 1 KiB each in the receive buffer) fit the 1 MiB asked for, or the 416 KiB most hosts allow. */
@@ -93,10 +93,7 @@ export class NetlinkSocket {
     // where an exception aborts the process.
     this.raw.on('message', (buf) => {
       try {
-        const { messages } = parseMessages(buf);
-        for (const m of messages) {
-          this.reply(m);
-        }
+        eachMessage(buf, this.onReply);
       } catch (err) {
         process.emitWarning(`weft: netlink message handling failed: ${(err as Error).stack ?? String(err)}`);
       }
@@ -125,6 +122,8 @@ export class NetlinkSocket {
    * that caused them, which tells weft's own changes from anyone else's.
    */
   portId = 0;
+
+  private readonly onReply = (m: Message): void => this.reply(m);
 
   private reply(m: Message): void {
     if (m.pid !== 0) this.portId = m.pid;
