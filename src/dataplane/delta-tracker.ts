@@ -12,15 +12,26 @@
  * it directly.
  */
 class DataplaneView<V> extends Map<string, V> {
-  constructor(private readonly changed: (key: string) => void) {
+  constructor(
+    private readonly changed: (key: string) => void,
+    /** The value to keep for `value` at `key`: the desired one when they are equal. */
+    private readonly canonical: (key: string, value: V) => V,
+  ) {
     super();
   }
   /** An entry from a dump, without settling it (the caller settles them all). */
   load(key: string, value: V): void {
     super.set(key, value);
   }
-  override set(key: string, value: V): this {
+  /** The same value in another object (the desired one): nothing to settle. */
+  swap(key: string, value: V): void {
     super.set(key, value);
+  }
+  override set(key: string, value: V): this {
+    // A notification's copy of an entry weft wants is kept as the desired value, as a dump's
+    // is: at 5,000 peers the vxlan device's FDB notifications of weft's own entries (they
+    // carry no port id to skip them by) were a second set of 5,000 entries for good.
+    super.set(key, this.canonical(key, value));
     this.changed(key);
     return this;
   }
@@ -38,12 +49,22 @@ class DataplaneView<V> extends Map<string, V> {
 
 export class DeltaTracker<V> {
   private readonly desired = new Map<string, V>();
-  private dataplane = new DataplaneView<V>((key) => this.settle(key));
+  private dataplane = this.newView();
   private readonly updates = new Map<string, V>();
   private readonly deletions = new Map<string, V>();
 
   /** `equal` tells two values apart that are not the same object (a dump's entry and ours). */
   constructor(private readonly equal: (a: V, b: V) => boolean) {}
+
+  private newView(): DataplaneView<V> {
+    return new DataplaneView<V>(
+      (key) => this.settle(key),
+      (key, value) => {
+        const want = this.desired.get(key);
+        return want !== undefined && want !== value && this.equal(value, want) ? want : value;
+      },
+    );
+  }
 
   // ---- desired view ----
 
@@ -110,7 +131,7 @@ export class DeltaTracker<V> {
    * the dump's copies die young (the idle agent's memory, docs/performance.md).
    */
   replaceDataplane(dump: ReadonlyMap<string, V>): void {
-    const view = new DataplaneView<V>((key) => this.settle(key));
+    const view = this.newView();
     for (const [key, have] of dump) {
       const want = this.desired.get(key);
       view.load(key, want !== undefined && (want === have || this.equal(have, want)) ? want : have);
@@ -148,10 +169,14 @@ export class DeltaTracker<V> {
     if (this.seenIn.get(key) === this.dumpNo) return false;
     this.seenIn.set(key, this.dumpNo);
     const have = this.dataplane.get(key);
-    if (have !== undefined && (have === value || this.equal(have, value))) return true;
-    const want = this.desired.get(key);
+    if (have !== undefined && (have === value || this.equal(have, value))) {
+      // Held as dumped; a copy (a notification's) gives way to the desired value it equals.
+      const want = this.desired.get(key);
+      if (want !== undefined && want !== have && this.equal(have, want)) this.dataplane.swap(key, want);
+      return true;
+    }
     // As in replaceDataplane: an entry the kernel holds as desired is kept as the desired value.
-    this.dataplane.set(key, want !== undefined && (want === value || this.equal(value, want)) ? want : value);
+    this.dataplane.set(key, value);
     return true;
   }
 

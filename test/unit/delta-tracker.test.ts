@@ -110,4 +110,23 @@ describe('DeltaTracker', () => {
     expect(pending(t)).toEqual({ updates: ['a'], deletions: [] });
     expect(t.getDataplane('a')).toEqual({ n: 2 });
   });
+
+  it("keeps a kernel copy of a desired entry as the desired value (one object per entry, not two)", () => {
+    const t = tracker();
+    const want = { n: 1 };
+    t.setDesired('a', want);
+    t.dataplaneView().set('a', { n: 1 }); // a notification's copy
+    expect(t.getDataplane('a')).toBe(want);
+    t.replaceDataplane(new Map([['a', { n: 1 }]]));
+    expect(t.getDataplane('a')).toBe(want);
+    t.setDataplane('b', { n: 2 }); // not desired: kept as it came
+    expect(t.getDataplane('b')).toEqual({ n: 2 });
+    t.setDesired('b', { n: 2 });
+    t.beginObserve();
+    t.observe('a', { n: 1 });
+    t.observe('b', { n: 2 }); // held as dumped, but as a copy: the desired value replaces it
+    t.endObserve();
+    expect(t.getDataplane('b')).toBe(t.getDesired('b'));
+    expect(t.inSync).toBe(true);
+  });
 });
