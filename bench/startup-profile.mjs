@@ -8,7 +8,7 @@
 //
 //   node bench/startup-profile.mjs [N] [R] [other/bin/weft ...]
 import { join } from 'node:path';
-import { nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
+import { nodeEnvOf, nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
 import { spawnIn } from '../dist/testbed/process.js';
 import { msSince, parseLog, percentile, sleep, waitForEntries, withTestbed } from './lib.mjs';
 
@@ -27,7 +27,7 @@ function startAgent(tb, host, launcher) {
   const args = [...node, bin, 'agent', ...tb.etcdFlags(), '--iface', 'eth0', '--subnet-file', host.subnetFile, '--node-name', host.name, '--log-level', 'debug'];
   const wall = Date.now();
   const t0 = process.hrtime.bigint();
-  host.agent = spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'));
+  host.agent = spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'), nodeEnvOf(bin));
   return { agent: host.agent, t0, wall };
 }
 

@@ -187,6 +187,10 @@ await build({
   // two-byte string in every agent. esbuild escapes strings, regular expressions and names;
   // what is left is in comments, escaped below.
   charset: 'ascii',
+  // The same source, minified (names kept, for stacks and `err.name`): V8 keeps it in every
+  // agent's heap for as long as it runs, 2.2 MB as written against 1.05 MB minified.
+  minify: true,
+  keepNames: true,
   logLevel: 'warning',
 });
 

@@ -15,11 +15,11 @@ import type { Logger } from '../log.js';
 import { dependsOnRefused, execute, type ExecResult } from './batch.js';
 import type { IpRunner } from './ipcmd.js';
 import { DataplaneError } from './errors.js';
-import { emptyState, isLinkLocal6, neighKey, toLinkName, toMac, type Family, type FdbEntry, type ForeignRoute, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
+import { emptyState, isLinkLocal6, toLinkName, toMac, type Family, type FdbEntry, type ForeignRoute, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
 import { KernelWatch } from './kernel-watch.js';
 import { NetlinkWorker, NOT_SENT } from './netlink-worker.js';
-import { isOwnedRoute, observe, parseDevice, putFdb, putRoute, type DeviceInfo, type ObserveTargets } from './observe.js';
+import { feedSink, isOwnedRoute, observe, parseDevice, stateSink, type DeviceInfo, type KernelSink, type ObserveTargets } from './observe.js';
 import type { Op } from './planner.js';
 import * as rtnl from './rtnl.js';
 
@@ -51,6 +51,8 @@ export interface KernelChannel {
   prepareBulk?(): void;
   /** What weft owns on the targets' devices, read now. */
   observe(targets: ObserveTargets): Promise<KernelState>;
+  /** The same, handed to `sink` entry by entry (netlink: as the dumps arrive, holding none of them). */
+  observeInto(targets: ObserveTargets, sink: KernelSink): Promise<void>;
   /** Kernel changes as they happen (netlink only; undefined for iproute2). Returns an unsubscribe. */
   watch?(listener: (e: KernelEvent) => void): () => void;
   /** The device with its addresses of the family, or undefined when it does not exist. */
@@ -111,6 +113,10 @@ export class IprouteChannel implements KernelChannel {
 
   observe(targets: ObserveTargets): Promise<KernelState> {
     return observe(this.runner, targets);
+  }
+
+  async observeInto(targets: ObserveTargets, sink: KernelSink): Promise<void> {
+    feedSink(await observe(this.runner, targets), sink);
   }
 
   async readDevice(name: LinkName, family: Family): Promise<DeviceInfo | undefined> {
@@ -408,33 +414,54 @@ export class NetlinkChannel implements KernelChannel {
 
   async observe(targets: ObserveTargets): Promise<KernelState> {
     const state = emptyState();
+    await this.observeInto(targets, stateSink(state));
+    return state;
+  }
+
+  /**
+   * Streams the three dumps into `sink`, each message decoded as its datagram arrives and then
+   * dropped (NetlinkSocket.dumpEach): the periodic resync at 5,000 peers never holds 15,000
+   * messages at once.
+   */
+  async observeInto(targets: ObserveTargets, sink: KernelSink): Promise<void> {
     const family = targets.family ?? 4;
     const af = rtnl.familyNumber(family);
     const vx = targets.vxlanDev ? await this.linkIndex(targets.vxlanDev) : undefined;
     const up = targets.uplinkDev ? await this.linkIndex(targets.uplinkDev) : undefined;
-    // One dump at a time: the kernel answers a second one on the same socket with EBUSY.
-    const routes = await this.sock.request(rtnl.dump(rtnl.RTM_GETROUTE, af));
-    const neighs = vx !== undefined ? await this.sock.request(rtnl.dump(rtnl.RTM_GETNEIGH, af)) : [];
-    const fdb = vx !== undefined ? await this.sock.request(rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.AF_BRIDGE)) : [];
-    // Every main-table route of the family that is not weft's is foreign (state.foreign): the
-    // planner never replaces a route to a destination one of those holds (NLM_F_REPLACE, like
+    const vxlanOwned = { onlyWeft: false };
+    const uplinkOwned = { onlyWeft: true, scope: targets.uplinkScope };
+    // Every main-table route of the family that is not weft's is foreign: the planner never
+    // replaces a route to a destination one of those holds (NLM_F_REPLACE, like
     // `ip route replace`, matches on destination and metric, whoever made the route).
-    const foreign = (state.foreign = new Map<string, ForeignRoute>());
     const foreignOifs: [ForeignRoute, number][] = [];
-    for (const m of routes) {
+    // One dump at a time: the kernel answers a second one on the same socket with EBUSY.
+    await this.sock.dumpEach(rtnl.dump(rtnl.RTM_GETROUTE, af), (m) => {
       const r = rtnl.decodeRoute(m.body);
-      if (!r || r.table !== rtnl.RT_TABLE_MAIN || r.family !== family) continue;
+      if (!r || r.table !== rtnl.RT_TABLE_MAIN || r.family !== family) return;
       const dev = r.type !== rtnl.RTN_UNICAST ? undefined : r.oif === vx ? targets.vxlanDev : r.oif === up ? targets.uplinkDev : undefined;
       if (dev) {
         const entry: RouteEntry = { dst: r.dst, via: r.via, dev, onlink: r.onlink, proto: r.proto, metric: r.metric };
-        if (isOwnedRoute(entry, dev === targets.vxlanDev ? { onlyWeft: false } : { onlyWeft: true, scope: targets.uplinkScope })) {
-          putRoute(state.routes, entry);
-          continue;
+        if (isOwnedRoute(entry, dev === targets.vxlanDev ? vxlanOwned : uplinkOwned)) {
+          sink.route(entry);
+          return;
         }
       }
       const f: ForeignRoute = { dst: r.dst, dev: undefined, proto: r.proto, type: routeTypeName(r.type) };
-      foreign.set(r.dst.toString(), f);
+      sink.foreign(f);
       if (r.oif !== undefined) foreignOifs.push([f, r.oif]);
+    });
+    if (vx !== undefined) {
+      const dev = targets.vxlanDev!;
+      await this.sock.dumpEach(rtnl.dump(rtnl.RTM_GETNEIGH, af), (m) => {
+        const n = rtnl.decodeNeigh(m.body);
+        const e = n && n.ifindex === vx ? ownedNeigh(n, dev) : undefined;
+        if (e) sink.neigh(e);
+      });
+      await this.sock.dumpEach(rtnl.dump(rtnl.RTM_GETNEIGH, rtnl.AF_BRIDGE), (m) => {
+        const n = rtnl.decodeNeigh(m.body);
+        const e = n && n.ifindex === vx ? ownedFdb(n, dev, family) : undefined;
+        if (e) sink.fdb(e);
+      });
     }
     // Device names for the log line of a conflict: a cache hit for the few devices a host has.
     const names = new Map<number, string | undefined>();
@@ -442,17 +469,6 @@ export class NetlinkChannel implements KernelChannel {
       if (!names.has(oif)) names.set(oif, this.nameOf.get(oif) ?? (names.size < 64 ? await this.linkName(oif) : undefined));
       f.dev = names.get(oif) ?? `if${oif}`;
     }
-    for (const m of neighs) {
-      const n = rtnl.decodeNeigh(m.body);
-      const e = n && n.ifindex === vx ? ownedNeigh(n, targets.vxlanDev!) : undefined;
-      if (e) state.neighs.set(neighKey(e.ip), e);
-    }
-    for (const m of fdb) {
-      const n = rtnl.decodeNeigh(m.body);
-      const e = n && n.ifindex === vx ? ownedFdb(n, targets.vxlanDev!, family) : undefined;
-      if (e) putFdb(state.fdb, e);
-    }
-    return state;
   }
 
   watch(listener: (e: KernelEvent) => void): () => void {

@@ -15,7 +15,7 @@ import { DesiredPeers } from './desired.js';
 import { judgeKernelEvent, type DriftVerdict } from './drift.js';
 import type { KernelState, ModelContext } from './model.js';
 import type { ObserveTargets } from './observe.js';
-import { applyResults, kernelTables, planPending, replaceDataplane, type KernelTables, type Op, type RouteConflict } from './planner.js';
+import { applyResults, kernelTables, planPending, tablesSink, type KernelTables, type Op, type RouteConflict } from './planner.js';
 import type { SkipReporter } from './skips.js';
 import type { KernelOpCounts, Peer, PeerDelta, ReconcileReport } from './types.js';
 
@@ -151,13 +151,16 @@ export class Converger {
     for (let attempt = 1; ; attempt++) {
       const during: KernelEvent[] & { overflowed?: boolean } = [];
       this.during = during;
-      let dump;
+      // Read in place, as the dumps arrive (tablesSink): a dump that fails half-way leaves the
+      // views partly updated, so they are untrusted until one completes.
+      this.trusted = false;
+      const sink = tablesSink(this.tables);
       try {
-        dump = await this.channel.observe(this.targets);
+        await this.channel.observeInto(this.targets, sink);
       } finally {
         this.during = undefined;
       }
-      replaceDataplane(this.tables, dump);
+      sink.end();
       this.trusted = true;
       // What the kernel said while the dump was made: applied to it now (a change the dump
       // already holds applies again harmlessly). One that loses the view means reading again.

@@ -12,15 +12,26 @@
  * it directly.
  */
 class DataplaneView<V> extends Map<string, V> {
-  constructor(private readonly changed: (key: string) => void) {
+  constructor(
+    private readonly changed: (key: string) => void,
+    /** The value to keep for `value` at `key`: the desired one when they are equal. */
+    private readonly canonical: (key: string, value: V) => V,
+  ) {
     super();
   }
   /** An entry from a dump, without settling it (the caller settles them all). */
   load(key: string, value: V): void {
     super.set(key, value);
   }
-  override set(key: string, value: V): this {
+  /** The same value in another object (the desired one): nothing to settle. */
+  swap(key: string, value: V): void {
     super.set(key, value);
+  }
+  override set(key: string, value: V): this {
+    // A notification's copy of an entry weft wants is kept as the desired value, as a dump's
+    // is: at 5,000 peers the vxlan device's FDB notifications of weft's own entries (they
+    // carry no port id to skip them by) were a second set of 5,000 entries for good.
+    super.set(key, this.canonical(key, value));
     this.changed(key);
     return this;
   }
@@ -38,12 +49,22 @@ class DataplaneView<V> extends Map<string, V> {
 
 export class DeltaTracker<V> {
   private readonly desired = new Map<string, V>();
-  private dataplane = new DataplaneView<V>((key) => this.settle(key));
+  private dataplane = this.newView();
   private readonly updates = new Map<string, V>();
   private readonly deletions = new Map<string, V>();
 
   /** `equal` tells two values apart that are not the same object (a dump's entry and ours). */
   constructor(private readonly equal: (a: V, b: V) => boolean) {}
+
+  private newView(): DataplaneView<V> {
+    return new DataplaneView<V>(
+      (key) => this.settle(key),
+      (key, value) => {
+        const want = this.desired.get(key);
+        return want !== undefined && want !== value && this.equal(value, want) ? want : value;
+      },
+    );
+  }
 
   // ---- desired view ----
 
@@ -110,7 +131,7 @@ export class DeltaTracker<V> {
    * the dump's copies die young (the idle agent's memory, docs/performance.md).
    */
   replaceDataplane(dump: ReadonlyMap<string, V>): void {
-    const view = new DataplaneView<V>((key) => this.settle(key));
+    const view = this.newView();
     for (const [key, have] of dump) {
       const want = this.desired.get(key);
       view.load(key, want !== undefined && (want === have || this.equal(have, want)) ? want : have);
@@ -120,6 +141,49 @@ export class DeltaTracker<V> {
     this.deletions.clear();
     for (const key of this.desired.keys()) this.settle(key);
     for (const key of this.dataplane.keys()) if (!this.desired.has(key)) this.settle(key);
+  }
+
+  // ---- a dump read in place (the periodic resync) ----
+
+  /** Which dump last saw each key of the dataplane view (see observe). */
+  private readonly seenIn = new Map<string, number>();
+  private dumpNo = 0;
+
+  /**
+   * A kernel dump begins; its entries follow through observe() and endObserve() ends it. The
+   * result is replaceDataplane's, reached without a second set of entries: an entry the view
+   * already holds as dumped costs two Map lookups and allocates nothing, so a resync that
+   * finds the kernel as believed leaves no garbage behind (at 5,000 peers replaceDataplane
+   * promoted the dump's 15,000 copies and a new view per table, which a full collection then
+   * had to free: docs/performance.md).
+   */
+  beginObserve(): void {
+    this.dumpNo = (this.dumpNo + 1) | 0;
+  }
+
+  /**
+   * One entry of the dump under way. False, and nothing recorded, when this dump already gave
+   * an entry under `key` (the caller files a second one under a key of its own).
+   */
+  observe(key: string, value: V): boolean {
+    if (this.seenIn.get(key) === this.dumpNo) return false;
+    this.seenIn.set(key, this.dumpNo);
+    const have = this.dataplane.get(key);
+    if (have !== undefined && (have === value || this.equal(have, value))) {
+      // Held as dumped; a copy (a notification's) gives way to the desired value it equals.
+      const want = this.desired.get(key);
+      if (want !== undefined && want !== have && this.equal(have, want)) this.dataplane.swap(key, want);
+      return true;
+    }
+    // As in replaceDataplane: an entry the kernel holds as desired is kept as the desired value.
+    this.dataplane.set(key, value);
+    return true;
+  }
+
+  /** The dump is complete: entries it did not hold are gone from the kernel. */
+  endObserve(): void {
+    for (const key of this.dataplane.keys()) if (this.seenIn.get(key) !== this.dumpNo) this.dataplane.delete(key);
+    for (const [key, n] of this.seenIn) if (n !== this.dumpNo) this.seenIn.delete(key);
   }
 
   // ---- the difference ----

@@ -12,7 +12,7 @@
 // every request has a deadline; a lost reply fails the request instead of hanging it.
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
-import { ackedSeq, errnoOf, frame, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, parseMessages, type Message, type Request } from './rtnl.js';
+import { ackedSeq, eachMessage, errnoOf, frame, NLM_F_MULTI, NLMSG_DONE, NLMSG_ERROR, type Message, type Request } from './rtnl.js';
 
 const NETLINK_ROUTE = 0;
 /** Messages per datagram; their ACKs (under 1 KiB each in the receive buffer) fit the 1 MiB asked for, or the 416 KiB most hosts allow. */
@@ -57,6 +57,10 @@ interface Pending {
   resolve: (m: Message[]) => void;
   reject: (err: Error) => void;
   parts: Message[] | undefined;
+  /** A streamed dump (dumpEach): each part goes here as it arrives instead of into `parts`. */
+  each?: ((m: Message) => void) | undefined;
+  /** What `each` threw, if anything: the dump is read to its end, then fails with it. */
+  failed?: unknown;
 }
 
 /** Thrown for a whole request that could not be answered (socket error, deadline). */
@@ -89,10 +93,7 @@ export class NetlinkSocket {
     // where an exception aborts the process.
     this.raw.on('message', (buf) => {
       try {
-        const { messages } = parseMessages(buf);
-        for (const m of messages) {
-          this.reply(m);
-        }
+        eachMessage(buf, this.onReply);
       } catch (err) {
         process.emitWarning(`weft: netlink message handling failed: ${(err as Error).stack ?? String(err)}`);
       }
@@ -122,6 +123,8 @@ export class NetlinkSocket {
    */
   portId = 0;
 
+  private readonly onReply = (m: Message): void => this.reply(m);
+
   private reply(m: Message): void {
     if (m.pid !== 0) this.portId = m.pid;
     if (m.type === NLMSG_ERROR) {
@@ -135,8 +138,9 @@ export class NetlinkSocket {
       this.pending.delete(seq);
       if (p.parts) {
         const errno = errnoOf(m);
-        if (errno === 0) p.resolve(p.parts);
-        else p.reject(new NetlinkError(`dump refused: errno ${errno}`, errno));
+        if (errno !== 0) p.reject(new NetlinkError(`dump refused: errno ${errno}`, errno));
+        else if (p.failed !== undefined) p.reject(p.failed as Error);
+        else p.resolve(p.parts);
       } else {
         p.resolve([m]);
       }
@@ -146,9 +150,17 @@ export class NetlinkSocket {
     if (!p) return;
     if (m.type === NLMSG_DONE) {
       this.pending.delete(m.seq);
-      p.resolve(p.parts ?? []);
+      if (p.failed !== undefined) p.reject(p.failed as Error);
+      else p.resolve(p.parts ?? []);
     } else if (p.parts && m.flags & NLM_F_MULTI) {
-      p.parts.push(m);
+      if (!p.each) p.parts.push(m);
+      else if (p.failed === undefined) {
+        try {
+          p.each(m);
+        } catch (err) {
+          p.failed = err;
+        }
+      }
     } else {
       // A single answer (RTM_GETLINK of one name), followed by no DONE.
       this.pending.delete(m.seq);
@@ -162,8 +174,8 @@ export class NetlinkSocket {
     for (const p of all) p.reject(err);
   }
 
-  private wait(seq: number, multi: boolean): Promise<Message[]> {
-    return new Promise<Message[]>((resolve, reject) => this.pending.set(seq, { resolve, reject, parts: multi ? [] : undefined }));
+  private wait(seq: number, multi: boolean, each?: (m: Message) => void): Promise<Message[]> {
+    return new Promise<Message[]>((resolve, reject) => this.pending.set(seq, { resolve, reject, parts: multi ? [] : undefined, each }));
   }
 
   private send(buf: Buffer): Promise<void> {
@@ -282,9 +294,23 @@ export class NetlinkSocket {
   }
 
   /** One dump (or a single get): every message of the answer. Throws NetlinkError on failure. */
-  async request(req: Request): Promise<Message[]> {
+  request(req: Request): Promise<Message[]> {
+    return this.ask(req);
+  }
+
+  /**
+   * One dump, each message handed to `each` as its datagram arrives and then dropped: a dump
+   * of thousands of entries (the periodic resync) then never holds them all at once, so what
+   * it allocates dies young instead of being promoted and collected by a full GC. A throw from
+   * `each` fails the dump once it has been read to its end.
+   */
+  async dumpEach(req: Request, each: (m: Message) => void): Promise<void> {
+    await this.ask(req, each);
+  }
+
+  private async ask(req: Request, each?: (m: Message) => void): Promise<Message[]> {
     const seq = this.nextSeqs(1);
-    const answer = this.wait(seq, true);
+    const answer = this.wait(seq, true, each);
     // The answer can come before the send's own callback (the binding reads before it
     // completes writes): never leave its rejection unhandled meanwhile.
     answer.catch(() => {});

@@ -16,6 +16,7 @@ import {
   toMac,
   WEFT_ROUTE_PROTO,
   type FdbEntry,
+  type ForeignRoute,
   type KernelState,
   type LinkName,
   type Family,
@@ -152,6 +153,42 @@ export function putFdb(into: Map<string, FdbEntry>, entry: FdbEntry): void {
   if (into.has(key)) key = `${entry.mac} ${entry.dst.toString()}`;
   if (into.has(key)) return;
   into.set(key, entry);
+}
+
+/**
+ * Where a kernel dump's entries go as they are decoded: a KernelState (stateSink), or the
+ * kernel tables' dataplane views, compared in place (planner.ts tablesSink). Entries come in
+ * the kernel's order; keys are the sink's business (putRoute/putFdb's rules for a second
+ * entry under one key).
+ */
+export interface KernelSink {
+  /** A route weft owns. */
+  route(r: RouteEntry): void;
+  /** A permanent neighbour on weft's vxlan device. */
+  neigh(n: NeighEntry): void;
+  /** An FDB entry of weft's vxlan device with a remote of the family. */
+  fdb(f: FdbEntry): void;
+  /** A main-table route of the family that is not weft's (its dev may be filled in after the dump). */
+  foreign(f: ForeignRoute): void;
+}
+
+/** A sink that fills a KernelState, foreign routes included. */
+export function stateSink(state: KernelState): KernelSink {
+  const foreign = (state.foreign ??= new Map());
+  return {
+    route: (r) => putRoute(state.routes, r),
+    neigh: (n) => void state.neighs.set(neighKey(n.ip), n),
+    fdb: (f) => putFdb(state.fdb, f),
+    foreign: (f) => void foreign.set(f.dst.toString(), f),
+  };
+}
+
+/** Hands a dumped state's entries to a sink, in the state's order. */
+export function feedSink(state: KernelState, sink: KernelSink): void {
+  for (const r of state.routes.values()) sink.route(r);
+  for (const n of state.neighs.values()) sink.neigh(n);
+  for (const f of state.fdb.values()) sink.fdb(f);
+  for (const f of state.foreign?.values() ?? []) sink.foreign(f);
 }
 
 export interface ObserveTargets {

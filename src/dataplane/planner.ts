@@ -13,11 +13,15 @@
 // then neighbour. Consecutive operations on the same tool share one batch process: at most
 // three process runs per plan (ip, bridge, ip), the first two run side by side (batch.ts).
 import { DeltaTracker } from './delta-tracker.js';
+import type { KernelSink } from './observe.js';
 import {
   type ForeignRoute,
   fdbEqual,
+  fdbKey,
   neighEqual,
+  neighKey,
   routeEqual,
+  routeKey,
   type FdbEntry,
   type KernelState,
   type NeighEntry,
@@ -48,6 +52,42 @@ export function replaceDataplane(t: KernelTables, dump: KernelState): void {
   t.neighs.replaceDataplane(dump.neighs);
   t.fdb.replaceDataplane(dump.fdb);
   t.foreign = dump.foreign ?? new Map();
+}
+
+/**
+ * A dump read into the tables in place (the periodic resync): the outcome of
+ * replaceDataplane(t, dump) with the dump's entries keyed as putRoute and putFdb key them, but
+ * without building the dump as a second state first (DeltaTracker.observe). Call end() when
+ * the dump is complete; a dump that fails half-way leaves the views partly updated, so the
+ * caller reads the kernel again before trusting them.
+ */
+export function tablesSink(t: KernelTables): KernelSink & { end(): void } {
+  t.routes.beginObserve();
+  t.neighs.beginObserve();
+  t.fdb.beginObserve();
+  const foreign = new Map<string, ForeignRoute>();
+  return {
+    route(r) {
+      const key = routeKey(r.dst, r.metric);
+      // A second route under one key gets a key no desired entry has, so the planner deletes it.
+      for (let n = 1, k = key; !t.routes.observe(k, r); n++) k = `${key} dev ${r.dev} #${n}`;
+    },
+    neigh(n) {
+      t.neighs.observe(neighKey(n.ip), n);
+    },
+    fdb(f) {
+      if (!t.fdb.observe(fdbKey(f.mac), f)) t.fdb.observe(`${f.mac} ${f.dst.toString()}`, f);
+    },
+    foreign(f) {
+      foreign.set(f.dst.toString(), f);
+    },
+    end() {
+      t.routes.endObserve();
+      t.neighs.endObserve();
+      t.fdb.endObserve();
+      t.foreign = foreign;
+    },
+  };
 }
 
 /**

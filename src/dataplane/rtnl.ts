@@ -381,11 +381,21 @@ export interface Message {
 /** The messages of one datagram; a malformed tail is dropped (counted in `malformed`). */
 export function parseMessages(buf: Buffer): { messages: Message[]; malformed: boolean } {
   const messages: Message[] = [];
+  const malformed = eachMessage(buf, (m) => void messages.push(m));
+  return { messages, malformed };
+}
+
+/**
+ * The same, each message handed to `fn` as it is cut out, none kept: a dump's datagram holds
+ * hundreds, and a collection in the middle of them then copies only the one being handled
+ * (the periodic resync's garbage stays young). True when a malformed tail was dropped.
+ */
+export function eachMessage(buf: Buffer, fn: (m: Message) => void): boolean {
   let off = 0;
   while (off + HDR <= buf.length) {
     const len = buf.readUInt32LE(off);
-    if (len < HDR || off + len > buf.length) return { messages, malformed: true };
-    messages.push({
+    if (len < HDR || off + len > buf.length) return true;
+    fn({
       type: buf.readUInt16LE(off + 4),
       flags: buf.readUInt16LE(off + 6),
       seq: buf.readUInt32LE(off + 8),
@@ -394,7 +404,7 @@ export function parseMessages(buf: Buffer): { messages: Message[]; malformed: bo
     });
     off += (len + 3) & ~3;
   }
-  return { messages, malformed: off < buf.length && buf.length - off >= HDR };
+  return off < buf.length && buf.length - off >= HDR;
 }
 
 /** The errno of an NLMSG_ERROR message, as a positive number (0 = ACK). */

@@ -8,17 +8,32 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', 
 export const WEFT_BIN = resolve(REPO_ROOT, 'bin', 'weft');
 
 /**
- * The node flags a weft executable's first line gives (`#!/usr/bin/env -S node FLAGS`: the V8
- * memory settings of a long-running agent), so that the testbed, which starts it as
- * `node FLAGS <bin> agent`, runs the agent as `npm install -g` and systemd do.
+ * The node flags a weft executable's first line gives (`#!/usr/bin/env -S [VAR=value ...] node
+ * FLAGS`: the V8 memory settings of a long-running agent), so that the testbed, which starts
+ * it as `node FLAGS <bin> agent`, runs the agent as `npm install -g` and systemd do.
  */
 export function nodeFlagsOf(bin: string): string[] {
+  return launchOf(bin).flags;
+}
+
+/** The environment the same line sets for node (the C library's malloc settings), as nodeFlagsOf. */
+export function nodeEnvOf(bin: string): Record<string, string> {
+  return launchOf(bin).env;
+}
+
+function launchOf(bin: string): { flags: string[]; env: Record<string, string> } {
   let first: string;
   try {
     first = readFileSync(bin, 'utf8').split('\n', 1)[0]!;
   } catch {
-    return [];
+    return { flags: [], env: {} };
   }
-  const m = /^#!\S*env -S node((?: --[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
-  return m ? m[1]!.trim().split(' ').filter(Boolean) : [];
+  const m = /^#!\S*env -S((?: [A-Z_][A-Z0-9_]*=\S+)*) node((?: --[\w-]+(?:=\S+)?)*)\s*$/.exec(first);
+  if (!m) return { flags: [], env: {} };
+  const env: Record<string, string> = {};
+  for (const word of m[1]!.trim().split(' ').filter(Boolean)) {
+    const at = word.indexOf('=');
+    env[word.slice(0, at)] = word.slice(at + 1);
+  }
+  return { flags: m[2]!.trim().split(' ').filter(Boolean), env };
 }

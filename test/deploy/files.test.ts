@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { AGENT_ENV_VARS, parseAgentFlags, type AgentOptions } from '../../src/agent/flags.js';
-import { nodeFlagsOf, WEFT_BIN } from '../../src/testbed/paths.js';
+import { nodeEnvOf, nodeFlagsOf, WEFT_BIN } from '../../src/testbed/paths.js';
 import { parseUnitFile, valueOf, valuesOf } from './unit-file.js';
 
 const DEPLOY = new URL('../../examples/deploy/', import.meta.url).pathname;
@@ -183,9 +183,12 @@ if (analyze) describe('with systemd-analyze', () => {
 });
 
 describe('bin/weft', () => {
-  it("gives node the agent's GC flag on its first line, where npm's bin link, the unit and the testbed all find it", async () => {
-    expect(readFileSync(WEFT_BIN, 'utf8').split('\n', 1)[0]).toMatch(/^#!\/usr\/bin\/env -S node /);
+  it("gives node the agent's GC flag and malloc settings on its first line, where npm's bin link, the unit and the testbed all find them", async () => {
+    const first = readFileSync(WEFT_BIN, 'utf8').split('\n', 1)[0]!;
+    expect(first).toMatch(/^#!\/usr\/bin\/env -S GLIBC_TUNABLES=\S+ node /);
+    expect(first.length).toBeLessThan(256); // the kernel reads no more of a #! line (BINPRM_BUF_SIZE)
     expect(nodeFlagsOf(WEFT_BIN)).toEqual(['--single-threaded-gc']);
+    expect(nodeEnvOf(WEFT_BIN)).toEqual({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.trim_threshold=131072:glibc.malloc.mmap_threshold=131072' });
     // Run as an executable (the shebang, as `npm install -g` and ExecStart=/usr/local/bin/weft do).
     const r = await execa(WEFT_BIN, ['--version'], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);

@@ -9,6 +9,7 @@ import { Cidr, Ipv4 } from '../../src/alloc/cidr.js';
 import type { ApplyResult, KernelChannel } from '../../src/dataplane/channel.js';
 import { PeerSync } from '../../src/dataplane/converger.js';
 import { desiredState, emptyState, modelContext, toLinkName, type KernelState, type ModelContext } from '../../src/dataplane/model.js';
+import { feedSink, type KernelSink, type ObserveTargets } from '../../src/dataplane/observe.js';
 import { applyToState, plan, type Op } from '../../src/dataplane/planner.js';
 import { SkipReporter } from '../../src/dataplane/skips.js';
 import type { BackendSettings, Peer, PeerDelta } from '../../src/dataplane/types.js';
@@ -45,6 +46,11 @@ class FakeKernel implements KernelChannel {
     this.duringObserve?.();
     this.duringObserve = undefined;
     return dump;
+  }
+
+  /** As the netlink channel: the dump handed over entry by entry (after the racing change, as observe()). */
+  async observeInto(targets: ObserveTargets, sink: KernelSink): Promise<void> {
+    feedSink(await this.observe(), sink);
   }
 
   prepareBulk(): void {}

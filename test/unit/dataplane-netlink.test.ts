@@ -2,7 +2,7 @@
 // socket's bookkeeping against a scripted fake kernel (netlink.ts), and how notifications are
 // judged as drift (drift.ts).
 import { describe, expect, it, vi } from 'vitest';
-import { ownChange, type KernelEvent } from '../../src/dataplane/channel.js';
+import { NetlinkChannel, ownChange, type KernelEvent } from '../../src/dataplane/channel.js';
 import { DriftGuard, judgeKernelEvent } from '../../src/dataplane/drift.js';
 import { emptyState, toLinkName, toMac, WEFT_ROUTE_PROTO, type LinkName, type Mac, type RouteEntry } from '../../src/dataplane/model.js';
 import { ENOBUFS, ETIMEDOUT, NetlinkSocket } from '../../src/dataplane/netlink.js';
@@ -175,6 +175,86 @@ describe('the netlink request socket', () => {
       expect(await next).toEqual([2]);
     } finally {
       vi.useRealTimers();
+    }
+  });
+});
+
+/** The messages of one dump answer, as the kernel sends them: NLM_F_MULTI parts under the request's sequence number. */
+function dumpAnswer(seq: number, parts: rtnl.Request[]): Buffer {
+  return Buffer.concat(parts.map((p) => rtnl.frame([{ ...p, flags: rtnl.NLM_F_MULTI }], seq)));
+}
+const done = (seq: number) => rtnl.frame([{ type: rtnl.NLMSG_DONE, flags: rtnl.NLM_F_MULTI, body: Buffer.alloc(4) }], seq);
+
+describe('streamed dumps (the periodic resync)', () => {
+  it("hands each message over as its datagram arrives, and fails after DONE when the consumer throws", async () => {
+    const sock = new NetlinkSocket(FakeRaw as never);
+    const raw = FakeRaw.last;
+    const seen: number[] = [];
+    const route = (n: number) => rtnl.routeReplace({ dst: cidr(`10.5.${n}.0/24`), via: ip(`10.5.${n}.0`), oif: 3, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0 });
+    const dumped = sock.dumpEach(rtnl.dump(rtnl.RTM_GETROUTE, rtnl.AF_INET), (m) => void seen.push(Number(rtnl.decodeRoute(m.body)!.dst.network.toString().split(".")[2])));
+    const seq = rtnl.parseMessages(raw.sent[0]!).messages[0]!.seq;
+    raw.emit('message', dumpAnswer(seq, [route(1), route(2)]));
+    expect(seen).toEqual([1, 2]); // before the dump ends
+    raw.emit('message', Buffer.concat([dumpAnswer(seq, [route(3)]), done(seq)]));
+    await dumped;
+    expect(seen).toEqual([1, 2, 3]);
+
+    let calls = 0;
+    const failing = sock.dumpEach(rtnl.dump(rtnl.RTM_GETROUTE, rtnl.AF_INET), () => {
+      calls++;
+      throw new Error('consumer bug');
+    });
+    failing.catch(() => {});
+    const seq2 = rtnl.parseMessages(raw.sent[1]!).messages[0]!.seq;
+    raw.emit('message', dumpAnswer(seq2, [route(1), route(2)]));
+    raw.emit('message', done(seq2));
+    await expect(failing).rejects.toThrow('consumer bug');
+    expect(calls).toBe(1); // the rest of the dump is read and dropped
+    // The socket still answers the next request.
+    const next = sock.request(rtnl.linkGet('flannel.1'));
+    raw.emit('message', errorReply(rtnl.parseMessages(raw.sent[2]!).messages[0]!.seq, 19));
+    await expect(next).rejects.toMatchObject({ errno: 19 });
+  });
+
+  it('reads routes, neighbours and FDB entries of its devices from three streamed dumps', async () => {
+    // A scripted kernel: flannel.1 is index 5, eth0 index 2; every dump comes in two datagrams.
+    class Kernel extends FakeRaw {
+      override send(msg: Buffer, opts: unknown, cb: (err?: Error) => void) {
+        super.send(msg, opts, cb);
+        const m = rtnl.parseMessages(msg).messages[0]!;
+        const family = m.body.readUInt8(0);
+        let parts: rtnl.Request[] = [];
+        if (m.type === rtnl.RTM_GETLINK) {
+          const name = m.body.length > 20 ? m.body.subarray(20).toString('latin1').replace(/\0.*$/s, '') : '';
+          const index = name === 'flannel.1' ? 5 : name === 'eth0' ? 2 : 0;
+          const link = rtnl.vxlanCreate({ name, vni: 1, local: ip('192.0.2.1'), linkIndex: 2, port: 0, gbp: false, mtu: 1450 });
+          link.body.writeInt32LE(index, 4);
+          setImmediate(() => this.emit('message', rtnl.frame([{ ...link, flags: 0 }], m.seq)));
+          return;
+        }
+        const r = (dst: string, via: string, oif: number, proto: number) => rtnl.routeReplace({ dst: cidr(dst), via: ip(via), oif, onlink: true, proto, metric: 0 });
+        if (m.type === rtnl.RTM_GETROUTE) {
+          parts = [r('10.5.2.0/24', '10.5.2.0', 5, WEFT_ROUTE_PROTO), r('10.5.3.0/24', '10.5.3.0', 5, WEFT_ROUTE_PROTO), r('10.5.4.0/24', '192.0.2.4', 2, WEFT_ROUTE_PROTO), r('10.9.0.0/16', '192.0.2.254', 2, 3)];
+        } else if (m.type === rtnl.RTM_GETNEIGH && family === rtnl.AF_INET) {
+          parts = [rtnl.neighReplace(ip('10.5.2.0'), mac('02:00:00:00:00:02'), 5), rtnl.neighReplace(ip('192.0.2.9'), mac('02:00:00:00:00:09'), 2)];
+        } else if (m.type === rtnl.RTM_GETNEIGH) {
+          parts = [rtnl.fdbReplace(mac('02:00:00:00:00:02'), ip('192.0.2.2'), 5), rtnl.fdbReplace(mac('02:00:00:00:00:03'), ip('192.0.2.3'), 5)];
+        }
+        const half = Math.ceil(parts.length / 2);
+        setImmediate(() => this.emit('message', dumpAnswer(m.seq, parts.slice(0, half))));
+        setImmediate(() => this.emit('message', Buffer.concat([dumpAnswer(m.seq, parts.slice(half)), done(m.seq)])));
+      }
+    }
+    const channel = new NetlinkChannel(Kernel as never, createLogger({ level: 'error' }));
+    try {
+      const state = await channel.observe({ vxlanDev: fl, uplinkDev: eth, uplinkScope: cidr('10.5.0.0/16') });
+      expect([...state.routes.keys()]).toEqual(['10.5.2.0/24', '10.5.3.0/24', '10.5.4.0/24']);
+      expect(state.routes.get('10.5.4.0/24')!.dev).toBe('eth0');
+      expect([...state.neighs.keys()]).toEqual(['10.5.2.0']);
+      expect([...state.fdb.entries()].map(([k, f]) => `${k} ${f.dst}`)).toEqual(['02:00:00:00:00:02 192.0.2.2', '02:00:00:00:00:03 192.0.2.3']);
+      expect([...state.foreign!.values()].map((f) => `${f.dst} ${f.dev}`)).toEqual(['10.9.0.0/16 eth0']);
+    } finally {
+      channel.close();
     }
   });
 });

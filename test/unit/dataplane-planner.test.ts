@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { renderOp } from '../../src/dataplane/batch.js';
 import { desiredState, emptyState, toLinkName, type KernelState, type LinkName } from '../../src/dataplane/model.js';
-import { applyToState, kernelTables, plan, planPending, replaceDataplane, type RouteConflict } from '../../src/dataplane/planner.js';
+import { applyToState, kernelTables, plan, planPending, replaceDataplane, tablesSink, type KernelTables, type RouteConflict } from '../../src/dataplane/planner.js';
+import { stateSink, type KernelSink } from '../../src/dataplane/observe.js';
 import type { BackendSettings, Peer, Uplink } from '../../src/dataplane/types.js';
 import { cidr, ip, vxPeer } from '../helpers/peers.js';
 
@@ -176,3 +177,67 @@ describe('dataplane planner', () => {
     expect(plan(want, believed).map(renderOp)).toEqual(['fdb replace 02:00:00:00:00:02 dev flannel.1 dst 192.0.2.2 self permanent']);
   });
 });
+
+describe('a kernel dump read into the tables in place (the periodic resync)', () => {
+  const vx = dev('flannel.1');
+  const route = (dst: string, via: string, d = vx) => ({ dst: cidr(dst), via: ip(via), dev: d, onlink: true, proto: 119, metric: 0 });
+  const neigh = (a: string, m: string) => ({ ip: ip(a), mac: m as never, dev: vx, permanent: true });
+  const fdb = (m: string, dst: string) => ({ mac: m as never, dst: ip(dst), dev: vx, permanent: true, plain: true });
+  /** One dump, as a list of sink calls (the kernel's order). */
+  const dump = (sink: KernelSink) => {
+    sink.route(route('10.5.2.0/24', '10.5.2.0'));
+    sink.route(route('10.5.2.0/24', '10.5.2.0', dev('eth0'))); // a second route under one key
+    sink.route(route('10.5.9.0/24', '10.5.9.0')); // not desired
+    sink.neigh(neigh('10.5.2.0', '02:00:00:00:00:02'));
+    sink.fdb(fdb('02:00:00:00:00:02', '192.0.2.2'));
+    sink.fdb(fdb('02:00:00:00:00:02', '192.0.2.99')); // a second remote for one MAC
+    sink.fdb(fdb('02:00:00:00:00:03', '192.0.2.3')); // changed by hand (desired: 192.0.2.33)
+    sink.foreign({ dst: cidr('10.5.7.0/24'), dev: 'eth1', proto: 3, type: 'unicast' });
+  };
+  const tables = () => {
+    const t = kernelTables();
+    const want = desired([peer(2), peer(3), peer(7)]);
+    want.fdb.set('02:00:00:00:00:03', fdb('02:00:00:00:00:03', '192.0.2.33'));
+    for (const [k, v] of want.routes) t.routes.setDesired(k, v);
+    for (const [k, v] of want.neighs) t.neighs.setDesired(k, v);
+    for (const [k, v] of want.fdb) t.fdb.setDesired(k, v);
+    return t;
+  };
+  const describeTables = (t: KernelTables) => ({
+    routes: [...t.routes.dataplaneEntries()].map(([k, v]) => `${k}: ${v.dst} dev ${v.dev}`).sort(),
+    neighs: [...t.neighs.dataplaneEntries()].map(([k]) => k).sort(),
+    fdb: [...t.fdb.dataplaneEntries()].map(([k, v]) => `${k}: ${v.dst}`).sort(),
+    foreign: [...t.foreign.keys()],
+    plan: planPending(t).map(renderOp),
+  });
+
+  it('ends as replaceDataplane of the same dump does, seconds under a key of their own included', () => {
+    const byReplace = tables();
+    const state = emptyState();
+    dump(stateSink(state));
+    replaceDataplane(byReplace, state);
+    for (const previous of [emptyState(), state]) {
+      // From an empty view (the first pass), and from a view that already holds the dump.
+      const inPlace = tables();
+      replaceDataplane(inPlace, previous);
+      const sink = tablesSink(inPlace);
+      dump(sink);
+      sink.end();
+      expect(describeTables(inPlace)).toEqual(describeTables(byReplace));
+    }
+    expect(describeTables(byReplace).routes).toContain('10.5.2.0/24 dev eth0 #1: 10.5.2.0/24 dev eth0');
+    // Deleted by hand, changed by hand, added by someone: all planned; peer 7's route is held by a foreign route.
+    expect(describeTables(byReplace).plan).toEqual([
+      'route del 10.5.2.0/24 dev eth0 proto 119',
+      'route del 10.5.9.0/24 dev flannel.1 proto 119',
+      'neigh replace 10.5.3.0 lladdr 02:00:00:00:00:03 dev flannel.1 nud permanent',
+      'neigh replace 10.5.7.0 lladdr 02:00:00:00:00:07 dev flannel.1 nud permanent',
+      'fdb replace 02:00:00:00:00:03 dev flannel.1 dst 192.0.2.33 self permanent',
+      'fdb replace 02:00:00:00:00:07 dev flannel.1 dst 192.0.2.7 self permanent',
+      'fdb del 02:00:00:00:00:02 dev flannel.1 dst 192.0.2.99 self',
+      'route replace 10.5.3.0/24 via 10.5.3.0 dev flannel.1 onlink proto 119',
+    ]);
+    expect(describeTables(byReplace).fdb).toContain('02:00:00:00:00:02 192.0.2.99: 192.0.2.99');
+  });
+});
+

@@ -56,5 +56,77 @@ describe('DeltaTracker', () => {
     expect(pending(t)).toEqual({ updates: [], deletions: ['z'] });
     expect(t.desiredView().get('a')).toEqual({ n: 1 });
   });
-});
 
+  it('reads a dump in place with the outcome of replaceDataplane, keeping the entries it already holds', () => {
+    // Random desired views, kernel views and dumps over a few keys, read both ways.
+    let seed = 7;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const keys = ['a', 'b', 'c', 'd', 'e', 'f'];
+    for (let round = 0; round < 300; round++) {
+      const byReplace = tracker();
+      const inPlace = tracker();
+      for (const k of keys) {
+        const want = rnd(3);
+        const have = rnd(3);
+        for (const t of [byReplace, inPlace]) {
+          if (want) t.setDesired(k, { n: want });
+          if (have) t.setDataplane(k, { n: have });
+        }
+      }
+      const dump = new Map<string, V>();
+      for (const k of keys) if (rnd(3)) dump.set(k, { n: rnd(3) + 1 });
+      const kept = new Map(keys.map((k) => [k, inPlace.getDataplane(k)]));
+      byReplace.replaceDataplane(dump);
+      inPlace.beginObserve();
+      for (const [k, v] of dump) expect(inPlace.observe(k, v)).toBe(true);
+      inPlace.endObserve();
+      const view = (t: DeltaTracker<V>) => [...t.dataplaneEntries()].map(([k, v]) => [k, v.n]).sort();
+      expect(view(inPlace)).toEqual(view(byReplace));
+      expect(pending(inPlace)).toEqual(pending(byReplace));
+      for (const [k, v] of dump) {
+        // An entry the view held as dumped is the same object afterwards: a resync that finds
+        // the kernel as believed allocates nothing.
+        const before = kept.get(k);
+        if (before && before.n === v.n) expect(inPlace.getDataplane(k)).toBe(before);
+      }
+    }
+  });
+
+  it('refuses a second entry under one key within a dump, and forgets keys between dumps', () => {
+    const t = tracker();
+    t.setDesired('a', { n: 1 });
+    t.beginObserve();
+    expect(t.observe('a', { n: 1 })).toBe(true);
+    expect(t.observe('a', { n: 2 })).toBe(false); // the caller files it under a key of its own
+    t.endObserve();
+    expect(t.getDataplane('a')).toBe(t.getDesired('a'));
+    expect(t.inSync).toBe(true);
+    t.beginObserve();
+    t.endObserve(); // an empty dump: the kernel lost it
+    expect(pending(t)).toEqual({ updates: ['a'], deletions: [] });
+    t.beginObserve();
+    expect(t.observe('a', { n: 2 })).toBe(true); // a new dump: 'a' may come again
+    t.endObserve();
+    expect(pending(t)).toEqual({ updates: ['a'], deletions: [] });
+    expect(t.getDataplane('a')).toEqual({ n: 2 });
+  });
+
+  it("keeps a kernel copy of a desired entry as the desired value (one object per entry, not two)", () => {
+    const t = tracker();
+    const want = { n: 1 };
+    t.setDesired('a', want);
+    t.dataplaneView().set('a', { n: 1 }); // a notification's copy
+    expect(t.getDataplane('a')).toBe(want);
+    t.replaceDataplane(new Map([['a', { n: 1 }]]));
+    expect(t.getDataplane('a')).toBe(want);
+    t.setDataplane('b', { n: 2 }); // not desired: kept as it came
+    expect(t.getDataplane('b')).toEqual({ n: 2 });
+    t.setDesired('b', { n: 2 });
+    t.beginObserve();
+    t.observe('a', { n: 1 });
+    t.observe('b', { n: 2 }); // held as dumped, but as a copy: the desired value replaces it
+    t.endObserve();
+    expect(t.getDataplane('b')).toBe(t.getDesired('b'));
+    expect(t.inSync).toBe(true);
+  });
+});
