@@ -136,6 +136,9 @@ export class Agent {
     // scale) arrives and is decoded while the config, the interfaces and the devices are read.
     // Used only when the config came at the first read; after a wait it would be old.
     const listing = this.deps.store.listSubnets(options.network).catch(() => undefined);
+    // Its size, counted by etcd: known long before the listing is in, so that what a bulk
+    // first pass needs (netlink's thread, ~0.1 s to load) is ready when the listing is.
+    const leaseCount = this.deps.store.countSubnets(options.network).catch(() => undefined);
     // The host's interfaces and routes likewise (IPv6's default route too: the config may want it).
     const earlyHost = this.deps.readHost(options.ifaceCanReach, { ipv6: true });
     earlyHost.catch(() => {}); // awaited below, or dropped after a wait for the config
@@ -187,6 +190,14 @@ export class Agent {
     for (const [family, stack] of [[4, config.ipv4], [6, config.ipv6]] as const) {
       if (!stack) continue;
       const backend = this.deps.createBackend({ ...settings, family, network: stack.network }, sel);
+      // Thousands of leases make the first pass a bulk one: what it needs gets ready meanwhile.
+      if (configReads === 1) {
+        const expect = (n: number | undefined) => {
+          if (n !== undefined && !this.stopped) backend.expectPeers?.(n);
+        };
+        void leaseCount.then(expect);
+        void listing.then((l) => expect(l?.records.length));
+      }
       const prepared = await backend.prepare();
       // The kernel's own notifications (netlink): entries or the device changed behind our back.
       backend.onDrift?.((what) => this.loop?.drift(what));
@@ -197,12 +208,6 @@ export class Agent {
     }
     this.mtu = Math.min(...mtus);
     this.loop = this.reconcileLoop(peerLog);
-    // Thousands of leases make the first pass a bulk one: what it needs gets ready meanwhile.
-    if (configReads === 1) {
-      void listing.then((l) => {
-        if (l && !this.stopped) for (const s of this.stacks) s.backend.expectPeers?.(l.records.length);
-      });
-    }
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
       onChanges: (changes) => this.leasesChanged(changes),

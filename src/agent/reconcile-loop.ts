@@ -57,6 +57,11 @@ export interface ReconcileLoopDeps {
 const QUEUE_FROM = 1024;
 /** Lease changes per chunk: about the peers per chunk of a backend's bulk pass (converger.ts). */
 const QUEUE_CHUNK = 512;
+/**
+ * The first chunk is smaller, and each next one twice as large up to QUEUE_CHUNK: the kernel
+ * starts sooner, and its first chunks (few routes in the kernel yet) are cheap for it anyway.
+ */
+const FIRST_CHUNK = 128;
 
 export class ReconcileLoop {
   private pending = false;
@@ -277,8 +282,8 @@ export class ReconcileLoop {
 
   /** Queued lease changes into the stack's peer set, QUEUE_CHUNK at a time, each chunk's delta as it is taken. */
   private *chunks(stack: Stack, queued: readonly LeaseChange[], fed: Map<Stack, number>, into: PeerChanges | undefined): Generator<PeerDelta> {
-    for (let from = fed.get(stack) ?? 0; from < queued.length; from = fed.get(stack) ?? 0) {
-      const to = Math.min(queued.length, from + QUEUE_CHUNK);
+    for (let from = fed.get(stack) ?? 0, size = FIRST_CHUNK; from < queued.length; from = fed.get(stack) ?? 0, size = Math.min(QUEUE_CHUNK, 2 * size)) {
+      const to = Math.min(queued.length, from + size);
       stack.peers.apply(queued.slice(from, to));
       fed.set(stack, to);
       const delta = this.takeChanges(stack, undefined, into);
