@@ -70,6 +70,9 @@ export class Ipv4 {
   }
 }
 
+/** One or two decimal digits: a prefix length as text. */
+const PREFIX_LENGTH = /^\d{1,2}$/;
+
 export class Cidr {
   private constructor(
     readonly network: Ipv4,
@@ -82,13 +85,18 @@ export class Cidr {
    */
   static parse(text: unknown, opts: { strict?: boolean } = {}): Cidr | undefined {
     if (typeof text !== 'string') return undefined;
-    const m = /^([0-9.]+)\/(\d{1,2})$/.exec(text);
-    if (!m) return undefined;
-    const ip = Ipv4.parse(m[1]);
-    const prefix = Number(m[2]);
-    if (!ip || prefix > 32 || String(prefix) !== m[2]) return undefined;
+    const slash = text.indexOf('/');
+    return slash < 0 ? undefined : Cidr.fromParts(text.slice(0, slash), text.slice(slash + 1), opts.strict === true);
+  }
+
+  /** A dotted quad and a prefix length without leading zeros, as parse() and fromKey() split them. */
+  private static fromParts(address: string, length: string, strict: boolean): Cidr | undefined {
+    const ip = Ipv4.parse(address);
+    if (!ip || !PREFIX_LENGTH.test(length)) return undefined;
+    const prefix = Number(length);
+    if (prefix > 32 || String(prefix) !== length) return undefined;
     const masked = ip.value & maskOf(prefix);
-    if (opts.strict && masked >>> 0 !== ip.value) return undefined;
+    if (strict && masked >>> 0 !== ip.value) return undefined;
     return new Cidr(Ipv4.fromNumber(masked), prefix);
   }
 
@@ -152,9 +160,10 @@ export class Cidr {
   }
 
   static fromKey(key: string): Cidr | undefined {
-    const m = /^([0-9.]+)-(\d{1,2})$/.exec(key);
-    if (!m) return undefined;
-    return Cidr.parse(`${m[1]}/${m[2]}`, { strict: true });
+    // Every listed lease's key: split where the pattern "^([0-9.]+)-(\d{1,2})$" would, without
+    // building the "a.b.c.d/n" text again (test/unit/cidr4-text checks the two agree).
+    const dash = key.indexOf('-');
+    return dash < 0 ? undefined : Cidr.fromParts(key.slice(0, dash), key.slice(dash + 1), true);
   }
 }
 

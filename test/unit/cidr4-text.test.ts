@@ -3,11 +3,23 @@
 // addresses, edge values, and random junk made of the characters that matter.
 import { Address4 } from 'ip-address';
 import { describe, expect, it } from 'vitest';
-import { Ipv4 } from '../../src/alloc/cidr.js';
+import { Cidr, Ipv4 } from '../../src/alloc/cidr.js';
 
 /** The pattern Ipv4.parse used before (and ip-address for the value). */
 const DOTTED_QUAD = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const reference = (text: string): number | undefined => (DOTTED_QUAD.test(text) ? Number(new Address4(text).bigInt()) : undefined);
+
+/** Cidr.parse and Cidr.fromKey as they were: a pattern, then the address. */
+function referenceCidr(text: string, sep: '/' | '-', strict: boolean): string | undefined {
+  const m = (sep === '/' ? /^([0-9.]+)\/(\d{1,2})$/ : /^([0-9.]+)-(\d{1,2})$/).exec(text);
+  if (!m) return undefined;
+  const ip = reference(m[1]!);
+  const prefix = Number(m[2]);
+  if (ip === undefined || prefix > 32 || String(prefix) !== m[2]) return undefined;
+  const masked = prefix === 0 ? 0 : (ip & (~0 << (32 - prefix))) >>> 0;
+  if (strict && masked !== ip) return undefined;
+  return `${masked >>> 24}.${(masked >>> 16) & 255}.${(masked >>> 8) & 255}.${masked & 255}/${prefix}`;
+}
 
 function rng(seed: number) {
   return (n: number) => {
@@ -35,6 +47,21 @@ describe('Ipv4 text', () => {
       expect([text, Ipv4.parse(text)?.value]).toEqual([text, want]);
     }
     expect(valid).toBeGreaterThan(10); // the junk does reach valid addresses
+  });
+
+  it('reads CIDRs and lease keys as the patterns did', () => {
+    const rand = rng(13);
+    const alphabet = '0123456789....0/-- 8';
+    const texts = ['10.5.1.0/24', '10.5.1.0-24', '10.5.1.1/24', '10.5.1.1-24', '0.0.0.0/0', '0.0.0.0-0', '10.5.1.0/33', '10.5.1.0/024', '10.5.1.0/', '10.5.1.0-', '/24', '10.5.1.0/24/1', '10.5.1.0-24-1', '10.5.1.0/2a', '10.5.1.0 /24'];
+    for (let i = 0; i < 50_000; i++) {
+      const quad = Array.from({ length: 4 }, () => String(rand(4) === 0 ? rand(300) : rand(4) * 64)).join('.');
+      texts.push(rand(3) === 0 ? Array.from({ length: 5 + rand(14) }, () => alphabet[rand(alphabet.length)]).join('') : `${quad}${rand(2) ? '/' : '-'}${rand(36)}`);
+    }
+    for (const text of texts) {
+      expect([text, Cidr.parse(text)?.toString()]).toEqual([text, referenceCidr(text, '/', false)]);
+      expect([text, Cidr.parse(text, { strict: true })?.toString()]).toEqual([text, referenceCidr(text, '/', true)]);
+      expect([text, Cidr.fromKey(text)?.toString()]).toEqual([text, referenceCidr(text, '-', true)]);
+    }
   });
 
   it('refuses what is not a string', () => {
