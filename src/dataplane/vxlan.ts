@@ -286,7 +286,8 @@ export class VxlanBackend implements Backend {
   }
 
   /**
-   * `<own subnet network>/32` is the only IPv4 address on the device (routes need it first);
+   * `<own subnet network>/32` is the only IPv4 address on the device (the peers' onlink routes
+   * do not need it, so a provisional pass, before the lease, programs them without it);
    * for IPv6 `/128` is the only one besides the kernel's link-local address, added without
    * duplicate address detection so that it is usable at once.
    */
