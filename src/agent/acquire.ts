@@ -6,7 +6,7 @@ import { describeRanges, type NetworkConfig } from '../api/network.js';
 import type { Logger } from '../log.js';
 import type { HeldLease, LeaseWriter } from '../store/leases.js';
 import type { Store, SubnetRecord } from '../store/store.js';
-import { olderOverlap, planAcquisition, type Identity } from './acquire-plan.js';
+import { olderOverlap, planAcquisition, type AcquisitionPlan, type Identity } from './acquire-plan.js';
 import { Backoff, RETRY } from '../backoff.js';
 
 export class OutOfSubnetsError extends namedError('OutOfSubnetsError') {}
@@ -32,6 +32,20 @@ export interface AcquireDeps {
    * (or a listing that failed) lists as usual.
    */
   firstListing?: Promise<{ records: SubnetRecord[]; revision: number } | undefined> | undefined;
+  /**
+   * Told once, on the first attempt, which key and subnets the plan wants and the listing it
+   * was made from, before the write: the agent programs its peers from that listing while the
+   * transaction is in flight (the peers depend on our subnets only to leave ours out). The
+   * write that follows is of exactly that plan; if it loses a race, a later attempt's key may
+   * differ, and the result says which key is ours.
+   */
+  onPlanned?: ((planned: PlannedLease, listing: { records: SubnetRecord[]; revision: number }) => void) | undefined;
+}
+
+/** The key and subnets an acquisition is about to write (or keep). */
+export interface PlannedLease {
+  key: string;
+  subnets: LeaseKey;
 }
 
 /** How a lease was obtained, in one word (a metric label); `how` says it in words. */
@@ -60,6 +74,10 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
     const early = attempt === 1 && deps.firstListing ? await deps.firstListing : undefined;
     const { records, revision } = early ?? (await store.listSubnets(config.name));
     const plan = planAcquisition(config, records, identity, deps.previous, random);
+    if (attempt === 1 && deps.onPlanned) {
+      const planned = plannedLease(plan, (subnets) => writer.keyOf(subnets));
+      if (planned) deps.onPlanned(planned, { records, revision });
+    }
 
     for (const r of plan.release) {
       const why = r.subnets ? `it does not fit network ${describeRanges(config)}` : 'its key does not parse';
@@ -106,6 +124,20 @@ export async function acquireLease(deps: AcquireDeps): Promise<AcquireResult> {
     await sleep(backoff.next());
   }
   throw new ContentionError(`could not acquire a subnet after ${maxAttempts} attempts (heavy contention)`);
+}
+
+/** The key a plan will hold if its write wins; undefined when there is none (out of subnets). */
+export function plannedLease(plan: AcquisitionPlan, keyOf: (subnets: LeaseKey) => string): PlannedLease | undefined {
+  switch (plan.action) {
+    case 'adopt-reservation':
+    case 'reuse':
+      // As the write will name it (HeldLease.key).
+      return plan.record.subnets ? { key: keyOf(plan.record.subnets), subnets: plan.record.subnets } : undefined;
+    case 'create':
+      return { key: keyOf(plan.subnets), subnets: plan.subnets };
+    case 'full':
+      return undefined;
+  }
 }
 
 function outOfSubnets(config: NetworkConfig, stacks: string[]): string {

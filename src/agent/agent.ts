@@ -16,7 +16,7 @@ import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
 import type { HeldLease } from '../store/leases.js';
 import { subnetRecord, type Store, type SubnetRecord } from '../store/store.js';
-import type { AcquireResult } from './acquire.js';
+import type { AcquireResult, PlannedLease } from './acquire.js';
 import { ConfigReloader } from './config-reload.js';
 import type { AgentOptions } from './flags.js';
 import { HostConfig, type RuleSyncer } from './host-config.js';
@@ -61,6 +61,15 @@ export class Agent {
   private readonly stacks: Stack[] = [];
   private mtu = 0;
   private watch: LeaseWatch | undefined;
+  /** The lease watch has started (after the first acquisition). */
+  private watching = false;
+  /**
+   * The first acquisition's plan while its write is in flight: the peers are programmed
+   * around its subnets from its listing (programBeforeLease) until a lease is held.
+   */
+  private planned: PlannedLease | undefined;
+  /** The watch was seeded with the first acquisition's listing before the lease was ours. */
+  private seededEarly = false;
   private lease: LeaseKeeper | undefined;
   private loop: ReconcileLoop | undefined;
   private stopped = false;
@@ -127,6 +136,9 @@ export class Agent {
     // scale) arrives and is decoded while the config, the interfaces and the devices are read.
     // Used only when the config came at the first read; after a wait it would be old.
     const listing = this.deps.store.listSubnets(options.network).catch(() => undefined);
+    // Its size, counted by etcd: known long before the listing is in, so that what a bulk
+    // first pass needs (netlink's thread, ~0.1 s to load) is ready when the listing is.
+    const leaseCount = this.deps.store.countSubnets(options.network).catch(() => undefined);
     // The host's interfaces and routes likewise (IPv6's default route too: the config may want it).
     const earlyHost = this.deps.readHost(options.ifaceCanReach, { ipv6: true });
     earlyHost.catch(() => {}); // awaited below, or dropped after a wait for the config
@@ -178,6 +190,14 @@ export class Agent {
     for (const [family, stack] of [[4, config.ipv4], [6, config.ipv6]] as const) {
       if (!stack) continue;
       const backend = this.deps.createBackend({ ...settings, family, network: stack.network }, sel);
+      // Thousands of leases make the first pass a bulk one: what it needs gets ready meanwhile.
+      if (configReads === 1) {
+        const expect = (n: number | undefined) => {
+          if (n !== undefined && !this.stopped) backend.expectPeers?.(n);
+        };
+        void leaseCount.then(expect);
+        void listing.then((l) => expect(l?.records.length));
+      }
       const prepared = await backend.prepare();
       // The kernel's own notifications (netlink): entries or the device changed behind our back.
       backend.onDrift?.((what) => this.loop?.drift(what));
@@ -188,16 +208,6 @@ export class Agent {
     }
     this.mtu = Math.min(...mtus);
     this.loop = this.reconcileLoop(peerLog);
-    // Thousands of leases make the first pass a bulk one: what it needs gets ready meanwhile.
-    if (configReads === 1) {
-      void listing.then((l) => {
-        if (l && !this.stopped) for (const s of this.stacks) s.backend.expectPeers?.(l.records.length);
-      });
-    }
-
-    this.phase = 'acquiring';
-    await this.lease.acquire(readPreviousSubnets(options.subnetFile), configReads === 1 ? listing : undefined);
-    if (this.stopped) return;
 
     this.watch = new LeaseWatch(this.deps.store, options.network, this.deps.logger.child({ component: 'watch' }), {
       onChanges: (changes) => this.leasesChanged(changes),
@@ -208,8 +218,13 @@ export class Agent {
       onError: (operation) => this.metrics.etcdError(operation),
       now: this.now,
     });
-    // The peers from the acquisition's listing go to the peer sets now, and the first pass
-    // (the bulk of the kernel work at start) runs while the watch is being created.
+    this.phase = 'acquiring';
+    await this.lease.acquire(readPreviousSubnets(options.subnetFile), configReads === 1 ? listing : undefined, (planned, l) => this.programBeforeLease(planned, l));
+    if (this.stopped) return;
+
+    // Unless the peers went in before the lease (programBeforeLease), the acquisition's listing
+    // goes to the peer sets now, and the first pass (the bulk of the kernel work at start) runs
+    // while the watch is being created.
     const seed = this.seedListing();
     if (seed) this.watch.seed(seed);
     this.loop.start();
@@ -218,6 +233,7 @@ export class Agent {
       return true;
     });
     if (this.stopped) return;
+    this.watching = true;
     this.phase = 'running';
     this.metrics.etcdReachable(true);
     this.timers.every(options.resyncIntervalMs, () => {
@@ -258,6 +274,7 @@ export class Agent {
     return new ReconcileLoop({
       stacks: this.stacks,
       held: () => this.held?.subnets,
+      planned: () => this.planned?.subnets,
       log: this.log,
       peerLog,
       metrics: this.metrics,
@@ -282,7 +299,11 @@ export class Agent {
   private acquired(result: AcquireResult): void {
     this.once.forget('full');
     this.lastListing = result.listing;
-    if (this.phase !== 'running' && this.watch) this.phase = 'running';
+    if (this.planned && this.planned.key !== result.held.key) {
+      this.log.info('the planned subnet went to another host first; the peers are programmed again around ours', { planned: this.planned.key, key: result.held.key });
+    }
+    this.planned = undefined;
+    if (this.phase !== 'running' && this.watching) this.phase = 'running';
     else if (this.phase === 'out-of-subnets') this.phase = 'acquiring';
     this.host.writeEnv(this.config!, result.held.subnets, this.mtu);
     // The iptables rules after the pass below: their processes would otherwise share the CPU
@@ -319,6 +340,26 @@ export class Agent {
   }
 
   /**
+   * The first acquisition has planned which subnets to hold, from a listing of every lease:
+   * the peers go to the peer sets and the kernel now, around those subnets, while the
+   * acquisition's transaction is in flight (at thousands of peers the kernel's work is most
+   * of the start-up). Nothing of this host's own is set before the lease is ours (the device's
+   * address, subnet.env, the iptables rules: acquired()). Should the write lose a race, the
+   * lease we get instead becomes the own subnet, and the next pass re-evaluates every peer
+   * around it. The watch starts from this listing's revision, so it replays our own write
+   * and anything else written since.
+   */
+  private programBeforeLease(planned: PlannedLease, listing: { records: SubnetRecord[]; revision: number }): void {
+    if (this.stopped || this.held || !this.watch || !this.loop) return;
+    this.planned = planned;
+    this.seededEarly = true;
+    this.log.debug('programming the peers before the lease is ours', { planned: planned.key, leases: listing.records.length });
+    this.loop.setOwnKey(planned.key);
+    this.watch.seed(listing);
+    this.loop.start();
+  }
+
+  /**
    * The acquisition's listing, with our own key as we just wrote it (the listing predates
    * the write; the watch, started from the listing's revision, replays it and what followed).
    */
@@ -326,7 +367,7 @@ export class Agent {
     const listing = this.lastListing;
     const held = this.held;
     this.lastListing = undefined;
-    if (!listing || !held) return undefined;
+    if (!listing || !held || this.seededEarly) return undefined;
     const prefix = this.deps.store.layout.subnetsPrefix(this.deps.options.network);
     const own = subnetRecord(this.deps.options.network, prefix, {
       key: held.key,

@@ -90,8 +90,11 @@ export class LeaseKeeper {
   }
 
   /** Acquires a lease (preferring `previous`, the subnets of the last subnet.env); retries until done or stopped. */
-  /** `firstListing`: a listing already under way, for the first attempt (acquire.ts). */
-  acquire(previous: LeaseKey | undefined, firstListing?: AcquireDeps['firstListing']): Promise<void> {
+  /**
+   * `firstListing`: a listing already under way, for the first attempt; `onPlanned`: told
+   * the first attempt's plan before its write (acquire.ts).
+   */
+  acquire(previous: LeaseKey | undefined, firstListing?: AcquireDeps['firstListing'], onPlanned?: AcquireDeps['onPlanned']): Promise<void> {
     return this.serialize(async () => {
       const before = this.current;
       this.value ??= this.publishedValue();
@@ -105,6 +108,13 @@ export class LeaseKeeper {
             leaseValue: this.value!,
             previous,
             firstListing,
+            // Told once: a retry (after an etcd outage, or out of subnets) is told its plan only
+            // when no attempt got as far as one before.
+            onPlanned: onPlanned && ((planned, listing) => {
+              const tell = onPlanned;
+              onPlanned = undefined;
+              tell?.(planned, listing);
+            }),
             logger: this.d.log,
             ...(this.d.random ? { random: this.d.random } : {}),
           });

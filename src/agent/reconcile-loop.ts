@@ -32,8 +32,14 @@ export interface Stack {
 
 export interface ReconcileLoopDeps {
   stacks: readonly Stack[];
-  /** The subnets held now; no pass runs without them. */
+  /** The subnets held now; no pass runs without them (or planned ones). */
   held: () => LeaseKey | undefined;
+  /**
+   * Before the lease is ours: the subnets its acquisition is writing. Passes then program the
+   * peers around them (provisional passes: no device address, never "converged"), so that
+   * the kernel's work at start begins while the transaction is in flight.
+   */
+  planned?: () => LeaseKey | undefined;
   log: Logger;
   peerLog: Logger;
   metrics: AgentMetrics;
@@ -51,6 +57,11 @@ export interface ReconcileLoopDeps {
 const QUEUE_FROM = 1024;
 /** Lease changes per chunk: about the peers per chunk of a backend's bulk pass (converger.ts). */
 const QUEUE_CHUNK = 512;
+/**
+ * The first chunk is smaller, and each next one twice as large up to QUEUE_CHUNK: the kernel
+ * starts sooner, and its first chunks (few routes in the kernel yet) are cheap for it anyway.
+ */
+const FIRST_CHUNK = 128;
 
 export class ReconcileLoop {
   private pending = false;
@@ -105,7 +116,7 @@ export class ReconcileLoop {
     this.afterPass.length = 0;
   }
 
-  /** Runs `fn` once, when the next pass has ended (converged or not). */
+  /** Runs `fn` once, when the next pass with a lease held has ended (converged or not). */
   whenPassed(fn: () => void): void {
     this.afterPass.push(fn);
   }
@@ -138,7 +149,8 @@ export class ReconcileLoop {
     try {
       while (this.pending && !this.stopped) {
         const held = this.d.held();
-        if (!held) break;
+        const planned = held ? undefined : this.d.planned?.();
+        if (!held && !planned) break;
         const trigger: ReconcileTrigger = this.resync ? 'resync' : this.retry ? 'retry' : this.drifted !== undefined ? 'drift' : 'event';
         const resync = this.resync || this.retry;
         const drifted = this.drifted;
@@ -146,15 +158,16 @@ export class ReconcileLoop {
         this.resync = false;
         this.retry = false;
         this.drifted = undefined;
-        await this.pass(held, trigger, resync, drifted);
-        for (const fn of this.afterPass.splice(0)) fn();
+        await this.pass(held ?? planned!, trigger, resync, drifted, !held);
+        // Not after a provisional pass: the lease's own pass follows, and is what they wait for.
+        if (held) for (const fn of this.afterPass.splice(0)) fn();
       }
     } finally {
       this.running = false;
     }
   }
 
-  private async pass(held: LeaseKey, trigger: ReconcileTrigger, resync: boolean, drifted: string | undefined): Promise<void> {
+  private async pass(held: LeaseKey, trigger: ReconcileTrigger, resync: boolean, drifted: string | undefined, provisional: boolean): Promise<void> {
     const desired = this.d.stacks[0]?.peers.size ?? 0;
     const queued = this.queued;
     this.queued = [];
@@ -172,7 +185,7 @@ export class ReconcileLoop {
         const own: IpNet | undefined = stack.family === 4 ? held.ipv4 : held.ipv6;
         if (!own) continue; // a lease without this family's half: nothing to converge for it
         const more = queued.length > 0 ? this.chunks(stack, queued, fed, into) : undefined;
-        const report = await stack.backend.update(own, delta, { resync, ...(more ? { more } : {}) });
+        const report = await stack.backend.update(own, delta, { resync, ...(more ? { more } : {}), ...(provisional ? { provisional } : {}) });
         this.carried.get(stack)?.clear();
         stack.routeConflicts = report.routeConflicts ?? 0;
         passes.push({ stack, desired: stack.peers.size, report });
@@ -191,7 +204,7 @@ export class ReconcileLoop {
       // A pass that only failed again is a retry: its failure was logged with the first one.
       const told = report.operations > 0 || (report.failures > 0 && this.backoff.failures === 0);
       const timing = { ms: Math.round(report.ms * 10) / 10, kernelMs: Math.round(report.kernelMs * 10) / 10 };
-      const fields = { peers: report.desired, operations: report.operations, failures: report.failures, trigger, ...timing };
+      const fields = { peers: report.desired, operations: report.operations, failures: report.failures, trigger, ...timing, ...(provisional ? { beforeLease: true } : {}) };
       // The kernel was changed behind our back (seen by the periodic resync, or by the
       // kernel's notifications at once), and this pass put it right.
       const repaired = (trigger === 'resync' || trigger === 'drift') && report.operations > 0;
@@ -209,7 +222,7 @@ export class ReconcileLoop {
       } else {
         if (this.backoff.failures > 0) this.d.log.info('dataplane recovered', { attempts: this.backoff.failures + 1 });
         this.backoff.reset();
-        if (!this.convergedOnce) {
+        if (!this.convergedOnce && !provisional) {
           this.convergedOnce = true;
           this.d.onConverged?.(report);
         }
@@ -269,8 +282,8 @@ export class ReconcileLoop {
 
   /** Queued lease changes into the stack's peer set, QUEUE_CHUNK at a time, each chunk's delta as it is taken. */
   private *chunks(stack: Stack, queued: readonly LeaseChange[], fed: Map<Stack, number>, into: PeerChanges | undefined): Generator<PeerDelta> {
-    for (let from = fed.get(stack) ?? 0; from < queued.length; from = fed.get(stack) ?? 0) {
-      const to = Math.min(queued.length, from + QUEUE_CHUNK);
+    for (let from = fed.get(stack) ?? 0, size = FIRST_CHUNK; from < queued.length; from = fed.get(stack) ?? 0, size = Math.min(QUEUE_CHUNK, 2 * size)) {
+      const to = Math.min(queued.length, from + size);
       stack.peers.apply(queued.slice(from, to));
       fed.set(stack, to);
       const delta = this.takeChanges(stack, undefined, into);

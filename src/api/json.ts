@@ -46,13 +46,17 @@ export function parseJsonObject(text: string, maxBytes: number, what = 'value'):
  * A struct field as Go's encoding/json (flanneld's readers) fills it: every key that equals
  * the field's name case-insensitively sets it, in document order, so the last one wins. Go
  * folds case by Unicode's simple folding, where the Kelvin sign is a k and the long s an s.
+ * `key` is an ASCII field name.
  */
 export function goField(obj: Record<string, unknown>, key: string): unknown {
   const want = goFold(key);
   let found: unknown = undefined;
-  // Every agent start decodes each lease (several fields each): a plain loop, and the
-  // Unicode folds only for a key that has a non-ASCII character.
-  for (const k of Object.keys(obj)) if (goFold(k) === want) found = obj[k];
+  // Every agent start decodes each lease (several fields each) on its way to the first kernel
+  // work: a plain loop; a key of another length is skipped unfolded (folding keeps the length
+  // of every key that can equal an ASCII field name: the one character whose lower case is
+  // longer, U+0130, becomes a non-ASCII pair), an exact match needs no fold, and the Unicode
+  // folds run only for a key that has a non-ASCII character.
+  for (const k of Object.keys(obj)) if (k.length === key.length && (k === key || goFold(k) === want)) found = obj[k];
   return found;
 }
 

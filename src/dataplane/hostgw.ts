@@ -73,7 +73,9 @@ export class HostGwBackend implements Backend {
         outcome = await this.peers.converge(resync, t0);
       }
     } finally {
-      this.watchKernel();
+      // After a provisional pass the lease's own pass follows at once; the watch's start (which
+      // reads the kernel again) waits for it, as in VxlanBackend.
+      if (!opts.provisional) this.watchKernel();
     }
     const { failures, report } = outcome;
     this.trusted = failures === 0;

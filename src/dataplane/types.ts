@@ -118,6 +118,12 @@ export interface UpdateOptions {
    * kernel works on the earlier ones. The caller hands over whatever is not taken in its next call.
    */
   more?: Iterable<PeerDelta>;
+  /**
+   * The own subnet is the one the lease's acquisition is writing, not yet ours: the peers are
+   * programmed around it, but nothing of this host's own (the device's address) is set. A
+   * later call without it sets that.
+   */
+  provisional?: boolean;
 }
 
 export interface Backend {

@@ -75,6 +75,8 @@ export class VxlanBackend implements Backend {
   private mac: Mac | undefined;
   /** The own subnet whose /32 (/128) we last put on the device; undefined = check the device. */
   private addressFor: IpNet | undefined;
+  /** The last call was a provisional pass (UpdateOptions.provisional) that the kernel took in full. */
+  private afterProvisional = false;
 
   constructor(
     private readonly settings: BackendSettings,
@@ -185,18 +187,26 @@ export class VxlanBackend implements Backend {
     // device check throws, the reconcile loop hands the same delta over again.
     const bulk = PeerSync.isBulk(delta) || opts.more !== undefined;
     if (!bulk) this.peers.model(this.ctx, delta);
-    const full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
+    let full = opts.resync === true || !this.addressFor || !this.addressFor.equals(ownSubnet);
     if (full) {
-      const info = await this.ensureDevice();
-      await this.ensureAddress(ownSubnet, info);
+      const { info, created } = await this.ensureDevice();
+      // A provisional own subnet is not ours yet: its address goes on once it is (routes do
+      // not need it: they are onlink).
+      if (!opts.provisional) await this.ensureAddress(ownSubnet, info);
+      // The first call after a provisional pass only adds the address: the entries are as that
+      // pass left them, and the kernel watch, which starts after this call, reads them again.
+      if (!opts.provisional && this.afterProvisional && !created && opts.resync !== true) full = false;
     }
     let outcome;
     try {
       outcome = bulk ? await this.peers.convergeBulk(this.ctx, delta, full, t0, opts.more) : await this.peers.converge(full, t0);
     } finally {
-      this.watchKernel();
+      // Not after a provisional pass: the watch's start reads the kernel again, which would
+      // hold up the pass that follows at once when the lease is ours.
+      if (!opts.provisional) this.watchKernel();
     }
     const { failures, report } = outcome;
+    this.afterProvisional = opts.provisional === true && failures === 0;
     // A refused operation may mean the device is gone: check it on the next call.
     if (failures > 0) this.addressFor = undefined;
     return { ...report, vtepMAC: this.mac! };
@@ -226,7 +236,7 @@ export class VxlanBackend implements Backend {
    * replacing an incompatible device. A newly created device has no routes, neighbours or
    * FDB entries: the caller's full reconcile restores them.
    */
-  private async ensureDevice(): Promise<DeviceInfo> {
+  private async ensureDevice(): Promise<{ info: DeviceInfo; created: boolean }> {
     const found = await this.readDevice();
     const owner = this.settings.owner;
     if (found && owner && found.alias?.startsWith(OWNER_MARK) && found.alias !== owner) {
@@ -255,7 +265,7 @@ export class VxlanBackend implements Backend {
       if (this.family === 6) await this.refuseRouterAdvertisements();
       if (this.mac && this.mac !== found.mac) this.log.warn('vxlan device MAC changed', { device: this.device, from: this.mac, to: found.mac });
       this.mac = found.mac;
-      return found;
+      return { info: found, created: false };
     }
     const changes: DeviceChange[] = [];
     if (found) {
@@ -272,11 +282,12 @@ export class VxlanBackend implements Backend {
     if (this.family === 6) await this.refuseRouterAdvertisements();
     this.log.info('created vxlan device', { device: this.device, vni: this.vni, mac: made.mac, mtu: this.mtu, port: this.port, local: this.publicIP.toString() });
     this.mac = made.mac;
-    return made;
+    return { info: made, created: true };
   }
 
   /**
-   * `<own subnet network>/32` is the only IPv4 address on the device (routes need it first);
+   * `<own subnet network>/32` is the only IPv4 address on the device (the peers' onlink routes
+   * do not need it, so a provisional pass, before the lease, programs them without it);
    * for IPv6 `/128` is the only one besides the kernel's link-local address, added without
    * duplicate address detection so that it is usable at once.
    */

@@ -59,7 +59,8 @@ export class LeaseWriter {
     return kv && kv.value === value && kv.leaseId === leaseId ? kv.modRevision : undefined;
   }
 
-  private keyOf(subnets: LeaseKey): string {
+  /** The etcd key a lease of these subnets has. */
+  keyOf(subnets: LeaseKey): string {
     return this.store.layout.subnetKey(this.network, formatLeaseKey(subnets));
   }
 

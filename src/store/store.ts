@@ -131,6 +131,13 @@ export class Store {
     return { name, kv, spec, meta };
   }
 
+  /** How many keys a network's subnets hold: etcd counts them and sends no values (a cheap, early hint of the listing's size). */
+  async countSubnets(network: string): Promise<number> {
+    const prefix = this.layout.subnetsPrefix(network);
+    const res = await this.call(() => this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true }));
+    return Number(res.count);
+  }
+
   async listSubnets(network: string): Promise<{ records: SubnetRecord[]; revision: number }> {
     const prefix = this.layout.subnetsPrefix(network);
     const { kvs, revision } = await this.list(prefix);

@@ -26,15 +26,15 @@ function lease(i: number, mac = 1): LeaseChange {
 
 /** A backend that records what it is handed; `gate` holds a pass until released, `fail` makes the next one throw. */
 class FakeBackend implements Backend {
-  calls: { delta: Map<string, Peer | undefined>; resync: boolean }[] = [];
+  calls: { own: string; delta: Map<string, Peer | undefined>; resync: boolean; provisional: boolean }[] = [];
   peers = new Map<string, Peer>();
   gate: Promise<void> | undefined;
   fail = 0;
   async prepare() {
     return { mtu: 1450 };
   }
-  async update(_own: unknown, delta: PeerDelta, opts: UpdateOptions = {}): Promise<ReconcileReport> {
-    this.calls.push({ delta: new Map(delta), resync: opts.resync === true });
+  async update(own: unknown, delta: PeerDelta, opts: UpdateOptions = {}): Promise<ReconcileReport> {
+    this.calls.push({ own: String(own), delta: new Map(delta), resync: opts.resync === true, provisional: opts.provisional === true });
     await this.gate;
     if (this.fail > 0) {
       this.fail--;
@@ -58,7 +58,7 @@ function recordingLogger(lines: { level: string; msg: string; fields: Fields }[]
   return log;
 }
 
-function setup() {
+function setup(lease: { held?: () => typeof OWN | undefined; planned?: () => typeof OWN | undefined } = {}) {
   const backend = new FakeBackend();
   const lines: { level: string; msg: string; fields: Fields }[] = [];
   const stack: Stack = { family: 4, backend, peers: new PeerSet(silentLogger, 'vxlan') };
@@ -67,7 +67,8 @@ function setup() {
   let converged = 0;
   const loop = new ReconcileLoop({
     stacks: [stack],
-    held: () => OWN,
+    held: lease.held ?? (() => OWN),
+    ...(lease.planned ? { planned: lease.planned } : {}),
     log: recordingLogger(lines),
     peerLog: recordingLogger(lines),
     metrics: new AgentMetrics({ processMetrics: false }),
@@ -125,8 +126,27 @@ describe('ReconcileLoop', () => {
     loop.start();
     loop.leasesChanged(Array.from({ length: 3000 }, (_, i) => lease(i)));
     await waitFor(() => taken.length > 0);
-    // Nothing before the pass; then 512 leases per chunk, each fed when the one before was taken.
-    expect(taken).toEqual([0, 512, 512, 512, 512, 512, 440]);
+    // Nothing before the pass; then chunks of 128, 256 and 512 leases, each fed when the one before was taken.
+    expect(taken).toEqual([0, 128, 256, 512, 512, 512, 512, 512, 56]);
+  });
+
+  it('programs peers around the planned subnets before the lease is held: never converged, after-pass work waits for the lease', async () => {
+    let held: typeof OWN | undefined;
+    const planned = { ipv4: Cidr.parse('10.5.9.0/24')! };
+    const { backend, loop, converged } = setup({ held: () => held, planned: () => (held ? undefined : planned) });
+    let after = 0;
+    loop.whenPassed(() => after++);
+    loop.start();
+    loop.leasesChanged([lease(1), lease(2)]);
+    await waitFor(() => backend.peers.size === 2);
+    expect(backend.calls.map((c) => [c.own, c.provisional])).toEqual([['10.5.9.0/24', true]]);
+    expect([converged(), after]).toEqual([0, 0]);
+    // The lease is ours (another subnet than planned): the next pass is the lease's own.
+    held = OWN;
+    loop.schedule('event');
+    await waitFor(() => converged() === 1);
+    expect(backend.calls.map((c) => [c.own, c.provisional])).toEqual([['10.5.9.0/24', true], ['10.5.0.0/24', false]]);
+    expect(after).toBe(1);
   });
 
   it('hands over in the next pass what a backend did not take of a large batch', async () => {
