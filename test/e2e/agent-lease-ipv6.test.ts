@@ -3,22 +3,22 @@
 // key, and (dual-stack) the IPv4 overlay working as before. Container traffic over IPv6 is
 // test/e2e/ipv6-overlay's; here the IPv6 device's MAC shows up as BackendV6Data.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseLeaseKey } from '../../src/api/lease.js';
 import { ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { applyYaml, etcdKey, expectFullMesh, findLogs, linkMac, subnetKeys, waitForRun } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { applyYaml, etcdKey, expectFullMesh, findLogs, linkMac, subnetKeys, testbedFor, waitForRun } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 let tb: Testbed;
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(
-    tb,
-    'networks',
-    `apiVersion: weft.io/v1alpha1
+testbedFor((created) => (tb = created), {
+  setup: () =>
+    applyYaml(
+      tb,
+      'networks',
+      `apiVersion: weft.io/v1alpha1
 kind: Network
 metadata: {name: default}
 spec: {cidr: 10.5.0.0/16, ipv6Cidr: "fd00:5::/48", backend: {type: vxlan}}
@@ -28,10 +28,7 @@ kind: Network
 metadata: {name: six}
 spec: {ipv6Cidr: "fd00:6::/48", backend: {type: vxlan, vni: 6}}
 `,
-  );
-});
-afterAll(async () => {
-  await tb?.teardown();
+    ),
 });
 
 /** A host with a global IPv6 address beside its IPv4 one on eth0 (no DAD: usable at once). */

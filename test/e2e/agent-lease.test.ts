@@ -2,22 +2,20 @@
 // agent in its own host namespace with its own kernel.
 import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, currentRunLog, etcdKey, findLogs, linkMac, networkYaml, subnetKeys, waitForRun } from './helpers.js';
+import type { Testbed } from '../../src/testbed/topology.js';
+import { agentRuns, applyYaml, currentRunLog, etcdKey, findLogs, linkMac, networkYaml, subnetKeys, testbedFor, waitForRun } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 let tb: Testbed;
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  // A short TTL so renewals happen within the test: renewed at TTL/2 = 3 s.
-  await applyYaml(tb, 'network', networkYaml({ leaseTTL: '6s' }));
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  setup: async () => {
+    // A short TTL so renewals happen within the test: renewed at TTL/2 = 3 s.
+    await applyYaml(tb, 'network', networkYaml({ leaseTTL: '6s' }));
+  },
 });
 
 async function leaseKeyOf(node: string): Promise<string> {

@@ -1,8 +1,8 @@
 // host-gw and vxlan directRouting end to end, with real agents in host namespaces.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { applyYaml, expectFullMesh, joinHost, kernelState, networkYaml } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { expectFullMesh, joinHost, kernelState, networkYaml, testbedFor, withNetwork } from './helpers.js';
 
 async function uplinkRoutes(host: Host): Promise<string[]> {
   const r = await execIn(host.ns, 'ip', ['-json', 'route', 'show', 'dev', 'eth0', 'proto', '119']);
@@ -11,13 +11,7 @@ async function uplinkRoutes(host: Host): Promise<string[]> {
 
 describe('host-gw backend', () => {
   let tb: Testbed;
-  beforeAll(async () => {
-    tb = await Testbed.create();
-    await applyYaml(tb, 'network', networkYaml({ backend: 'host-gw' }));
-  });
-  afterAll(async () => {
-    await tb?.teardown();
-  });
+  testbedFor((created) => (tb = created), { setup: withNetwork(networkYaml({ backend: 'host-gw' })) });
 
   it('routes each peer subnet via the peer public IP on the uplink, and every container reaches every other', async () => {
     for (const i of [1, 2, 3]) await joinHost(tb, i);
@@ -37,13 +31,7 @@ describe('host-gw backend', () => {
 
 describe('vxlan with directRouting on a mixed underlay', () => {
   let tb: Testbed;
-  beforeAll(async () => {
-    tb = await Testbed.create();
-    await applyYaml(tb, 'network', networkYaml({ extraBackend: '    directRouting: true\n' }));
-  });
-  afterAll(async () => {
-    await tb?.teardown();
-  });
+  testbedFor((created) => (tb = created), { setup: withNetwork(networkYaml({ extraBackend: '    directRouting: true\n' })) });
 
   it('routes on-link peers directly and the rest over vxlan', async () => {
     await joinHost(tb, 1);

@@ -1,20 +1,14 @@
 // A burst of 1,000 lease events costs a handful of kernel batches, not 1,000: the agent folds
 // whatever arrives while it reconciles into the next pass.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed } from '../../src/testbed/topology.js';
-import { applyYaml, currentRunLog, findLogs, joinHost, networkYaml, peerLeaseBurst } from './helpers.js';
+import type { Testbed } from '../../src/testbed/topology.js';
+import { currentRunLog, findLogs, joinHost, networkYaml, peerLeaseBurst, testbedFor, withNetwork } from './helpers.js';
 
 const PEERS = 1000;
 let tb: Testbed;
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml({ cidr: '10.0.0.0/8' }));
-});
-afterAll(async () => {
-  await tb?.teardown();
-});
+testbedFor((created) => (tb = created), { setup: withNetwork(networkYaml({ cidr: '10.0.0.0/8' })) });
 
 async function routeCount(ns: string): Promise<number> {
   const r = await execIn(ns, 'ip', ['-json', 'route', 'show', 'dev', 'flannel.1']);

@@ -1,9 +1,9 @@
 // The overlay on a 3-member etcd cluster, as users run it once they outgrow one etcd: killing
 // the leader, and later a follower, changes nothing for traffic, leases or the CLI.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host, type PingHandle, type WatchHandle } from '../../src/testbed/topology.js';
-import { applyYaml, expectFullMesh, joinHost, kernelState, networkYaml } from './helpers.js';
+import type { Testbed, Host, PingHandle, WatchHandle } from '../../src/testbed/topology.js';
+import { applyYaml, expectFullMesh, joinHost, kernelState, networkYaml, testbedFor } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const SUBNETS = `${PREFIX}/subnets/`;
@@ -13,16 +13,15 @@ let tb: Testbed;
 let hosts: Host[];
 let watch: WatchHandle;
 
-beforeAll(async () => {
-  tb = await Testbed.create({ etcdMembers: 3 });
-  await applyYaml(tb, 'network', networkYaml({ leaseTTL: `${LEASE_TTL_MS / 1000}s` }));
-  for (const i of [1, 2, 3]) await joinHost(tb, i);
-  hosts = [1, 2, 3].map((i) => tb.host(i));
-  await expectFullMesh(tb);
-  watch = tb.watchPrefix(SUBNETS);
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  options: { etcdMembers: 3 },
+  setup: async () => {
+    await applyYaml(tb, 'network', networkYaml({ leaseTTL: `${LEASE_TTL_MS / 1000}s` }));
+    for (const i of [1, 2, 3]) await joinHost(tb, i);
+    hosts = [1, 2, 3].map((i) => tb.host(i));
+    await expectFullMesh(tb);
+    watch = tb.watchPrefix(SUBNETS);
+  },
 });
 
 const leaseKey = (h: Host) => SUBNETS + tb.readSubnetEnv(h)!.subnet.toKey();

@@ -5,11 +5,11 @@
 // FLANNEL-POSTRTG chains; its subnet.env; its lease with flanneld's value and a 24 h etcd
 // lease). Then weft starts there under a 20 ms ping from a container of a weft host: no
 // packet lost, same device MAC (learning now off), same lease key, same subnet.env bytes.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { execIn, ipIn } from '../../src/testbed/netns.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { etcdKey, findLogs, kernelState, linkMac, subnetKeys, waitForRun } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { etcdKey, findLogs, kernelState, linkMac, subnetKeys, testbedFor, waitForRun } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 /** As an operator writes it for flanneld (keys in flanneld's docs' case, Learning on). */
@@ -24,14 +24,12 @@ const flanneldLease = (publicIP: string) =>
 
 let tb: Testbed;
 
-beforeAll(async () => {
-  process.env.WEFT_LOG_LEVEL = 'debug';
-  tb = await Testbed.create();
-  const put = await tb.etcdctl(['put', `${PREFIX}/config`, CONFIG]);
-  expect(put.exitCode, put.stderr).toBe(0);
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  setup: async () => {
+    process.env.WEFT_LOG_LEVEL = 'debug';
+    const put = await tb.etcdctl(['put', `${PREFIX}/config`, CONFIG]);
+    expect(put.exitCode, put.stderr).toBe(0);
+  },
 });
 
 async function must(ns: string, cmd: string, args: string[], input?: string) {

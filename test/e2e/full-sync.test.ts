@@ -3,22 +3,16 @@
 // starts after it. Proved here with a real agent at 1,500 peers: every entry in place, a
 // restart that re-applies nothing and removes what went stale, and drift repaired at once
 // after a bulk start (the watch, started late, missed nothing).
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, findLogs, networkYaml, peerLeaseBurst, waitForRun } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { agentRuns, findLogs, networkYaml, peerLeaseBurst, testbedFor, waitForRun, withNetwork } from './helpers.js';
 
 const PEERS = 1500;
 const AGENT_ARGS = ['--resync-interval', '1h', '--log-level', 'debug'];
 let tb: Testbed;
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml({ cidr: '10.0.0.0/8' }));
-});
-afterAll(async () => {
-  await tb?.teardown();
-});
+testbedFor((created) => (tb = created), { setup: withNetwork(networkYaml({ cidr: '10.0.0.0/8' })) });
 
 async function counts(host: Host): Promise<number[]> {
   const n = async (tool: string, args: string[]) => (JSON.parse((await execIn(host.ns, tool, ['-json', ...args])).stdout || '[]') as unknown[]).length;

@@ -2,10 +2,30 @@
 // state read back from a host namespace, and an etcd watch stream for "never missing" checks.
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, beforeAll, expect } from 'vitest';
 import { execIn, ipIn } from '../../src/testbed/netns.js';
 import { REPO_ROOT } from '../../src/testbed/paths.js';
-import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { Testbed, type Host, type TestbedOptions } from '../../src/testbed/topology.js';
+
+/**
+ * One testbed for the enclosing file or describe block: created (with `options`) before its
+ * tests, `setup` run on it (a Network applied, hosts joined), and torn down after them, whether
+ * they passed or not. `use` receives it as soon as it exists, so the file's `let tb` is set (and
+ * usable in `setup`) even if `setup` fails.
+ */
+export function testbedFor(use: (tb: Testbed) => void, opts: { options?: TestbedOptions; setup?: (tb: Testbed) => Promise<unknown> } = {}): void {
+  let tb: Testbed | undefined;
+  beforeAll(async () => {
+    tb = await Testbed.create(opts.options);
+    use(tb);
+    await opts.setup?.(tb);
+  });
+  afterAll(async () => {
+    await tb?.teardown();
+  });
+}
+
+export const withNetwork = (yaml: string) => (tb: Testbed) => applyYaml(tb, 'network', yaml);
 
 export async function applyYaml(tb: Testbed, name: string, yaml: string): Promise<string> {
   const file = join(tb.workDir, `${name}.yaml`);

@@ -2,11 +2,11 @@
 // flannel-format peer leases, each is ignored with exactly one log line naming its key (also
 // across periodic resyncs and an agent restart), the agents stay up, every valid peer stays
 // programmed, and nothing else reaches the kernel.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, currentRunLog, findLogs, kernelState, linkMac, logEntries, type LogEntry } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { agentRuns, applyYaml, currentRunLog, findLogs, kernelState, linkMac, logEntries, type LogEntry, testbedFor } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const SUBNETS = `${PREFIX}/subnets/`;
@@ -148,31 +148,29 @@ async function waitResyncs(host: Host, count: number): Promise<void> {
   await poll(() => resyncs(host) >= target, { timeoutMs: 15_000, what: `${count} resyncs on ${host.name}` });
 }
 
-beforeAll(async () => {
-  process.env.WEFT_LOG_LEVEL = 'debug'; // agents log each periodic resync, which the test waits for
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', NETWORK);
-  // h1's subnet is a reservation, so "overlapping h1's own subnet" is a fixed key.
-  await put(`${SUBNETS}10.5.1.0-24`, '{"PublicIP":"0.0.0.0","PublicIPv6":null,"NodeName":"h1"}');
-  const grant = await tb.etcdctl(['lease', 'grant', '3600']);
-  const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
-  expect(id, grant.stdout + grant.stderr).toBeDefined();
-  for (const p of VALID) {
-    const r = await tb.etcdctl(['put', `--lease=${id}`, SUBNETS + p.key, lease(p.ip, p.mac)]);
-    expect(r.exitCode, r.stderr).toBe(0);
-  }
-  for (const i of [1, 2]) {
-    const host = await tb.addHost(i);
-    tb.startAgent(host, AGENT_ARGS);
-  }
-  for (const h of tb.hosts.values()) {
-    await tb.waitForSubnetEnv(h);
-    await tb.addContainer(h);
-  }
-  expect(tb.readSubnetEnv(tb.host(1))!.subnet.toString()).toBe(H1_SUBNET);
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  setup: async () => {
+    process.env.WEFT_LOG_LEVEL = 'debug'; // agents log each periodic resync, which the test waits for
+    await applyYaml(tb, 'network', NETWORK);
+    // h1's subnet is a reservation, so "overlapping h1's own subnet" is a fixed key.
+    await put(`${SUBNETS}10.5.1.0-24`, '{"PublicIP":"0.0.0.0","PublicIPv6":null,"NodeName":"h1"}');
+    const grant = await tb.etcdctl(['lease', 'grant', '3600']);
+    const id = /lease ([0-9a-f]+) granted/.exec(grant.stdout)?.[1];
+    expect(id, grant.stdout + grant.stderr).toBeDefined();
+    for (const p of VALID) {
+      const r = await tb.etcdctl(['put', `--lease=${id}`, SUBNETS + p.key, lease(p.ip, p.mac)]);
+      expect(r.exitCode, r.stderr).toBe(0);
+    }
+    for (const i of [1, 2]) {
+      const host = await tb.addHost(i);
+      tb.startAgent(host, AGENT_ARGS);
+    }
+    for (const h of tb.hosts.values()) {
+      await tb.waitForSubnetEnv(h);
+      await tb.addContainer(h);
+    }
+    expect(tb.readSubnetEnv(tb.host(1))!.subnet.toString()).toBe(H1_SUBNET);
+  },
 });
 
 describe('hostile leases in etcd', () => {

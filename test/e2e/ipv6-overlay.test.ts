@@ -2,11 +2,11 @@
 // hosts join, every container reaches every other over each family the network has (IPv4
 // through flannel.1, IPv6 through flannel-v6.1), each host holds its own lease in Flannel's
 // bytes, and a fourth host joins while existing containers keep talking on both stacks.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { parseLeaseKey } from '../../src/api/lease.js';
 import { ipIn } from '../../src/testbed/netns.js';
-import { Testbed, type Container, type Host, type UnderlayStack } from '../../src/testbed/topology.js';
-import { applyYaml, etcdKey, linkMac, subnetKeys } from './helpers.js';
+import type { Testbed, Container, Host, UnderlayStack } from '../../src/testbed/topology.js';
+import { applyYaml, etcdKey, linkMac, subnetKeys, testbedFor } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 
@@ -40,12 +40,11 @@ describe.each<'dual' | 'ipv6'>(['dual', 'ipv6'])('weft overlay on a %s underlay'
     }
   }
 
-  beforeAll(async () => {
-    tb = await Testbed.create({ stack });
-    await applyYaml(tb, 'network', `apiVersion: weft.io/v1alpha1\nkind: Network\nmetadata: {name: default}\nspec: ${NETWORKS[stack]}\n`);
-  });
-  afterAll(async () => {
-    await tb?.teardown();
+  testbedFor((created) => (tb = created), {
+    options: { stack },
+    setup: async () => {
+      await applyYaml(tb, 'network', `apiVersion: weft.io/v1alpha1\nkind: Network\nmetadata: {name: default}\nspec: ${NETWORKS[stack]}\n`);
+    },
   });
 
   it('connects every container on 3 hosts to every other over each stack, each host with its own lease', async () => {

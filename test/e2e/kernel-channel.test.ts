@@ -9,11 +9,11 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execIn, ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { applyYaml, expectFullMesh, findLogs, kernelState, linkMac, networkYaml } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { applyYaml, expectFullMesh, findLogs, kernelState, linkMac, networkYaml, testbedFor } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const AGENT_ARGS = ['--resync-interval', '1h'];
@@ -22,21 +22,19 @@ const REPAIR_DEADLINE_MS = 3_000;
 let tb: Testbed;
 let shims: string;
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml());
-  // PATH shims: each start of ip or bridge appends a line to <host>.starts, then runs the real tool.
-  shims = join(tb.workDir, 'shims');
-  mkdirSync(shims, { recursive: true });
-  for (const tool of ['ip', 'bridge']) {
-    const real = execFileSync('sh', ['-c', `command -v ${tool}`]).toString().trim();
-    const script = `#!/bin/sh\necho "${tool} $*" >> "$WEFT_TEST_STARTS"\nexec ${real} "$@"\n`;
-    writeFileSync(join(shims, tool), script);
-    chmodSync(join(shims, tool), 0o755);
-  }
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  setup: async () => {
+    await applyYaml(tb, 'network', networkYaml());
+    // PATH shims: each start of ip or bridge appends a line to <host>.starts, then runs the real tool.
+    shims = join(tb.workDir, 'shims');
+    mkdirSync(shims, { recursive: true });
+    for (const tool of ['ip', 'bridge']) {
+      const real = execFileSync('sh', ['-c', `command -v ${tool}`]).toString().trim();
+      const script = `#!/bin/sh\necho "${tool} $*" >> "$WEFT_TEST_STARTS"\nexec ${real} "$@"\n`;
+      writeFileSync(join(shims, tool), script);
+      chmodSync(join(shims, tool), 0o755);
+    }
+  },
 });
 
 function startsFile(host: Host): string {

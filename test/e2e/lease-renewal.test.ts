@@ -5,26 +5,25 @@
 // error during an etcd restart). Here the unexpected error is etcd refusing the write while
 // the agent's role is revoked, which is deterministic.
 import { randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { applyYaml, findLogs, networkYaml } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { applyYaml, findLogs, networkYaml, testbedFor } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const USER = 'weft';
 let tb: Testbed;
 let h1: Host;
 
-beforeAll(async () => {
-  tb = await Testbed.create({ etcdAuth: { user: USER, password: `weft-pw-${randomBytes(9).toString('hex')}` } });
-  // Renewed 10 s before expiry (half the TTL): the failed renewal has 10 s to be retried.
-  await applyYaml(tb, 'network', networkYaml({ leaseTTL: '20s' }));
-  h1 = await tb.addHost(1);
-  tb.startAgent(h1);
-  await tb.waitForSubnetEnv(h1);
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  options: { etcdAuth: { user: USER, password: `weft-pw-${randomBytes(9).toString('hex')}` } },
+  setup: async () => {
+    // Renewed 10 s before expiry (half the TTL): the failed renewal has 10 s to be retried.
+    await applyYaml(tb, 'network', networkYaml({ leaseTTL: '20s' }));
+    h1 = await tb.addHost(1);
+    tb.startAgent(h1);
+    await tb.waitForSubnetEnv(h1);
+  },
 });
 
 async function role(action: 'revoke-role' | 'grant-role'): Promise<void> {

@@ -5,13 +5,13 @@
 // another subnet and network (the chain follows), and restart it without --ip-masq (the rules
 // go away).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { masqChainRules, MASQ_CHAIN } from '../../src/dataplane/masq.js';
 import { execIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
 import type { Container, Host } from '../../src/testbed/topology.js';
-import { Testbed } from '../../src/testbed/topology.js';
-import { applyYaml, joinHost, networkYaml, waitForRun } from './helpers.js';
+import type { Testbed } from '../../src/testbed/topology.js';
+import { joinHost, networkYaml, testbedFor, waitForRun, withNetwork } from './helpers.js';
 
 const PORT = 7077;
 const RESYNC = ['--resync-interval', '1s'];
@@ -36,13 +36,9 @@ s.on('error', () => process.exit(3));`;
 let tb: Testbed;
 const servers: ChildProcess[] = [];
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml());
-});
-afterAll(async () => {
+testbedFor((created) => (tb = created), { setup: withNetwork(networkYaml()) });
+afterAll(() => {
   for (const s of servers) s.kill('SIGKILL');
-  await tb?.teardown();
 });
 
 /** Starts the source-reporting server on ip inside a namespace; resolves once it listens. */

@@ -1,25 +1,23 @@
 // /metrics of a running agent, scraped over its health port inside its host namespace, as
 // hosts join and leave: the series an operator watches move the way the fleet does. The same
 // changes are checked in the agent's log, once each.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { applyYaml, currentRunLog, findLogs, joinHost, kernelState, networkYaml } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { applyYaml, currentRunLog, findLogs, joinHost, kernelState, networkYaml, testbedFor } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const METRICS_URL = 'http://127.0.0.1:9120/metrics';
 let tb: Testbed;
 let h1: Host;
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml());
-  ({ host: h1 } = await joinHost(tb, 1, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9120', '--resync-interval', '2s']));
-  await joinHost(tb, 2);
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  setup: async () => {
+    await applyYaml(tb, 'network', networkYaml());
+    ({ host: h1 } = await joinHost(tb, 1, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9120', '--resync-interval', '2s']));
+    await joinHost(tb, 2);
+  },
 });
 
 /** Every sample of a Prometheus text exposition, by series ("name{labels}"). */

@@ -1,25 +1,23 @@
 // etcd misbehaving under a running overlay: stopped for 30 s, frozen (SIGSTOP), cut off by the
 // network, and compacted past an agent's revision. Traffic between hosts must not notice.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host, type PingHandle } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, currentRunLog, expectFullMesh, joinHost, kernelState, logEntries, networkYaml, waitForRun } from './helpers.js';
+import type { Testbed, Host, PingHandle } from '../../src/testbed/topology.js';
+import { agentRuns, applyYaml, currentRunLog, expectFullMesh, joinHost, kernelState, logEntries, networkYaml, testbedFor, waitForRun } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 let tb: Testbed;
 let hosts: Host[];
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml());
-  for (const i of [1, 2, 3]) await joinHost(tb, i, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9100']);
-  hosts = [1, 2, 3].map((i) => tb.host(i));
-  await expectFullMesh(tb);
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  setup: async () => {
+    await applyYaml(tb, 'network', networkYaml());
+    for (const i of [1, 2, 3]) await joinHost(tb, i, ['--healthz-ip', '127.0.0.1', '--healthz-port', '9100']);
+    hosts = [1, 2, 3].map((i) => tb.host(i));
+    await expectFullMesh(tb);
+  },
 });
 
 let fakeCount = 0;

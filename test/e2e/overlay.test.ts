@@ -1,36 +1,20 @@
 // The vxlan overlay end to end: real agents in host namespaces converge the kernel from the
 // leases in etcd, and containers on different hosts reach each other.
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import {
-  agentRuns,
-  applyYaml,
-  currentRunLog,
-  etcdKey,
-  expectFullMesh,
-  findLogs,
-  joinHost,
-  kernelState,
-  linkMac,
-  logEntries,
-  networkYaml,
-  subnetKeys,
-  waitForRun,
-} from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { agentRuns, applyYaml, currentRunLog, etcdKey, expectFullMesh, findLogs, joinHost, kernelState, linkMac, logEntries, networkYaml, subnetKeys, testbedFor, waitForRun } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const AGENT_ARGS = ['--resync-interval', '2s'];
 let tb: Testbed;
 
-beforeAll(async () => {
-  process.env.WEFT_LOG_LEVEL = 'debug'; // agents log each periodic resync, which a test waits for
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml());
-});
-afterAll(async () => {
-  await tb?.teardown();
+testbedFor((created) => (tb = created), {
+  setup: async () => {
+    process.env.WEFT_LOG_LEVEL = 'debug'; // agents log each periodic resync, which a test waits for
+    await applyYaml(tb, 'network', networkYaml());
+  },
 });
 
 /** The kernel entries a host should hold for a peer (as kernelState renders them). */

@@ -3,21 +3,15 @@
 // watch, and the next resync (every 2 s here) finds them missing in its dump, read into the
 // tables in place, and puts them back.
 import { readdirSync, readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { execIn, ipIn } from '../../src/testbed/netns.js';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { applyYaml, expectFullMesh, findLogs, kernelState, linkMac, networkYaml } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { expectFullMesh, findLogs, kernelState, linkMac, networkYaml, testbedFor, withNetwork } from './helpers.js';
 
 let tb: Testbed;
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml());
-});
-afterAll(async () => {
-  await tb?.teardown();
-});
+testbedFor((created) => (tb = created), { setup: withNetwork(networkYaml()) });
 
 /** The pids of a process's children named `comm` (every thread's children). */
 function childrenNamed(pid: number, comm: string): number[] {

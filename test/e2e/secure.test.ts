@@ -5,10 +5,10 @@
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type ExitStatus, type Host } from '../../src/testbed/topology.js';
-import { expectFullMesh, findLogs, joinHost, networkYaml } from './helpers.js';
+import type { Testbed, ExitStatus, Host } from '../../src/testbed/topology.js';
+import { expectFullMesh, findLogs, joinHost, networkYaml, testbedFor } from './helpers.js';
 
 const PASSWORD = `weft-pw-${randomBytes(9).toString('hex')}`;
 const WRONG = `not-it-${randomBytes(9).toString('hex')}`;
@@ -17,12 +17,7 @@ let tb: Testbed;
 /** Everything the CLI printed in this file, searched for the password at the end. */
 const cliOutput: string[] = [];
 
-beforeAll(async () => {
-  tb = await Testbed.create({ etcdTls: true, etcdAuth: { user: 'weft', password: PASSWORD } });
-});
-afterAll(async () => {
-  await tb?.teardown();
-});
+testbedFor((created) => (tb = created), { options: { etcdTls: true, etcdAuth: { user: 'weft', password: PASSWORD } } });
 
 async function weft(args: string[], opts: Parameters<Testbed['weft']>[1] = {}) {
   const r = await tb.weft(args, opts);

@@ -2,22 +2,16 @@
 // time, and the real CLI (`weft get leases -o wide`, `weft get nodes`, `weft describe lease`)
 // shows each host ready once it has converged; a stopped agent's record goes at once.
 import { readFileSync } from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { poll } from '../../src/testbed/poll.js';
-import { Testbed, type Host } from '../../src/testbed/topology.js';
-import { agentRuns, applyYaml, expectFullMesh, joinHost, kernelState, networkYaml, waitForRun } from './helpers.js';
+import type { Host, Testbed } from '../../src/testbed/topology.js';
+import { agentRuns, expectFullMesh, joinHost, kernelState, networkYaml, testbedFor, waitForRun, withNetwork } from './helpers.js';
 
 const PREFIX = '/coreos.com/network';
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 let tb: Testbed;
 
-beforeAll(async () => {
-  tb = await Testbed.create();
-  await applyYaml(tb, 'network', networkYaml());
-});
-afterAll(async () => {
-  await tb?.teardown();
-});
+testbedFor((created) => (tb = created), { setup: withNetwork(networkYaml()) });
 
 /** A kubectl-style table as rows keyed by header (no cell here contains a space). */
 function parseTable(text: string): Record<string, string>[] {
