@@ -133,6 +133,13 @@ const descriptorOf = () => (descriptorExt ??= require("protobufjs/ext/descriptor
  * halves: ~20-30 ms of an agent's start at 5,000 leases. A value within +-2^53 (every
  * revision and version; not etcd's lease IDs) is exact as a double, so String() of it is the
  * same text.
+ *
+ * long also compiles a small WebAssembly module when it loads (native 64-bit multiply and
+ * divide). That one module brings in V8's WebAssembly decoder and compiler for the process's
+ * life: about 1 MB of an idle agent's RSS (the node binary's pages that run them, and the
+ * engine's memory), for arithmetic the agent does a few times a minute (a lease ID printed,
+ * a revision parsed). long's JavaScript path gives the same results (its own fallback where
+ * WebAssembly is missing).
  */
 const longToString = {
   name: 'long-fast-decimal',
@@ -147,7 +154,14 @@ const longToString = {
         const high = this.unsigned ? this.high >>> 0 : this.high;
         if (high < 0x200000 && high >= -0x200000) return String(this.toNumber());
       }`;
-      return { contents: text.replace(from, to), loader: 'js' };
+      const wasm = `var wasm = null;
+    try {
+      wasm = new WebAssembly.Instance(`;
+      if (!text.includes(wasm)) throw new Error(`long changed how it loads its WebAssembly module (${args.path}); update build/bundle-agent.mjs`);
+      const noWasm = `var wasm = null;
+    if (false) try {
+      wasm = new WebAssembly.Instance(`;
+      return { contents: text.replace(from, to).replace(wasm, noWasm), loader: 'js' };
     });
   },
 };

@@ -27,6 +27,10 @@ describe('the agent bundle', () => {
     expect(text.match(/[^\x00-\x7f]/g) ?? []).toEqual([]);
   });
 
+  it('compiles no WebAssembly (long\'s module would keep V8\'s wasm engine resident in every agent)', () => {
+    expect(readFileSync(BUNDLE, 'latin1')).not.toContain('WebAssembly');
+  });
+
   it('is what `weft agent` runs when it is fresh, and it exports the agent command', async () => {
     const { loadAgent } = (await import(`${REPO}dist/cli/agent-bundle.js`)) as typeof import('../../src/cli/agent-bundle.js');
     const agent = await loadAgent({});
