@@ -184,6 +184,33 @@ const watchRevision = {
   },
 };
 
+/**
+ * grpc-js's connection backoff adds milliseconds to a Date through the local-time
+ * getMilliseconds/setMilliseconds. The first local-time getter makes V8 detect the host's time
+ * zone through ICU, whose tables then stay resident (~0.3 MB of the node binary's pages in every
+ * agent; docs/performance.md, the idle RSS's third pass). The UTC pair gives the same instant
+ * (and the right one across a daylight-saving change).
+ */
+const grpcUtcBackoff = {
+  name: 'grpc-js-utc-backoff',
+  setup(b) {
+    b.onLoad({ filter: /@grpc[\\/]grpc-js[\\/]build[\\/]src[\\/]backoff-timeout\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const swaps = [
+        ['this.endTime.setMilliseconds(this.endTime.getMilliseconds() + delay);', 'this.endTime.setUTCMilliseconds(this.endTime.getUTCMilliseconds() + delay);'],
+        ['newEndTime.setMilliseconds(newEndTime.getMilliseconds() + this.nextDelay);', 'newEndTime.setUTCMilliseconds(newEndTime.getUTCMilliseconds() + this.nextDelay);'],
+      ];
+      let out = text;
+      for (const [from, to] of swaps) {
+        if (!out.includes(from)) throw new Error(`grpc-js changed its backoff timer (${args.path}); update build/bundle-agent.mjs`);
+        out = out.replace(from, to);
+      }
+      if (/\.(get|set)Milliseconds\(/.test(out)) throw new Error(`grpc-js's backoff timer has another local-time call (${args.path}); update build/bundle-agent.mjs`);
+      return { contents: out, loader: 'js' };
+    });
+  },
+};
+
 await build({
   entryPoints: [join(root, 'dist/agent/main.js')],
   outfile: join(root, 'dist/weft-agent.cjs'),
@@ -195,7 +222,7 @@ await build({
   // bundle's own URL (dist/, where the compiled modules sit too).
   banner: { js: '"use strict"; const __weftUrl = require("node:url").pathToFileURL(__filename).href;' },
   define: { 'import.meta.url': '__weftUrl' },
-  plugins: [etcdProto, lazyDescriptors, longToString, watchRevision],
+  plugins: [etcdProto, lazyDescriptors, longToString, watchRevision, grpcUtcBackoff],
   // V8 keeps a script's source for as long as the script lives, one byte per character only
   // when every character is ASCII: one non-ASCII character made the 2 MB bundle a 4 MB
   // two-byte string in every agent. esbuild escapes strings, regular expressions and names;
