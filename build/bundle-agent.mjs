@@ -133,6 +133,13 @@ const descriptorOf = () => (descriptorExt ??= require("protobufjs/ext/descriptor
  * halves: ~20-30 ms of an agent's start at 5,000 leases. A value within +-2^53 (every
  * revision and version; not etcd's lease IDs) is exact as a double, so String() of it is the
  * same text.
+ *
+ * long also compiles a small WebAssembly module when it loads (native 64-bit multiply and
+ * divide). That one module brings in V8's WebAssembly decoder and compiler for the process's
+ * life: about 1 MB of an idle agent's RSS (the node binary's pages that run them, and the
+ * engine's memory), for arithmetic the agent does a few times a minute (a lease ID printed,
+ * a revision parsed). long's JavaScript path gives the same results (its own fallback where
+ * WebAssembly is missing).
  */
 const longToString = {
   name: 'long-fast-decimal',
@@ -147,7 +154,14 @@ const longToString = {
         const high = this.unsigned ? this.high >>> 0 : this.high;
         if (high < 0x200000 && high >= -0x200000) return String(this.toNumber());
       }`;
-      return { contents: text.replace(from, to), loader: 'js' };
+      const wasm = `var wasm = null;
+    try {
+      wasm = new WebAssembly.Instance(`;
+      if (!text.includes(wasm)) throw new Error(`long changed how it loads its WebAssembly module (${args.path}); update build/bundle-agent.mjs`);
+      const noWasm = `var wasm = null;
+    if (false) try {
+      wasm = new WebAssembly.Instance(`;
+      return { contents: text.replace(from, to).replace(wasm, noWasm), loader: 'js' };
     });
   },
 };
@@ -170,6 +184,33 @@ const watchRevision = {
   },
 };
 
+/**
+ * grpc-js's connection backoff adds milliseconds to a Date through the local-time
+ * getMilliseconds/setMilliseconds. The first local-time getter makes V8 detect the host's time
+ * zone through ICU, whose tables then stay resident (~0.3 MB of the node binary's pages in every
+ * agent; docs/performance.md, the idle RSS's third pass). The UTC pair gives the same instant
+ * (and the right one across a daylight-saving change).
+ */
+const grpcUtcBackoff = {
+  name: 'grpc-js-utc-backoff',
+  setup(b) {
+    b.onLoad({ filter: /@grpc[\\/]grpc-js[\\/]build[\\/]src[\\/]backoff-timeout\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const swaps = [
+        ['this.endTime.setMilliseconds(this.endTime.getMilliseconds() + delay);', 'this.endTime.setUTCMilliseconds(this.endTime.getUTCMilliseconds() + delay);'],
+        ['newEndTime.setMilliseconds(newEndTime.getMilliseconds() + this.nextDelay);', 'newEndTime.setUTCMilliseconds(newEndTime.getUTCMilliseconds() + this.nextDelay);'],
+      ];
+      let out = text;
+      for (const [from, to] of swaps) {
+        if (!out.includes(from)) throw new Error(`grpc-js changed its backoff timer (${args.path}); update build/bundle-agent.mjs`);
+        out = out.replace(from, to);
+      }
+      if (/\.(get|set)Milliseconds\(/.test(out)) throw new Error(`grpc-js's backoff timer has another local-time call (${args.path}); update build/bundle-agent.mjs`);
+      return { contents: out, loader: 'js' };
+    });
+  },
+};
+
 await build({
   entryPoints: [join(root, 'dist/agent/main.js')],
   outfile: join(root, 'dist/weft-agent.cjs'),
@@ -181,7 +222,7 @@ await build({
   // bundle's own URL (dist/, where the compiled modules sit too).
   banner: { js: '"use strict"; const __weftUrl = require("node:url").pathToFileURL(__filename).href;' },
   define: { 'import.meta.url': '__weftUrl' },
-  plugins: [etcdProto, lazyDescriptors, longToString, watchRevision],
+  plugins: [etcdProto, lazyDescriptors, longToString, watchRevision, grpcUtcBackoff],
   // V8 keeps a script's source for as long as the script lives, one byte per character only
   // when every character is ASCII: one non-ASCII character made the 2 MB bundle a 4 MB
   // two-byte string in every agent. esbuild escapes strings, regular expressions and names;

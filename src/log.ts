@@ -10,6 +10,7 @@
 //
 // The rest of weft sees only the small Logger interface below, never pino.
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { isoTime } from './iso-time.js';
 import { escapeUnprintable, isPrintable, printable, unicodeEscape } from './printable.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -47,7 +48,8 @@ export function createLogger(opts: LoggerOptions = {}): Logger {
     {
       level: opts.level ?? 'info',
       base: null, // no pid or hostname: the node field names the host
-      timestamp: pino.stdTimeFunctions.isoTime,
+      // pino.stdTimeFunctions.isoTime's text, without toISOString (iso-time.ts says why).
+      timestamp: () => `,"time":"${isoTime(Date.now())}"`,
       formatters: { level: (label) => ({ level: label }) },
     },
     stream,

@@ -4,6 +4,7 @@
 // Every write goes through one queue, so two of them never race each other.
 import { describeLeaseKey, encodeLease, type LeaseKey, type LeaseValue } from '../api/lease.js';
 import type { NetworkConfig } from '../api/network.js';
+import { isoTime } from '../iso-time.js';
 import type { Logger } from '../log.js';
 import { isTransientStoreError } from '../store/client.js';
 import { LeaseWriter, type HeldLease } from '../store/leases.js';
@@ -136,7 +137,7 @@ export class LeaseKeeper {
         ...subnetFields(result.held.subnets),
         how: result.how,
         reservation: result.held.reserved,
-        ...(result.held.reserved ? {} : { expires: new Date(result.held.expiresAt).toISOString() }),
+        ...(result.held.reserved ? {} : { expires: isoTime(result.held.expiresAt) }),
         attempts: result.attempts,
         ...(before && before.key !== result.held.key ? { previous: describeLeaseKey(before.subnets) } : {}),
       });
@@ -168,7 +169,7 @@ export class LeaseKeeper {
         this.d.metrics.leaseRenewed(out.ok);
         if (out.ok) {
           this.current = out.held;
-          this.d.log.info('lease renewed', { key: held.key, expires: new Date(out.held.expiresAt).toISOString(), ...(attempts > 1 ? { attempts } : {}) });
+          this.d.log.info('lease renewed', { key: held.key, expires: isoTime(out.held.expiresAt), ...(attempts > 1 ? { attempts } : {}) });
           this.scheduleRenewal();
         } else {
           this.lost(held, `lease was changed or removed by someone else; re-acquiring`, { reason: out.reason });

@@ -3,6 +3,7 @@
 // NodeStatusWriter. Publishing is best effort: a failure is logged once per outage and
 // retried with backoff; it never reaches the lease or the dataplane.
 import { encodeNodeStatus, MAX_REASON_LENGTH, NODE_STATUS_VERSION, type NodeStatus, type PeerCounts } from '../api/node-status.js';
+import { isoTime } from '../iso-time.js';
 import { printableLine } from '../printable.js';
 import type { Logger } from '../log.js';
 import type { HeldLease } from '../store/leases.js';
@@ -39,7 +40,7 @@ export interface StatusInput {
 }
 
 function iso(ms: number): string {
-  return new Date(ms).toISOString();
+  return isoTime(ms);
 }
 
 function clip(text: string): string {

@@ -194,8 +194,14 @@ class Body {
   }
 
   finish(type: number, flags: number): Request {
-    const copy = this.b.slice(0, this.off); // a plain Uint8Array: slice is a builtin
-    return { type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, body: Buffer.from(copy.buffer, 0, this.off) };
+    // A slice of Buffer's shared 8 KB pool, not an ArrayBuffer of its own: each ArrayBuffer
+    // costs four small C allocations (data, backing store, its extension, a shared_ptr),
+    // and the 15,000 bodies of a full sync outlived the first pass until a full collection,
+    // scattered over glibc's heap, which then could not give the pages back (~3 MB of an
+    // idle agent's RSS at 5,000 peers; docs/performance.md, the idle RSS's third pass).
+    const body = Buffer.allocUnsafe(this.off);
+    body.set(this.b.subarray(0, this.off)); // typed-array builtins, as above
+    return { type, flags: flags | NLM_F_REQUEST | NLM_F_ACK, body };
   }
 }
 

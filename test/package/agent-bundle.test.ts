@@ -27,6 +27,16 @@ describe('the agent bundle', () => {
     expect(text.match(/[^\x00-\x7f]/g) ?? []).toEqual([]);
   });
 
+  it('compiles no WebAssembly (long\'s module would keep V8\'s wasm engine resident in every agent)', () => {
+    expect(readFileSync(BUNDLE, 'latin1')).not.toContain('WebAssembly');
+  });
+
+  it("adds grpc-js's backoff delays in UTC (a local-time call loads ICU's time-zone tables into every agent)", () => {
+    const text = readFileSync(BUNDLE, 'latin1');
+    expect(text).toContain('setUTCMilliseconds(this.endTime.getUTCMilliseconds()');
+    expect(text).not.toMatch(/(endTime|newEndTime)\.getMilliseconds\(/);
+  });
+
   it('is what `weft agent` runs when it is fresh, and it exports the agent command', async () => {
     const { loadAgent } = (await import(`${REPO}dist/cli/agent-bundle.js`)) as typeof import('../../src/cli/agent-bundle.js');
     const agent = await loadAgent({});

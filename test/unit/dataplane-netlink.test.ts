@@ -57,6 +57,16 @@ describe('rtnetlink messages', () => {
     expect(rtnl.decodeNeigh(roundTrip(rtnl.neighDel(ip('10.5.3.0'), 9)).body)).toMatchObject({ kind: 'neigh', ip: ip('10.5.3.0'), mac: undefined });
   });
 
+  it("encodes bodies into Buffer's shared pool, not one C-allocated ArrayBuffer per message", () => {
+    // Each ArrayBuffer of its own costs four small malloc()s; a full sync's 15,000 bodies
+    // left the idle agent's C heap fragmented (docs/performance.md, the idle RSS's third pass).
+    const a = rtnl.neighReplace(ip('10.5.3.0'), mac('02:00:00:00:00:03'), 9);
+    const b = rtnl.routeReplace({ dst: cidr('10.5.3.0/24'), via: ip('10.5.3.0'), oif: 9, onlink: true, proto: WEFT_ROUTE_PROTO, metric: 0 });
+    expect(a.body.buffer).toBe(b.body.buffer);
+    expect(a.body.buffer.byteLength).toBeGreaterThan(a.body.length + b.body.length);
+    expect(rtnl.decodeNeigh(roundTrip(a).body)).toMatchObject({ ip: ip('10.5.3.0'), mac: '02:00:00:00:00:03' });
+  });
+
   it('encodes a vxlan device with nested link info', () => {
     const m = roundTrip(rtnl.vxlanCreate({ name: 'flannel.1', vni: 1, local: ip('192.0.2.1'), linkIndex: 2, port: 8472, gbp: true, mtu: 1450 }));
     expect(rtnl.decodeLink(m.body)).toEqual({
