@@ -134,23 +134,36 @@ export function decodeAuthenticateToken(buf: Buffer): string {
   return token;
 }
 
-/** Reassembles gRPC frames from a stream's chunks; `push` returns the complete messages. */
+/**
+ * Reassembles gRPC frames from a stream's chunks; `push` returns the complete messages. A
+ * large message's chunks are kept apart until it is whole, then joined once.
+ */
 export class FrameReader {
-  private pending: Buffer | undefined;
+  private chunks: Buffer[] = [];
+  private have = 0;
+  /** The frame being waited for, header included, once its header has arrived. */
+  private need = 0;
 
   push(chunk: Buffer): Buffer[] {
-    let buf = this.pending ? Buffer.concat([this.pending, chunk]) : chunk;
-    this.pending = undefined;
+    this.chunks.push(chunk);
+    this.have += chunk.length;
     const out: Buffer[] = [];
-    while (buf.length >= 5) {
-      if (buf[0] !== 0) throw new Error('etcd sent a compressed message, which was not asked for');
-      const len = buf.readUInt32BE(1);
-      if (len > MAX_MESSAGE) throw new Error(`etcd sent a ${len}-byte message (at most ${MAX_MESSAGE} accepted)`);
-      if (buf.length < 5 + len) break;
-      out.push(buf.subarray(5, 5 + len));
-      buf = buf.subarray(5 + len);
+    while (this.have >= 5 && this.have >= this.need) {
+      let buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.have);
+      this.chunks = [buf];
+      if (this.need === 0) {
+        if (buf[0] !== 0) throw new Error('etcd sent a compressed message, which was not asked for');
+        const len = buf.readUInt32BE(1);
+        if (len > MAX_MESSAGE) throw new Error(`etcd sent a ${len}-byte message (at most ${MAX_MESSAGE} accepted)`);
+        this.need = 5 + len;
+        if (this.have < this.need) break;
+      }
+      out.push(buf.subarray(5, this.need));
+      buf = buf.subarray(this.need);
+      this.have = buf.length;
+      this.chunks = buf.length > 0 ? [buf] : [];
+      this.need = 0;
     }
-    if (buf.length > 0) this.pending = buf;
     return out;
   }
 }
