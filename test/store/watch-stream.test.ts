@@ -1,6 +1,7 @@
 // The lease watch's own gRPC stream (src/store/watch-stream.ts) through Store.watchPrefix,
 // against real etcd: events as KVs from the start revision on, a compacted start revision
 // reported broken after the watch was handed over, a listener's exception reported broken,
+// a frozen etcd noticed by the keepalive pings,
 // a token for a store with a user, and another member when one is dead or dies. The
 // request encoding is checked against etcd's own codec.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -231,6 +232,23 @@ describe('Store.watchPrefix on one member', () => {
     expect(r.seen).toEqual([]);
     expect(r.broke).toEqual([]);
   });
+
+  it('reports a frozen etcd through its keepalive pings (10 s, then 5 s to answer)', async () => {
+    const p = `${PREFIX}/frozen/`;
+    const { revision } = await store.list(p);
+    const r = recorder();
+    open.push(await store.watchPrefix(p, revision + 1, r));
+    const frozenAt = Date.now();
+    etcd.pause();
+    try {
+      await waitFor(() => r.broke.length > 0, { timeoutMs: 25_000, what: 'the frozen etcd to be noticed' });
+    } finally {
+      etcd.resume();
+    }
+    const ms = Date.now() - frozenAt;
+    expect(String(r.broke[0])).toMatch(/keepalive ping/);
+    expect(ms).toBeLessThan(20_000);
+  }, 30_000);
 });
 
 describe('Store.watchPrefix with a user', () => {
