@@ -1,6 +1,6 @@
 // Reads of weft's state in etcd, decoded and validated, and the one way to write it: a
 // transaction (Store.commit for the control plane's plans, store/leases.ts for agents).
-import type { Etcd3, IKeyValue, Watcher } from 'etcd3';
+import type { Etcd3, IKeyValue } from 'etcd3';
 import type { Cidr } from '../alloc/cidr.js';
 import { parseNetworkMeta } from '../api/convert.js';
 import { decodeFlannelConfig } from '../api/network.js';
@@ -13,6 +13,7 @@ import type { KV, NetworkMeta, NetworkRecord, NodeStatusRecord, SubnetRecord } f
 import { DEFAULT_NETWORK, Layout } from './layout.js';
 import { prefixEnd } from './range.js';
 import { toEtcdCompare, toEtcdOp, type Compare, type TxnOp } from './txn.js';
+import { openWatch, watchTargetOf, type WatchTarget } from './watch-stream.js';
 
 export type { KV, NetworkMeta, NetworkRecord, NodeStatusRecord, SubnetRecord };
 
@@ -61,12 +62,14 @@ export class Store {
     readonly client: Etcd3,
     prefix: string | undefined,
     readonly endpoints: string[],
+    /** How the lease watch connects (watch-stream.ts); by default the endpoints, without TLS or a user. */
+    private readonly watchTarget: WatchTarget = { endpoints },
   ) {
     this.layout = new Layout(prefix);
   }
 
   static connect(opts: EtcdOptions & { prefix?: string }): Store {
-    return new Store(createEtcdClient(opts), opts.prefix, opts.endpoints);
+    return new Store(createEtcdClient(opts), opts.prefix, opts.endpoints, watchTargetOf(opts));
   }
 
   close(): void {
@@ -174,57 +177,58 @@ export class Store {
   }
 
   /**
-   * Watches every key under `prefix` from `fromRevision` on. Creating a watch has no deadline
-   * of its own (on a half-dead connection it can wait forever), so it is bounded by
-   * `createTimeoutMs`. Listener calls are guarded: etcd3 re-throws a listener's exception
-   * later and crashes the process, so one is reported to `broken` instead.
+   * Watches every key under `prefix` from `fromRevision` on, through weft's own watch stream
+   * (watch-stream.ts, not etcd3's). Creating a watch has no deadline of its own (on a
+   * half-dead connection it can wait forever), so it is bounded by `createTimeoutMs`, across
+   * the members. Listener calls are guarded: an exception is reported to `broken` instead.
    */
   async watchPrefix(prefix: string, fromRevision: number, listener: PrefixWatchListener, opts: { createTimeoutMs?: number } = {}): Promise<PrefixWatch> {
-    const creating = this.client.watch().prefix(prefix).startRevision(String(fromRevision)).create();
-    const timeout = opts.createTimeoutMs ?? 3000;
-    let timer: NodeJS.Timeout | undefined;
-    let w: Watcher;
-    try {
-      w = await Promise.race([
-        creating,
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new StoreUnavailableError(`creating the watch timed out after ${timeout} ms`, this.endpoints)), timeout);
-        }),
-      ]);
-    } catch (err) {
-      void creating.then((late) => late.cancel()).catch(() => {});
-      throw classifyEtcdError(err, this.endpoints);
-    } finally {
-      clearTimeout(timer);
-    }
     let live = true;
-    const guard = (fn: () => void) => {
-      if (!live) return;
-      try {
-        fn();
-      } catch (err) {
-        live = false;
-        listener.broken(err);
-      }
-    };
-    // Listeners attached right after create(): a watcher without an error listener crashes
-    // the process when it is cancelled.
-    w.on('put', (kv) => guard(() => listener.put(toKV(kv))));
-    w.on('delete', (kv) => guard(() => listener.delete(toKV(kv))));
+    let member = this.watchMember;
     const broken = (err: unknown) => {
       if (!live) return;
       live = false;
+      // The next watch starts at another member: this one may be the reason.
+      this.watchMember = (member + 1) % this.watchTarget.endpoints.length;
       listener.broken(err);
     };
-    w.on('error', broken);
-    w.on('disconnected', broken);
+    const opened = await openWatch(
+      this.watchTarget,
+      member,
+      Buffer.from(prefix),
+      prefixEnd(prefix),
+      fromRevision,
+      {
+        events: (events) => {
+          if (!live) return;
+          try {
+            for (const e of events) {
+              if (!live || e.kv === null) continue;
+              if (e.type === 'Put') listener.put(toKV(e.kv));
+              else if (e.type === 'Delete') listener.delete(toKV(e.kv));
+            }
+          } catch (err) {
+            broken(err);
+          }
+        },
+        broken,
+      },
+      opts.createTimeoutMs ?? 3000,
+    ).catch((err: unknown) => {
+      this.watchMember = (member + 1) % this.watchTarget.endpoints.length;
+      throw err;
+    });
+    member = opened.member;
+    this.watchMember = member;
     return {
       cancel: async () => {
         live = false;
-        await w.cancel().catch(() => {});
+        opened.watch.cancel();
       },
     };
   }
+  /** The member the next watch tries first. */
+  private watchMember = 0;
 
   /**
    * Whether etcd answers, within `timeoutMs`: a member-local (serializable) read of `key`,
