@@ -25,8 +25,8 @@ const etcd3 = dirname(require.resolve('etcd3/package.json'));
  * the largest single cost of loading the agent (~170 ms of CPU here). The bundle gets them
  * parsed at build time instead, as protobufjs JSON handed to proto-loader's fromJSON (~45 ms):
  * the same definitions, without the parse. KV.Range's answers are decoded by weft's own
- * decoder of the same objects (src/store/range-decode.ts: a start lists every lease at once),
- * and so are Watch.Watch's (src/store/watch-decode.ts: one per lease event).
+ * decoder of the same objects (src/store/range-decode.ts: a start lists every lease at once).
+ * The agent's lease watch does not go through etcd3 at all (src/store/watch-stream.ts).
  */
 const etcdProto = {
   name: 'etcd3-proto',
@@ -44,13 +44,8 @@ const etcdProto = {
       if (range?.responseType !== 'RangeResponse') throw new Error('etcd3 rpc.proto has no KV.Range returning RangeResponse; update build/bundle-agent.mjs');
       const services = 'const services = grpc.loadPackageDefinition(packageDefinition);';
       if (!text.includes(services)) throw new Error(`etcd3 changed how it makes its services (${args.path}); update build/bundle-agent.mjs`);
-      const watch = proto.lookup('etcdserverpb.Watch')?.methods?.Watch;
-      if (watch?.responseType !== 'WatchResponse') throw new Error('etcd3 rpc.proto has no Watch.Watch streaming WatchResponse; update build/bundle-agent.mjs');
       const decoder = JSON.stringify(join(root, 'dist', 'store', 'range-decode.js'));
-      const watchDecoder = JSON.stringify(join(root, 'dist', 'store', 'watch-decode.js'));
-      const fast =
-        `packageDefinition['etcdserverpb.KV'].Range.responseDeserialize = require(${decoder}).decodeRangeResponse;\n` +
-        `packageDefinition['etcdserverpb.Watch'].Watch.responseDeserialize = require(${watchDecoder}).decodeWatchResponse;\n`;
+      const fast = `packageDefinition['etcdserverpb.KV'].Range.responseDeserialize = require(${decoder}).decodeRangeResponse;\n`;
       return { contents: text.replace(from, `(0, proto_loader_1.fromJSON)(${json},`).replace(services, fast + services), loader: 'js' };
     });
   },
@@ -167,24 +162,6 @@ const longToString = {
 };
 
 /**
- * etcd3's watcher remembers the revision to resume from after every watch response, through
- * bignumber.js (parse a decimal string, add one, print it): on the path of every lease event,
- * with its allocations and a compile of bignumber's parser. BigInt gives the same text for
- * every revision (an int64 as a decimal string, as the decoders give it).
- */
-const watchRevision = {
-  name: 'etcd3-watch-revision',
-  setup(b) {
-    b.onLoad({ filter: /etcd3[\\/]lib[\\/]watch\.js$/ }, (args) => {
-      const text = readFileSync(args.path, 'utf8');
-      const from = 'this.request.start_revision = new bignumber_js_1.default(req.header.revision).plus(1).toString();';
-      if (!text.includes(from)) throw new Error(`etcd3 changed how a watcher keeps its revision (${args.path}); update build/bundle-agent.mjs`);
-      return { contents: text.replace(from, 'this.request.start_revision = (BigInt(req.header.revision) + 1n).toString();'), loader: 'js' };
-    });
-  },
-};
-
-/**
  * grpc-js's connection backoff adds milliseconds to a Date through the local-time
  * getMilliseconds/setMilliseconds. The first local-time getter makes V8 detect the host's time
  * zone through ICU, whose tables then stay resident (~0.3 MB of the node binary's pages in every
@@ -222,7 +199,7 @@ await build({
   // bundle's own URL (dist/, where the compiled modules sit too).
   banner: { js: '"use strict"; const __weftUrl = require("node:url").pathToFileURL(__filename).href;' },
   define: { 'import.meta.url': '__weftUrl' },
-  plugins: [etcdProto, lazyDescriptors, longToString, watchRevision, grpcUtcBackoff],
+  plugins: [etcdProto, lazyDescriptors, longToString, grpcUtcBackoff],
   // V8 keeps a script's source for as long as the script lives, one byte per character only
   // when every character is ASCII: one non-ASCII character made the 2 MB bundle a 4 MB
   // two-byte string in every agent. esbuild escapes strings, regular expressions and names;
