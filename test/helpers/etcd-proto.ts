@@ -5,22 +5,28 @@ import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 const loader = require('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
-const definition = loader.loadSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', 'rpc.proto'), {
-  keepCase: true,
-  longs: String,
-  enums: String,
-  defaults: true,
-  oneofs: true,
-});
+const RPC_PROTO = join(dirname(require.resolve('etcd3/package.json')), 'proto', 'rpc.proto');
+const definitions = new Map<boolean, ReturnType<typeof loader.loadSync>>();
+/** etcd's services as etcd3 loads them; with `defaults`, decoded messages carry every unset field's default. */
+function definition(defaults: boolean): ReturnType<typeof loader.loadSync> {
+  let d = definitions.get(defaults);
+  if (!d) definitions.set(defaults, (d = loader.loadSync(RPC_PROTO, { keepCase: true, longs: String, enums: String, defaults, oneofs: true })));
+  return d;
+}
 
 export interface EtcdCodec {
+  requestSerialize: (v: unknown) => Buffer;
+  requestDeserialize: (b: Buffer) => unknown;
   responseSerialize: (v: unknown) => Buffer;
   responseDeserialize: (b: Buffer) => unknown;
 }
 
-/** One method's codec, e.g. `etcdMethod('KV', 'Range')`. */
-export function etcdMethod(service: string, method: string): EtcdCodec {
-  return (definition[`etcdserverpb.${service}`] as Record<string, EtcdCodec>)[method]!;
+/**
+ * One method's codec, e.g. `etcdMethod('KV', 'Range')`. `defaults: false` leaves unset fields
+ * out of what it decodes: to check that an encoder sets exactly the fields it should.
+ */
+export function etcdMethod(service: string, method: string, opts: { defaults?: boolean } = {}): EtcdCodec {
+  return (definition(opts.defaults ?? true)[`etcdserverpb.${service}`] as Record<string, EtcdCodec>)[method]!;
 }
 
 /** A small deterministic generator, so a failure replays. */

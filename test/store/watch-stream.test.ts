@@ -11,11 +11,10 @@ import { StoreAuthError } from '../../src/store/errors.js';
 import { prefixEnd } from '../../src/store/range.js';
 import { decodeAuthenticateToken, encodeAuthenticate, encodeWatchCreate, FrameReader, grpcFrame } from '../../src/store/watch-stream.js';
 import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdServer } from '../helpers/etcd.js';
+import { etcdMethod } from '../helpers/etcd-proto.js';
 import { waitFor } from '../helpers/wait.js';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
 
 const PREFIX = `/weft-watch-stream-${process.pid}`;
 
@@ -33,17 +32,7 @@ function recorder(): PrefixWatchListener & { seen: { type: 'put' | 'delete'; kv:
 }
 
 describe('the watch request, against etcd\'s own codec', () => {
-  const require = createRequire(import.meta.url);
-  const loader = require('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
-  const def = loader.loadSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', 'rpc.proto'), {
-    keepCase: true,
-    longs: String,
-    enums: String,
-    defaults: false,
-    oneofs: true,
-  });
-  type Codec = { requestDeserialize: (b: Buffer) => unknown; responseSerialize: (v: unknown) => Buffer };
-  const method = (s: string, m: string) => (def[`etcdserverpb.${s}`] as Record<string, Codec>)[m]!;
+  const method = (s: string, m: string) => etcdMethod(s, m, { defaults: false });
 
   it('encodes a create request as etcd reads it: key, range end, start revision, progress notify', () => {
     for (const rev of [0, 1, 127, 128, 300, 2 ** 31, 2 ** 53 - 1]) {
@@ -89,15 +78,7 @@ describe('the watch request, against etcd\'s own codec', () => {
 });
 
 describe('the watch stream against a scripted server', () => {
-  const require = createRequire(import.meta.url);
-  const loader = require('@grpc/proto-loader') as typeof import('@grpc/proto-loader');
-  const def = loader.loadSync(join(dirname(require.resolve('etcd3/package.json')), 'proto', 'rpc.proto'), {
-    keepCase: true,
-    longs: String,
-    enums: String,
-    oneofs: true,
-  });
-  const watchCodec = (def['etcdserverpb.Watch'] as Record<string, { responseSerialize: (v: unknown) => Buffer }>)['Watch']!;
+  const watchCodec = etcdMethod('Watch', 'Watch', { defaults: false });
 
   it('hands the watch over before reporting what came in the same chunk as its creation', async () => {
     // etcd answers a compacted start revision with `created`, then `canceled`: here both in
