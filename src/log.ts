@@ -153,7 +153,7 @@ const pause = new Int32Array(new SharedArrayBuffer(4));
  * EAGAIN (a non-blocking stderr shared with another process) waits a moment and retries. Any
  * other failure (stderr closed) drops the line: a log line must never stop the agent.
  */
-export function writeAll(fd: number, text: string): void {
+function writeAll(fd: number, text: string): void {
   let buf: Buffer | undefined;
   let done = 0;
   for (;;) {
