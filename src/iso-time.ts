@@ -20,3 +20,27 @@ export function isoTime(ms: number): string {
     `T${pad2(d.getUTCHours())}:${pad2(d.getUTCMinutes())}:${pad2(d.getUTCSeconds())}.${milli < 10 ? `00${milli}` : milli < 100 ? `0${milli}` : milli}Z`
   );
 }
+
+let minute = Number.NaN;
+let minuteText = '';
+
+/**
+ * isoTime for times that come in order (a log line's): the text up to the minute is kept
+ * from the last call, so a line costs no Date and no field getters, only the seconds and
+ * milliseconds. The same text as isoTime for every time.
+ */
+export function isoTimeCached(ms: number): string {
+  if (!Number.isInteger(ms)) return isoTime(ms);
+  const m = Math.floor(ms / 60_000);
+  if (m !== minute) {
+    const text = isoTime(ms);
+    // Years 0-9999 only: the others' text ("+010000-...") is longer; never cached.
+    if (text.length !== 24) return text;
+    minute = m;
+    minuteText = text.slice(0, 17);
+  }
+  const inMinute = ms - m * 60_000;
+  const s = Math.floor(inMinute / 1000);
+  const milli = inMinute - s * 1000;
+  return `${minuteText}${s < 10 ? '0' : ''}${s}.${milli < 10 ? '00' : milli < 100 ? '0' : ''}${milli}Z`;
+}

@@ -1,16 +1,22 @@
-// Structured logs, through pino: one JSON object per line on stderr, e.g.
+// Structured logs: one JSON object per line on stderr, e.g.
 //   {"level":"info","time":"2025-01-02T03:04:05.678Z","node":"h1","network":"default","component":"lease","subnet":"10.5.3.0/24","msg":"lease acquired"}
 // or, for a person at a terminal, the same event as one flat line:
 //   2025-01-02T03:04:05.678Z INFO  lease acquired node=h1 network=default component=lease subnet=10.5.3.0/24
 //
-// The text form is a few lines here rather than pino-pretty: pino-pretty brings a dozen
-// packages, runs as a transport (a worker thread, so lines can be lost at exit) unless
-// wired in by hand, and its layout differs from the key=value lines weft has always printed.
-// Both forms are written synchronously, so nothing is lost when the process exits.
+// Written here rather than through pino, which wrote the same lines before (level, time, the
+// bound fields, the call's fields, msg). The agent logs a line per lease event, and that line
+// runs cold each time: pino's path (its log method, its serializer loop, sonic-boom's
+// buffering around the one synchronous write) was the largest piece of JavaScript on the
+// event path (docs/performance.md, "CPU per lease event, third pass"). Here a line is a few
+// string concatenations and one write(2).
 //
-// The rest of weft sees only the small Logger interface below, never pino.
-import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
-import { isoTime } from './iso-time.js';
+// The text form is a few lines here rather than pino-pretty: its layout differs from the
+// key=value lines weft has always printed. Both forms are written synchronously, so nothing
+// is lost when the process exits.
+//
+// The rest of weft sees only the small Logger interface below.
+import { writeSync } from 'node:fs';
+import { isoTimeCached } from './iso-time.js';
 import { escapeUnprintable, isPrintable, printable, unicodeEscape } from './printable.js';
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
@@ -40,21 +46,12 @@ export interface LoggerOptions {
   fields?: Fields;
 }
 
+const RANK: Record<Level, number> = { debug: 20, info: 30, warn: 40, error: 50 };
+
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const format = opts.format ?? 'json';
-  const stream: DestinationStream =
-    !opts.write && format === 'json' ? pino.destination({ dest: 2, sync: true }) : lineStream(format, opts.write ?? stderrLine());
-  const root = pino(
-    {
-      level: opts.level ?? 'info',
-      base: null, // no pid or hostname: the node field names the host
-      // pino.stdTimeFunctions.isoTime's text, without toISOString (iso-time.ts says why).
-      timestamp: () => `,"time":"${isoTime(Date.now())}"`,
-      formatters: { level: (label) => ({ level: label }) },
-    },
-    stream,
-  );
-  return wrap(opts.fields ? root.child(plain(opts.fields)) : root);
+  const write = opts.write ?? stderrLine;
+  const sink = opts.format === 'text' ? (line: string) => write(toText(line)) : write;
+  return new JsonLogger(sink, RANK[opts.level ?? 'info'], opts.fields ? members(opts.fields) : '');
 }
 
 /** A logger that drops everything, for tests that do not look at logs. */
@@ -66,46 +63,115 @@ export const silentLogger: Logger = {
   child: () => silentLogger,
 };
 
-function wrap(p: PinoLogger): Logger {
-  const at =
-    (level: Level) =>
-    (msg: string, fields?: Fields): void => {
-      if (!p.isLevelEnabled(level)) return;
-      // Always an object first: pino then never treats msg as a printf format.
-      p[level](fields ? plain(fields) : {}, msg);
-    };
-  return {
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    child: (fields) => wrap(p.child(plain(fields))),
-  };
-}
+class JsonLogger implements Logger {
+  constructor(
+    private readonly sink: (line: string) => void,
+    private readonly min: number,
+    /** The bound fields, written: `,"node":"h1","component":"lease"`. */
+    private readonly bound: string,
+  ) {}
 
-/** Errors as their message: expected failures (etcd away, a refused route) need no stack. */
-function plain(fields: Fields): Fields {
-  let out: Fields | undefined;
-  for (const [k, v] of Object.entries(fields)) {
-    if (v instanceof Error) (out ??= { ...fields })[k] = v.message || v.name;
+  debug(msg: string, fields?: Fields): void {
+    if (this.min <= 20) this.line('{"level":"debug","time":"', msg, fields);
   }
-  return out ?? fields;
+  info(msg: string, fields?: Fields): void {
+    if (this.min <= 30) this.line('{"level":"info","time":"', msg, fields);
+  }
+  warn(msg: string, fields?: Fields): void {
+    if (this.min <= 40) this.line('{"level":"warn","time":"', msg, fields);
+  }
+  error(msg: string, fields?: Fields): void {
+    if (this.min <= 50) this.line('{"level":"error","time":"', msg, fields);
+  }
+  child(fields: Fields): Logger {
+    return new JsonLogger(this.sink, this.min, this.bound + members(fields));
+  }
+
+  private line(head: string, msg: string, fields: Fields | undefined): void {
+    this.sink(`${head}${isoTimeCached(Date.now())}"${this.bound}${fields ? members(fields) : ''},"msg":${JSON.stringify(String(msg))}}`);
+  }
 }
 
-let stderrSink: DestinationStream | undefined;
-function stderrLine(): (line: string) => void {
-  stderrSink ??= pino.destination({ dest: 2, sync: true });
-  const sink = stderrSink;
-  return (line) => sink.write(line + '\n');
+/**
+ * Fields as JSON members, each `,"key":value`, in their order. An Error is its message
+ * (expected failures, etcd away or a refused route, need no stack); undefined, functions and
+ * symbols are left out; a number JSON cannot hold is null; what JSON.stringify refuses (a
+ * cycle, a BigInt) is written by a safe copy rather than thrown out of a log call.
+ */
+function members(fields: Fields): string {
+  let out = '';
+  for (const key in fields) {
+    if (!Object.prototype.hasOwnProperty.call(fields, key)) continue;
+    const v = fields[key];
+    let text: string | undefined;
+    switch (typeof v) {
+      case 'string':
+        text = JSON.stringify(v);
+        break;
+      case 'number':
+        text = Number.isFinite(v) ? String(v) : 'null';
+        break;
+      case 'boolean':
+        text = v ? 'true' : 'false';
+        break;
+      case 'bigint':
+        text = String(v);
+        break;
+      case 'undefined':
+      case 'function':
+      case 'symbol':
+        continue;
+      default:
+        text = v instanceof Error ? JSON.stringify(v.message || v.name) : jsonOf(v);
+    }
+    if (text !== undefined) out += `,${JSON.stringify(key)}:${text}`;
+  }
+  return out;
 }
 
-function lineStream(format: LogFormat, write: (line: string) => void): DestinationStream {
-  return {
-    write: (chunk: string) => {
-      const line = chunk.endsWith('\n') ? chunk.slice(0, -1) : chunk;
-      write(format === 'text' ? toText(line) : line);
-    },
-  };
+function jsonOf(v: unknown): string | undefined {
+  try {
+    return JSON.stringify(v);
+  } catch {
+    const seen = new WeakSet<object>();
+    return JSON.stringify(v, (_k, x: unknown) => {
+      if (typeof x === 'bigint') return String(x);
+      if (typeof x === 'object' && x !== null) {
+        if (seen.has(x)) return '[Circular]';
+        seen.add(x);
+      }
+      return x;
+    });
+  }
+}
+
+const stderrLine = (line: string): void => writeAll(2, `${line}\n`);
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/**
+ * The whole line in synchronous writes: a partial write (a pipe) goes on with the rest, and
+ * EAGAIN (a non-blocking stderr shared with another process) waits a moment and retries. Any
+ * other failure (stderr closed) drops the line: a log line must never stop the agent.
+ */
+function writeAll(fd: number, text: string): void {
+  let buf: Buffer | undefined;
+  let done = 0;
+  for (;;) {
+    try {
+      if (!buf) {
+        const n = writeSync(fd, text);
+        if (n >= Buffer.byteLength(text)) return;
+        buf = Buffer.from(text);
+        done = n;
+      } else {
+        done += writeSync(fd, buf, done);
+        if (done >= buf.length) return;
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      Atomics.wait(pause, 0, 0, 10);
+    }
+  }
 }
 
 /** One JSON log line as "time LEVEL msg key=value ..." (fields in the order logged). */

@@ -62,22 +62,40 @@ export class AgentMetrics {
   });
   private readonly renewals = new Counter({ name: 'weft_lease_renewals_total', help: 'Lease renewals, by result (ok, failed)', labelNames: ['result'] as const, registers: [this.registry] });
   private readonly losses = new Counter({ name: 'weft_lease_losses_total', help: 'Times the held lease was deleted, expired or overwritten by someone else (then re-acquired)', registers: [this.registry] });
-  private readonly reconciles = new Counter({ name: 'weft_reconciles_total', help: 'Dataplane reconciles, by trigger (event, resync, retry, drift)', labelNames: ['trigger'] as const, registers: [this.registry] });
-  private readonly drift = new Counter({ name: 'weft_drift_repaired_total', help: 'Reconciles (periodic resync, or a kernel notification of drift) that found the kernel off the desired state and applied operations', registers: [this.registry] });
+  // The reconcile figures: one reconcile per lease event, so reconciled() only adds to the
+  // plain tallies below and each scrape (or a full tally) hands them to prom-client. Its
+  // labelled inc and observe (label checks, a hash of the labels, a Map lookup each) ran cold
+  // once per event, about 0.02 ms of the agent's CPU (docs/performance.md, "CPU per lease
+  // event, third pass"). The series and their values at every scrape are the same.
+  private readonly flushFirst = (): void => this.flush();
+  private readonly reconciles = new Counter({ name: 'weft_reconciles_total', help: 'Dataplane reconciles, by trigger (event, resync, retry, drift)', labelNames: ['trigger'] as const, registers: [this.registry], collect: this.flushFirst });
+  private readonly drift = new Counter({ name: 'weft_drift_repaired_total', help: 'Reconciles (periodic resync, or a kernel notification of drift) that found the kernel off the desired state and applied operations', registers: [this.registry], collect: this.flushFirst });
   private readonly operations = new Counter({
     name: 'weft_kernel_operations_total',
     help: 'Kernel operations (route, neigh, fdb), by result: ok = applied, failed = refused (retried)',
     labelNames: ['kind', 'result'] as const,
     registers: [this.registry],
+    collect: this.flushFirst,
   });
-  private readonly peersDesired = new Gauge({ name: 'weft_peers_desired', help: 'Peer leases the dataplane should reach (valid, routable, not our own) at the last reconcile', registers: [this.registry] });
-  private readonly peersProgrammed = new Gauge({ name: 'weft_peers_programmed', help: 'Peers whose route is in the kernel after the last reconcile', registers: [this.registry] });
+  private readonly peersDesired = new Gauge({ name: 'weft_peers_desired', help: 'Peer leases the dataplane should reach (valid, routable, not our own) at the last reconcile', registers: [this.registry], collect: this.flushFirst });
+  private readonly peersProgrammed = new Gauge({ name: 'weft_peers_programmed', help: 'Peers whose route is in the kernel after the last reconcile', registers: [this.registry], collect: this.flushFirst });
   private readonly duration = new Histogram({
     name: 'weft_reconcile_duration_seconds',
     help: 'Time to converge the kernel once',
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
+    collect: this.flushFirst,
   });
+  /** Reconciles not yet handed to prom-client; flushed at a scrape or when `seconds` is full. */
+  private readonly tally = {
+    reconciles: { event: 0, resync: 0, retry: 0, drift: 0 } satisfies Record<ReconcileTrigger, number>,
+    operations: { route: { ok: 0, failed: 0 }, neigh: { ok: 0, failed: 0 }, fdb: { ok: 0, failed: 0 } } satisfies KernelOpCounts,
+    drift: 0,
+    /** The last reconcile's peer counts; NaN = none since the last flush. */
+    peersDesired: Number.NaN,
+    peersProgrammed: Number.NaN,
+    seconds: [] as number[],
+  };
 
   constructor(opts: { now?: () => number; processMetrics?: boolean } = {}) {
     this.now = opts.now ?? Date.now;
@@ -159,18 +177,44 @@ export class AgentMetrics {
   }
 
   reconciled(r: { trigger: ReconcileTrigger; peersDesired: number; peersProgrammed: number; ops: KernelOpCounts; seconds: number }): void {
-    this.reconciles.inc({ trigger: r.trigger });
-    this.peersDesired.set(r.peersDesired);
-    this.peersProgrammed.set(r.peersProgrammed);
+    const t = this.tally;
+    t.reconciles[r.trigger]++;
+    t.peersDesired = r.peersDesired;
+    t.peersProgrammed = r.peersProgrammed;
     let applied = 0;
     for (const kind of KERNEL_OP_KINDS) {
       const c = r.ops[kind];
-      if (c.ok > 0) this.operations.inc({ kind, result: 'ok' }, c.ok);
-      if (c.failed > 0) this.operations.inc({ kind, result: 'failed' }, c.failed);
+      t.operations[kind].ok += c.ok;
+      t.operations[kind].failed += c.failed;
       applied += c.ok;
     }
-    if ((r.trigger === 'resync' || r.trigger === 'drift') && applied > 0) this.drift.inc();
-    this.duration.observe(r.seconds);
+    if ((r.trigger === 'resync' || r.trigger === 'drift') && applied > 0) t.drift++;
+    t.seconds.push(r.seconds);
+    if (t.seconds.length >= 256) this.flush();
+  }
+
+  /** Hands the tallies to prom-client (before any of their series is read). */
+  private flush(): void {
+    const t = this.tally;
+    for (const trigger of ['event', 'resync', 'retry', 'drift'] as const) {
+      if (t.reconciles[trigger] > 0) this.reconciles.inc({ trigger }, t.reconciles[trigger]);
+      t.reconciles[trigger] = 0;
+    }
+    for (const kind of KERNEL_OP_KINDS) {
+      const c = t.operations[kind];
+      if (c.ok > 0) this.operations.inc({ kind, result: 'ok' }, c.ok);
+      if (c.failed > 0) this.operations.inc({ kind, result: 'failed' }, c.failed);
+      c.ok = c.failed = 0;
+    }
+    if (t.drift > 0) this.drift.inc(t.drift);
+    t.drift = 0;
+    if (!Number.isNaN(t.peersDesired)) {
+      this.peersDesired.set(t.peersDesired);
+      this.peersProgrammed.set(t.peersProgrammed);
+      t.peersDesired = t.peersProgrammed = Number.NaN;
+    }
+    for (const s of t.seconds) this.duration.observe(s);
+    t.seconds.length = 0;
   }
 
   render(): Promise<string> {

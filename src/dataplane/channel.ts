@@ -186,8 +186,7 @@ export class NetlinkChannel implements KernelChannel {
 
   /** The interface index of a device, asked of the kernel when not known; undefined when it does not exist. */
   async linkIndex(dev: string): Promise<number | undefined> {
-    this.watchedNames.add(dev);
-    const known = this.indexOf.get(dev);
+    const known = this.knownIndex(dev);
     if (known !== undefined) return known;
     try {
       const [m] = await this.sock.request(rtnl.linkGet(dev));
@@ -199,6 +198,12 @@ export class NetlinkChannel implements KernelChannel {
       if (err instanceof NetlinkError && err.errno === ENODEV) return undefined;
       throw err;
     }
+  }
+
+  /** linkIndex's answer when it is cached, without a promise (the event path's case). */
+  private knownIndex(dev: string): number | undefined {
+    this.watchedNames.add(dev);
+    return this.indexOf.get(dev);
   }
 
   private remember(dev: LinkName, index: number): void {
@@ -295,18 +300,20 @@ export class NetlinkChannel implements KernelChannel {
   }
 
   private async round(ops: Op[], from: number, to: number, errno: (number | undefined)[], again = false): Promise<void> {
-    const refused = dependsOnRefused(ops, (i) => errno[i] !== undefined && errno[i] !== 0);
+    if (from === to) return;
+    // Only a refusal in an earlier round holds a route back; the first round has none to look at.
+    const refused = errno.some((e) => e !== undefined && e !== 0) ? dependsOnRefused(ops, (i) => errno[i] !== undefined && errno[i] !== 0) : undefined;
     const reqs: rtnl.Request[] = [];
     const idx: number[] = [];
     const index = new Map<string, number | undefined>();
     for (let i = from; i < to; i++) {
       const dev = ops[i]!.entry.dev;
-      if (!index.has(dev)) index.set(dev, await this.linkIndex(dev));
+      if (!index.has(dev)) index.set(dev, this.knownIndex(dev) ?? (await this.linkIndex(dev)));
     }
     for (let i = from; i < to; i++) {
       const op = ops[i]!;
       if (again && errno[i] !== ENODEV) continue;
-      if (refused(op)) continue;
+      if (refused?.(op)) continue;
       const r = this.request(op, index.get(op.entry.dev));
       if (typeof r === 'number') errno[i] = r;
       else {

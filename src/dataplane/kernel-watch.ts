@@ -16,7 +16,7 @@
 // (no reader left) ends it with SIGPIPE.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { constants, existsSync, mkdtempSync, openSync, rmSync } from 'node:fs';
-import { Socket } from 'node:net';
+import { Socket, type OnReadOpts, type SocketConstructorOpts } from 'node:net';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { Backoff, RETRY } from '../backoff.js';
@@ -27,26 +27,35 @@ const HDR = 16;
 /** rtmon's own records between messages (a timestamp); not a kernel notification. */
 const NLMSG_TSTAMP = 15;
 
+const EMPTY = Buffer.alloc(0);
+
 /** Splits a byte stream into netlink messages, keeping a partial one for the next chunk. */
 export class MessageStream {
-  private pending = Buffer.alloc(0);
+  private pending = EMPTY;
 
-  /** Whole messages so far; throws on a length that cannot be right (the stream is then useless). */
-  push(chunk: Buffer): Message[] {
+  /**
+   * Hands each whole message so far to `each`, synchronously: a message's body is a view of
+   * `chunk` (or of a copy of an earlier partial message), valid only until `each` returns, so
+   * the caller may read into the same buffer again afterwards. A partial message at the end is
+   * copied. Throws on a length that cannot be right (the stream is then useless).
+   */
+  push(chunk: Buffer, each: (m: Message) => void): void {
     let buf = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
-    const out: Message[] = [];
-    while (buf.length >= HDR) {
-      const len = buf.readUInt32LE(0);
+    let off = 0;
+    while (buf.length - off >= HDR) {
+      const len = buf.readUInt32LE(off);
       if (len < HDR || len > 1 << 20) throw new Error(`bad netlink message length ${len} in the notification stream`);
-      const aligned = (len + 3) & ~3;
-      if (buf.length < len) break;
-      out.push({ type: buf.readUInt16LE(4), flags: buf.readUInt16LE(6), seq: buf.readUInt32LE(8), pid: buf.readUInt32LE(12), body: buf.subarray(HDR, len) });
-      buf = buf.subarray(Math.min(aligned, buf.length));
+      if (buf.length - off < len) break;
+      const type = buf.readUInt16LE(off + 4);
+      if (type !== NLMSG_TSTAMP) each({ type, flags: buf.readUInt16LE(off + 6), seq: buf.readUInt32LE(off + 8), pid: buf.readUInt32LE(off + 12), body: buf.subarray(off + HDR, off + len) });
+      off = Math.min(off + ((len + 3) & ~3), buf.length);
     }
-    this.pending = Buffer.from(buf);
-    return out.filter((m) => m.type !== NLMSG_TSTAMP);
+    this.pending = off < buf.length ? Buffer.from(buf.subarray(off)) : EMPTY;
   }
 }
+
+/** rtmon's reads land here, one at a time (see start): a FIFO holds 64 KiB. */
+const READ_BUFFER = 64 * 1024;
 
 export interface WatchHandlers {
   message(m: Message): void;
@@ -89,16 +98,47 @@ export class KernelWatch {
       // Opened read-write and non-blocking: the open does not wait for rtmon, the read end never
       // sees an end of file while we hold it, and reads go through the event loop (epoll), not
       // a thread of libuv's pool blocked on a FIFO.
+      // Each read goes straight to onRead in one reused buffer (net's `onread`), not through a
+      // Readable stream: its machinery (a chunk per read, 'data' events, a tick to read more)
+      // ran for every notification, three per lease event, and was most of this watch's cost.
       let stream: Socket;
+      const messages = new MessageStream();
+      let first = true;
+      let child: ChildProcess | undefined;
+      const onRead = (n: number, buf: Uint8Array): boolean => {
+        if (first) {
+          first = false;
+          // rtmon listens now (its first output is the dump it makes after subscribing). Until
+          // now nobody did, at the first start too (the agent starts watching after its first
+          // pass): anything may have changed meanwhile.
+          this.restarts++;
+          this.handlers.lost();
+          this.backoff.reset();
+        }
+        try {
+          messages.push((buf as Buffer).subarray(0, n), this.deliver);
+        } catch (e) {
+          child?.kill();
+          this.failed((e as Error).message);
+        }
+        return true;
+      };
       try {
-        stream = new Socket({ fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK), readable: true, writable: false });
+        // Node's Socket takes `onread` as its connect() does; @types/node lists it for connect() only.
+        const opts: SocketConstructorOpts & { onread: OnReadOpts } = {
+          fd: openSync(fifo, constants.O_RDWR | constants.O_NONBLOCK),
+          readable: true,
+          writable: false,
+          onread: { buffer: readBuffer(), callback: onRead },
+        };
+        stream = new Socket(opts);
       } catch (e) {
         return this.failed(`opening ${fifo}: ${(e as Error).message}`);
       }
       this.stream = stream;
       stream.unref();
       const [cmd, ...args] = [...diesWithParent(), this.command, 'file', fifo];
-      const child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+      child = spawn(cmd!, args, { stdio: ['ignore', 'ignore', 'pipe'] });
       this.child = child;
       child.unref();
       child.on('error', (e) => this.failed(`${this.command}: ${e.message}`));
@@ -109,36 +149,18 @@ export class KernelWatch {
       child.on('exit', (code, signal) => {
         if (this.child === child) this.failed(`${this.command} exited (${signal ?? code})`);
       });
-      const messages = new MessageStream();
-      let first = true;
-      stream.on('data', (chunk) => {
-        if (first) {
-          first = false;
-          // rtmon listens now (its first output is the dump it makes after subscribing). Until
-          // now nobody did, at the first start too (the agent starts watching after its first
-          // pass): anything may have changed meanwhile.
-          this.restarts++;
-          this.handlers.lost();
-          this.backoff.reset();
-        }
-        let ms: Message[];
-        try {
-          ms = messages.push(chunk as Buffer);
-        } catch (e) {
-          child.kill();
-          return this.failed((e as Error).message);
-        }
-        for (const m of ms) {
-          try {
-            this.handlers.message(m);
-          } catch {
-            // one bad notification must not stop the others
-          }
-        }
-      });
       stream.on('error', (e) => this.failed(`reading ${fifo}: ${e.message}`));
     });
   }
+
+  /** One notification to the handler; one bad notification must not stop the others. */
+  private readonly deliver = (m: Message): void => {
+    try {
+      this.handlers.message(m);
+    } catch {
+      // dropped
+    }
+  };
 
   private failed(why: string): void {
     if (this.stopped || this.timer) return;
@@ -175,6 +197,13 @@ export class KernelWatch {
     this.child = undefined;
     this.cleanup();
   }
+}
+
+let sharedReadBuffer: Buffer | undefined;
+/** One read buffer for every watch in the process: reads are handled before the next one. */
+function readBuffer(): Buffer {
+  sharedReadBuffer ??= Buffer.allocUnsafe(READ_BUFFER);
+  return sharedReadBuffer;
 }
 
 let parentDeathWrapper: string[] | undefined;

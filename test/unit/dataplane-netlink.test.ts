@@ -392,13 +392,35 @@ describe('the notification stream (rtmon through a FIFO)', () => {
     const route = rtnl.frame([rtnl.routeDel({ dst: cidr('10.5.3.0/24'), via: undefined, oif: 4, onlink: false, proto: 119, metric: 0 })], 9);
     const all = Buffer.concat([tstamp, route, tstamp, route]);
     const s = new MessageStream();
-    const got = [...s.push(all.subarray(0, 30)), ...s.push(all.subarray(30, 70)), ...s.push(all.subarray(70))];
-    expect(got.map((m) => [m.type, rtnl.decodeRoute(m.body)?.dst.toString()])).toEqual([
+    const got: [number, string | undefined][] = [];
+    const each = (m: rtnl.Message) => got.push([m.type, rtnl.decodeRoute(m.body)?.dst.toString()]);
+    s.push(all.subarray(0, 30), each);
+    s.push(all.subarray(30, 70), each);
+    s.push(all.subarray(70), each);
+    expect(got).toEqual([
       [rtnl.RTM_DELROUTE, '10.5.3.0/24'],
       [rtnl.RTM_DELROUTE, '10.5.3.0/24'],
     ]);
     const bad = Buffer.alloc(16);
     bad.writeUInt32LE(3, 0);
-    expect(() => new MessageStream().push(bad)).toThrow(/bad netlink message length/);
+    expect(() => new MessageStream().push(bad, () => {})).toThrow(/bad netlink message length/);
+  });
+
+  it('keeps a partial message as a copy: the reader reads the next chunk into the same buffer', async () => {
+    const { MessageStream } = await import('../../src/dataplane/kernel-watch.js');
+    const route = rtnl.frame([rtnl.routeDel({ dst: cidr('10.5.3.0/24'), via: undefined, oif: 4, onlink: false, proto: 119, metric: 0 })], 9);
+    const readBuffer = Buffer.alloc(4096);
+    const s = new MessageStream();
+    const got: string[] = [];
+    const each = (m: rtnl.Message) => got.push(`${m.seq} ${rtnl.decodeRoute(m.body)?.dst.toString()}`);
+    // One and a half messages, then (into the same buffer) the rest and a whole one.
+    const first = Buffer.concat([route, route.subarray(0, 20)]);
+    first.copy(readBuffer);
+    s.push(readBuffer.subarray(0, first.length), each);
+    readBuffer.fill(0xff);
+    const second = Buffer.concat([route.subarray(20), route]);
+    second.copy(readBuffer);
+    s.push(readBuffer.subarray(0, second.length), each);
+    expect(got).toEqual(['9 10.5.3.0/24', '9 10.5.3.0/24', '9 10.5.3.0/24']);
   });
 });

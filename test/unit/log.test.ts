@@ -1,12 +1,61 @@
-import { describe, expect, it } from 'vitest';
-import { createLogger, toText, type LoggerOptions } from '../../src/log.js';
+import { pino } from 'pino';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { isoTime } from '../../src/iso-time.js';
+import { createLogger, toText, type Fields, type LoggerOptions } from '../../src/log.js';
 
 function capture(opts: Omit<LoggerOptions, 'write'> = {}) {
   const lines: string[] = [];
   return { lines, log: createLogger({ ...opts, write: (l) => lines.push(l) }) };
 }
 
+/**
+ * The lines pino wrote for weft before log.ts wrote them itself: the options weft gave pino,
+ * errors as their message, always an object before the message.
+ */
+function pinoLines(bound: Fields[], level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields: Fields | undefined): string[] {
+  const lines: string[] = [];
+  const plain = (f: Fields): Fields => Object.fromEntries(Object.entries(f).map(([k, v]) => [k, v instanceof Error ? v.message || v.name : v]));
+  let p = pino(
+    { level: 'debug', base: null, timestamp: () => `,"time":"${isoTime(Date.now())}"`, formatters: { level: (label) => ({ level: label }) } },
+    { write: (chunk: string) => void lines.push(chunk.slice(0, -1)) },
+  );
+  for (const b of bound) p = p.child(plain(b));
+  p[level](fields ? plain(fields) : {}, msg);
+  return lines;
+}
+
 describe('logger', () => {
+  afterEach(() => vi.restoreAllMocks());
+
+  it('writes the bytes pino wrote for the same call', () => {
+    const cases: [Fields[], Fields | undefined, string][] = [
+      [[{ node: 'h1', network: 'default' }, { component: 'peers' }], { key: '/coreos.com/network/subnets/10.5.3.0-24', publicIP: '198.18.0.1', peers: 5001, operations: 3, failures: 0, trigger: 'event', ms: 0.4, kernelMs: 0.3 }, 'peer added'],
+      [[], undefined, 'ready'],
+      [[{ node: 'h"1\\' }], { s: 'quote " backslash \\ tab \t nl \n nul \u0000 del \u007f', u: 'caf\u00e9 \u{1f600} \u202e', long: 'x"'.repeat(80) }, 'm "q" \\ \n'],
+      [[{ a: 1 }], { n: 1.5, neg: -3, big: 1e21, small: 1e-7, nan: Number.NaN, inf: -Infinity, zero: -0, t: true, f: false, nul: null, und: undefined }, 'numbers'],
+      [[{ err: new Error('bound failure') }], { err: new Error('etcd is unreachable'), empty: new Error(''), arr: [1, 'a', { b: null }], obj: { x: { y: [true] } }, date: new Date(0) }, 'objects'],
+      [[{ component: 'a' }], { component: 'b', fn: () => 1 }, 'a field named twice, a function left out'],
+    ];
+    vi.spyOn(Date, 'now').mockReturnValue(Date.UTC(2026, 11, 6, 17, 5, 9, 42));
+    for (const [bound, fields, msg] of cases) {
+      for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+        const lines: string[] = [];
+        let log = createLogger({ level: 'debug', write: (l) => lines.push(l) });
+        for (const b of bound) log = log.child(b);
+        log[level](msg, fields);
+        expect(lines).toEqual(pinoLines(bound, level, msg, fields));
+      }
+    }
+  });
+
+  it('never throws for a value JSON cannot write: a cycle, a BigInt', () => {
+    const { lines, log } = capture();
+    const cyclic: Record<string, unknown> = { a: 1 };
+    cyclic.self = cyclic;
+    log.info('odd values', { cyclic, n: 12n, nested: { n: 3n } });
+    expect(JSON.parse(lines[0]!)).toMatchObject({ cyclic: { a: 1, self: '[Circular]' }, n: 12, nested: { n: '3' }, msg: 'odd values' });
+  });
+
   it('writes one JSON object per line with level, time, msg, bound and call fields', () => {
     const { lines, log } = capture({ fields: { node: 'h1', network: 'default' } });
     log.child({ component: 'lease' }).info('lease acquired', { key: '/coreos.com/network/subnets/10.5.3.0-24', attempts: 1 });

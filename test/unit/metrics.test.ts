@@ -31,6 +31,29 @@ describe('agent metrics', () => {
     expect(sample(text, 'weft_reconcile_duration_seconds_bucket{le="0.025"}')).toBe('2');
   });
 
+  it('shows every reconcile at each scrape, across scrapes and past a full tally of durations', async () => {
+    const m = new AgentMetrics({ processMetrics: false });
+    const event = (peers: number, seconds: number) =>
+      m.reconciled({ trigger: 'event', peersDesired: peers, peersProgrammed: peers, ops: { route: { ok: 1, failed: 0 }, neigh: { ok: 1, failed: 0 }, fdb: none }, seconds });
+    event(1, 0.001);
+    let text = await m.render();
+    expect(sample(text, 'weft_reconciles_total{trigger="event"}')).toBe('1');
+    expect(sample(text, 'weft_peers_desired')).toBe('1');
+    // Nothing since the last scrape: the same values again.
+    text = await m.render();
+    expect(sample(text, 'weft_reconciles_total{trigger="event"}')).toBe('1');
+    expect(sample(text, 'weft_peers_programmed')).toBe('1');
+    for (let i = 0; i < 600; i++) event(2 + i, i % 2 ? 0.2 : 0.002);
+    text = await m.render();
+    expect(sample(text, 'weft_reconciles_total{trigger="event"}')).toBe('601');
+    expect(sample(text, 'weft_kernel_operations_total{kind="neigh",result="ok"}')).toBe('601');
+    expect(sample(text, 'weft_kernel_operations_total{kind="fdb",result="ok"}')).toBe('0');
+    expect(sample(text, 'weft_peers_desired')).toBe('601');
+    expect(sample(text, 'weft_reconcile_duration_seconds_count')).toBe('601');
+    expect(sample(text, 'weft_reconcile_duration_seconds_bucket{le="0.005"}')).toBe('301');
+    expect(Number(sample(text, 'weft_reconcile_duration_seconds_sum'))).toBeCloseTo(0.001 + 300 * 0.2 + 300 * 0.002, 6);
+  });
+
   it('reads leases, watch age and lease expiry from the agent at scrape time', async () => {
     let now = 1_000_000;
     const m = new AgentMetrics({ now: () => now, processMetrics: false });
