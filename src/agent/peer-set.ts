@@ -50,6 +50,8 @@ interface Candidate {
   overlap: string | undefined;
   /** Why the peer screen leaves it out: never a peer, and kept out of the overlap index. */
   screened: ScreenReason | undefined;
+  /** In the overlap index (SubnetIndex) now. */
+  indexed: boolean;
 }
 
 export class PeerSet {
@@ -274,7 +276,7 @@ export class PeerSet {
     if (screened && r.kv.key !== this.ownKey) {
       this.logger.warn('ignoring unsafe lease', { key: r.kv.key, family: this.family, reason: screened.reason, detail: screened.message });
     }
-    return { key: r.kv.key, peer, created: r.kv.createRevision, node: v.nodeName, selected: false, overlap: undefined, screened: screened?.reason };
+    return { key: r.kv.key, peer, created: r.kv.createRevision, node: v.nodeName, selected: false, overlap: undefined, screened: screened?.reason, indexed: false };
   }
 }
 
@@ -286,11 +288,12 @@ function info(c: Candidate): PeerInfo {
  * Candidates by subnet, answering "which overlap this subnet?" without a scan. Two CIDRs
  * overlap only when one contains the other: the containing ones are found by looking up the
  * subnet's shorter prefixes (only the lengths present), the contained ones (and equal ones)
- * in an array sorted by first address.
+ * in an array sorted by first address. Both go through that one array (a binary search): a
+ * Map by subnet text and a Set of members beside it cost ~140 bytes per peer of an idle agent
+ * (its keys were 5,000 more strings), for lookups that are rare (a prefix length shorter
+ * than the subnet's must be present) or answered by the candidate's own `indexed` flag.
  */
 class SubnetIndex {
-  /** By subnet text: the one candidate, or a Set of several (rare: a Set each would cost thousands). */
-  private readonly byCidr = new Map<string, Candidate | Set<Candidate>>();
   private sorted: Candidate[] = [];
   /**
    * Added but not yet in `sorted`: put in with one sort at the next read. The first pass at
@@ -300,36 +303,24 @@ class SubnetIndex {
   private unsorted: Candidate[] = [];
   /** prefix length -> how many candidates have it. */
   private readonly lengths = new Map<number, number>();
-  private readonly members = new Set<Candidate>();
 
   has(c: Candidate): boolean {
-    return this.members.has(c);
+    return c.indexed;
   }
 
   add(c: Candidate): void {
-    if (this.members.has(c)) return;
-    this.members.add(c);
-    const subnet = c.peer.subnet;
-    const name = subnet.toString();
-    const had = this.byCidr.get(name);
-    if (had === undefined) this.byCidr.set(name, c);
-    else if (had instanceof Set) had.add(c);
-    else this.byCidr.set(name, new Set([had, c]));
+    if (c.indexed) return;
+    c.indexed = true;
     this.unsorted.push(c);
-    this.lengths.set(subnet.prefix, (this.lengths.get(subnet.prefix) ?? 0) + 1);
+    const prefix = c.peer.subnet.prefix;
+    this.lengths.set(prefix, (this.lengths.get(prefix) ?? 0) + 1);
   }
 
   delete(c: Candidate): boolean {
-    if (!this.members.delete(c)) return false;
+    if (!c.indexed) return false;
+    c.indexed = false;
     this.sortIn();
     const subnet = c.peer.subnet;
-    const name = subnet.toString();
-    const had = this.byCidr.get(name);
-    if (had === c) this.byCidr.delete(name);
-    else if (had instanceof Set) {
-      had.delete(c);
-      if (had.size === 1) this.byCidr.set(name, had.values().next().value!);
-    }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       if (this.sorted[i] === c) {
         this.sorted.splice(i, 1);
@@ -347,7 +338,7 @@ class SubnetIndex {
     this.sortIn();
     const subnet = c.peer.subnet;
     for (const len of this.lengths.keys()) {
-      if (len < subnet.prefix && this.byCidr.has(netOf(subnet.network, len).toString())) return false;
+      if (len < subnet.prefix && !this.withSubnet(netOf(subnet.network, len)).next().done) return false;
     }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       const o = this.sorted[i]!;
@@ -361,15 +352,21 @@ class SubnetIndex {
   *overlapping(subnet: IpNet): Iterable<Candidate> {
     this.sortIn();
     for (const len of this.lengths.keys()) {
-      if (len >= subnet.prefix) continue;
-      const had = this.byCidr.get(netOf(subnet.network, len).toString());
-      if (had instanceof Set) yield* had;
-      else if (had) yield had;
+      if (len < subnet.prefix) yield* this.withSubnet(netOf(subnet.network, len));
     }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       const c = this.sorted[i]!;
       if (c.peer.subnet.first > subnet.last) break;
       yield c;
+    }
+  }
+
+  /** The candidates whose subnet is exactly `net` (after sortIn): those starting where it starts, of its length. */
+  private *withSubnet(net: IpNet): Generator<Candidate, void> {
+    for (let i = this.lowerBound(net.first); i < this.sorted.length; i++) {
+      const c = this.sorted[i]!;
+      if (c.peer.subnet.first !== net.first) break;
+      if (c.peer.subnet.prefix === net.prefix) yield c;
     }
   }
 
