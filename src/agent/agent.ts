@@ -135,7 +135,9 @@ export class Agent {
     // The listing the acquisition starts from, asked for now: its answer (thousands of leases at
     // scale) arrives and is decoded while the config, the interfaces and the devices are read.
     // Used only when the config came at the first read; after a wait it would be old.
-    const listing = this.deps.store.listSubnets(options.network).catch(() => undefined);
+    // Dropped once the acquisition has it (below): this frame lives as long as the agent, and
+    // the lease watch keeps records of its own (without the value texts: keepsValue).
+    let listing: Promise<{ records: SubnetRecord[]; revision: number } | undefined> | undefined = this.deps.store.listSubnets(options.network).catch(() => undefined);
     // Its size, counted by etcd: known long before the listing is in, so that what a bulk
     // first pass needs (netlink's thread, ~0.1 s to load) is ready when the listing is.
     const leaseCount = this.deps.store.countSubnets(options.network).catch(() => undefined);
@@ -217,9 +219,13 @@ export class Agent {
       },
       onError: (operation) => this.metrics.etcdError(operation),
       now: this.now,
+      // The lease keeper compares our own key's value with what it wrote (check()); no one
+      // reads another key's value text once it is decoded.
+      keepsValue: (key) => key === this.held?.key || key === this.planned?.key,
     });
     this.phase = 'acquiring';
     await this.lease.acquire(readPreviousSubnets(options.subnetFile), configReads === 1 ? listing : undefined, (planned, l) => this.programBeforeLease(planned, l));
+    listing = undefined;
     if (this.stopped) return;
 
     // Unless the peers went in before the lease (programBeforeLease), the acquisition's listing

@@ -31,14 +31,26 @@ export interface LeaseWatchOptions {
   probeIntervalMs?: number;
   /** How long a probe may take before etcd counts as unresponsive. */
   probeTimeoutMs?: number;
+  /**
+   * Which keys' records keep their value as etcd gave it (`kv.value`) once decoded; by default
+   * every key's. The agent keeps only its own key's, which the lease keeper compares with what
+   * it wrote: nothing reads another key's text again once decoded, and at 5,000 peers the
+   * texts were 0.7 MB of an idle agent's heap (docs/performance.md). The others' records keep
+   * everything else, with `kv.value` empty. Asked when a record is made, so a key that becomes
+   * ours later gets its text with its next write (our own, which the keeper then compares).
+   */
+  keepsValue?: (key: string) => boolean;
 }
 
 /**
  * The changes that take `known` to `listed` (a key -> record map and a fresh listing). A
- * record that did not change (same modRevision and value) keeps its old object, so whoever
- * holds it can tell it unchanged by identity. `known` is updated in place. Pure otherwise.
+ * record that did not change keeps its old object, so whoever holds it can tell it unchanged
+ * by identity: the same modRevision means the same value (etcd gives every write of a key a
+ * new one), so values are not compared (a kept record may have dropped its text: `keep`).
+ * `known` is updated in place, with each new or changed record as `keep` makes it, and the
+ * changes carry that same object. Pure otherwise.
  */
-export function diffListing(known: Map<string, SubnetRecord>, listed: readonly SubnetRecord[]): LeaseChange[] {
+export function diffListing(known: Map<string, SubnetRecord>, listed: readonly SubnetRecord[], keep: (r: SubnetRecord) => SubnetRecord = (r) => r): LeaseChange[] {
   const changes: LeaseChange[] = [];
   const seen = new Set<string>();
   for (const r of listed) {
@@ -46,11 +58,13 @@ export function diffListing(known: Map<string, SubnetRecord>, listed: readonly S
     seen.add(key);
     const old = known.get(key);
     if (!old) {
-      known.set(key, r);
-      changes.push({ type: 'added', key, record: r });
-    } else if (old.kv.modRevision !== r.kv.modRevision || old.kv.value !== r.kv.value || old.kv.leaseId !== r.kv.leaseId) {
-      known.set(key, r);
-      changes.push({ type: 'updated', key, record: r, previous: old });
+      const record = keep(r);
+      known.set(key, record);
+      changes.push({ type: 'added', key, record });
+    } else if (old.kv.modRevision !== r.kv.modRevision || old.kv.leaseId !== r.kv.leaseId) {
+      const record = keep(r);
+      known.set(key, record);
+      changes.push({ type: 'updated', key, record, previous: old });
     }
   }
   if (seen.size !== known.size) {
@@ -62,6 +76,17 @@ export function diffListing(known: Map<string, SubnetRecord>, listed: readonly S
     }
   }
   return changes;
+}
+
+/**
+ * The record without its value's text (`kv.value` empty), everything decoded kept. Two
+ * literals with the fields in the order store.ts makes them, so both objects keep the shape
+ * of every other record and KV.
+ */
+export function withoutValueText(r: SubnetRecord): SubnetRecord {
+  const { key, modRevision, createRevision, version, leaseId } = r.kv;
+  const kv = { key, value: '', modRevision, createRevision, version, leaseId };
+  return { network: r.network, name: r.name, subnets: r.subnets, cidr: r.cidr, kv, lease: r.lease, reserved: r.reserved };
 }
 
 export class LeaseWatch {
@@ -174,7 +199,7 @@ export class LeaseWatch {
   }
 
   private load(records: readonly SubnetRecord[], revision: number): void {
-    const changes = diffListing(this.records, records);
+    const changes = diffListing(this.records, records, this.kept);
     this.revision = revision;
     this.lastActivityAt = this.now();
     this.opts.onChanges(changes, 'list');
@@ -198,6 +223,12 @@ export class LeaseWatch {
     }
     this.watch = w;
   }
+  /** A record as the map keeps it: without its value's text unless keepsValue says otherwise. */
+  private readonly kept = (r: SubnetRecord): SubnetRecord => {
+    const keeps = this.opts.keepsValue;
+    return keeps === undefined || keeps(r.kv.key) ? r : withoutValueText(r);
+  };
+
   /** Counts watches created, so that a dead watch's late report is told from the live one's. */
   private generation = 0;
 
@@ -209,7 +240,7 @@ export class LeaseWatch {
     const previous = this.records.get(key);
     let change: LeaseChange;
     if (type === 'put') {
-      const record = subnetRecord(this.network, this.prefix, kv);
+      const record = this.kept(subnetRecord(this.network, this.prefix, kv));
       this.records.set(key, record);
       change = previous ? { type: 'updated', key, record, previous } : { type: 'added', key, record };
     } else {

@@ -45,6 +45,29 @@ describe('lease watch and keeper against etcd', () => {
     }
   });
 
+  it('keeps the value text only of the keys keepsValue names, listed or watched, and everything decoded of every key', async () => {
+    const { prefix } = await fx.network({ cidr: '10.7.0.0/16', backend: { type: 'vxlan' } });
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
+    const own = `${prefix}/subnets/10.7.1.0-24`;
+    const other = `${prefix}/subnets/10.7.2.0-24`;
+    const watch = new LeaseWatch(store, 'default', silentLogger, { onChanges: () => {}, probeIntervalMs: 0, keepsValue: (key) => key === own });
+    try {
+      await store.call(() => store.client.put(own).value(encodeLease(valueFor(1))));
+      await store.call(() => store.client.put(other).value(encodeLease(valueFor(2))));
+      await watch.start(); // both listed
+      expect([watch.records.get(own)!.kv.value, watch.records.get(other)!.kv.value]).toEqual([encodeLease(valueFor(1)), '']);
+      await store.call(() => store.client.put(other).value(encodeLease(valueFor(3))));
+      await store.call(() => store.client.put(own).value(encodeLease(valueFor(4))));
+      await waitFor(() => watch.records.get(own)!.kv.value === encodeLease(valueFor(4)));
+      const watched = watch.records.get(other)!;
+      expect(watched.kv.value).toBe('');
+      expect(watched.lease.ok && watched.lease.value.nodeName).toBe('node-3');
+    } finally {
+      await watch.stop();
+      store.close();
+    }
+  });
+
   it('re-acquires a deleted lease, and backs off when an agent with its node name takes the lease over', async () => {
     const { prefix, config } = await fx.network({ cidr: '10.6.0.0/16', backend: { type: 'vxlan' } });
     const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
