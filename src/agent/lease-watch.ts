@@ -10,8 +10,35 @@ import { Backoff, RETRY } from '../backoff.js';
 
 export type LeaseChange =
   | { type: 'added'; key: string; record: SubnetRecord }
-  | { type: 'updated'; key: string; record: SubnetRecord; previous: SubnetRecord }
-  | { type: 'deleted'; key: string; previous: SubnetRecord };
+  | { type: 'updated'; key: string; record: SubnetRecord; previous: KnownLease }
+  | { type: 'deleted'; key: string; previous: KnownLease };
+
+/**
+ * What the watch remembers of a key whose record it does not keep whole (keepsRecord): enough
+ * to tell a re-listed record unchanged. The record itself went to the changes, and whoever
+ * needs it keeps what it needs (the peer set its peer); at 5,000 peers the whole records
+ * (the value text, the decoded value, its key and KV objects) were ~0.6 KB a lease of an idle
+ * agent's heap (docs/performance.md).
+ */
+export class LeaseMark {
+  constructor(
+    readonly key: string,
+    readonly modRevision: number,
+    readonly leaseId: string,
+  ) {}
+}
+
+/** A key as the watch knows it: its whole record, or only its mark. */
+export type KnownLease = SubnetRecord | LeaseMark;
+
+/** The record, when the watch kept it whole. */
+export function wholeRecord(k: KnownLease | undefined): SubnetRecord | undefined {
+  return k instanceof LeaseMark ? undefined : k;
+}
+
+function revisionOf(k: KnownLease): { modRevision: number; leaseId: string } {
+  return k instanceof LeaseMark ? k : k.kv;
+}
 
 export interface LeaseWatchOptions {
   /**
@@ -32,25 +59,24 @@ export interface LeaseWatchOptions {
   /** How long a probe may take before etcd counts as unresponsive. */
   probeTimeoutMs?: number;
   /**
-   * Which keys' records keep their value as etcd gave it (`kv.value`) once decoded; by default
-   * every key's. The agent keeps only its own key's, which the lease keeper compares with what
-   * it wrote: nothing reads another key's text again once decoded, and at 5,000 peers the
-   * texts were 0.7 MB of an idle agent's heap (docs/performance.md). The others' records keep
-   * everything else, with `kv.value` empty. Asked when a record is made, so a key that becomes
-   * ours later gets its text with its next write (our own, which the keeper then compares).
+   * Which keys' records the map keeps whole; by default every key's. The others' are kept as
+   * a LeaseMark (key, modRevision, etcd lease): the agent keeps only its own key's record,
+   * which the lease keeper compares with what it wrote. Asked when a record is made, which is
+   * also when its change is reported, so a key that becomes ours later is kept whole from its
+   * next write on.
    */
-  keepsValue?: (key: string) => boolean;
+  keepsRecord?: (key: string) => boolean;
 }
 
 /**
  * The changes that take `known` to `listed` (a key -> record map and a fresh listing). A
- * record that did not change keeps its old object, so whoever holds it can tell it unchanged
- * by identity: the same modRevision means the same value (etcd gives every write of a key a
- * new one), so values are not compared (a kept record may have dropped its text: `keep`).
- * `known` is updated in place, with each new or changed record as `keep` makes it, and the
- * changes carry that same object. Pure otherwise.
+ * key that did not change keeps what `known` had for it, so whoever holds that can tell it
+ * unchanged by identity: the same modRevision means the same value (etcd gives every write of
+ * a key a new one), so values are not compared (`known` may hold marks: `keep`). `known` is
+ * updated in place, with what `keep` makes of each new or changed record; the changes carry
+ * the record itself. Pure otherwise.
  */
-export function diffListing(known: Map<string, SubnetRecord>, listed: readonly SubnetRecord[], keep: (r: SubnetRecord) => SubnetRecord = (r) => r): LeaseChange[] {
+export function diffListing(known: Map<string, KnownLease>, listed: readonly SubnetRecord[], keep: (r: SubnetRecord) => KnownLease = (r) => r): LeaseChange[] {
   const changes: LeaseChange[] = [];
   const seen = new Set<string>();
   for (const r of listed) {
@@ -58,13 +84,14 @@ export function diffListing(known: Map<string, SubnetRecord>, listed: readonly S
     seen.add(key);
     const old = known.get(key);
     if (!old) {
-      const record = keep(r);
-      known.set(key, record);
-      changes.push({ type: 'added', key, record });
-    } else if (old.kv.modRevision !== r.kv.modRevision || old.kv.leaseId !== r.kv.leaseId) {
-      const record = keep(r);
-      known.set(key, record);
-      changes.push({ type: 'updated', key, record, previous: old });
+      known.set(key, keep(r));
+      changes.push({ type: 'added', key, record: r });
+    } else {
+      const was = revisionOf(old);
+      if (was.modRevision !== r.kv.modRevision || was.leaseId !== r.kv.leaseId) {
+        known.set(key, keep(r));
+        changes.push({ type: 'updated', key, record: r, previous: old });
+      }
     }
   }
   if (seen.size !== known.size) {
@@ -78,19 +105,9 @@ export function diffListing(known: Map<string, SubnetRecord>, listed: readonly S
   return changes;
 }
 
-/**
- * The record without its value's text (`kv.value` empty), everything decoded kept. Two
- * literals with the fields in the order store.ts makes them, so both objects keep the shape
- * of every other record and KV.
- */
-export function withoutValueText(r: SubnetRecord): SubnetRecord {
-  const { key, modRevision, createRevision, version, leaseId } = r.kv;
-  const kv = { key, value: '', modRevision, createRevision, version, leaseId };
-  return { network: r.network, name: r.name, subnets: r.subnets, cidr: r.cidr, kv, lease: r.lease, reserved: r.reserved };
-}
-
 export class LeaseWatch {
-  readonly records = new Map<string, SubnetRecord>();
+  /** Every key under the prefix: its whole record, or its mark (LeaseWatchOptions.keepsRecord). */
+  readonly records = new Map<string, KnownLease>();
   /** The etcd revision our map reflects. */
   revision = 0;
   /** Wall-clock ms of the last event or listing (undefined before the first). */
@@ -223,10 +240,10 @@ export class LeaseWatch {
     }
     this.watch = w;
   }
-  /** A record as the map keeps it: without its value's text unless keepsValue says otherwise. */
-  private readonly kept = (r: SubnetRecord): SubnetRecord => {
-    const keeps = this.opts.keepsValue;
-    return keeps === undefined || keeps(r.kv.key) ? r : withoutValueText(r);
+  /** A record as the map keeps it: whole, or its mark when keepsRecord says so. */
+  private readonly kept = (r: SubnetRecord): KnownLease => {
+    const keeps = this.opts.keepsRecord;
+    return keeps === undefined || keeps(r.kv.key) ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.kv.leaseId);
   };
 
   /** Counts watches created, so that a dead watch's late report is told from the live one's. */
@@ -240,8 +257,8 @@ export class LeaseWatch {
     const previous = this.records.get(key);
     let change: LeaseChange;
     if (type === 'put') {
-      const record = this.kept(subnetRecord(this.network, this.prefix, kv));
-      this.records.set(key, record);
+      const record = subnetRecord(this.network, this.prefix, kv);
+      this.records.set(key, this.kept(record));
       change = previous ? { type: 'updated', key, record, previous } : { type: 'added', key, record };
     } else {
       if (!previous) return;

@@ -1,7 +1,7 @@
 // A re-list reports the difference against what the watch knew: added, updated and deleted
 // keys, and nothing for a record that did not change (which keeps its object). Pure.
 import { describe, expect, it } from 'vitest';
-import { diffListing, withoutValueText } from '../../src/agent/lease-watch.js';
+import { diffListing, LeaseMark, wholeRecord, type KnownLease } from '../../src/agent/lease-watch.js';
 import { subnetRecord, type SubnetRecord } from '../../src/store/store.js';
 
 const PREFIX = '/coreos.com/network/subnets/';
@@ -33,27 +33,31 @@ describe('diffListing', () => {
     expect([...known.keys()]).toEqual([c.kv.key]);
   });
 
-  it('keeps records as `keep` makes them (the value text dropped), and still tells unchanged ones by revision and lease', () => {
-    const known = new Map<string, SubnetRecord>();
+  it('keeps what `keep` makes of each record (a mark), reports the records themselves, and tells unchanged keys by revision and lease', () => {
+    const known = new Map<string, KnownLease>();
     const ownName = '10.5.1.0-24';
-    const slim = (r: SubnetRecord): SubnetRecord => (r.name === ownName ? r : withoutValueText(r));
+    const markOthers = (r: SubnetRecord): KnownLease => (r.name === ownName ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.kv.leaseId));
     const [a, b] = [rec(ownName, 5), rec('10.5.2.0-24', 6)];
-    const added = diffListing(known, [a, b], slim);
-    expect(added.map((c) => (c.type === 'deleted' ? '' : c.record.kv.value))).toEqual([a.kv.value, '']);
-    const keptB = known.get(b.kv.key)!;
-    expect(added[1]).toMatchObject({ type: 'added', record: keptB });
-    // Everything but the text is kept.
-    expect(keptB.lease).toBe(b.lease);
-    expect({ ...keptB, kv: { ...keptB.kv, value: b.kv.value } }).toEqual(b);
+    const added = diffListing(known, [a, b], markOthers);
+    expect(added).toEqual([
+      { type: 'added', key: a.kv.key, record: a },
+      { type: 'added', key: b.kv.key, record: b },
+    ]);
+    expect(known.get(a.kv.key)).toBe(a);
+    const markB = known.get(b.kv.key)!;
+    expect(markB).toEqual(new LeaseMark(b.kv.key, 6, '7'));
+    expect(wholeRecord(markB)).toBeUndefined();
 
-    // Listed again as they were: no change, although the kept record has no text to compare.
-    expect(diffListing(known, [rec(ownName, 5), rec('10.5.2.0-24', 6)], slim)).toEqual([]);
-    expect(known.get(b.kv.key)).toBe(keptB);
-    // Written again: a change, carrying the record as kept.
-    const changes = diffListing(known, [rec(ownName, 5), rec('10.5.2.0-24', 8, '{"PublicIP":"192.0.2.9","PublicIPv6":null}')], slim);
-    expect(changes).toHaveLength(1);
-    expect(changes[0]).toMatchObject({ type: 'updated', record: { kv: { value: '', modRevision: 8 } }, previous: keptB });
-    expect(known.get(b.kv.key)).toBe(changes[0]!.type === 'updated' ? changes[0]!.record : undefined);
-    expect(known.get(b.kv.key)!.lease).toMatchObject({ ok: true, value: { publicIP: '192.0.2.9' } });
+    // Listed again as they were: no change, although only a mark is left to compare with.
+    expect(diffListing(known, [rec(ownName, 5), rec('10.5.2.0-24', 6)], markOthers)).toEqual([]);
+    expect(known.get(b.kv.key)).toBe(markB);
+    // Written again, or the etcd lease detached: a change, with the record and the mark it replaces.
+    const b2 = rec('10.5.2.0-24', 8, '{"PublicIP":"192.0.2.9","PublicIPv6":null}');
+    expect(diffListing(known, [rec(ownName, 5), b2], markOthers)).toEqual([{ type: 'updated', key: b.kv.key, record: b2, previous: markB }]);
+    expect(known.get(b.kv.key)).toEqual(new LeaseMark(b.kv.key, 8, '7'));
+    const b3 = rec('10.5.2.0-24', 8, undefined, '0');
+    expect(diffListing(known, [rec(ownName, 5), b3], markOthers).map((c) => c.type)).toEqual(['updated']);
+    // Gone: deleted, with its mark.
+    expect(diffListing(known, [rec(ownName, 5)], markOthers)).toEqual([{ type: 'deleted', key: b.kv.key, previous: new LeaseMark(b.kv.key, 8, '0') }]);
   });
 });
