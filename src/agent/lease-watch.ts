@@ -24,7 +24,8 @@ export class LeaseMark {
   constructor(
     readonly key: string,
     readonly modRevision: number,
-    readonly leaseId: string,
+    /** No etcd lease attached (SubnetRecord.reserved): the lease's id itself is not kept (a 19-digit string each). */
+    readonly reserved: boolean,
   ) {}
 }
 
@@ -36,8 +37,8 @@ export function wholeRecord(k: KnownLease | undefined): SubnetRecord | undefined
   return k instanceof LeaseMark ? undefined : k;
 }
 
-function revisionOf(k: KnownLease): { modRevision: number; leaseId: string } {
-  return k instanceof LeaseMark ? k : k.kv;
+function revisionOf(k: KnownLease): { modRevision: number; reserved: boolean } {
+  return k instanceof LeaseMark ? k : { modRevision: k.kv.modRevision, reserved: k.reserved };
 }
 
 export interface LeaseWatchOptions {
@@ -60,7 +61,7 @@ export interface LeaseWatchOptions {
   probeTimeoutMs?: number;
   /**
    * Which keys' records the map keeps whole; by default every key's. The others' are kept as
-   * a LeaseMark (key, modRevision, etcd lease): the agent keeps only its own key's record,
+   * a LeaseMark (key, modRevision, reserved): the agent keeps only its own key's record,
    * which the lease keeper compares with what it wrote. Asked when a record is made, which is
    * also when its change is reported, so a key that becomes ours later is kept whole from its
    * next write on.
@@ -71,10 +72,11 @@ export interface LeaseWatchOptions {
 /**
  * The changes that take `known` to `listed` (a key -> record map and a fresh listing). A
  * key that did not change keeps what `known` had for it, so whoever holds that can tell it
- * unchanged by identity: the same modRevision means the same value (etcd gives every write of
- * a key a new one), so values are not compared (`known` may hold marks: `keep`). `known` is
- * updated in place, with what `keep` makes of each new or changed record; the changes carry
- * the record itself. Pure otherwise.
+ * unchanged by identity: the same modRevision means the same value and etcd lease (etcd gives
+ * every write of a key, a new lease with it, a new modRevision), so values and lease ids are
+ * not compared (`known` may hold marks: `keep`); whether a key is a reservation is. `known`
+ * is updated in place, with what `keep` makes of each new or changed record; the changes
+ * carry the record itself. Pure otherwise.
  */
 export function diffListing(known: Map<string, KnownLease>, listed: readonly SubnetRecord[], keep: (r: SubnetRecord) => KnownLease = (r) => r): LeaseChange[] {
   const changes: LeaseChange[] = [];
@@ -88,7 +90,7 @@ export function diffListing(known: Map<string, KnownLease>, listed: readonly Sub
       changes.push({ type: 'added', key, record: r });
     } else {
       const was = revisionOf(old);
-      if (was.modRevision !== r.kv.modRevision || was.leaseId !== r.kv.leaseId) {
+      if (was.modRevision !== r.kv.modRevision || was.reserved !== r.reserved) {
         known.set(key, keep(r));
         changes.push({ type: 'updated', key, record: r, previous: old });
       }
@@ -243,7 +245,7 @@ export class LeaseWatch {
   /** A record as the map keeps it: whole, or its mark when keepsRecord says so. */
   private readonly kept = (r: SubnetRecord): KnownLease => {
     const keeps = this.opts.keepsRecord;
-    return keeps === undefined || keeps(r.kv.key) ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.kv.leaseId);
+    return keeps === undefined || keeps(r.kv.key) ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.reserved);
   };
 
   /** Counts watches created, so that a dead watch's late report is told from the live one's. */

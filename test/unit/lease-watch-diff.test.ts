@@ -36,7 +36,7 @@ describe('diffListing', () => {
   it('keeps what `keep` makes of each record (a mark), reports the records themselves, and tells unchanged keys by revision and lease', () => {
     const known = new Map<string, KnownLease>();
     const ownName = '10.5.1.0-24';
-    const markOthers = (r: SubnetRecord): KnownLease => (r.name === ownName ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.kv.leaseId));
+    const markOthers = (r: SubnetRecord): KnownLease => (r.name === ownName ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.reserved));
     const [a, b] = [rec(ownName, 5), rec('10.5.2.0-24', 6)];
     const added = diffListing(known, [a, b], markOthers);
     expect(added).toEqual([
@@ -45,7 +45,7 @@ describe('diffListing', () => {
     ]);
     expect(known.get(a.kv.key)).toBe(a);
     const markB = known.get(b.kv.key)!;
-    expect(markB).toEqual(new LeaseMark(b.kv.key, 6, '7'));
+    expect(markB).toEqual(new LeaseMark(b.kv.key, 6, false));
     expect(wholeRecord(markB)).toBeUndefined();
 
     // Listed again as they were: no change, although only a mark is left to compare with.
@@ -54,10 +54,10 @@ describe('diffListing', () => {
     // Written again, or the etcd lease detached: a change, with the record and the mark it replaces.
     const b2 = rec('10.5.2.0-24', 8, '{"PublicIP":"192.0.2.9","PublicIPv6":null}');
     expect(diffListing(known, [rec(ownName, 5), b2], markOthers)).toEqual([{ type: 'updated', key: b.kv.key, record: b2, previous: markB }]);
-    expect(known.get(b.kv.key)).toEqual(new LeaseMark(b.kv.key, 8, '7'));
+    expect(known.get(b.kv.key)).toEqual(new LeaseMark(b.kv.key, 8, false));
     const b3 = rec('10.5.2.0-24', 8, undefined, '0');
     expect(diffListing(known, [rec(ownName, 5), b3], markOthers).map((c) => c.type)).toEqual(['updated']);
     // Gone: deleted, with its mark.
-    expect(diffListing(known, [rec(ownName, 5)], markOthers)).toEqual([{ type: 'deleted', key: b.kv.key, previous: new LeaseMark(b.kv.key, 8, '0') }]);
+    expect(diffListing(known, [rec(ownName, 5)], markOthers)).toEqual([{ type: 'deleted', key: b.kv.key, previous: new LeaseMark(b.kv.key, 8, true) }]);
   });
 });
