@@ -22,7 +22,7 @@ import type { AgentOptions } from './flags.js';
 import { HostConfig, type RuleSyncer } from './host-config.js';
 import { selectInterface, type HostSnapshot, type Selection } from './iface.js';
 import { LeaseKeeper, subnetFields } from './lease-keeper.js';
-import { LeaseWatch, type LeaseChange } from './lease-watch.js';
+import { LeaseWatch, wholeRecord, type LeaseChange } from './lease-watch.js';
 import { AgentMetrics, type EtcdOperation } from './metrics.js';
 import { PeerSet } from './peer-set.js';
 import { peerScreens, uplinkOverlaps } from './peer-screens.js';
@@ -135,7 +135,9 @@ export class Agent {
     // The listing the acquisition starts from, asked for now: its answer (thousands of leases at
     // scale) arrives and is decoded while the config, the interfaces and the devices are read.
     // Used only when the config came at the first read; after a wait it would be old.
-    const listing = this.deps.store.listSubnets(options.network).catch(() => undefined);
+    // Dropped once the acquisition has it (below): this frame lives as long as the agent, and
+    // the lease watch keeps only marks of the leases but ours (keepsRecord).
+    let listing: Promise<{ records: SubnetRecord[]; revision: number } | undefined> | undefined = this.deps.store.listSubnets(options.network).catch(() => undefined);
     // Its size, counted by etcd: known long before the listing is in, so that what a bulk
     // first pass needs (netlink's thread, ~0.1 s to load) is ready when the listing is.
     const leaseCount = this.deps.store.countSubnets(options.network).catch(() => undefined);
@@ -217,9 +219,13 @@ export class Agent {
       },
       onError: (operation) => this.metrics.etcdError(operation),
       now: this.now,
+      // The lease keeper compares our own key's record with what it wrote (check()); the
+      // others' records go to the peer sets with their changes, and no one reads them again.
+      keepsRecord: (key) => key === this.held?.key || key === this.planned?.key,
     });
     this.phase = 'acquiring';
     await this.lease.acquire(readPreviousSubnets(options.subnetFile), configReads === 1 ? listing : undefined, (planned, l) => this.programBeforeLease(planned, l));
+    listing = undefined;
     if (this.stopped) return;
 
     // Unless the peers went in before the lease (programBeforeLease), the acquisition's listing
@@ -320,7 +326,11 @@ export class Agent {
   private leasesChanged(changes: readonly LeaseChange[]): void {
     this.loop?.leasesChanged(changes);
     const held = this.held;
-    if (held && this.watch && changes.some((c) => c.key === held.key)) this.lease!.check(this.watch.records.get(held.key));
+    if (held && this.watch && changes.some((c) => c.key === held.key)) {
+      // Kept whole (keepsRecord): made in this same turn, while the key was already ours.
+      const own = this.watch.records.get(held.key);
+      if (own === undefined || wholeRecord(own)) this.lease!.check(wholeRecord(own));
+    }
   }
 
   /** Idempotent: every caller waits for the one shutdown (the status record's removal included). */

@@ -10,8 +10,36 @@ import { Backoff, RETRY } from '../backoff.js';
 
 export type LeaseChange =
   | { type: 'added'; key: string; record: SubnetRecord }
-  | { type: 'updated'; key: string; record: SubnetRecord; previous: SubnetRecord }
-  | { type: 'deleted'; key: string; previous: SubnetRecord };
+  | { type: 'updated'; key: string; record: SubnetRecord; previous: KnownLease }
+  | { type: 'deleted'; key: string; previous: KnownLease };
+
+/**
+ * What the watch remembers of a key whose record it does not keep whole (keepsRecord): enough
+ * to tell a re-listed record unchanged. The record itself went to the changes, and whoever
+ * needs it keeps what it needs (the peer set its peer); at 5,000 peers the whole records
+ * (the value text, the decoded value, its key and KV objects) were ~0.6 KB a lease of an idle
+ * agent's heap (docs/performance.md).
+ */
+export class LeaseMark {
+  constructor(
+    readonly key: string,
+    readonly modRevision: number,
+    /** No etcd lease attached (SubnetRecord.reserved): the lease's id itself is not kept (a 19-digit string each). */
+    readonly reserved: boolean,
+  ) {}
+}
+
+/** A key as the watch knows it: its whole record, or only its mark. */
+export type KnownLease = SubnetRecord | LeaseMark;
+
+/** The record, when the watch kept it whole. */
+export function wholeRecord(k: KnownLease | undefined): SubnetRecord | undefined {
+  return k instanceof LeaseMark ? undefined : k;
+}
+
+function revisionOf(k: KnownLease): { modRevision: number; reserved: boolean } {
+  return k instanceof LeaseMark ? k : { modRevision: k.kv.modRevision, reserved: k.reserved };
+}
 
 export interface LeaseWatchOptions {
   /**
@@ -31,14 +59,26 @@ export interface LeaseWatchOptions {
   probeIntervalMs?: number;
   /** How long a probe may take before etcd counts as unresponsive. */
   probeTimeoutMs?: number;
+  /**
+   * Which keys' records the map keeps whole; by default every key's. The others' are kept as
+   * a LeaseMark (key, modRevision, reserved): the agent keeps only its own key's record,
+   * which the lease keeper compares with what it wrote. Asked when a record is made, which is
+   * also when its change is reported, so a key that becomes ours later is kept whole from its
+   * next write on.
+   */
+  keepsRecord?: (key: string) => boolean;
 }
 
 /**
  * The changes that take `known` to `listed` (a key -> record map and a fresh listing). A
- * record that did not change (same modRevision and value) keeps its old object, so whoever
- * holds it can tell it unchanged by identity. `known` is updated in place. Pure otherwise.
+ * key that did not change keeps what `known` had for it, so whoever holds that can tell it
+ * unchanged by identity: the same modRevision means the same value and etcd lease (etcd gives
+ * every write of a key, a new lease with it, a new modRevision), so values and lease ids are
+ * not compared (`known` may hold marks: `keep`); whether a key is a reservation is. `known`
+ * is updated in place, with what `keep` makes of each new or changed record; the changes
+ * carry the record itself. Pure otherwise.
  */
-export function diffListing(known: Map<string, SubnetRecord>, listed: readonly SubnetRecord[]): LeaseChange[] {
+export function diffListing(known: Map<string, KnownLease>, listed: readonly SubnetRecord[], keep: (r: SubnetRecord) => KnownLease = (r) => r): LeaseChange[] {
   const changes: LeaseChange[] = [];
   const seen = new Set<string>();
   for (const r of listed) {
@@ -46,11 +86,14 @@ export function diffListing(known: Map<string, SubnetRecord>, listed: readonly S
     seen.add(key);
     const old = known.get(key);
     if (!old) {
-      known.set(key, r);
+      known.set(key, keep(r));
       changes.push({ type: 'added', key, record: r });
-    } else if (old.kv.modRevision !== r.kv.modRevision || old.kv.value !== r.kv.value || old.kv.leaseId !== r.kv.leaseId) {
-      known.set(key, r);
-      changes.push({ type: 'updated', key, record: r, previous: old });
+    } else {
+      const was = revisionOf(old);
+      if (was.modRevision !== r.kv.modRevision || was.reserved !== r.reserved) {
+        known.set(key, keep(r));
+        changes.push({ type: 'updated', key, record: r, previous: old });
+      }
     }
   }
   if (seen.size !== known.size) {
@@ -65,7 +108,8 @@ export function diffListing(known: Map<string, SubnetRecord>, listed: readonly S
 }
 
 export class LeaseWatch {
-  readonly records = new Map<string, SubnetRecord>();
+  /** Every key under the prefix: its whole record, or its mark (LeaseWatchOptions.keepsRecord). */
+  readonly records = new Map<string, KnownLease>();
   /** The etcd revision our map reflects. */
   revision = 0;
   /** Wall-clock ms of the last event or listing (undefined before the first). */
@@ -174,7 +218,7 @@ export class LeaseWatch {
   }
 
   private load(records: readonly SubnetRecord[], revision: number): void {
-    const changes = diffListing(this.records, records);
+    const changes = diffListing(this.records, records, this.kept);
     this.revision = revision;
     this.lastActivityAt = this.now();
     this.opts.onChanges(changes, 'list');
@@ -198,6 +242,12 @@ export class LeaseWatch {
     }
     this.watch = w;
   }
+  /** A record as the map keeps it: whole, or its mark when keepsRecord says so. */
+  private readonly kept = (r: SubnetRecord): KnownLease => {
+    const keeps = this.opts.keepsRecord;
+    return keeps === undefined || keeps(r.kv.key) ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.reserved);
+  };
+
   /** Counts watches created, so that a dead watch's late report is told from the live one's. */
   private generation = 0;
 
@@ -210,7 +260,7 @@ export class LeaseWatch {
     let change: LeaseChange;
     if (type === 'put') {
       const record = subnetRecord(this.network, this.prefix, kv);
-      this.records.set(key, record);
+      this.records.set(key, this.kept(record));
       change = previous ? { type: 'updated', key, record, previous } : { type: 'added', key, record };
     } else {
       if (!previous) return;

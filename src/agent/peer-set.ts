@@ -14,7 +14,8 @@
 //     the whole network) elsewhere.
 // What the dataplane gets is a delta (key -> Peer, or undefined when gone) since the last
 // take(), plus the lines that log it.
-import { Ipv4, Ipv6, netOf, type IpNet } from '../alloc/cidr.js';
+import { Ipv4, Ipv6, netOf, type IpAddr, type IpNet } from '../alloc/cidr.js';
+import type { VxlanBackendData } from '../api/lease.js';
 import { screenPeer, type ScreenContext, type ScreenReason } from '../api/peer-screen.js';
 import type { Peer, PeerDelta } from '../dataplane/types.js';
 import type { Fields, Logger } from '../log.js';
@@ -50,6 +51,8 @@ interface Candidate {
   overlap: string | undefined;
   /** Why the peer screen leaves it out: never a peer, and kept out of the overlap index. */
   screened: ScreenReason | undefined;
+  /** In the overlap index (SubnetIndex) now. */
+  indexed: boolean;
 }
 
 export class PeerSet {
@@ -253,20 +256,12 @@ export class PeerSet {
     if (this.family === 4) {
       // An IPv6-only key has nothing for the IPv4 dataplane.
       if (!r.cidr) return undefined;
-      peer = { key: r.name, subnet: r.cidr, publicIP: Ipv4.parse(v.publicIP)!, backendType: v.backendType, since: r.kv.createRevision };
-      if (v.backendData) {
-        peer.vtepMAC = v.backendData.VtepMAC;
-        peer.vni = v.backendData.VNI;
-      }
+      peer = peerOf(r.name, r.cidr, Ipv4.parse(v.publicIP)!, v.backendType, v.backendData, r.kv.createRevision);
     } else {
       const subnet = r.subnets.ipv6;
       const publicIP = Ipv6.parse(v.publicIPv6);
       if (!subnet || !publicIP) return undefined;
-      peer = { key: r.name, subnet, publicIP, backendType: v.backendType, since: r.kv.createRevision };
-      if (v.backendV6Data) {
-        peer.vtepMAC = v.backendV6Data.VtepMAC;
-        peer.vni = v.backendV6Data.VNI;
-      }
+      peer = peerOf(r.name, subnet, publicIP, v.backendType, v.backendV6Data, r.kv.createRevision);
     }
     // Once per lease value: a changed value is a new record, and is screened again. Our own
     // lease is never a peer (its subnet holds our own vxlan address), so it is not reported.
@@ -274,8 +269,17 @@ export class PeerSet {
     if (screened && r.kv.key !== this.ownKey) {
       this.logger.warn('ignoring unsafe lease', { key: r.kv.key, family: this.family, reason: screened.reason, detail: screened.message });
     }
-    return { key: r.kv.key, peer, created: r.kv.createRevision, node: v.nodeName, selected: false, overlap: undefined, screened: screened?.reason };
+    return { key: r.kv.key, peer, created: r.kv.createRevision, node: v.nodeName, selected: false, overlap: undefined, screened: screened?.reason, indexed: false };
   }
+}
+
+/**
+ * A peer in one object literal, its VTEP fields undefined when the lease has none: one shape
+ * for every peer, its fields in the object (adding them afterwards put them in a property
+ * array of their own, 40 bytes more per peer for the lease's life).
+ */
+function peerOf(key: string, subnet: IpNet, publicIP: IpAddr, backendType: string, vxlan: VxlanBackendData | undefined, since: number): Peer {
+  return { key, subnet, publicIP, backendType, vtepMAC: vxlan?.VtepMAC, vni: vxlan?.VNI, since };
 }
 
 function info(c: Candidate): PeerInfo {
@@ -286,11 +290,12 @@ function info(c: Candidate): PeerInfo {
  * Candidates by subnet, answering "which overlap this subnet?" without a scan. Two CIDRs
  * overlap only when one contains the other: the containing ones are found by looking up the
  * subnet's shorter prefixes (only the lengths present), the contained ones (and equal ones)
- * in an array sorted by first address.
+ * in an array sorted by first address. Both go through that one array (a binary search): a
+ * Map by subnet text and a Set of members beside it cost ~140 bytes per peer of an idle agent
+ * (its keys were 5,000 more strings), for lookups that are rare (a prefix length shorter
+ * than the subnet's must be present) or answered by the candidate's own `indexed` flag.
  */
 class SubnetIndex {
-  /** By subnet text: the one candidate, or a Set of several (rare: a Set each would cost thousands). */
-  private readonly byCidr = new Map<string, Candidate | Set<Candidate>>();
   private sorted: Candidate[] = [];
   /**
    * Added but not yet in `sorted`: put in with one sort at the next read. The first pass at
@@ -300,36 +305,24 @@ class SubnetIndex {
   private unsorted: Candidate[] = [];
   /** prefix length -> how many candidates have it. */
   private readonly lengths = new Map<number, number>();
-  private readonly members = new Set<Candidate>();
 
   has(c: Candidate): boolean {
-    return this.members.has(c);
+    return c.indexed;
   }
 
   add(c: Candidate): void {
-    if (this.members.has(c)) return;
-    this.members.add(c);
-    const subnet = c.peer.subnet;
-    const name = subnet.toString();
-    const had = this.byCidr.get(name);
-    if (had === undefined) this.byCidr.set(name, c);
-    else if (had instanceof Set) had.add(c);
-    else this.byCidr.set(name, new Set([had, c]));
+    if (c.indexed) return;
+    c.indexed = true;
     this.unsorted.push(c);
-    this.lengths.set(subnet.prefix, (this.lengths.get(subnet.prefix) ?? 0) + 1);
+    const prefix = c.peer.subnet.prefix;
+    this.lengths.set(prefix, (this.lengths.get(prefix) ?? 0) + 1);
   }
 
   delete(c: Candidate): boolean {
-    if (!this.members.delete(c)) return false;
+    if (!c.indexed) return false;
+    c.indexed = false;
     this.sortIn();
     const subnet = c.peer.subnet;
-    const name = subnet.toString();
-    const had = this.byCidr.get(name);
-    if (had === c) this.byCidr.delete(name);
-    else if (had instanceof Set) {
-      had.delete(c);
-      if (had.size === 1) this.byCidr.set(name, had.values().next().value!);
-    }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       if (this.sorted[i] === c) {
         this.sorted.splice(i, 1);
@@ -347,7 +340,7 @@ class SubnetIndex {
     this.sortIn();
     const subnet = c.peer.subnet;
     for (const len of this.lengths.keys()) {
-      if (len < subnet.prefix && this.byCidr.has(netOf(subnet.network, len).toString())) return false;
+      if (len < subnet.prefix && !this.withSubnet(netOf(subnet.network, len)).next().done) return false;
     }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       const o = this.sorted[i]!;
@@ -361,15 +354,21 @@ class SubnetIndex {
   *overlapping(subnet: IpNet): Iterable<Candidate> {
     this.sortIn();
     for (const len of this.lengths.keys()) {
-      if (len >= subnet.prefix) continue;
-      const had = this.byCidr.get(netOf(subnet.network, len).toString());
-      if (had instanceof Set) yield* had;
-      else if (had) yield had;
+      if (len < subnet.prefix) yield* this.withSubnet(netOf(subnet.network, len));
     }
     for (let i = this.lowerBound(subnet.first); i < this.sorted.length; i++) {
       const c = this.sorted[i]!;
       if (c.peer.subnet.first > subnet.last) break;
       yield c;
+    }
+  }
+
+  /** The candidates whose subnet is exactly `net` (after sortIn): those starting where it starts, of its length. */
+  private *withSubnet(net: IpNet): Generator<Candidate, void> {
+    for (let i = this.lowerBound(net.first); i < this.sorted.length; i++) {
+      const c = this.sorted[i]!;
+      if (c.peer.subnet.first !== net.first) break;
+      if (c.peer.subnet.prefix === net.prefix) yield c;
     }
   }
 

@@ -77,31 +77,34 @@ export function decodeLease(text: string): Decoded<LeaseValue> {
 
   const publicIP = goField(obj, 'PublicIP');
   if (!Ipv4.parse(publicIP)) return fail(`PublicIP ${describeValue(publicIP)} is not an IPv4 address`);
-  const value: LeaseValue = { publicIP: publicIP as string };
 
+  let publicIPv6: string | undefined;
   const v6 = goField(obj, 'PublicIPv6');
   if (v6 !== undefined && v6 !== null) {
     const ip6 = Ipv6.parse(v6);
     if (!ip6) return fail(`PublicIPv6 ${describeValue(v6)} is not an IPv6 address`);
-    value.publicIPv6 = ip6.toString();
+    publicIPv6 = ip6.toString();
   }
 
-  const backendType = goField(obj, 'BackendType');
-  if (backendType !== undefined && backendType !== '') {
-    if (typeof backendType !== 'string' || !BACKEND_TYPE.test(backendType)) {
-      return fail(`BackendType ${describeValue(backendType)} is not a backend name`);
+  let backendType: string | undefined;
+  const type = goField(obj, 'BackendType');
+  if (type !== undefined && type !== '') {
+    if (typeof type !== 'string' || !BACKEND_TYPE.test(type)) {
+      return fail(`BackendType ${describeValue(type)} is not a backend name`);
     }
-    value.backendType = backendType;
+    backendType = type;
   }
 
-  if (value.backendType === 'vxlan') {
+  let backendData: VxlanBackendData | undefined;
+  let backendV6Data: VxlanBackendData | undefined;
+  if (backendType === 'vxlan') {
     // An IPv6-only lease (PublicIP 0.0.0.0) carries only BackendV6Data, as flanneld writes it.
-    const ipv6Only = value.publicIP === NO_PUBLIC_IP && value.publicIPv6 !== undefined;
+    const ipv6Only = publicIP === NO_PUBLIC_IP && publicIPv6 !== undefined;
     const data = goField(obj, 'BackendData');
     if (data !== undefined && data !== null) {
       const d = decodeVxlanData(data, 'BackendData');
       if (!d.ok) return d;
-      value.backendData = d.value;
+      backendData = d.value;
     } else if (!ipv6Only) {
       return fail('vxlan lease has no BackendData object');
     }
@@ -109,16 +112,20 @@ export function decodeLease(text: string): Decoded<LeaseValue> {
     if (v6data !== undefined && v6data !== null) {
       const d = decodeVxlanData(v6data, 'BackendV6Data');
       if (!d.ok) return d;
-      value.backendV6Data = d.value;
+      backendV6Data = d.value;
     }
   }
 
-  const nodeName = goField(obj, 'NodeName');
-  if (nodeName !== undefined && nodeName !== '') {
-    if (!isValidNodeName(nodeName)) return fail(`NodeName ${describeValue(nodeName)} is not a valid node name`);
-    value.nodeName = nodeName;
+  let nodeName: string | undefined;
+  const name = goField(obj, 'NodeName');
+  if (name !== undefined && name !== '') {
+    if (!isValidNodeName(name)) return fail(`NodeName ${describeValue(name)} is not a valid node name`);
+    nodeName = name;
   }
-  return { ok: true, value };
+  // One literal with every field (undefined when absent): one shape for every value, its
+  // fields in the object. Added one by one they went to a property array of their own, 40
+  // bytes more for each of an agent's thousands of leases (docs/performance.md).
+  return { ok: true, value: { publicIP: publicIP as string, publicIPv6, backendType, backendData, backendV6Data, nodeName } };
 }
 
 function decodeVxlanData(data: unknown, field: string): Decoded<VxlanBackendData> {

@@ -154,7 +154,7 @@ export class DesiredPeers {
         const conflict = conflictOf(taken, e, { mac: (mac) => macOwner.get(mac) });
         if (!conflict) {
           addEntries(taken, e);
-          if (e.fdb) macOwner.set(e.fdb[0], name);
+          if (e.fdbKey !== undefined) macOwner.set(e.fdbKey, name);
         }
         return { name, k, e, conflict };
       });
@@ -199,7 +199,11 @@ export class DesiredPeers {
 
   /** Whether no other peer claims any of the keys this verdict claims. */
   private alone(name: string, e: PeerEntries): boolean {
-    return this.claims.routes.get(e.route[0]) === name && (!e.neigh || this.claims.neighs.get(e.neigh[0]) === name) && (!e.fdb || this.claims.fdb.get(e.fdb[0]) === name);
+    return (
+      this.claims.routes.get(e.routeKey) === name &&
+      (e.neighKey === undefined || this.claims.neighs.get(e.neighKey) === name) &&
+      (e.fdbKey === undefined || this.claims.fdb.get(e.fdbKey) === name)
+    );
   }
 
   /** Other peers claiming one of the keys this verdict claims. */
@@ -240,15 +244,15 @@ export class DesiredPeers {
   }
 
   private addEntries(e: PeerEntries): void {
-    this.tables.routes.setDesired(e.route[0], e.route[1]);
-    if (e.neigh) this.tables.neighs.setDesired(e.neigh[0], e.neigh[1]);
-    if (e.fdb) this.tables.fdb.setDesired(e.fdb[0], e.fdb[1]);
+    this.tables.routes.setDesired(e.routeKey, e.route);
+    if (e.neighKey !== undefined) this.tables.neighs.setDesired(e.neighKey, e.neigh!);
+    if (e.fdbKey !== undefined) this.tables.fdb.setDesired(e.fdbKey, e.fdb!);
   }
 
   private removeEntries(e: PeerEntries): void {
-    this.tables.routes.deleteDesired(e.route[0]);
-    if (e.neigh) this.tables.neighs.deleteDesired(e.neigh[0]);
-    if (e.fdb) this.tables.fdb.deleteDesired(e.fdb[0]);
+    this.tables.routes.deleteDesired(e.routeKey);
+    if (e.neighKey !== undefined) this.tables.neighs.deleteDesired(e.neighKey);
+    if (e.fdbKey !== undefined) this.tables.fdb.deleteDesired(e.fdbKey);
   }
 }
 
@@ -259,9 +263,9 @@ function names(c: Claimants | undefined): Iterable<string> {
 }
 
 function claimedKeys(e: PeerEntries): [Kind, string][] {
-  const out: [Kind, string][] = [['routes', e.route[0]]];
-  if (e.neigh) out.push(['neighs', e.neigh[0]]);
-  if (e.fdb) out.push(['fdb', e.fdb[0]]);
+  const out: [Kind, string][] = [['routes', e.routeKey]];
+  if (e.neighKey !== undefined) out.push(['neighs', e.neighKey]);
+  if (e.fdbKey !== undefined) out.push(['fdb', e.fdbKey]);
   return out;
 }
 

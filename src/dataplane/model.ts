@@ -173,11 +173,19 @@ export interface Desired {
   skipped: Skipped[];
 }
 
-/** The entries one peer asks for, with their keys, before any conflict with another peer. */
+/**
+ * The entries one peer asks for, with their keys, before any conflict with another peer. One
+ * flat object of one shape (a host-gw peer's neighbour and FDB fields are undefined): the
+ * desired model keeps one per peer for as long as the lease lives, and [key, entry] pairs
+ * were three arrays more per peer (~190 bytes of an idle agent's heap, docs/performance.md).
+ */
 export interface PeerEntries {
-  route: [string, RouteEntry];
-  neigh?: [string, NeighEntry];
-  fdb?: [string, FdbEntry];
+  routeKey: string;
+  route: RouteEntry;
+  neighKey: string | undefined;
+  neigh: NeighEntry | undefined;
+  fdbKey: string | undefined;
+  fdb: FdbEntry | undefined;
 }
 
 /** What a peer contributes: entries, a reason it is left out, or nothing (not ours to route). */
@@ -259,7 +267,8 @@ export function peerVerdict(ctx: ModelContext, peer: Peer): Verdict {
 
   if (settings.type === 'host-gw' || (settings.directRouting && direct)) {
     if (!direct) return { skip: `public IP ${peer.publicIP} is not on-link on ${uplink.name} (${uplinkNet})` };
-    return { route: [rkey, { dst: peer.subnet, via: peer.publicIP, dev: uplinkDev, onlink: false, proto: WEFT_ROUTE_PROTO, metric }] };
+    const route: RouteEntry = { dst: peer.subnet, via: peer.publicIP, dev: uplinkDev, onlink: false, proto: WEFT_ROUTE_PROTO, metric };
+    return { routeKey: rkey, route, neighKey: undefined, neigh: undefined, fdbKey: undefined, fdb: undefined };
   }
 
   if (!vxlanDev) return undefined;
@@ -267,9 +276,12 @@ export function peerVerdict(ctx: ModelContext, peer: Peer): Verdict {
   if (!mac) return { skip: 'vxlan lease without a usable VtepMAC' };
   const gw = peer.subnet.network;
   return {
-    neigh: [neighKey(gw), { ip: gw, mac, dev: vxlanDev, permanent: true }],
-    fdb: [fdbKey(mac), { mac, dst: peer.publicIP, dev: vxlanDev, permanent: true, plain: true }],
-    route: [rkey, { dst: peer.subnet, via: gw, dev: vxlanDev, onlink: true, proto: WEFT_ROUTE_PROTO, metric }],
+    routeKey: rkey,
+    route: { dst: peer.subnet, via: gw, dev: vxlanDev, onlink: true, proto: WEFT_ROUTE_PROTO, metric },
+    neighKey: neighKey(gw),
+    neigh: { ip: gw, mac, dev: vxlanDev, permanent: true },
+    fdbKey: fdbKey(mac),
+    fdb: { mac, dst: peer.publicIP, dev: vxlanDev, permanent: true, plain: true },
   };
 }
 
@@ -278,16 +290,16 @@ export function peerVerdict(ctx: ModelContext, peer: Peer): Verdict {
  * same subnet, VTEP MAC or gateway address), or undefined when they can.
  */
 export function conflictOf(state: KernelState, e: PeerEntries, owners: { mac: (mac: string) => string | undefined }): string | undefined {
-  if (state.routes.has(e.route[0])) return `subnet ${e.route[1].dst} is already routed for another lease`;
-  if (e.fdb && state.fdb.has(e.fdb[0])) return `VtepMAC ${e.fdb[1].mac} is already used by ${owners.mac(e.fdb[0]) ?? 'another lease'}`;
-  if (e.neigh && state.neighs.has(e.neigh[0])) return `neighbour ${e.neigh[1].ip} is already used by another lease`;
+  if (state.routes.has(e.routeKey)) return `subnet ${e.route.dst} is already routed for another lease`;
+  if (e.fdbKey !== undefined && state.fdb.has(e.fdbKey)) return `VtepMAC ${e.fdb!.mac} is already used by ${owners.mac(e.fdbKey) ?? 'another lease'}`;
+  if (e.neighKey !== undefined && state.neighs.has(e.neighKey)) return `neighbour ${e.neigh!.ip} is already used by another lease`;
   return undefined;
 }
 
 export function addEntries(state: KernelState, e: PeerEntries): void {
-  state.routes.set(e.route[0], e.route[1]);
-  if (e.neigh) state.neighs.set(e.neigh[0], e.neigh[1]);
-  if (e.fdb) state.fdb.set(e.fdb[0], e.fdb[1]);
+  state.routes.set(e.routeKey, e.route);
+  if (e.neighKey !== undefined) state.neighs.set(e.neighKey, e.neigh!);
+  if (e.fdbKey !== undefined) state.fdb.set(e.fdbKey, e.fdb!);
 }
 
 /**
@@ -316,7 +328,7 @@ export function desiredState(input: ModelInput): Desired {
       continue;
     }
     addEntries(state, v);
-    if (v.fdb) macOwner.set(v.fdb[0], peer.key);
+    if (v.fdbKey !== undefined) macOwner.set(v.fdbKey, peer.key);
   }
   return { state, skipped };
 }

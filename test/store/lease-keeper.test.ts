@@ -3,7 +3,7 @@
 // another agent with its node name (a back-off).
 import { describe, expect, it } from 'vitest';
 import { LeaseKeeper } from '../../src/agent/lease-keeper.js';
-import { LeaseWatch, type LeaseChange } from '../../src/agent/lease-watch.js';
+import { LeaseMark, LeaseWatch, wholeRecord, type LeaseChange } from '../../src/agent/lease-watch.js';
 import { AgentMetrics } from '../../src/agent/metrics.js';
 import { Timers } from '../../src/agent/timers.js';
 import type { Selection } from '../../src/agent/iface.js';
@@ -36,9 +36,37 @@ describe('lease watch and keeper against etcd', () => {
       const [added, updated, deleted] = seen.slice(1).map((s) => s.changes[0]!);
       expect(added).toMatchObject({ type: 'added', key });
       expect(added!.type === 'added' && added!.record.lease.ok && added!.record.lease.value.nodeName).toBe('node-2');
-      expect(updated!.type === 'updated' && [updated!.previous.kv.value, updated!.record.kv.value]).toEqual([encodeLease(valueFor(2)), encodeLease(valueFor(3))]);
+      expect(updated!.type === 'updated' && [wholeRecord(updated!.previous)?.kv.value, updated!.record.kv.value]).toEqual([encodeLease(valueFor(2)), encodeLease(valueFor(3))]);
       expect(deleted).toMatchObject({ type: 'deleted', key });
       expect(watch.records.size).toBe(1);
+    } finally {
+      await watch.stop();
+      store.close();
+    }
+  });
+
+  it('keeps whole only the records keepsRecord names, listed or watched, and a mark of the others', async () => {
+    const { prefix } = await fx.network({ cidr: '10.7.0.0/16', backend: { type: 'vxlan' } });
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix });
+    const own = `${prefix}/subnets/10.7.1.0-24`;
+    const other = `${prefix}/subnets/10.7.2.0-24`;
+    const seen: LeaseChange[] = [];
+    const watch = new LeaseWatch(store, 'default', silentLogger, { onChanges: (changes) => seen.push(...changes), probeIntervalMs: 0, keepsRecord: (key) => key === own });
+    try {
+      await store.call(() => store.client.put(own).value(encodeLease(valueFor(1))));
+      await store.call(() => store.client.put(other).value(encodeLease(valueFor(2))));
+      await watch.start(); // both listed
+      expect(wholeRecord(watch.records.get(own))?.kv.value).toBe(encodeLease(valueFor(1)));
+      expect(watch.records.get(other)).toBeInstanceOf(LeaseMark);
+      await store.call(() => store.client.put(other).value(encodeLease(valueFor(3))));
+      await store.call(() => store.client.put(own).value(encodeLease(valueFor(4))));
+      await waitFor(() => wholeRecord(watch.records.get(own))?.kv.value === encodeLease(valueFor(4)));
+      const mark = watch.records.get(other);
+      expect(mark).toBeInstanceOf(LeaseMark);
+      // The change carried the whole record all the same.
+      const change = seen.find((c) => c.type === 'updated' && c.key === other);
+      expect(change?.type === 'updated' && change.record.lease.ok && change.record.lease.value.nodeName).toBe('node-3');
+      expect(change?.type === 'updated' && change.record.kv.modRevision).toBe((mark as LeaseMark).modRevision);
     } finally {
       await watch.stop();
       store.close();

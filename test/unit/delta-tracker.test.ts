@@ -130,3 +130,87 @@ describe('DeltaTracker', () => {
     expect(t.inSync).toBe(true);
   });
 });
+
+describe('DeltaTracker, one slot per key', () => {
+  it('keeps both views as Maps equal to plain ones, and no slot for a key neither holds, over random changes and dumps', () => {
+    let seed = 11;
+    const rnd = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) % n);
+    const keys = ['a', 'b', 'c', 'd', 'e'];
+    const t = tracker();
+    const want = new Map<string, V>();
+    const have = new Map<string, V>();
+    const sorted = (m: Iterable<[string, V]>) => [...m].map(([k, v]) => `${k}=${v.n}`).sort();
+    for (let step = 0; step < 3000; step++) {
+      const k = keys[rnd(keys.length)]!;
+      const v = { n: rnd(3) };
+      switch (rnd(7)) {
+        case 0:
+          t.setDesired(k, v);
+          want.set(k, v);
+          break;
+        case 1:
+          t.deleteDesired(k);
+          want.delete(k);
+          break;
+        case 2:
+          t.setDataplane(k, v);
+          have.set(k, v);
+          break;
+        case 3:
+          expect(t.dataplaneView().delete(k)).toBe(have.delete(k));
+          break;
+        case 4: {
+          // A dump read in place, with a second entry under one key refused.
+          const dump = new Map<string, V>();
+          for (const d of keys) if (rnd(2)) dump.set(d, { n: rnd(3) });
+          t.beginObserve();
+          for (const [d, dv] of dump) {
+            expect(t.observe(d, dv)).toBe(true);
+            expect(t.observe(d, { n: 9 })).toBe(false);
+          }
+          t.endObserve();
+          have.clear();
+          for (const [d, dv] of dump) have.set(d, dv);
+          break;
+        }
+        case 5:
+          t.replaceDataplane(new Map([[k, v]]));
+          have.clear();
+          have.set(k, v);
+          break;
+        case 6:
+          t.dataplaneView().clear();
+          have.clear();
+          break;
+      }
+      // The values may be the desired objects (a copy gives way to an equal desired value): compare by value.
+      expect(sorted(t.desiredView()), `step ${step}`).toEqual(sorted(want));
+      expect(sorted(t.dataplaneView()), `step ${step}`).toEqual(sorted(have));
+      expect(t.desiredView().size).toBe(want.size);
+      expect(t.dataplaneView().size).toBe(have.size);
+      expect(t.desiredSize).toBe(want.size);
+      for (const key of keys) {
+        expect(t.hasDesired(key)).toBe(want.has(key));
+        expect(t.dataplaneView().has(key)).toBe(have.has(key));
+      }
+      expect(t.slotCount).toBe(new Set([...want.keys(), ...have.keys()]).size);
+      const pendingNow = pending(t);
+      const expected = {
+        updates: keys.filter((key) => want.has(key) && (!have.has(key) || have.get(key)!.n !== want.get(key)!.n)),
+        deletions: keys.filter((key) => !want.has(key) && have.has(key)),
+      };
+      expect(pendingNow).toEqual(expected);
+    }
+  });
+
+  it('refuses a second entry under a key in the same dump even when the key was dropped in between', () => {
+    const t = tracker();
+    t.beginObserve();
+    expect(t.observe('a', { n: 1 })).toBe(true);
+    t.deleteDataplane('a'); // a notification applied mid-dump (the converger holds them; the tracker still copes)
+    expect(t.observe('a', { n: 2 })).toBe(false);
+    t.endObserve();
+    expect(t.slotCount).toBe(0);
+    expect([...t.dataplaneEntries()]).toEqual([]);
+  });
+});

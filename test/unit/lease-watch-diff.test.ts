@@ -1,7 +1,7 @@
 // A re-list reports the difference against what the watch knew: added, updated and deleted
 // keys, and nothing for a record that did not change (which keeps its object). Pure.
 import { describe, expect, it } from 'vitest';
-import { diffListing } from '../../src/agent/lease-watch.js';
+import { diffListing, LeaseMark, wholeRecord, type KnownLease } from '../../src/agent/lease-watch.js';
 import { subnetRecord, type SubnetRecord } from '../../src/store/store.js';
 
 const PREFIX = '/coreos.com/network/subnets/';
@@ -31,5 +31,33 @@ describe('diffListing', () => {
       'deleted 10.5.2.0-24',
     ]);
     expect([...known.keys()]).toEqual([c.kv.key]);
+  });
+
+  it('keeps what `keep` makes of each record (a mark), reports the records themselves, and tells unchanged keys by revision and lease', () => {
+    const known = new Map<string, KnownLease>();
+    const ownName = '10.5.1.0-24';
+    const markOthers = (r: SubnetRecord): KnownLease => (r.name === ownName ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.reserved));
+    const [a, b] = [rec(ownName, 5), rec('10.5.2.0-24', 6)];
+    const added = diffListing(known, [a, b], markOthers);
+    expect(added).toEqual([
+      { type: 'added', key: a.kv.key, record: a },
+      { type: 'added', key: b.kv.key, record: b },
+    ]);
+    expect(known.get(a.kv.key)).toBe(a);
+    const markB = known.get(b.kv.key)!;
+    expect(markB).toEqual(new LeaseMark(b.kv.key, 6, false));
+    expect(wholeRecord(markB)).toBeUndefined();
+
+    // Listed again as they were: no change, although only a mark is left to compare with.
+    expect(diffListing(known, [rec(ownName, 5), rec('10.5.2.0-24', 6)], markOthers)).toEqual([]);
+    expect(known.get(b.kv.key)).toBe(markB);
+    // Written again, or the etcd lease detached: a change, with the record and the mark it replaces.
+    const b2 = rec('10.5.2.0-24', 8, '{"PublicIP":"192.0.2.9","PublicIPv6":null}');
+    expect(diffListing(known, [rec(ownName, 5), b2], markOthers)).toEqual([{ type: 'updated', key: b.kv.key, record: b2, previous: markB }]);
+    expect(known.get(b.kv.key)).toEqual(new LeaseMark(b.kv.key, 8, false));
+    const b3 = rec('10.5.2.0-24', 8, undefined, '0');
+    expect(diffListing(known, [rec(ownName, 5), b3], markOthers).map((c) => c.type)).toEqual(['updated']);
+    // Gone: deleted, with its mark.
+    expect(diffListing(known, [rec(ownName, 5)], markOthers)).toEqual([{ type: 'deleted', key: b.kv.key, previous: new LeaseMark(b.kv.key, 8, true) }]);
   });
 });
