@@ -26,7 +26,24 @@ export class LeaseMark {
     readonly modRevision: number,
     /** No etcd lease attached (SubnetRecord.reserved): the lease's id itself is not kept (a 19-digit string each). */
     readonly reserved: boolean,
+    /**
+     * A digest of the value (valueDigest). The modRevision alone tells a rewrite within one
+     * etcd history; an etcd restored from a snapshot hands out revisions again, so the same
+     * key may come back at a revision we saw with another value.
+     */
+    readonly valueDigest: number,
   ) {}
+
+  static of(r: SubnetRecord): LeaseMark {
+    return new LeaseMark(r.kv.key, r.kv.modRevision, r.reserved, valueDigest(r.kv.value));
+  }
+}
+
+/** 32-bit FNV-1a over the value's UTF-16 code units: a few hundred ns for a Flannel lease value. */
+export function valueDigest(value: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < value.length; i++) h = Math.imul(h ^ value.charCodeAt(i), 0x01000193);
+  return h >>> 0;
 }
 
 /** A key as the watch knows it: its whole record, or only its mark. */
@@ -37,8 +54,12 @@ export function wholeRecord(k: KnownLease | undefined): SubnetRecord | undefined
   return k instanceof LeaseMark ? undefined : k;
 }
 
-function revisionOf(k: KnownLease): { modRevision: number; reserved: boolean } {
-  return k instanceof LeaseMark ? k : { modRevision: k.kv.modRevision, reserved: k.reserved };
+/** Whether a listed record is what `k` remembers: the same revision, reservation and value. */
+function sameAs(k: KnownLease, r: SubnetRecord): boolean {
+  if (k instanceof LeaseMark) {
+    return k.modRevision === r.kv.modRevision && k.reserved === r.reserved && k.valueDigest === valueDigest(r.kv.value);
+  }
+  return k.kv.modRevision === r.kv.modRevision && k.reserved === r.reserved && k.kv.value === r.kv.value;
 }
 
 export interface LeaseWatchOptions {
@@ -72,11 +93,12 @@ export interface LeaseWatchOptions {
 /**
  * The changes that take `known` to `listed` (a key -> record map and a fresh listing). A
  * key that did not change keeps what `known` had for it, so whoever holds that can tell it
- * unchanged by identity: the same modRevision means the same value and etcd lease (etcd gives
- * every write of a key, a new lease with it, a new modRevision), so values and lease ids are
- * not compared (`known` may hold marks: `keep`); whether a key is a reservation is. `known`
- * is updated in place, with what `keep` makes of each new or changed record; the changes
- * carry the record itself. Pure otherwise.
+ * unchanged by identity. Unchanged means the same modRevision, reservation and value (for a
+ * mark, the value's digest): within one etcd history the modRevision alone would do (every
+ * write, a new etcd lease with it, moves it), but an etcd restored from a snapshot reuses
+ * revisions. Lease ids are not compared (`known` may hold marks: `keep`). `known` is updated
+ * in place, with what `keep` makes of each new or changed record; the changes carry the
+ * record itself. Pure otherwise.
  */
 export function diffListing(known: Map<string, KnownLease>, listed: readonly SubnetRecord[], keep: (r: SubnetRecord) => KnownLease = (r) => r): LeaseChange[] {
   const changes: LeaseChange[] = [];
@@ -89,8 +111,7 @@ export function diffListing(known: Map<string, KnownLease>, listed: readonly Sub
       known.set(key, keep(r));
       changes.push({ type: 'added', key, record: r });
     } else {
-      const was = revisionOf(old);
-      if (was.modRevision !== r.kv.modRevision || was.reserved !== r.reserved) {
+      if (!sameAs(old, r)) {
         known.set(key, keep(r));
         changes.push({ type: 'updated', key, record: r, previous: old });
       }
@@ -245,7 +266,7 @@ export class LeaseWatch {
   /** A record as the map keeps it: whole, or its mark when keepsRecord says so. */
   private readonly kept = (r: SubnetRecord): KnownLease => {
     const keeps = this.opts.keepsRecord;
-    return keeps === undefined || keeps(r.kv.key) ? r : new LeaseMark(r.kv.key, r.kv.modRevision, r.reserved);
+    return keeps === undefined || keeps(r.kv.key) ? r : LeaseMark.of(r);
   };
 
   /** Counts watches created, so that a dead watch's late report is told from the live one's. */
