@@ -18,7 +18,7 @@ import { DataplaneError } from './errors.js';
 import { emptyState, isLinkLocal6, toLinkName, toMac, type Family, type FdbEntry, type ForeignRoute, type KernelState, type LinkName, type NeighEntry, type RouteEntry } from './model.js';
 import { ENOBUFS, loadNetlink, NetlinkError, NetlinkSocket } from './netlink.js';
 import { KernelWatch } from './kernel-watch.js';
-import { NetlinkWorker } from './netlink-worker.js';
+import { NetlinkWorker, NOT_SENT } from './netlink-worker.js';
 import { feedSink, isOwnedRoute, observe, parseDevice, stateSink, type DeviceInfo, type KernelSink, type ObserveTargets } from './observe.js';
 import type { Op } from './planner.js';
 import * as rtnl from './rtnl.js';
@@ -41,14 +41,12 @@ export type KernelEvent =
 
 export interface KernelChannel {
   readonly kind: 'netlink' | 'iproute2';
-  /** Runs a plan in its order; a route replace is skipped when its neighbour or FDB entry was refused. */
-  apply(ops: Op[]): Promise<ApplyResult>;
   /**
-   * One of several chunks of a large pass (netlink only), as apply() but in two parts: resolves
-   * once the channel can take the next chunk, with `result`, the outcome of every operation,
-   * to come while the caller models that next chunk. Chunks are applied in the order of the calls.
+   * Runs a plan in its order; a route replace is skipped when its neighbour or FDB entry was
+   * refused. `bulk`: one of several chunks of a large pass, sent while the caller models the
+   * next (netlink sends them from another thread, in the order of the calls).
    */
-  applyBulk?(ops: Op[]): Promise<{ result: Promise<ApplyResult> }>;
+  apply(ops: Op[], opts?: { bulk?: boolean }): Promise<ApplyResult>;
   /** A bulk pass is coming: get ready for it (netlink starts its thread). */
   prepareBulk?(): void;
   /** What weft owns on the targets' devices, read now. */
@@ -164,26 +162,10 @@ function describe(op: Op): string {
   }
 }
 
-/** Where a plan's second round starts: its first route replace (its length when it has none). */
-function firstRouteReplace(ops: readonly Op[]): number {
-  const split = ops.findIndex((op) => op.kind === 'route' && op.action === 'replace');
-  return split < 0 ? ops.length : split;
-}
-
-/** A plan's ApplyResult from each operation's errno. */
-function outcome(ops: readonly Op[], errno: (number | undefined)[]): ApplyResult {
-  const ok = errno.map((e) => e === 0);
-  const errors: string[] = [];
-  errno.forEach((e, i) => {
-    if (e !== undefined && e !== 0 && errors.length < 5) errors.push(`${describe(ops[i]!)}: ${errnoName(e)}`);
-  });
-  return { ok, failures: ok.filter((x) => !x).length, runs: 0, errors, errno };
-}
-
 export class NetlinkChannel implements KernelChannel {
   readonly kind = 'netlink';
   private readonly sock: NetlinkSocket;
-  /** The socket in a worker thread for the routes of bulk chunks (netlink-worker.ts); started on first use. */
+  /** The socket in a worker thread for bulk chunks (netlink-worker.ts); started on first use. */
   private readonly bulk = new NetlinkWorker();
   private watcher: KernelWatch | undefined;
   private readonly listeners = new Set<(e: KernelEvent) => void>();
@@ -251,65 +233,60 @@ export class NetlinkChannel implements KernelChannel {
    * replaces: independent objects), then the rest, leaving out route replaces whose
    * neighbour or FDB entry was just refused. Each round is one datagram per WINDOW ops.
    */
-  async apply(ops: Op[]): Promise<ApplyResult> {
+  async apply(ops: Op[], opts: { bulk?: boolean } = {}): Promise<ApplyResult> {
     const errno = new Array<number | undefined>(ops.length).fill(undefined);
-    const split = firstRouteReplace(ops);
-    await this.round(ops, 0, split, errno);
-    await this.round(ops, split, ops.length, errno);
-    return outcome(ops, errno);
-  }
-
-  /**
-   * A chunk of a bulk pass on two sockets at once: its neighbours and FDB entries (the first
-   * round) on the agent's own socket, awaited here, then its routes (the second round, without
-   * those whose neighbour or FDB entry was refused) handed to the socket in the bulk thread,
-   * which works on them while the agent models and sends the next chunk. The kernel takes
-   * route work and neighbour/FDB work from two sockets side by side (docs/performance.md:
-   * routes beside neighbours); the routes, its slow part, lag a chunk or more behind, and a
-   * peer's route is sent only once its neighbour and FDB entry were acknowledged. The bulk
-   * thread's batches are answered in the order they were posted.
-   */
-  async applyBulk(ops: Op[]): Promise<{ result: Promise<ApplyResult> }> {
-    const errno = new Array<number | undefined>(ops.length).fill(undefined);
-    const split = firstRouteReplace(ops);
-    await this.round(ops, 0, split, errno);
-    const routes = (await this.routesInThread(ops, split, errno)) ?? this.round(ops, split, ops.length, errno);
-    return { result: routes.then(() => outcome(ops, errno)) };
-  }
-
-  /**
-   * Sends the route replaces from `split` on through the bulk thread, leaving out those whose
-   * neighbour or FDB entry was refused (dependsOnRefused, as the ordinary rounds); resolves
-   * (the outer promise) once they are posted, with the thread's answer to come. Undefined, with
-   * nothing sent, when the thread cannot be used or a device's index is not known: the ordinary
-   * round then deals with them. A device re-created meanwhile (ENODEV) is left to the caller's
-   * re-read.
-   */
-  private async routesInThread(ops: Op[], split: number, errno: (number | undefined)[]): Promise<Promise<void> | undefined> {
-    if (split >= ops.length || !this.bulk.usable) return undefined;
-    const index = new Map<string, number | undefined>();
-    for (let i = split; i < ops.length; i++) {
-      const dev = ops[i]!.entry.dev;
-      if (!index.has(dev)) index.set(dev, await this.linkIndex(dev));
+    let split = ops.findIndex((op) => op.kind === 'route' && op.action === 'replace');
+    if (split < 0) split = ops.length;
+    // Every chunk of a bulk pass through the thread (while it works), so they stay in order.
+    if (opts.bulk && this.bulk.usable && (await this.applyInThread(ops, split, errno))) {
+      // done: both rounds in the thread
+    } else {
+      await this.round(ops, 0, split, errno);
+      await this.round(ops, split, ops.length, errno);
     }
-    const refused = dependsOnRefused(ops, (i) => errno[i] !== undefined && errno[i] !== 0);
-    const reqs: rtnl.Request[] = [];
-    const idx: number[] = [];
-    for (let i = split; i < ops.length; i++) {
-      const op = ops[i]!;
-      if (refused(op)) continue;
-      const r = this.request(op, index.get(op.entry.dev));
-      if (typeof r === 'number') return undefined;
-      reqs.push(r);
-      idx.push(i);
-    }
-    if (reqs.length === 0) return Promise.resolve();
-    return this.bulk.transact(reqs).then((answers) => {
-      idx.forEach((opIndex, j) => {
-        const e = answers[j]!;
-        errno[opIndex] = goneAlready(ops[opIndex]!, e) ? 0 : e;
-      });
+    const ok = errno.map((e) => e === 0);
+    const errors: string[] = [];
+    errno.forEach((e, i) => {
+      if (e !== undefined && e !== 0 && errors.length < 5) errors.push(`${describe(ops[i]!)}: ${errnoName(e)}`);
     });
+    return { ok, failures: ok.filter((x) => !x).length, runs: 0, errors, errno };
+  }
+
+  /**
+   * Both rounds in the bulk thread, which leaves out a route whose neighbour or FDB entry was
+   * refused (the rule of dependsOnRefused, as indexes into the first round). False, with
+   * nothing sent, when a device's index is not known: the ordinary rounds then deal with it.
+   * A device re-created meanwhile (ENODEV) is left to the caller's re-read.
+   */
+  private async applyInThread(ops: Op[], split: number, errno: (number | undefined)[]): Promise<boolean> {
+    const index = new Map<string, number | undefined>();
+    for (const op of ops) if (!index.has(op.entry.dev)) index.set(op.entry.dev, await this.linkIndex(op.entry.dev));
+    const reqs: rtnl.Request[] = [];
+    const deps: number[] = [];
+    const neighAt = new Map<string, number>();
+    const neighMac = new Map<string, string>();
+    const fdbAt = new Map<string, number>();
+    for (const [i, op] of ops.entries()) {
+      const r = this.request(op, index.get(op.entry.dev));
+      if (typeof r === 'number') return false;
+      reqs.push(r);
+      if (i < split) {
+        if (op.kind === 'neigh' && op.action === 'replace') {
+          neighAt.set(op.key, i);
+          neighMac.set(op.key, op.entry.mac);
+        }
+        if (op.kind === 'fdb' && op.action === 'replace') fdbAt.set(op.entry.mac, i);
+        continue;
+      }
+      const via = op.kind === 'route' && op.action === 'replace' && op.entry.onlink ? (op.entry.via?.toString() ?? '') : undefined;
+      const mac = via !== undefined ? neighMac.get(via) : undefined;
+      deps.push(via !== undefined ? (neighAt.get(via) ?? -1) : -1, mac !== undefined ? (fdbAt.get(mac) ?? -1) : -1);
+    }
+    const answers = await this.bulk.transact(reqs, { split, deps: Int32Array.from(deps) });
+    answers.forEach((e, i) => {
+      errno[i] = e === NOT_SENT ? undefined : goneAlready(ops[i]!, e) ? 0 : e;
+    });
+    return true;
   }
 
   /** Starts the bulk thread now, so that it has loaded when the first chunk comes. */

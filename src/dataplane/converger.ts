@@ -48,7 +48,7 @@ export class Converger {
 
   /** Whether the channel works on a bulk chunk beside the caller (netlink's thread), in the order of the calls. */
   get overlaps(): boolean {
-    return this.channel.applyBulk !== undefined;
+    return this.channel.prepareBulk !== undefined;
   }
 
   /** Forget what the kernel holds: the next converge() reads it first. */
@@ -81,9 +81,8 @@ export class Converger {
   /**
    * A large pass (the first at start: thousands of new peers) in chunks: `chunks` model one
    * chunk of peers each; the chunk's new and changed entries go to the channel's bulk path
-   * (netlink: its neighbours and FDB entries on the agent's socket, then its routes on the
-   * bulk thread's) and the kernel works on its routes while the next chunk is modelled, so
-   * the kernel's work overlaps the agent's and its route work overlaps its other work. A sent entry leaves the pending sets at once (as if applied): the
+   * (another thread, for netlink) while the next chunk is modelled, so the kernel's work
+   * overlaps the agent's. A sent entry leaves the pending sets at once (as if applied): the
    * next chunk's plan must not send it again; a refusal makes the views untrusted, and the
    * closing converge() reads the kernel again. Deletions wait for that closing pass, when
    * every peer is modelled: an entry the kernel holds may be wanted by a later chunk (a
@@ -91,7 +90,6 @@ export class Converger {
    */
   async convergeInChunks(resync: boolean, chunks: Iterable<() => void>): Promise<ConvergeResult> {
     let kernelMs = await this.readIfUntrusted(resync);
-    const applyBulk = this.channel.applyBulk!.bind(this.channel);
     this.channel.prepareBulk?.();
     const sent: Promise<{ ops: Op[]; r: ApplyResult | undefined }>[] = [];
     let t0: number | undefined;
@@ -101,9 +99,9 @@ export class Converger {
       if (ops.length === 0) continue;
       applyResults(this.tables, ops, ops.map(() => true));
       t0 ??= performance.now();
-      // The next chunk is modelled once the channel has taken this one (its routes still in the kernel).
-      const handed = await applyBulk(ops).catch(() => undefined);
-      sent.push(handed ? handed.result.then((r) => ({ ops, r }), () => ({ ops, r: undefined })) : Promise.resolve({ ops, r: undefined }));
+      sent.push(this.channel.apply(ops, { bulk: true }).then((r) => ({ ops, r }), () => ({ ops, r: undefined })));
+      // Let the thread's answers in (the second round of a chunk waits for its first).
+      await new Promise<void>((resolve) => setImmediate(resolve));
     }
     const results = await Promise.all(sent);
     if (t0 !== undefined) kernelMs += performance.now() - t0;

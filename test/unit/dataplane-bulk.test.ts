@@ -25,10 +25,6 @@ class FakeKernel implements KernelChannel {
   refuseOnce = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
 
-  async applyBulk(ops: Op[]): Promise<{ result: Promise<ApplyResult> }> {
-    return { result: this.apply(ops, { bulk: true }) };
-  }
-
   apply(ops: Op[], opts: { bulk?: boolean } = {}): Promise<ApplyResult> {
     const run = this.queue.then(async () => {
       await new Promise((resolve) => setImmediate(resolve));
