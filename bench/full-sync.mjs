@@ -19,7 +19,8 @@ import {
   round,
   startAgent,
   timedBatch,
-  waitForEntries,
+  fibPrefixesIn,
+  waitForFullSync,
   withTestbed,
 } from './lib.mjs';
 
@@ -57,8 +58,9 @@ const median = (xs) => percentile(xs, 50);
 /** One agent start on a fresh host; its own lease is removed afterwards so the next run sees N peers again. */
 async function agentRun(tb, worker, n, index) {
   const host = await tb.addHost(index);
+  const base = await fibPrefixesIn(host.ns);
   const { agent, t0, wall, pid } = startAgent(tb, host);
-  const tDone = await waitForEntries(host, pid, n, { agent });
+  const tDone = await waitForFullSync(host, pid, n, { agent, base });
   const totalMs = msSince(t0, tDone);
   // Let the converged line reach the log before reading it.
   let log = [];

@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { nodeEnvOf, nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
 import { spawnIn } from '../dist/testbed/process.js';
-import { msSince, parseLog, percentile, sleep, waitForEntries, withTestbed } from './lib.mjs';
+import { fibPrefixesIn, msSince, parseLog, percentile, sleep, waitForFullSync, withTestbed } from './lib.mjs';
 
 const n = Number(process.argv[2] ?? 5000);
 const reps = Number(process.argv[3] ?? 3);
@@ -37,8 +37,9 @@ await withTestbed(async (tb, worker) => {
   for (let rep = 0; rep < reps; rep++) {
     for (const [i, bin] of bins.entries()) {
       const host = await tb.addHost(1 + rep * bins.length + i); // a fresh host (and log) each time
+      const base = await fibPrefixesIn(host.ns);
       const { agent, t0, wall } = startAgent(tb, host, bin);
-      const tDone = await waitForEntries(host, agent.pid, n, { agent, intervalMs: 10 });
+      const tDone = await waitForFullSync(host, agent.pid, n, { agent, base });
       const total = msSince(t0, tDone);
       let log = [];
       for (let i = 0; i < 40 && !log.some((l) => l.msg === 'ready'); i++) {
