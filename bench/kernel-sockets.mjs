@@ -101,11 +101,12 @@ async function inside(mode, n) {
   const { nf, routes } = await requests(n);
   const sock = await socket();
   let worker;
-  let workerReady;
+  let exited;
   if (mode === 'beside') {
     worker = new Worker(new URL(import.meta.url), { workerData: { n } });
-    workerReady = new Promise((resolve) => worker.once('message', resolve));
-    await workerReady;
+    // Listened for from the start: the worker may be gone before the routes' answer is handled.
+    exited = new Promise((resolve) => worker.once('exit', resolve));
+    await new Promise((resolve) => worker.once('message', resolve));
   }
   let failed = 0;
   let nfMs;
@@ -126,7 +127,7 @@ async function inside(mode, n) {
   }
   const ms = performance.now() - t0;
   sock.close();
-  if (worker) await new Promise((resolve) => worker.once('exit', resolve));
+  await exited;
   if (failed > 0) throw new Error(`${mode}: the kernel refused ${failed} requests`);
   process.stdout.write(JSON.stringify({ ms, ...(nfMs !== undefined ? { nfMs } : {}) }));
 }
