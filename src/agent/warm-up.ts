@@ -12,6 +12,7 @@
 // operation as netlink would (opRequest, pack), then drops it.
 import { Cidr, Ipv4 } from '../alloc/cidr.js';
 import { encodeLease } from '../api/lease.js';
+import { decodeFlannelConfig, resolveNetworkOrThrow } from '../api/network.js';
 import type { KernelChannel } from '../dataplane/channel.js';
 import { opRequest } from '../dataplane/channel.js';
 import { PeerSync } from '../dataplane/converger.js';
@@ -21,6 +22,7 @@ import { SkipReporter } from '../dataplane/skips.js';
 import { silentLogger } from '../log.js';
 import { decodeRangeResponse } from '../store/range-decode.js';
 import { subnetRecord, toKV } from '../store/store.js';
+import { planAcquisition } from './acquire-plan.js';
 import { diffListing } from './lease-watch.js';
 import { PeerSet, peerChangeLines } from './peer-set.js';
 
@@ -109,6 +111,9 @@ function encodingChannel(): KernelChannel & { encoded: number } {
 export async function warmUpStartPath(count = LEASES): Promise<number> {
   const listing = decodeRangeResponse(syntheticListing(count));
   const records = listing.kvs.map((kv) => subnetRecord(NETWORK, PREFIX, toKV(kv)));
+  // The acquisition's plan from the same listing (a new host: a free subnet, picked at random).
+  const config = resolveNetworkOrThrow(NETWORK, decodeFlannelConfig('{"Network":"10.0.0.0/8","Backend":{"Type":"vxlan"}}'));
+  planAcquisition(config, records, { nodeName: 'warm-up', publicIP: Ipv4.parse('198.51.100.1')! }, undefined);
   const changes = diffListing(new Map(), records);
   const own = records[0]!.kv.key;
   const peers = new PeerSet(silentLogger, 'vxlan', 4, true, { subnetLen: 24 });
