@@ -31,7 +31,7 @@ const LEASES = 600;
 const NETWORK = 'default';
 const PREFIX = '/coreos.com/network/subnets/';
 
-/** A protobuf field's tag and length-delimited bytes, and varints: what a RangeResponse needs. */
+/** Protobuf's varints, length-delimited fields and integer fields: all a RangeResponse needs. */
 function varint(n: number): number[] {
   const out: number[] = [];
   while (n >= 0x80) {
@@ -48,7 +48,7 @@ function intField(field: number, n: number): number[] {
   return [field << 3, ...varint(n)];
 }
 
-/** etcd's answer to a listing of `count` Flannel vxlan leases (10.5.x.0/24), as its bytes. */
+/** etcd's answer to a listing of `count` Flannel vxlan leases (10.5.0.0/24, 10.5.1.0/24, ... 10.6.0.0/24, ...), as its bytes. */
 export function syntheticListing(count: number): Buffer {
   const out: number[] = bytesField(1, [...intField(1, 1), ...intField(2, 2), ...intField(3, count + 10), ...intField(4, 2)]);
   for (let i = 0; i < count; i++) {
