@@ -19,7 +19,8 @@ import {
   round,
   startAgent,
   timedBatch,
-  waitForEntries,
+  fibPrefixesIn,
+  waitForFullSync,
   withTestbed,
 } from './lib.mjs';
 
@@ -57,8 +58,9 @@ const median = (xs) => percentile(xs, 50);
 /** One agent start on a fresh host; its own lease is removed afterwards so the next run sees N peers again. */
 async function agentRun(tb, worker, n, index) {
   const host = await tb.addHost(index);
+  const base = await fibPrefixesIn(host.ns);
   const { agent, t0, wall, pid } = startAgent(tb, host);
-  const tDone = await waitForEntries(host, pid, n, { agent });
+  const tDone = await waitForFullSync(host, pid, n, { agent, base });
   const totalMs = msSince(t0, tDone);
   // Let the converged line reach the log before reading it.
   let log = [];
@@ -79,6 +81,9 @@ async function agentRun(tb, worker, n, index) {
     startupMs: first ? first.t - wall : NaN,
     toLeaseMs: first && leased ? leased.t - first.t : NaN,
     toConvergedMs: leased && conv ? conv.t - leased.t : NaN,
+    // The time taken minus the agent's own 'dataplane converged' (wall ms, its log's resolution):
+    // how late the bench saw what the agent had done (a few ms when the poll keeps up).
+    lagMs: conv ? Math.round(totalMs - (conv.t - wall)) : NaN,
     reconcileMs: conv?.fields.ms !== undefined ? Number(conv.fields.ms) : NaN,
     kernelMs: conv?.fields.kernelMs !== undefined ? Number(conv.fields.kernelMs) : NaN,
     operations: conv ? Number(conv.fields.operations) : NaN,
@@ -104,6 +109,7 @@ async function fullSync(n) {
       floorBridgeMs: m(floors, 'bridgeMs'),
       naivePerEntry,
       totals: runs.map((r) => Math.round(r.totalMs)),
+      lags: runs.map((r) => r.lagMs),
       floors: floors.map((f) => Math.round(f.ms)),
       ...Object.fromEntries(['totalMs', 'startupMs', 'toLeaseMs', 'toConvergedMs', 'reconcileMs', 'kernelMs', 'operations'].map((f) => [f, m(runs, f)])),
     };
@@ -147,6 +153,7 @@ printResult(
     reconcileRatio: round(r.reconcileMs / r.floorMs, 2),
     naiveMs: round(r.naivePerEntry * 3 * r.n, 0),
     totalsMs: r.totals,
+    lagsMs: r.lags,
     floorsMs: r.floors,
     startupMs: r.startupMs,
     toLeaseMs: r.toLeaseMs,

@@ -1,22 +1,41 @@
 // Agent start-up, one start at a time, for finding where the time goes: N peer leases in
 // etcd, then `node bin/weft agent` started R times on fresh hosts (each run removes its own
-// lease afterwards), printing each run's log timeline (ms since the spawn) and the time until
-// the kernel holds all 3N entries; then the median of each point. Extra arguments name other
+// lease afterwards), printing each run's log timeline (ms since the spawn), the time until
+// the kernel holds all 3N entries and the agent's CPU time by then; then the median of each point. Extra arguments name other
 // launchers (another checkout's bin/weft) to compare with in the same run: the runs take turns.
 // WEFT_PROFILE_DIR=DIR runs node with --cpu-prof into DIR; a launcher written `FLAGS@bin` (e.g.
 // `--max-semi-space-size=32@bin/weft`) runs that bin with those node flags (comma-separated).
 //
 //   node bench/startup-profile.mjs [N] [R] [other/bin/weft ...]
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { nodeEnvOf, nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
 import { spawnIn } from '../dist/testbed/process.js';
-import { msSince, parseLog, percentile, sleep, waitForEntries, withTestbed } from './lib.mjs';
+import { fibPrefixesIn, msSince, parseLog, percentile, sleep, waitForFullSync, withTestbed } from './lib.mjs';
 
 const n = Number(process.argv[2] ?? 5000);
 const reps = Number(process.argv[3] ?? 3);
 const bins = [WEFT_BIN, ...process.argv.slice(4)];
 const profileDir = process.env.WEFT_PROFILE_DIR;
 const POINTS = ['starting weft agent', 'using interface', 'created vxlan device', 'lease acquired', 'dataplane converged', 'ready'];
+
+/**
+ * The agent's CPU time so far in ms (the kernel's schedstat, in ns): its main thread's, and all
+ * its threads' (the bulk thread, V8's and libuv's). Less hostage to the machine's load than
+ * the wall times, so the agent's own work per start compares across launchers.
+ */
+function cpuMs(pid) {
+  const ms = (task) => Number(readFileSync(`/proc/${pid}/task/${task}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+  let all = 0;
+  for (const task of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      all += ms(task);
+    } catch {
+      // a thread that ended meanwhile
+    }
+  }
+  return { main: ms(pid), all };
+}
 
 /** As tb.startAgent, with the launcher chosen (and node's --cpu-prof flags, which NODE_OPTIONS refuses). */
 function startAgent(tb, host, launcher) {
@@ -37,16 +56,18 @@ await withTestbed(async (tb, worker) => {
   for (let rep = 0; rep < reps; rep++) {
     for (const [i, bin] of bins.entries()) {
       const host = await tb.addHost(1 + rep * bins.length + i); // a fresh host (and log) each time
+      const base = await fibPrefixesIn(host.ns);
       const { agent, t0, wall } = startAgent(tb, host, bin);
-      const tDone = await waitForEntries(host, agent.pid, n, { agent, intervalMs: 10 });
+      const tDone = await waitForFullSync(host, agent.pid, n, { agent, base });
       const total = msSince(t0, tDone);
+      const cpu = cpuMs(agent.pid);
       let log = [];
       for (let i = 0; i < 40 && !log.some((l) => l.msg === 'ready'); i++) {
         await sleep(50);
         log = parseLog(tb.agentLog(host));
       }
-      console.log(`${bin}, run ${rep + 1}: kernel holds ${3 * n} entries after ${total.toFixed(0)} ms`);
-      const row = { total };
+      console.log(`${bin}, run ${rep + 1}: kernel holds ${3 * n} entries after ${total.toFixed(0)} ms (CPU: main thread ${cpu.main.toFixed(0)} ms, all threads ${cpu.all.toFixed(0)} ms)`);
+      const row = { total, mainCpuMs: cpu.main, cpuMs: cpu.all };
       for (const l of log) {
         const extra = ['ms', 'kernelMs', 'operations'].filter((k) => l.fields[k] !== undefined).map((k) => `${k}=${l.fields[k]}`).join(' ');
         console.log(`  ${String(l.t - wall).padStart(6)}  ${l.msg} ${extra}`);
@@ -66,7 +87,7 @@ await withTestbed(async (tb, worker) => {
 });
 
 console.log(`\nmedians over ${reps} runs, N=${n} (ms since the spawn)`);
-const cols = ['total', ...POINTS, 'reconcileMs', 'kernelMs'];
+const cols = ['total', ...POINTS, 'reconcileMs', 'kernelMs', 'mainCpuMs', 'cpuMs'];
 for (const [bin, rows] of results) {
   console.log(`  ${bin}`);
   for (const c of cols) {
