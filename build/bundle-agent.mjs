@@ -220,8 +220,7 @@ await build({
 
 // The code cache, made by bin/weft itself: V8 refuses a cache made under other flags (bin/weft
 // may give node some) or by another node version, and the bundle then compiles as it would
-// without one (src/cli/agent-bundle.ts). The run makes it after a first pass on made-up leases
-// (src/agent/warm-up.ts), so that it holds the start path's functions too.
+// without one (src/cli/agent-bundle.ts).
 execFileSync(join(root, 'bin', 'weft'), ['agent', '--version'], {
   cwd: root,
   env: { ...process.env, WEFT_AGENT_CODE_CACHE: 'write' },

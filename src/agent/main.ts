@@ -11,9 +11,6 @@ import { readHostSnapshot } from './iface.js';
 import { AgentMetrics } from './metrics.js';
 import { weftVersion } from '../version.js';
 
-// For the build's code-cache run (cli/agent-bundle.ts).
-export { warmUpStartPath } from './warm-up.js';
-
 export async function runAgentCommand(argv: string[]): Promise<number> {
   let options: AgentOptions | 'help' | 'version';
   try {

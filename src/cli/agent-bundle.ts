@@ -48,9 +48,8 @@ function readCache(): Buffer | undefined {
 /**
  * The agent's code: the bundle when it is at least as new as the compiled agent (a plain
  * `tsc` must never run stale code), else the compiled modules. WEFT_AGENT_CODE_CACHE=write
- * (the build) writes the bundle's code cache after its module initialisers and a first pass on
- * made-up leases ran, so that their compiled code is in it; =report says on stderr whether V8
- * took the cache (the tests).
+ * (the build) writes the bundle's code cache after its module initialisers ran, so that their
+ * compiled code is in it; =report says on stderr whether V8 took the cache (the tests).
  */
 export async function loadAgent(env: NodeJS.ProcessEnv = process.env): Promise<AgentModule> {
   let fresh = false;
@@ -66,12 +65,7 @@ export async function loadAgent(env: NodeJS.ProcessEnv = process.env): Promise<A
   }
   const cache = mode === 'write' ? undefined : readCache();
   const { exports, script } = run(BUNDLE, cache);
-  if (mode === 'write') {
-    // A first pass on made-up leases before the cache is made, so that the code an agent's
-    // start runs is compiled in it, not in the start's critical path (agent/warm-up.ts).
-    await exports.warmUpStartPath();
-    writeFileSync(CACHE, script.createCachedData());
-  }
+  if (mode === 'write') writeFileSync(CACHE, script.createCachedData());
   if (mode === 'report') process.stderr.write(`weft: agent code cache: ${!cache ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted'}\n`);
   return exports;
 }

@@ -220,7 +220,17 @@ export class NetlinkChannel implements KernelChannel {
   }
 
   private request(op: Op, index: number | undefined): rtnl.Request | number {
-    return opRequest(op, index);
+    if (index === undefined) return ENODEV;
+    switch (op.kind) {
+      case 'route': {
+        const spec = { ...op.entry, oif: index };
+        return op.action === 'replace' ? rtnl.routeReplace(spec) : rtnl.routeDel(spec);
+      }
+      case 'neigh':
+        return op.action === 'replace' ? rtnl.neighReplace(op.entry.ip, op.entry.mac, index) : rtnl.neighDel(op.entry.ip, index);
+      case 'fdb':
+        return op.action === 'replace' ? rtnl.fdbReplace(op.entry.mac, op.entry.dst, index) : rtnl.fdbDel(op.entry.mac, op.entry.dst, index);
+    }
   }
 
   /**
@@ -557,21 +567,6 @@ export class NetlinkChannel implements KernelChannel {
     this.watcher?.close();
     this.bulk.close();
     this.sock.close();
-  }
-}
-
-/** An operation as its netlink request on the device with `index`; ENODEV when the device has none. */
-export function opRequest(op: Op, index: number | undefined): rtnl.Request | number {
-  if (index === undefined) return ENODEV;
-  switch (op.kind) {
-    case 'route': {
-      const spec = { ...op.entry, oif: index };
-      return op.action === 'replace' ? rtnl.routeReplace(spec) : rtnl.routeDel(spec);
-    }
-    case 'neigh':
-      return op.action === 'replace' ? rtnl.neighReplace(op.entry.ip, op.entry.mac, index) : rtnl.neighDel(op.entry.ip, index);
-    case 'fdb':
-      return op.action === 'replace' ? rtnl.fdbReplace(op.entry.mac, op.entry.dst, index) : rtnl.fdbDel(op.entry.mac, op.entry.dst, index);
   }
 }
 
