@@ -9,7 +9,7 @@
 //   node bench/startup-profile.mjs [N] [R] [other/bin/weft ...]
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { nodeEnvOf, nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
+import { agentEnvOf, nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
 import { spawnIn } from '../dist/testbed/process.js';
 import { fibPrefixesIn, msSince, parseLog, percentile, sleep, waitForFullSync, withTestbed } from './lib.mjs';
 
@@ -46,7 +46,7 @@ function startAgent(tb, host, launcher) {
   const args = [...node, bin, 'agent', ...tb.etcdFlags(), '--iface', 'eth0', '--subnet-file', host.subnetFile, '--node-name', host.name, '--log-level', 'debug'];
   const wall = Date.now();
   const t0 = process.hrtime.bigint();
-  host.agent = spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'), nodeEnvOf(bin));
+  host.agent = spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'), agentEnvOf(bin), { inherit: false });
   return { agent: host.agent, t0, wall };
 }
 

@@ -21,6 +21,25 @@ export function nodeEnvOf(bin: string): Record<string, string> {
   return launchOf(bin).env;
 }
 
+/**
+ * The whole environment of an agent the testbed starts on one of its hosts: what a host's
+ * agent has under the shipped unit (examples/deploy/weft-agent.service: systemd's clean
+ * environment plus /etc/weft/weft-agent.env), not the shell that runs the tests. So PATH (the
+ * agent runs ip, bridge and iptables), weft's and flanneld's own variables (its flags, e.g. a
+ * test's WEFT_LOG_LEVEL), the variables bin's first line sets, and `extra`. The rest of the
+ * caller's environment stays out: a NODE_EXTRA_CA_CERTS there, for one, makes every node
+ * process parse that bundle before running any JavaScript (~55 ms of CPU for the 140-odd
+ * certificates of /etc/ssl/certs/ca-certificates.crt on the 2-core bench VM), which no host
+ * agent pays unless its operator set it (docs/performance.md).
+ */
+export function agentEnvOf(bin: string, extra: Record<string, string> = {}, from: NodeJS.ProcessEnv = process.env): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [k, v] of Object.entries(from)) {
+    if (v !== undefined && (k === 'PATH' || k.startsWith('WEFT_') || k.startsWith('FLANNELD_'))) env[k] = v;
+  }
+  return { ...env, ...nodeEnvOf(bin), ...extra };
+}
+
 function launchOf(bin: string): { flags: string[]; env: Record<string, string> } {
   let first: string;
   try {

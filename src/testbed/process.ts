@@ -25,8 +25,18 @@ export interface ExitStatus {
   signal: NodeJS.Signals | null;
 }
 
-/** Starts cmd inside namespace ns (this one when undefined), appending its output to logPath. */
-export function spawnIn(ns: string | undefined, cmd: string, args: string[], logPath: string, env?: Record<string, string>): RunningProcess {
+/**
+ * Starts cmd inside namespace ns (this one when undefined), appending its output to logPath,
+ * with this process's environment and `env` over it; with `{ inherit: false }`, with `env` alone.
+ */
+export function spawnIn(
+  ns: string | undefined,
+  cmd: string,
+  args: string[],
+  logPath: string,
+  env?: Record<string, string>,
+  opts: { inherit?: boolean } = {},
+): RunningProcess {
   const fd = openSync(logPath, 'a');
   const command = commandIn(ns, cmd, args);
   // In a namespace, its own process group: a Ctrl-C meant for the demo must not kill agents
@@ -36,7 +46,7 @@ export function spawnIn(ns: string | undefined, cmd: string, args: string[], log
   const proc = spawn(command.file, command.args, {
     stdio: ['ignore', fd, fd],
     detached: ns !== undefined,
-    env: { ...process.env, ...env },
+    env: opts.inherit === false ? { ...env } : { ...process.env, ...env },
   });
   closeSync(fd);
   const p: RunningProcess = {

@@ -48,7 +48,7 @@ import {
 } from './netns.js';
 import { parseAnySubnetEnv, parseSubnetEnv, type PingResult, type SubnetEnv, type SubnetEnvFile } from './parse.js';
 import { poll, PollAbort } from './poll.js';
-import { nodeEnvOf, nodeFlagsOf, WEFT_BIN } from './paths.js';
+import { agentEnvOf, nodeFlagsOf, WEFT_BIN } from './paths.js';
 import type { Pki } from './pki.js';
 import { fmtExit, readIfExists, runIn, spawnIn, stopProcess, tail, type ExitStatus, type RunningProcess } from './process.js';
 import * as traffic from './traffic.js';
@@ -418,7 +418,7 @@ export class Testbed {
       '--node-name', host.name,
       ...extraArgs,
     ];
-    host.agent = spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'), { ...nodeEnvOf(this.weftBin), ...opts.env });
+    host.agent = spawnIn(host.ns, process.execPath, args, join(host.dir, 'agent.log'), agentEnvOf(this.weftBin, opts.env), { inherit: false });
     return host.agent;
   }
 

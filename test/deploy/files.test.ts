@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { AGENT_ENV_VARS, parseAgentFlags, type AgentOptions } from '../../src/agent/flags.js';
-import { nodeEnvOf, nodeFlagsOf, WEFT_BIN } from '../../src/testbed/paths.js';
+import { agentEnvOf, nodeEnvOf, nodeFlagsOf, WEFT_BIN } from '../../src/testbed/paths.js';
 import { parseUnitFile, valueOf, valuesOf } from './unit-file.js';
 
 const DEPLOY = new URL('../../examples/deploy/', import.meta.url).pathname;
@@ -193,5 +193,23 @@ describe('bin/weft', () => {
     const r = await execa(WEFT_BIN, ['--version'], { reject: false });
     expect(r.exitCode, r.stderr).toBe(0);
     expect(`${r.stdout}${r.stderr}`).toMatch(/^weft /);
+  });
+
+  it("gives the testbed's agents a host's environment: PATH, weft's and flanneld's variables, bin's own, and nothing else of the caller's", () => {
+    const caller = {
+      PATH: '/usr/sbin:/usr/bin',
+      WEFT_LOG_LEVEL: 'debug',
+      FLANNELD_IFACE: 'eth9',
+      NODE_EXTRA_CA_CERTS: '/etc/ssl/certs/ca-certificates.crt',
+      NODE_OPTIONS: '--inspect',
+      HOME: '/root',
+    };
+    expect(agentEnvOf(WEFT_BIN, { WEFT_AGENT_CODE_CACHE: 'report', FLANNELD_IFACE: 'eth0' }, caller)).toEqual({
+      PATH: '/usr/sbin:/usr/bin',
+      WEFT_LOG_LEVEL: 'debug',
+      FLANNELD_IFACE: 'eth0',
+      GLIBC_TUNABLES: nodeEnvOf(WEFT_BIN).GLIBC_TUNABLES,
+      WEFT_AGENT_CODE_CACHE: 'report',
+    });
   });
 });
