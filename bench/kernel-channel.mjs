@@ -9,26 +9,17 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { percentile, printResult, printTable, round, CLK_TCK } from './lib.mjs';
+import { inScratchNamespace, percentile, printResult, printTable, round, CLK_TCK } from './lib.mjs';
 
 const N = Number(process.argv.find((a) => /^\d+$/.test(a)) ?? 5000);
 const EVENTS = 300;
 
 if (!process.argv.includes('--inside')) {
   // The driver: a namespace of our own, the measurement inside it, cleanup whatever happens.
-  const ns = `wbench-kc-${process.pid}`;
-  execFileSync('ip', ['netns', 'add', ns]);
-  try {
-    const ip = (...a) => execFileSync('ip', ['-n', ns, ...a]);
-    ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p');
-    ip('addr', 'add', '192.0.2.1/16', 'dev', 'eth0');
-    ip('link', 'set', 'eth0', 'up');
-    ip('link', 'set', 'eth0p', 'up');
+  inScratchNamespace('kc', (ns) => {
     const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, fileURLToPath(import.meta.url), '--inside', String(N)], { stdio: 'inherit' });
     process.exitCode = r.status ?? 1;
-  } finally {
-    execFileSync('ip', ['netns', 'del', ns]);
-  }
+  });
 } else {
   await inside();
 }

@@ -24,29 +24,21 @@ else if (process.argv[2] === '--inside') await inside(process.argv[3], Number(pr
 else await driver();
 
 async function driver() {
-  const { median, printResult, printTable, round } = await libs();
+  const { inScratchNamespace, median, printResult, printTable, round } = await libs();
   const n = Number(process.argv[2] ?? 5000);
   const reps = Number(process.argv[3] ?? 3);
   const runs = new Map(MODES.map((m) => [m, []]));
   for (let rep = 0; rep < reps; rep++) {
     for (const mode of MODES) {
       // A namespace of our own per measurement (the route cost grows with the routes present).
-      const ns = `wbench-ks-${process.pid}`;
-      execFileSync('ip', ['netns', 'add', ns]);
-      try {
-        const ip = (...a) => execFileSync('ip', ['-n', ns, ...a]);
-        ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p');
-        ip('addr', 'add', '192.0.2.1/16', 'dev', 'eth0');
-        ip('link', 'set', 'eth0', 'up');
+      inScratchNamespace('ks', (ns, ip) => {
         ip('link', 'add', 'flannel.1', 'type', 'vxlan', 'id', '1', 'local', '192.0.2.1', 'dev', 'eth0', 'nolearning', 'dstport', '8472');
         ip('link', 'set', 'flannel.1', 'mtu', '1450', 'up');
         ip('addr', 'replace', '10.0.0.0/32', 'dev', 'flannel.1');
         const r = spawnSync('ip', ['netns', 'exec', ns, process.execPath, fileURLToPath(import.meta.url), '--inside', mode, String(n)], { encoding: 'utf8' });
         if (r.status !== 0) throw new Error(`${mode}: exit ${r.status} ${r.signal ?? ""} ${r.error?.message ?? ""} ${r.stderr}`);
         runs.get(mode).push(JSON.parse(r.stdout));
-      } finally {
-        execFileSync('ip', ['netns', 'del', ns]);
-      }
+      });
     }
   }
   const all = (mode, f) => runs.get(mode).map((r) => r[f]);
@@ -62,8 +54,8 @@ async function driver() {
 }
 
 async function libs() {
-  const { percentile, printResult, printTable, round } = await import('./lib.mjs');
-  return { median: (xs) => percentile(xs, 50), printResult, printTable, round };
+  const { inScratchNamespace, percentile, printResult, printTable, round } = await import('./lib.mjs');
+  return { inScratchNamespace, median: (xs) => percentile(xs, 50), printResult, printTable, round };
 }
 
 /** The requests for n peers: per peer [neighbour, FDB entry] and its route. */

@@ -283,3 +283,23 @@ export function printTable(title, rows) {
 export function printResult(name, figures) {
   console.log(`BENCH ${name} ${JSON.stringify(figures)}`);
 }
+
+/**
+ * Runs fn(ns, ip) synchronously in a namespace of this process's own with a veth underlay
+ * (eth0 at 192.0.2.1/16, both ends up; `ip(...args)` runs `ip -n ns ...`), for the benches
+ * that measure the kernel alone (no testbed, no etcd); the namespace is deleted whatever fn does.
+ */
+export function inScratchNamespace(name, fn) {
+  const ns = `wbench-${name}-${process.pid}`;
+  execFileSync('ip', ['netns', 'add', ns]);
+  try {
+    const ip = (...a) => execFileSync('ip', ['-n', ns, ...a]);
+    ip('link', 'add', 'eth0', 'type', 'veth', 'peer', 'name', 'eth0p');
+    ip('addr', 'add', '192.0.2.1/16', 'dev', 'eth0');
+    ip('link', 'set', 'eth0', 'up');
+    ip('link', 'set', 'eth0p', 'up');
+    return fn(ns, ip);
+  } finally {
+    execFileSync('ip', ['netns', 'del', ns]);
+  }
+}

@@ -10,6 +10,11 @@ function sample(text: string, series: string): string | undefined {
   return undefined;
 }
 
+/** Each series' sample, as expected (all reported at once, so a failure shows every difference). */
+function expectSamples(text: string, want: Record<string, string>): void {
+  expect(Object.fromEntries(Object.keys(want).map((series) => [series, sample(text, series)]))).toEqual(want);
+}
+
 describe('agent metrics', () => {
   it('counts reconciles, kernel operations by kind and result, peers and drift', async () => {
     const m = new AgentMetrics({ processMetrics: false });
@@ -17,18 +22,20 @@ describe('agent metrics', () => {
     m.reconciled({ trigger: 'resync', peersDesired: 3, peersProgrammed: 3, ops: { route: none, neigh: none, fdb: none }, seconds: 0.01 });
     m.reconciled({ trigger: 'resync', peersDesired: 3, peersProgrammed: 2, ops: { route: { ok: 1, failed: 1 }, neigh: none, fdb: none }, seconds: 0.3 });
     const text = await m.render();
-    expect(sample(text, 'weft_kernel_operations_total{kind="route",result="ok"}')).toBe('4');
-    expect(sample(text, 'weft_kernel_operations_total{kind="route",result="failed"}')).toBe('1');
-    expect(sample(text, 'weft_kernel_operations_total{kind="neigh",result="ok"}')).toBe('3');
-    expect(sample(text, 'weft_kernel_operations_total{kind="fdb",result="failed"}')).toBe('0');
-    expect(sample(text, 'weft_reconciles_total{trigger="event"}')).toBe('1');
-    expect(sample(text, 'weft_reconciles_total{trigger="resync"}')).toBe('2');
-    expect(sample(text, 'weft_reconciles_total{trigger="retry"}')).toBe('0');
-    expect(sample(text, 'weft_drift_repaired_total')).toBe('1'); // only the resync that applied something
-    expect(sample(text, 'weft_peers_desired')).toBe('3');
-    expect(sample(text, 'weft_peers_programmed')).toBe('2');
-    expect(sample(text, 'weft_reconcile_duration_seconds_count')).toBe('3');
-    expect(sample(text, 'weft_reconcile_duration_seconds_bucket{le="0.025"}')).toBe('2');
+    expectSamples(text, {
+      'weft_kernel_operations_total{kind="route",result="ok"}': '4',
+      'weft_kernel_operations_total{kind="route",result="failed"}': '1',
+      'weft_kernel_operations_total{kind="neigh",result="ok"}': '3',
+      'weft_kernel_operations_total{kind="fdb",result="failed"}': '0',
+      'weft_reconciles_total{trigger="event"}': '1',
+      'weft_reconciles_total{trigger="resync"}': '2',
+      'weft_reconciles_total{trigger="retry"}': '0',
+      'weft_drift_repaired_total': '1', // only the resync that applied something
+      'weft_peers_desired': '3',
+      'weft_peers_programmed': '2',
+      'weft_reconcile_duration_seconds_count': '3',
+      'weft_reconcile_duration_seconds_bucket{le="0.025"}': '2',
+    });
   });
 
   it('shows every reconcile at each scrape, across scrapes and past a full tally of durations', async () => {
@@ -45,12 +52,14 @@ describe('agent metrics', () => {
     expect(sample(text, 'weft_peers_programmed')).toBe('1');
     for (let i = 0; i < 600; i++) event(2 + i, i % 2 ? 0.2 : 0.002);
     text = await m.render();
-    expect(sample(text, 'weft_reconciles_total{trigger="event"}')).toBe('601');
-    expect(sample(text, 'weft_kernel_operations_total{kind="neigh",result="ok"}')).toBe('601');
-    expect(sample(text, 'weft_kernel_operations_total{kind="fdb",result="ok"}')).toBe('0');
-    expect(sample(text, 'weft_peers_desired')).toBe('601');
-    expect(sample(text, 'weft_reconcile_duration_seconds_count')).toBe('601');
-    expect(sample(text, 'weft_reconcile_duration_seconds_bucket{le="0.005"}')).toBe('301');
+    expectSamples(text, {
+      'weft_reconciles_total{trigger="event"}': '601',
+      'weft_kernel_operations_total{kind="neigh",result="ok"}': '601',
+      'weft_kernel_operations_total{kind="fdb",result="ok"}': '0',
+      'weft_peers_desired': '601',
+      'weft_reconcile_duration_seconds_count': '601',
+      'weft_reconcile_duration_seconds_bucket{le="0.005"}': '301',
+    });
     expect(Number(sample(text, 'weft_reconcile_duration_seconds_sum'))).toBeCloseTo(0.001 + 300 * 0.2 + 300 * 0.002, 6);
   });
 
@@ -62,9 +71,11 @@ describe('agent metrics', () => {
     expect(sample(text, 'weft_leases')).toMatch(/^nan$/i); // prom-client writes "Nan", which Prometheus parses
     m.observe({ leases: () => 4, watchRevision: () => 17, lastWatchActivity: () => 990_000, leaseExpiresAt: () => expiresAt });
     text = await m.render();
-    expect(sample(text, 'weft_leases')).toBe('4');
-    expect(sample(text, 'weft_watch_revision')).toBe('17');
-    expect(sample(text, 'weft_watch_last_event_age_seconds')).toBe('10');
+    expectSamples(text, {
+      'weft_leases': '4',
+      'weft_watch_revision': '17',
+      'weft_watch_last_event_age_seconds': '10',
+    });
     expect(sample(text, 'weft_lease_expiry_seconds')).toMatch(/^nan$/i); // no lease held yet
     expiresAt = now + 90_500;
     now += 500;
@@ -84,15 +95,17 @@ describe('agent metrics', () => {
     m.leaseRenewed(true);
     m.leaseLost();
     const text = await m.render();
-    expect(sample(text, 'weft_etcd_errors_total{operation="renew"}')).toBe('2');
-    expect(sample(text, 'weft_etcd_errors_total{operation="probe"}')).toBe('1');
-    expect(sample(text, 'weft_etcd_errors_total{operation="list"}')).toBe('0'); // present before the first error
-    expect(sample(text, 'weft_etcd_outages_total')).toBe('1');
-    expect(sample(text, 'weft_etcd_reachable')).toBe('1');
-    expect(sample(text, 'weft_lease_acquisitions_total{how="new"}')).toBe('1');
-    expect(sample(text, 'weft_lease_renewals_total{result="ok"}')).toBe('1');
-    expect(sample(text, 'weft_lease_renewals_total{result="failed"}')).toBe('0');
-    expect(sample(text, 'weft_lease_losses_total')).toBe('1');
+    expectSamples(text, {
+      'weft_etcd_errors_total{operation="renew"}': '2',
+      'weft_etcd_errors_total{operation="probe"}': '1',
+      'weft_etcd_errors_total{operation="list"}': '0', // present before the first error
+      'weft_etcd_outages_total': '1',
+      'weft_etcd_reachable': '1',
+      'weft_lease_acquisitions_total{how="new"}': '1',
+      'weft_lease_renewals_total{result="ok"}': '1',
+      'weft_lease_renewals_total{result="failed"}': '0',
+      'weft_lease_losses_total': '1',
+    });
   });
 
   it('follows Prometheus naming, and exports process metrics under their standard names', async () => {
