@@ -265,7 +265,9 @@ export class NetlinkChannel implements KernelChannel {
    */
   private async applyInThread(ops: Op[], split: number, errno: (number | undefined)[]): Promise<boolean> {
     const index = new Map<string, number | undefined>();
-    for (const op of ops) if (!index.has(op.entry.dev)) index.set(op.entry.dev, await this.linkIndex(op.entry.dev));
+    // The cached index without an await: then the batch is encoded and handed to the thread
+    // within this call, before the caller goes on (Converger.convergeInChunks).
+    for (const op of ops) if (!index.has(op.entry.dev)) index.set(op.entry.dev, this.knownIndex(op.entry.dev) ?? (await this.linkIndex(op.entry.dev)));
     const reqs: rtnl.Request[] = [];
     const deps: number[] = [];
     const neighAt = new Map<string, number>();

@@ -97,9 +97,11 @@ export class Converger {
       model();
       const ops = planPending(this.tables, undefined, { updatesOnly: true });
       if (ops.length === 0) continue;
-      applyResults(this.tables, ops, ops.map(() => true));
       t0 ??= performance.now();
+      // Sent first (the channel encodes and hands the batch to its thread within the call),
+      // then written into the views while the kernel works on it.
       sent.push(this.channel.apply(ops, { bulk: true }).then((r) => ({ ops, r }), () => ({ ops, r: undefined })));
+      applyResults(this.tables, ops, ops.map(() => true));
       // Let the thread's answers in (the second round of a chunk waits for its first).
       await new Promise<void>((resolve) => setImmediate(resolve));
     }

@@ -91,9 +91,15 @@ export function uint64(v: number | bigint): string {
   return typeof v === 'number' ? String(v) : v.toString();
 }
 
+/**
+ * The default of an absent bytes field, shared: nothing can be written into zero bytes, and
+ * two Buffer.alloc(0) per key-value were ~8 ms of a start listing 5,000 leases.
+ */
+const NO_BYTES = Buffer.alloc(0);
+
 /** An mvccpb.KeyValue ending at `end`, with every field (defaults filled in). */
 export function keyValue(r: Reader, end: number): RangeKeyValue {
-  const kv: RangeKeyValue = { key: Buffer.alloc(0), create_revision: '0', mod_revision: '0', version: '0', value: Buffer.alloc(0), lease: '0' };
+  const kv: RangeKeyValue = { key: NO_BYTES, create_revision: '0', mod_revision: '0', version: '0', value: NO_BYTES, lease: '0' };
   const sub = new Reader(r.buf, r.pos, end);
   while (sub.pos < end) {
     const tag = sub.varint() as number;
