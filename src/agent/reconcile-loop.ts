@@ -83,12 +83,18 @@ export class ReconcileLoop {
     return this.convergedOnce;
   }
 
-  /** Lease changes from the watch: into every family's peer set, then a pass. */
+  /**
+   * Lease changes from the watch: into every family's peer set, then a pass. Changes of our
+   * own key alone need none: it is never a peer, nor does it take a peer's place (the peer
+   * set leaves it out of its overlap index). They are its renewals, and the watch's replay of
+   * the acquisition's own write when it starts after the first pass (agent.ts).
+   */
   leasesChanged(changes: readonly LeaseChange[]): void {
     if (this.queued.length > 0 || changes.length >= QUEUE_FROM) {
       for (const c of changes) this.queued.push(c);
     } else {
       for (const s of this.d.stacks) s.peers.apply(changes);
+      if (this.ownKey !== undefined && changes.every((c) => c.key === this.ownKey)) return;
     }
     this.schedule('event');
   }
@@ -102,8 +108,10 @@ export class ReconcileLoop {
 
   /** Our own lease key (never a peer), after each acquisition. */
   setOwnKey(key: string): void {
+    this.ownKey = key;
     for (const s of this.d.stacks) s.peers.setOwnKey(key);
   }
+  private ownKey: string | undefined;
 
   /** Passes may run from now on (the lease and the watch are in place). */
   start(): void {

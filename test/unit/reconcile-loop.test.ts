@@ -149,6 +149,30 @@ describe('ReconcileLoop', () => {
     expect(after).toBe(1);
   });
 
+  it('runs no pass for changes of our own key alone (its renewals), and one when a peer changes with it', async () => {
+    const { backend, loop } = setup();
+    loop.start();
+    const own = lease(7) as Extract<LeaseChange, { type: 'added' }>;
+    loop.setOwnKey(own.key);
+    loop.leasesChanged([lease(1)]);
+    await waitFor(() => backend.calls.length === 1);
+    const renewal: LeaseChange = { type: 'updated', key: own.key, record: own.record, previous: own.record };
+    // A pass, were one scheduled, would have called the backend by the second turn of the
+    // event loop (passes start from setImmediate).
+    const turns = async () => {
+      for (let i = 0; i < 3; i++) await new Promise<void>((r) => setImmediate(r));
+    };
+    loop.leasesChanged([own]);
+    await turns();
+    loop.leasesChanged([renewal]);
+    await turns();
+    loop.leasesChanged([lease(2), renewal]);
+    await waitFor(() => backend.peers.size === 2);
+    // The own key's changes reached the peer set (never as a peer) and cost no pass of their own.
+    expect(backend.calls.map((c) => [...c.delta.keys()])).toEqual([['10.6.1.0-24'], ['10.6.2.0-24']]);
+    expect(backend.peers.has('10.6.7.0-24')).toBe(false);
+  });
+
   it('hands over in the next pass what a backend did not take of a large batch', async () => {
     const { backend, loop } = setup();
     loop.start();
