@@ -244,6 +244,30 @@ function liveChildren(pid) {
 }
 
 /** Creates flannel.1 in a host namespace exactly as the agent would (for the floor). */
+/** Route entries the kernel holds, in all namespaces (its ip_fib_alias slab); undefined where /proc/slabinfo does not say. */
+function routeEntriesInKernel() {
+  try {
+    const m = /^ip_fib_alias\s+(\d+)/m.exec(readFileSync('/proc/slabinfo', 'utf8'));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes a host and waits (up to 2 s) until the kernel has freed its routes. A namespace is
+ * torn down after `ip netns del` returns, in the kernel's own time: 5,000 routes, neighbours
+ * and FDB entries take ~50-90 ms of its CPU, and a measurement started meanwhile shared the
+ * machine with it (whichever of the floor and the agent came next).
+ */
+export async function removeHostSettled(tb, host, routes) {
+  const before = routeEntriesInKernel();
+  await tb.removeHost(host);
+  if (before === undefined || routes < 100) return;
+  const t0 = now();
+  while (msSince(t0) < 2000 && (routeEntriesInKernel() ?? 0) > before - 0.9 * routes) await sleep(5);
+}
+
 export async function makeVxlanDevice(host, ownSubnetNet = '10.0.0.0') {
   await ipBatch(host.ns, [
     `link add flannel.1 type vxlan id 1 local ${host.ip} dev eth0 nolearning dstport 8472`,

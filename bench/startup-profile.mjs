@@ -11,7 +11,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { agentEnvOf, nodeFlagsOf, WEFT_BIN } from '../dist/testbed/paths.js';
 import { spawnIn } from '../dist/testbed/process.js';
-import { fibPrefixesIn, msSince, parseLog, percentile, sleep, waitForFullSync, withTestbed } from './lib.mjs';
+import { fibPrefixesIn, msSince, parseLog, percentile, removeHostSettled, sleep, waitForFullSync, withTestbed } from './lib.mjs';
 
 const n = Number(process.argv[2] ?? 5000);
 const reps = Number(process.argv[3] ?? 3);
@@ -81,7 +81,7 @@ await withTestbed(async (tb, worker) => {
       await tb.stopAgent(host);
       const env = tb.readSubnetEnv(host);
       if (env) await worker.call('deleteKey', { key: env.subnet.toKey() });
-      await tb.removeHost(host);
+      await removeHostSettled(tb, host, n);
     }
   }
 });
