@@ -125,8 +125,10 @@ export class Agent {
     }
     if (this.phase === 'out-of-subnets') return { ok: false, reason: 'out of subnets' };
     const held = this.held;
-    if (this.phase === 'acquiring' || !held) return { ok: false, reason: 'acquiring a lease' };
+    if (!held) return { ok: false, reason: 'acquiring a lease' };
     if (!this.loop?.converged) return { ok: false, reason: 'converging the dataplane' };
+    // At start the lease watch starts once the first pass has run (run()).
+    if (this.phase !== 'running') return { ok: false, reason: 'starting the lease watch' };
     return { ok: true, reason: `ok ${describeLeaseKey(held.subnets)}` };
   }
 
