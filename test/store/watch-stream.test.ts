@@ -9,7 +9,8 @@ import type { KV, PrefixWatch, PrefixWatchListener } from '../../src/store/store
 import { Store } from '../../src/store/store.js';
 import { StoreAuthError } from '../../src/store/errors.js';
 import { prefixEnd } from '../../src/store/range.js';
-import { decodeAuthenticateToken, encodeAuthenticate, encodeWatchCreate, FrameReader, grpcFrame } from '../../src/store/watch-stream.js';
+import { encodeWatchCreate } from '../../src/store/watch-stream.js';
+import { decodeAuthenticateToken, encodeAuthenticate, FrameReader, grpcFrame } from '../../src/store/grpc-http2.js';
 import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdServer } from '../helpers/etcd.js';
 import { etcdMethod } from '../helpers/etcd-proto.js';
 import { waitFor } from '../helpers/wait.js';
