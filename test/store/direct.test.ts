@@ -3,14 +3,14 @@
 // one to etcd3; an error status from etcd reported by etcd3, typed, with the direct client
 // kept; a user's token, and a wrong password reported as etcd3 reports it.
 import { createServer } from 'node:net';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEtcdClient } from '../../src/store/client.js';
 import { DirectKv } from '../../src/store/direct-kv.js';
 import { StoreAuthError } from '../../src/store/errors.js';
 import type { RangeRequest } from '../../src/store/kv-codec.js';
 import { Store } from '../../src/store/store.js';
 import type { Compare, TxnOp } from '../../src/store/txn.js';
-import { startEtcd, type EtcdServer } from '../helpers/etcd.js';
+import { useEtcd, useEtcdWithUser } from '../helpers/etcd.js';
 
 const PREFIX = `/weft-direct-${process.pid}`;
 
@@ -42,26 +42,16 @@ async function closedPort(): Promise<number> {
 }
 
 describe('a store with the direct client', () => {
-  let etcd: EtcdServer;
-  let admin: Store;
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    admin = Store.connect({ endpoints: [etcd.endpoint] });
-  });
-  afterAll(async () => {
-    admin?.close();
-    await etcd?.stop();
-  });
+  const fx = useEtcd('direct');
 
   it('reads, commits, grants and revokes etcd leases without ever making an etcd3 client', async () => {
-    const store = Store.connect({ endpoints: [etcd.endpoint], prefix: `${PREFIX}/a`, direct: true });
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], prefix: `${PREFIX}/a`, direct: true });
     try {
       const net = `${PREFIX}/a`;
       const key = `${net}/subnets/10.5.1.0-24`;
       const { id, ttl } = await store.grantLease(60);
       expect(ttl).toBe(60);
-      expect(await admin.leaseRemainingSeconds(id)).toBeGreaterThan(50);
+      expect(await fx.admin.leaseRemainingSeconds(id)).toBeGreaterThan(50);
 
       const create = (): Promise<{ succeeded: boolean; revision: number }> => store.txn([{ key, absent: true }], [{ put: key, value: '{"PublicIP":"192.0.2.1"}', lease: id }]);
       const first = await create();
@@ -71,7 +61,7 @@ describe('a store with the direct client', () => {
 
       const kv = await store.get(key);
       expect(kv).toMatchObject({ key, value: '{"PublicIP":"192.0.2.1"}', modRevision: first.revision, leaseId: id, version: 1 });
-      expect(await admin.get(key)).toEqual(kv);
+      expect(await fx.admin.get(key)).toEqual(kv);
       expect(await store.get(`${key}-absent`)).toBeUndefined();
 
       await store.txn([], [{ put: `${net}/config`, value: '{"Network":"10.5.0.0/16"}' }]);
@@ -84,11 +74,11 @@ describe('a store with the direct client', () => {
       const rewrite: [Compare[], TxnOp[]] = [[{ key, modRevision: first.revision }], [{ put: key, value: 'v2' }]];
       expect(await store.commit(...rewrite)).toBe(true);
       expect(await store.commit(...rewrite)).toBe(false); // the revision moved on
-      expect((await admin.get(key))?.leaseId).toBe('0');
+      expect((await fx.admin.get(key))?.leaseId).toBe('0');
 
       await store.revokeLease((await store.grantLease(60)).id);
       await store.txn([{ prefix: `${net}/subnets/`, unchangedSince: listed.revision + 1 }], [{ deletePrefix: `${net}/subnets/` }]);
-      expect((await admin.list(`${net}/subnets/`)).kvs).toEqual([]);
+      expect((await fx.admin.list(`${net}/subnets/`)).kvs).toEqual([]);
       await store.ping(key, 2000);
 
       expect(madeEtcd3(store)).toBe(false);
@@ -99,7 +89,7 @@ describe('a store with the direct client', () => {
 
   it('hands a call to etcd3 when the direct connection fails, and every call after it', async () => {
     const direct = new CountingDirect({ endpoints: [`127.0.0.1:${await closedPort()}`] }, 2000);
-    const store = new Store(() => createEtcdClient({ endpoints: [etcd.endpoint] }), `${PREFIX}/b`, [etcd.endpoint], { endpoints: [etcd.endpoint] }, direct);
+    const store = new Store(() => createEtcdClient({ endpoints: [fx.etcd.endpoint] }), `${PREFIX}/b`, [fx.etcd.endpoint], { endpoints: [fx.etcd.endpoint] }, direct);
     try {
       const key = `${PREFIX}/b/k`;
       expect(await store.commit([{ key, absent: true }], [{ put: key, value: 'v' }])).toBe(true);
@@ -113,14 +103,14 @@ describe('a store with the direct client', () => {
   });
 
   it('keeps the direct client after an error status from etcd, which etcd3 then reports', async () => {
-    const direct = new CountingDirect({ endpoints: [etcd.endpoint] }, 2000);
-    const store = new Store(() => createEtcdClient({ endpoints: [etcd.endpoint], maxAttempts: 1 }), `${PREFIX}/c`, [etcd.endpoint], { endpoints: [etcd.endpoint] }, direct);
+    const direct = new CountingDirect({ endpoints: [fx.etcd.endpoint] }, 2000);
+    const store = new Store(() => createEtcdClient({ endpoints: [fx.etcd.endpoint], maxAttempts: 1 }), `${PREFIX}/c`, [fx.etcd.endpoint], { endpoints: [fx.etcd.endpoint] }, direct);
     try {
       const key = `${PREFIX}/c/k`;
       await store.commit([], [{ put: key, value: '1' }]);
       const old = (await store.list(`${PREFIX}/c/`)).revision;
       await store.commit([], [{ put: key, value: '2' }]);
-      await admin.call(() => admin.client.kv.compact({ revision: old + 1, physical: true }));
+      await fx.admin.call(() => fx.admin.client.kv.compact({ revision: old + 1, physical: true }));
       await expect(store.list(`${PREFIX}/c/`, { revision: old })).rejects.toThrow(/compacted/);
       expect((await store.get(key))?.value).toBe('2');
       expect(direct.calls).toBe(5); // each call tried directly first
@@ -131,20 +121,12 @@ describe('a store with the direct client', () => {
 });
 
 describe('a store with the direct client and a user', () => {
-  let etcd: EtcdServer;
   const auth = { rootPassword: 'root-secret', user: 'weft', password: 'weft-secret', role: 'weft-rw', prefix: PREFIX + '/' };
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    await etcd.enableAuth(auth);
-  });
-  afterAll(async () => {
-    await etcd?.stop();
-  });
+  const user = useEtcdWithUser(auth);
 
   it('calls with the user\'s token, and a wrong password is refused as etcd3 refuses it', async () => {
-    const store = Store.connect({ endpoints: [etcd.endpoint], username: auth.user, password: auth.password, direct: true });
-    const wrong = Store.connect({ endpoints: [etcd.endpoint], username: auth.user, password: 'nope', direct: true, maxAttempts: 1 });
+    const store = Store.connect({ endpoints: [user.etcd.endpoint], username: auth.user, password: auth.password, direct: true });
+    const wrong = Store.connect({ endpoints: [user.etcd.endpoint], username: auth.user, password: 'nope', direct: true, maxAttempts: 1 });
     try {
       const key = `${PREFIX}/auth/k`;
       expect(await store.commit([{ key, absent: true }], [{ put: key, value: 'v' }])).toBe(true);
