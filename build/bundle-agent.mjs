@@ -188,6 +188,27 @@ const grpcUtcBackoff = {
   },
 };
 
+/**
+ * src/store/etcd3-module.ts as a module that loads etcd3 on its first call (that file says
+ * why): esbuild bundles a require() where it is written, so etcd3's code stays in the bundle
+ * but runs only when the agent first needs it.
+ */
+const lazyEtcd3 = {
+  name: 'lazy-etcd3',
+  setup(b) {
+    b.onLoad({ filter: /dist[\\/]store[\\/]etcd3-module\.js$/ }, (args) => {
+      const text = readFileSync(args.path, 'utf8');
+      const exported = [...text.matchAll(/^export function (\w+)/gm)].map((m) => m[1]).sort().join(',');
+      if (exported !== 'etcd3IfLoaded,etcd3Module') throw new Error(`${args.path} exports ${exported}; update build/bundle-agent.mjs`);
+      return {
+        contents: 'let loaded;\nexport function etcd3Module() { return (loaded ??= require("etcd3")); }\nexport function etcd3IfLoaded() { return loaded; }\n',
+        loader: 'js',
+        resolveDir: dirname(args.path),
+      };
+    });
+  },
+};
+
 await build({
   entryPoints: [join(root, 'dist/agent/main.js')],
   outfile: join(root, 'dist/weft-agent.cjs'),
@@ -199,7 +220,7 @@ await build({
   // bundle's own URL (dist/, where the compiled modules sit too).
   banner: { js: '"use strict"; const __weftUrl = require("node:url").pathToFileURL(__filename).href;' },
   define: { 'import.meta.url': '__weftUrl' },
-  plugins: [etcdProto, lazyDescriptors, longToString, grpcUtcBackoff],
+  plugins: [etcdProto, lazyDescriptors, longToString, grpcUtcBackoff, lazyEtcd3],
   // V8 keeps a script's source for as long as the script lives, one byte per character only
   // when every character is ASCII: one non-ASCII character made the 2 MB bundle a 4 MB
   // two-byte string in every agent. esbuild escapes strings, regular expressions and names;

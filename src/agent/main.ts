@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createLogger } from '../log.js';
 import { Store } from '../store/store.js';
+import { etcd3Module } from '../store/etcd3-module.js';
 import { Agent, FatalAgentError } from './agent.js';
 import { createBackendFor } from './backend-factory.js';
 import { AGENT_USAGE, parseAgentFlags, UsageError, type AgentOptions } from './flags.js';
@@ -10,6 +11,14 @@ import { startHealthServer } from './health.js';
 import { readHostSnapshot } from './iface.js';
 import { AgentMetrics } from './metrics.js';
 import { weftVersion } from '../version.js';
+
+/**
+ * Loads what the agent otherwise loads on first use (etcd3: store/etcd3-module.ts), so that
+ * the build's code cache holds that code compiled too (cli/agent-bundle.ts).
+ */
+export function loadDeferredModules(): void {
+  etcd3Module();
+}
 
 export async function runAgentCommand(argv: string[]): Promise<number> {
   let options: AgentOptions | 'help' | 'version';
@@ -53,7 +62,7 @@ export async function runAgentCommand(argv: string[]): Promise<number> {
 
   let store: Store;
   try {
-    store = Store.connect({ ...options.etcd, prefix: options.prefix });
+    store = Store.connect({ ...options.etcd, prefix: options.prefix, direct: true });
   } catch (err) {
     logger.error('cannot create the etcd client', { err: (err as Error).message });
     return 2;

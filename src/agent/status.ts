@@ -251,7 +251,11 @@ export class StatusPublisher {
           if (!this.stopped) this.timer = setTimeout(tick, this.tickMs);
         });
     };
-    this.timer = setTimeout(tick, 0);
+    // The first check one tick after the start, not at once: the record's etcd lease is
+    // etcd3's (node-status.ts), whose loading and first connection took the agent's thread
+    // for ~50 ms in the middle of its start, before the first kernel work (the rest of the
+    // start goes over the store's direct client).
+    this.timer = setTimeout(tick, this.tickMs);
   }
 
   /**

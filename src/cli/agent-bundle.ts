@@ -65,7 +65,10 @@ export async function loadAgent(env: NodeJS.ProcessEnv = process.env): Promise<A
   }
   const cache = mode === 'write' ? undefined : readCache();
   const { exports, script } = run(BUNDLE, cache);
-  if (mode === 'write') writeFileSync(CACHE, script.createCachedData());
+  if (mode === 'write') {
+    exports.loadDeferredModules();
+    writeFileSync(CACHE, script.createCachedData());
+  }
   if (mode === 'report') process.stderr.write(`weft: agent code cache: ${!cache ? 'none' : script.cachedDataRejected ? 'rejected' : 'accepted'}\n`);
   return exports;
 }

@@ -1,14 +1,8 @@
 // Building an etcd3 client from flanneld-style connection flags, and classifying its errors.
 import { readFileSync } from 'node:fs';
 import { circuitBreaker, ConsecutiveBreaker, ExponentialBackoff, handleWhen, isBrokenCircuitError, retry } from 'cockatiel';
-import {
-  Etcd3,
-  EtcdAuthenticationFailedError,
-  EtcdInvalidAuthTokenError,
-  EtcdPermissionDeniedError,
-  GRPCUnauthenticatedError,
-  isRecoverableError,
-} from 'etcd3';
+import type { Etcd3 } from 'etcd3';
+import { etcd3IfLoaded, etcd3Module } from './etcd3-module.js';
 import { StoreAuthError, StoreUnavailableError } from './errors.js';
 
 export interface EtcdOptions {
@@ -48,7 +42,7 @@ export function createEtcdClient(opts: EtcdOptions): Etcd3 {
   const timeout = opts.callTimeoutMs ?? 5000;
   const hosts = opts.endpoints.map((e) => e.replace(/\/+$/, ''));
   const tls = opts.cafile || opts.certfile || opts.keyfile;
-  return new Etcd3({
+  return new (etcd3Module().Etcd3)({
     hosts,
     grpcOptions: {
       'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
@@ -101,6 +95,11 @@ export function isTlsFailure(err: Error): boolean {
   return TLS_FAILURE.test(err.message);
 }
 
+/** etcd3's own test, which only its errors pass: false, without loading it, before it is loaded. */
+function isRecoverableError(err: Error): boolean {
+  return etcd3IfLoaded()?.isRecoverableError(err) ?? false;
+}
+
 function isRetryable(err: Error): boolean {
   return (isRecoverableError(err) && !isTlsFailure(err)) || isBrokenCircuitError(err);
 }
@@ -131,13 +130,13 @@ function tlsReason(message: string): string {
 /** Maps any error from etcd3 to weft's typed store errors; other errors pass through. */
 export function classifyEtcdError(err: unknown, endpoints: string[]): Error {
   if (err instanceof StoreAuthError || err instanceof StoreUnavailableError) return err;
-  if (err instanceof EtcdPermissionDeniedError) {
+  const etcd3 = etcd3IfLoaded();
+  if (etcd3 && err instanceof etcd3.EtcdPermissionDeniedError) {
     return new StoreAuthError(`etcd denied permission (the user's roles do not cover this key): ${err.message}`);
   }
   if (
-    err instanceof EtcdAuthenticationFailedError ||
-    err instanceof EtcdInvalidAuthTokenError ||
-    err instanceof GRPCUnauthenticatedError
+    etcd3 &&
+    (err instanceof etcd3.EtcdAuthenticationFailedError || err instanceof etcd3.EtcdInvalidAuthTokenError || err instanceof etcd3.GRPCUnauthenticatedError)
   ) {
     return new StoreAuthError(`etcd refused the credentials: ${(err as Error).message}`);
   }

@@ -1,14 +1,9 @@
 // The agent's writes: creating, renewing, adopting and releasing one subnet key. Each is a
 // single compare-and-swap transaction, so two hosts can never both believe they hold a key.
 // A dual-stack key names both of a host's subnets, so they are created in one transaction.
-import type { ICompare } from 'etcd3';
 import { encodeLease, formatLeaseKey, type LeaseKey, type LeaseValue } from '../api/lease.js';
-import { prefixEnd } from './range.js';
 import type { Store } from './store.js';
-
-// etcd's CompareTarget/CompareResult enums, by number (the gRPC values).
-const TARGET_VERSION = 0;
-const RESULT_EQUAL = 0;
+import type { Compare } from './txn.js';
 
 export interface HeldLease {
   network: string;
@@ -36,23 +31,22 @@ export class LeaseWriter {
 
   private async grant(ttlMs: number): Promise<{ id: string; expiresAt: number }> {
     const start = this.now();
-    const res = await this.store.call(() =>
-      this.store.client.leaseClient.leaseGrant({ TTL: Math.max(1, Math.round(ttlMs / 1000)), ID: 0 }),
-    );
-    return { id: String(res.ID), expiresAt: start + Number(res.TTL) * 1000 };
+    const { id, ttl } = await this.store.grantLease(Math.max(1, Math.round(ttlMs / 1000)));
+    return { id, expiresAt: start + ttl * 1000 };
   }
 
   private async revokeQuietly(id: string): Promise<void> {
     try {
-      await this.store.client.leaseClient.leaseRevoke({ ID: id });
+      await this.store.revokeLease(id);
     } catch {
       // An unused lease expires by itself; nothing is attached to it.
     }
   }
 
   /**
-   * etcd3 retries writes on transient errors, so a CAS that committed can still report
-   * failure (its reply was lost). Re-read: if the key now holds exactly what we wrote, we won.
+   * A write is repeated on transient errors (by etcd3's retries, or through etcd3 after the
+   * direct client failed: store.ts), so a CAS that committed can still report failure (its
+   * reply was lost). Re-read: if the key now holds exactly what we wrote, we won.
    */
   private async confirm(key: string, value: string, leaseId: string): Promise<number | undefined> {
     const kv = await this.store.get(key);
@@ -84,12 +78,11 @@ export class LeaseWriter {
    * hosts racing for one IPv4 subnet with different IPv6 ones cannot both win. (An IPv6 half
    * is a key's suffix, which no range can select: acquire.ts checks it after the write.)
    */
-  private creationGuards(subnets: LeaseKey, key: string): ICompare[] {
-    const absent = (k: string): ICompare => ({ key: Buffer.from(k), target: TARGET_VERSION, result: RESULT_EQUAL, version: 0 });
-    const guards = [absent(key)];
+  private creationGuards(subnets: LeaseKey, key: string): Compare[] {
+    const guards: Compare[] = [{ key, absent: true }];
     if (subnets.ipv4 && subnets.ipv6) {
       const v4 = this.keyOf({ ipv4: subnets.ipv4 });
-      guards.push(absent(v4), { ...absent(`${v4}&`), range_end: prefixEnd(`${v4}&`) });
+      guards.push({ key: v4, absent: true }, { prefix: `${v4}&`, empty: true });
     }
     return guards;
   }
@@ -99,15 +92,9 @@ export class LeaseWriter {
     const key = this.keyOf(subnets);
     const value = encodeLease(lease);
     const { id, expiresAt } = await this.grant(ttlMs);
-    const res = await this.store.call(() =>
-      this.store.client.kv.txn({
-        compare: this.creationGuards(subnets, key),
-        success: [{ request_put: { key: Buffer.from(key), value: Buffer.from(value), lease: id } }],
-        failure: [],
-      }),
-    );
+    const res = await this.store.txn(this.creationGuards(subnets, key), [{ put: key, value, lease: id }]);
     if (res.succeeded) {
-      return { ok: true, held: this.held(subnets, value, Number(res.header.revision), id, expiresAt) };
+      return { ok: true, held: this.held(subnets, value, res.revision, id, expiresAt) };
     }
     const rev = await this.confirm(key, value, id);
     if (rev !== undefined) return { ok: true, held: this.held(subnets, value, rev, id, expiresAt) };
@@ -123,12 +110,9 @@ export class LeaseWriter {
     const key = this.keyOf(subnets);
     const value = encodeLease(lease);
     const { id, expiresAt } = await this.grant(ttlMs);
-    const c = this.store.client;
-    const res = await this.store.call(() =>
-      c.if(key, 'Mod', '==', expectedModRevision).then(c.put(key).value(value).lease(id)).commit(),
-    );
+    const res = await this.store.txn([{ key, modRevision: expectedModRevision }], [{ put: key, value, lease: id }]);
     if (res.succeeded) {
-      return { ok: true, held: this.held(subnets, value, Number(res.header.revision), id, expiresAt) };
+      return { ok: true, held: this.held(subnets, value, res.revision, id, expiresAt) };
     }
     const rev = await this.confirm(key, value, id);
     if (rev !== undefined) return { ok: true, held: this.held(subnets, value, rev, id, expiresAt) };
@@ -147,12 +131,9 @@ export class LeaseWriter {
     if (value === currentValue) {
       return { ok: true, held: this.held(subnets, value, expectedModRevision, '0', Infinity) };
     }
-    const c = this.store.client;
-    const res = await this.store.call(() =>
-      c.if(key, 'Mod', '==', expectedModRevision).then(c.put(key).value(value)).commit(),
-    );
+    const res = await this.store.txn([{ key, modRevision: expectedModRevision }], [{ put: key, value }]);
     if (res.succeeded) {
-      return { ok: true, held: this.held(subnets, value, Number(res.header.revision), '0', Infinity) };
+      return { ok: true, held: this.held(subnets, value, res.revision, '0', Infinity) };
     }
     const rev = await this.confirm(key, value, '0');
     if (rev !== undefined) return { ok: true, held: this.held(subnets, value, rev, '0', Infinity) };
@@ -161,8 +142,6 @@ export class LeaseWriter {
 
   /** Deletes a key of ours, only if unchanged since we read it. */
   async release(key: string, expectedModRevision: number): Promise<boolean> {
-    const c = this.store.client;
-    const res = await this.store.call(() => c.if(key, 'Mod', '==', expectedModRevision).then(c.delete().key(key)).commit());
-    return res.succeeded;
+    return this.store.commit([{ key, modRevision: expectedModRevision }], [{ delete: key }]);
   }
 }

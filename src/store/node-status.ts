@@ -5,7 +5,8 @@
 // Keepalives are single calls driven by the publisher (every TTL/3, skipped while etcd is
 // known to be away), not etcd3's automatic loop, which retries every 100 ms during an outage
 // (about 300 attempts and 1 s of CPU in 30 s, measured here).
-import { EtcdLeaseInvalidError, type Lease } from 'etcd3';
+import type { Lease } from 'etcd3';
+import { etcd3IfLoaded } from './etcd3-module.js';
 import { StoreUnavailableError } from './errors.js';
 import type { Store } from './store.js';
 
@@ -49,7 +50,8 @@ export class NodeStatusWriter {
       await this.store.call(() => Promise.race([attempt, timeout]));
     } catch (err) {
       // etcd3 emitted `lost` already (expired or revoked): the handler asks for a new put.
-      if (err instanceof EtcdLeaseInvalidError) return;
+      const etcd3 = etcd3IfLoaded();
+      if (etcd3 && err instanceof etcd3.EtcdLeaseInvalidError) return;
       throw err;
     } finally {
       clearTimeout(timer);

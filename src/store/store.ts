@@ -13,7 +13,11 @@ import type { KV, NetworkMeta, NetworkRecord, NodeStatusRecord, SubnetRecord } f
 import { DEFAULT_NETWORK, Layout } from './layout.js';
 import { prefixEnd } from './range.js';
 import { toEtcdCompare, toEtcdOp, type Compare, type TxnOp } from './txn.js';
-import { openWatch, watchTargetOf, type WatchTarget } from './watch-stream.js';
+import { openWatch, type WatchTarget } from './watch-stream.js';
+import { grpcTargetOf, GrpcStatusError } from './grpc-http2.js';
+import { DirectKv } from './direct-kv.js';
+import type { RangeRequest } from './kv-codec.js';
+import type { RangeResponseObject } from './range-decode.js';
 
 export type { KV, NetworkMeta, NetworkRecord, NodeStatusRecord, SubnetRecord };
 
@@ -57,23 +61,48 @@ export interface PrefixWatch {
 
 export class Store {
   readonly layout: Layout;
+  private etcd: Etcd3 | undefined;
 
   constructor(
-    readonly client: Etcd3,
+    /** The etcd3 client, or how to make it on first use (Store.connect: a process that reads directly may never need it). */
+    client: Etcd3 | (() => Etcd3),
     prefix: string | undefined,
     readonly endpoints: string[],
     /** How the lease watch connects (watch-stream.ts); by default the endpoints, without TLS or a user. */
     private readonly watchTarget: WatchTarget = { endpoints },
+    /** Calls over weft's own HTTP/2 client first (direct-kv.ts), etcd3 when one fails. */
+    private direct?: DirectKv,
   ) {
     this.layout = new Layout(prefix);
+    if (typeof client === 'function') this.makeClient = client;
+    else this.etcd = client;
+  }
+  private makeClient: (() => Etcd3) | undefined;
+
+  /**
+   * @param opts.direct reads, transactions and lease grants go over weft's own HTTP/2 client
+   *   (direct-kv.ts) while it answers; etcd3, loaded only when something needs it, does the
+   *   rest (the agent: its start needs nothing else).
+   */
+  static connect(opts: EtcdOptions & { prefix?: string; direct?: boolean }): Store {
+    const target = grpcTargetOf(opts);
+    const direct = opts.direct ? new DirectKv(target, opts.callTimeoutMs ?? 5000) : undefined;
+    return new Store(() => createEtcdClient(opts), opts.prefix, opts.endpoints, target, direct);
   }
 
-  static connect(opts: EtcdOptions & { prefix?: string }): Store {
-    return new Store(createEtcdClient(opts), opts.prefix, opts.endpoints, watchTargetOf(opts));
+  /** etcd3's client, made on first use. */
+  get client(): Etcd3 {
+    if (!this.etcd) {
+      this.etcd = this.makeClient!();
+      this.makeClient = undefined;
+    }
+    return this.etcd;
   }
 
   close(): void {
-    this.client.close();
+    this.direct?.close();
+    this.etcd?.close();
+    this.makeClient = undefined;
   }
 
   /** Runs an etcd operation, turning its failures into typed store errors. */
@@ -85,33 +114,66 @@ export class Store {
     }
   }
 
+  /**
+   * One call, directly while the direct client answers (direct-kv.ts), else through etcd3,
+   * whose retries and typed errors every caller relies on. A failed connection hands every
+   * later call to etcd3 too; an error status from etcd (a compacted revision, a key the role
+   * does not cover) leaves the direct client in place, and etcd3 asks again and reports it.
+   */
+  private async either<T>(direct: (d: DirectKv) => Promise<T>, viaEtcd3: () => PromiseLike<T>): Promise<T> {
+    const d = this.direct;
+    if (d) {
+      try {
+        return await direct(d);
+      } catch (err) {
+        if (!(err instanceof GrpcStatusError) && this.direct === d) {
+          this.direct = undefined;
+          d.close();
+        }
+      }
+    }
+    return this.call(viaEtcd3);
+  }
+
+  private range(req: RangeRequest): Promise<RangeResponseObject> {
+    return this.either(
+      (d) => d.range(req),
+      () =>
+        this.client.kv.range({
+          key: req.key,
+          ...(req.rangeEnd ? { range_end: req.rangeEnd } : {}),
+          ...(req.revision ? { revision: req.revision } : {}),
+          ...(req.keysOnly ? { keys_only: true } : {}),
+          ...(req.countOnly ? { count_only: true } : {}),
+          ...(req.serializable ? { serializable: true } : {}),
+        }) as PromiseLike<RangeResponseObject>,
+    );
+  }
+
   async get(key: string): Promise<KV | undefined> {
-    const res = await this.call(() => this.client.get(key).exec());
+    const res = await this.range({ key: Buffer.from(key) });
     const kv = res.kvs[0];
     return kv ? toKV(kv) : undefined;
   }
 
   /** Every key under prefix, at the latest revision or at opts.revision (a compacted one fails). */
   async list(prefix: string, opts: { keysOnly?: boolean; revision?: number } = {}): Promise<{ kvs: KV[]; revision: number }> {
-    const end = prefixEnd(prefix);
-    const res = await this.call(() =>
-      this.client.kv.range({
-        key: Buffer.from(prefix),
-        range_end: end,
-        keys_only: opts.keysOnly ?? false,
-        ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
-      }),
-    );
-    return { kvs: res.kvs.map(toKV), revision: Number(res.header.revision) };
+    const res = await this.range({
+      key: Buffer.from(prefix),
+      rangeEnd: prefixEnd(prefix),
+      ...(opts.keysOnly ? { keysOnly: true } : {}),
+      ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
+    });
+    return { kvs: res.kvs.map(toKV), revision: Number(res.header!.revision) };
   }
 
   /** Names of every network with a config key, "default" first. */
   async networkNames(): Promise<string[]> {
     const prefix = this.layout.prefix;
-    const res = await this.call(() => this.client.getAll().prefix(prefix + '/').keys());
+    const res = await this.range({ key: Buffer.from(prefix + '/'), rangeEnd: prefixEnd(prefix + '/'), keysOnly: true });
     const names = new Set<string>();
-    for (const key of res) {
-      const name = this.layout.networkOfConfigKey(key);
+    for (const kv of res.kvs) {
+      const name = this.layout.networkOfConfigKey(kv.key.toString());
       if (name) names.add(name);
     }
     return [...names].sort((a, b) => (a === DEFAULT_NETWORK ? -1 : b === DEFAULT_NETWORK ? 1 : a.localeCompare(b)));
@@ -137,7 +199,7 @@ export class Store {
   /** How many keys a network's subnets hold: etcd counts them and sends no values (a cheap, early hint of the listing's size). */
   async countSubnets(network: string): Promise<number> {
     const prefix = this.layout.subnetsPrefix(network);
-    const res = await this.call(() => this.client.kv.range({ key: Buffer.from(prefix), range_end: prefixEnd(prefix), count_only: true }));
+    const res = await this.range({ key: Buffer.from(prefix), rangeEnd: prefixEnd(prefix), countOnly: true });
     return Number(res.count);
   }
 
@@ -149,14 +211,43 @@ export class Store {
 
   /**
    * Commits one transaction: every compare must hold, then every op applies, atomically.
-   * False when a compare failed (which etcd3's retries can also report for a commit that
-   * landed: the caller re-reads to tell the two apart).
+   * False when a compare failed (which a repeated call can also report for a commit that
+   * landed, etcd3's retries as much as either(): the caller re-reads to tell the two apart).
    */
   async commit(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<boolean> {
-    const res = await this.call(() =>
-      this.client.kv.txn({ compare: compares.map(toEtcdCompare), success: ops.map(toEtcdOp), failure: [] }),
+    return (await this.txn(compares, ops)).succeeded;
+  }
+
+  /** As commit, with the revision the transaction was at (the new one when it succeeded). */
+  async txn(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<{ succeeded: boolean; revision: number }> {
+    const compare = compares.map(toEtcdCompare);
+    const success = ops.map(toEtcdOp);
+    return this.either(
+      (d) => d.txn(compare, success),
+      async () => {
+        const res = await this.client.kv.txn({ compare, success, failure: [] });
+        return { succeeded: res.succeeded, revision: Number(res.header.revision) };
+      },
     );
-    return res.succeeded;
+  }
+
+  /** A new etcd lease of `ttlSeconds`: its ID and the TTL etcd gave it. */
+  async grantLease(ttlSeconds: number): Promise<{ id: string; ttl: number }> {
+    return this.either(
+      (d) => d.leaseGrant(ttlSeconds),
+      async () => {
+        const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
+        return { id: String(res.ID), ttl: Number(res.TTL) };
+      },
+    );
+  }
+
+  /** Revokes an etcd lease (its keys go with it). */
+  async revokeLease(id: string): Promise<void> {
+    await this.either<unknown>(
+      (d) => d.leaseRevoke(id),
+      () => this.client.leaseClient.leaseRevoke({ ID: id }),
+    );
   }
 
   /** Seconds left on, and granted to, each etcd lease (undefined when gone); a few calls at a time. */
@@ -238,7 +329,7 @@ export class Store {
     let timer: NodeJS.Timeout | undefined;
     try {
       await Promise.race([
-        this.call(() => this.client.get(key).serializable(true).exec()),
+        this.range({ key: Buffer.from(key), serializable: true }),
         new Promise((_, reject) => {
           timer = setTimeout(() => reject(new StoreUnavailableError(`etcd did not answer within ${timeoutMs} ms`, this.endpoints)), timeoutMs);
         }),

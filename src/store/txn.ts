@@ -14,14 +14,15 @@ export type Compare =
   | { prefix: string; empty: true };
 
 /** One write of a transaction; ops of one transaction apply together or not at all. */
-export type TxnOp = { put: string; value: string } | { delete: string } | { deletePrefix: string };
+/** A put may attach the key to an etcd lease (its ID), as an agent's subnet key is. */
+export type TxnOp = { put: string; value: string; lease?: string } | { delete: string } | { deletePrefix: string };
 
 /** "Unchanged since I read it": the key's mod revision, or absent when it did not exist. */
 export function compareKey(key: string, kv: KV | undefined): Compare {
   return kv ? { key, modRevision: kv.modRevision } : { key, absent: true };
 }
 
-/** Applies ops to an in-memory copy, as etcd would (puts carry no etcd lease). */
+/** Applies ops to an in-memory copy, as etcd would. */
 export function simulate(kvs: Map<string, KV>, ops: TxnOp[], revision: number): Map<string, KV> {
   const out = new Map(kvs);
   for (const op of ops) {
@@ -33,7 +34,7 @@ export function simulate(kvs: Map<string, KV>, ops: TxnOp[], revision: number): 
         modRevision: revision,
         createRevision: old?.createRevision ?? revision,
         version: (old?.version ?? 0) + 1,
-        leaseId: '0',
+        leaseId: op.lease ?? '0',
       });
     } else if ('delete' in op) {
       out.delete(op.delete);
@@ -63,7 +64,7 @@ export function toEtcdCompare(c: Compare): ICompare {
 }
 
 export function toEtcdOp(op: TxnOp): IRequestOp {
-  if ('put' in op) return { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value) } };
+  if ('put' in op) return { request_put: { key: Buffer.from(op.put), value: Buffer.from(op.value), ...(op.lease !== undefined ? { lease: op.lease } : {}) } };
   if ('delete' in op) return { request_delete_range: { key: Buffer.from(op.delete) } };
   return { request_delete_range: { key: Buffer.from(op.deletePrefix), range_end: prefixEnd(op.deletePrefix) } };
 }

@@ -1,6 +1,6 @@
 // etcd's Watch stream spoken directly over Node's own HTTP/2 client: one gRPC call
 // (POST /etcdserverpb.Watch/Watch), its messages framed as gRPC frames them, the responses
-// read by watch-decode.ts. Everything else the store does goes through etcd3.
+// read by watch-decode.ts; the connection and gRPC framing are grpc-http2.ts's.
 //
 // Why: every lease event reaches the agent as one WatchResponse. Through etcd3 it crossed
 // grpc-js (its HTTP/2 stream wrapper, message framer, call and interceptor layers, a promise
@@ -15,70 +15,21 @@
 // starts at the member after the one that failed or broke). What it leaves to the caller: a
 // broken watch is reported once and not resumed; the caller lists again and opens a new one
 // (store.ts, lease-watch.ts).
-import { connect, constants, type ClientHttp2Session, type ClientHttp2Stream, type IncomingHttpHeaders } from 'node:http2';
-import type { SecureClientSessionOptions } from 'node:http2';
-import { StoreAuthError, StoreUnavailableError } from './errors.js';
+import { connect, constants, type ClientHttp2Stream } from 'node:http2';
+import type { ClientHttp2Session } from 'node:http2';
+import { StoreAuthError } from './errors.js';
 import { decodeWatchResponse, type WatchEventObject } from './watch-decode.js';
-import { readFileSync } from 'node:fs';
-import { isTlsFailure, KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS, type EtcdOptions } from './client.js';
+import { KEEPALIVE_TIME_MS, KEEPALIVE_TIMEOUT_MS } from './client.js';
+import { bytesField, decodeAuthenticateToken, encodeAuthenticate, endpointUrl, FrameReader, grpcFrame, grpcHeaders, sessionOptions, statusOf, typed, unary, varint, type GrpcTarget } from './grpc-http2.js';
 
-/** Where and how to connect: the members, and the TLS material and user, as the etcd3 client has them. */
-export interface WatchTarget {
-  endpoints: string[];
-  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
-  auth?: { username: string; password: string };
-}
+/** Where and how the watch connects (grpc-http2.ts). */
+export type WatchTarget = GrpcTarget;
 
 export interface WatchStreamListener {
   /** One response's events, in order (puts and deletes; unknown event types are left out). */
   events(events: WatchEventObject[]): void;
   /** The watch is over: the stream or connection failed, or etcd cancelled it (compaction). Called once. */
   broken(err: Error): void;
-}
-
-/**
- * The largest response accepted (grpc-js's default is 4 MiB; etcd sends one revision's events
- * in one response, and a transaction may touch thousands of keys).
- */
-const MAX_MESSAGE = 16 << 20;
-
-/** gRPC status codes that mean the credentials were refused. */
-const UNAUTHENTICATED = 16;
-const PERMISSION_DENIED = 7;
-
-/** A gRPC call's failure status, with etcd's message. */
-export class GrpcStatusError extends Error {
-  override readonly name = 'GrpcStatusError';
-  constructor(
-    readonly code: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/** `value` as a protobuf varint (non-negative, below 2^53). */
-function varint(value: number): number[] {
-  const out: number[] = [];
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  out.push(value);
-  return out;
-}
-
-/** A length-delimited field. */
-function bytesField(field: number, bytes: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.from([(field << 3) | 2, ...varint(bytes.length)]), bytes]);
-}
-
-/** One message in gRPC's frame: not compressed, 4-byte big-endian length, the bytes. */
-export function grpcFrame(message: Buffer): Buffer {
-  const out = Buffer.alloc(5 + message.length);
-  out.writeUInt32BE(message.length, 1);
-  message.copy(out, 5);
-  return out;
 }
 
 /**
@@ -94,157 +45,6 @@ export function encodeWatchCreate(key: Buffer, rangeEnd: Buffer, startRevision: 
     Buffer.from([4 << 3, 1]), // progress_notify
   ]);
   return bytesField(1, create);
-}
-
-/** An AuthenticateRequest: name, password. */
-export function encodeAuthenticate(name: string, password: string): Buffer {
-  return Buffer.concat([bytesField(1, Buffer.from(name)), bytesField(2, Buffer.from(password))]);
-}
-
-/** The token of an AuthenticateResponse (field 2; the header is skipped). */
-export function decodeAuthenticateToken(buf: Buffer): string {
-  let pos = 0;
-  const readVarint = (): number => {
-    let n = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (pos >= buf.length) throw new RangeError('truncated varint');
-      const b = buf[pos++]!;
-      n += (b & 0x7f) * mul;
-      if (b < 0x80) return n;
-      mul *= 128;
-    }
-    throw new RangeError('varint too long');
-  };
-  let token = '';
-  while (pos < buf.length) {
-    const tag = readVarint();
-    const wire = tag & 7;
-    if (wire === 0) readVarint();
-    else if (wire === 2) {
-      const n = readVarint();
-      if (pos + n > buf.length) throw new RangeError('truncated field');
-      if (tag >>> 3 === 2) token = buf.toString('utf8', pos, pos + n);
-      pos += n;
-    } else if (wire === 1) pos += 8;
-    else if (wire === 5) pos += 4;
-    else throw new RangeError(`unknown wire type ${wire}`);
-  }
-  if (pos > buf.length) throw new RangeError('truncated field');
-  return token;
-}
-
-/**
- * Reassembles gRPC frames from a stream's chunks; `push` returns the complete messages. A
- * large message's chunks are kept apart until it is whole, then joined once.
- */
-export class FrameReader {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  /** The frame being waited for, header included, once its header has arrived. */
-  private need = 0;
-
-  push(chunk: Buffer): Buffer[] {
-    this.chunks.push(chunk);
-    this.have += chunk.length;
-    const out: Buffer[] = [];
-    while (this.have >= 5 && this.have >= this.need) {
-      let buf = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.have);
-      this.chunks = [buf];
-      if (this.need === 0) {
-        if (buf[0] !== 0) throw new Error('etcd sent a compressed message, which was not asked for');
-        const len = buf.readUInt32BE(1);
-        if (len > MAX_MESSAGE) throw new Error(`etcd sent a ${len}-byte message (at most ${MAX_MESSAGE} accepted)`);
-        this.need = 5 + len;
-        if (this.have < this.need) break;
-      }
-      out.push(buf.subarray(5, this.need));
-      buf = buf.subarray(this.need);
-      this.have = buf.length;
-      this.chunks = buf.length > 0 ? [buf] : [];
-      this.need = 0;
-    }
-    return out;
-  }
-}
-
-/** The gRPC status in a header or trailer block, if any (0 is OK). */
-function statusOf(headers: IncomingHttpHeaders): GrpcStatusError | 'ok' | undefined {
-  const status = headers['grpc-status'];
-  if (status === undefined) return undefined;
-  const code = Number(status);
-  if (code === 0) return 'ok';
-  let message = String(headers['grpc-message'] ?? '');
-  try {
-    message = decodeURIComponent(message);
-  } catch {
-    // as sent
-  }
-  return new GrpcStatusError(code, message || `gRPC status ${code}`);
-}
-
-function endpointUrl(endpoint: string, tls: boolean): string {
-  const e = endpoint.replace(/\/+$/, '');
-  if (/^https?:\/\//.test(e)) return tls ? e.replace(/^http:/, 'https:') : e.replace(/^https:/, 'http:');
-  return `${tls ? 'https' : 'http'}://${e}`;
-}
-
-/** Any failure on the way to a running watch, as the store's typed errors. */
-function typed(err: unknown, endpoints: string[]): Error {
-  if (err instanceof StoreAuthError || err instanceof StoreUnavailableError) return err;
-  const message = err instanceof Error ? err.message : String(err);
-  if (err instanceof GrpcStatusError && (err.code === UNAUTHENTICATED || err.code === PERMISSION_DENIED || /authentication failed|invalid auth token|permission denied/.test(message))) {
-    return new StoreAuthError(`etcd refused the credentials: ${message}`);
-  }
-  if (err instanceof Error && isTlsFailure(err)) {
-    return new StoreAuthError(
-      `TLS handshake with etcd failed (${endpoints.join(', ')}): ${message}; ` +
-        'check the CA, client certificate and key (--etcd-cafile, --etcd-certfile, --etcd-keyfile)',
-    );
-  }
-  return new StoreUnavailableError(`etcd is unreachable (tried ${endpoints.join(', ')}): ${message}`, endpoints, err);
-}
-
-/** One unary call on the session: the response message, or the call's status as an error. */
-function unary(session: ClientHttp2Session, path: string, message: Buffer, headers: Record<string, string> = {}): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const stream = session.request({ ...grpcHeaders(path), ...headers });
-    const reader = new FrameReader();
-    let reply: Buffer | undefined;
-    let failure: Error | undefined;
-    const fail = (err: Error) => (failure ??= err);
-    stream.on('response', (h) => {
-      const s = statusOf(h);
-      if (s instanceof Error) fail(s);
-    });
-    stream.on('trailers', (h) => {
-      const s = statusOf(h);
-      if (s instanceof Error) fail(s);
-    });
-    stream.on('data', (chunk: Buffer) => {
-      try {
-        for (const m of reader.push(chunk)) reply ??= m;
-      } catch (err) {
-        fail(err as Error);
-      }
-    });
-    stream.on('error', (err) => fail(err));
-    stream.on('close', () => {
-      if (failure) reject(failure);
-      else if (reply) resolve(reply);
-      else reject(new Error(`${path}: the call ended without an answer`));
-    });
-    stream.end(grpcFrame(message));
-  });
-}
-
-function grpcHeaders(path: string): Record<string, string> {
-  return {
-    [constants.HTTP2_HEADER_METHOD]: 'POST',
-    [constants.HTTP2_HEADER_PATH]: path,
-    'content-type': 'application/grpc',
-    te: 'trailers',
-  };
 }
 
 /** A running watch; cancel() ends it (idempotent) without reporting it broken. */
@@ -298,13 +98,7 @@ function watchOn(
   timeoutMs: number,
 ): Promise<WatchStream> {
   const tls = target.tls !== undefined;
-  const options: SecureClientSessionOptions = tls
-    ? {
-        ...(target.tls!.ca && target.tls!.ca.length > 0 ? { ca: target.tls!.ca } : {}),
-        ...(target.tls!.cert ? { cert: target.tls!.cert } : {}),
-        ...(target.tls!.key ? { key: target.tls!.key } : {}),
-      }
-    : {};
+  const options = sessionOptions(target);
   return new Promise<WatchStream>((resolve, reject) => {
     const session = connect(endpointUrl(endpoint, tls), options);
     let created = false;
@@ -425,22 +219,4 @@ function ping(session: ClientHttp2Session, dead: (err: Error) => void): void {
     clearTimeout(timer);
     dead(err as Error);
   }
-}
-
-/** The watch's connection settings from the store's flags, by the etcd3 client's rules (client.ts). */
-export function watchTargetOf(opts: EtcdOptions): WatchTarget {
-  const tls = opts.cafile || opts.certfile || opts.keyfile;
-  return {
-    endpoints: opts.endpoints,
-    ...(tls
-      ? {
-          tls: {
-            ...(opts.cafile ? { ca: readFileSync(opts.cafile) } : {}),
-            ...(opts.certfile ? { cert: readFileSync(opts.certfile) } : {}),
-            ...(opts.keyfile ? { key: readFileSync(opts.keyfile) } : {}),
-          },
-        }
-      : {}),
-    ...(opts.username ? { auth: { username: opts.username, password: opts.password ?? '' } } : {}),
-  };
 }

@@ -107,3 +107,20 @@ export function useEtcd(tag = 't'): EtcdFixture {
   };
   return fx;
 }
+
+/** One etcd with auth on (root, and a user whose role covers only `auth.prefix`) for the calling test file. */
+export function useEtcdWithUser(auth: EtcdAuthSetup): { readonly etcd: EtcdServer } {
+  let etcd: EtcdServer | undefined;
+  beforeAll(async () => {
+    etcd = await startEtcd();
+    await etcd.enableAuth(auth);
+  });
+  afterAll(async () => {
+    await etcd?.stop();
+  });
+  return {
+    get etcd() {
+      return etcd!;
+    },
+  };
+}

@@ -9,8 +9,9 @@ import type { KV, PrefixWatch, PrefixWatchListener } from '../../src/store/store
 import { Store } from '../../src/store/store.js';
 import { StoreAuthError } from '../../src/store/errors.js';
 import { prefixEnd } from '../../src/store/range.js';
-import { decodeAuthenticateToken, encodeAuthenticate, encodeWatchCreate, FrameReader, grpcFrame } from '../../src/store/watch-stream.js';
-import { startEtcd, startEtcdCluster, type EtcdCluster, type EtcdServer } from '../helpers/etcd.js';
+import { encodeWatchCreate } from '../../src/store/watch-stream.js';
+import { decodeAuthenticateToken, encodeAuthenticate, FrameReader, grpcFrame } from '../../src/store/grpc-http2.js';
+import { startEtcd, startEtcdCluster, useEtcdWithUser, type EtcdCluster, type EtcdServer } from '../helpers/etcd.js';
 import { etcdMethod } from '../helpers/etcd-proto.js';
 import { waitFor } from '../helpers/wait.js';
 import { createServer } from 'node:http2';
@@ -233,20 +234,12 @@ describe('Store.watchPrefix on one member', () => {
 });
 
 describe('Store.watchPrefix with a user', () => {
-  let etcd: EtcdServer;
   const auth = { rootPassword: 'root-secret', user: 'weft', password: 'weft-secret', role: 'weft-rw', prefix: PREFIX + '/' };
-
-  beforeAll(async () => {
-    etcd = await startEtcd();
-    await etcd.enableAuth(auth);
-  });
-  afterAll(async () => {
-    await etcd?.stop();
-  });
+  const fx = useEtcdWithUser(auth);
 
   it('watches under the role prefix with the user\'s token, and refuses a wrong password with StoreAuthError', async () => {
-    const store = Store.connect({ endpoints: [etcd.endpoint], username: auth.user, password: auth.password });
-    const wrong = Store.connect({ endpoints: [etcd.endpoint], username: auth.user, password: 'nope' });
+    const store = Store.connect({ endpoints: [fx.etcd.endpoint], username: auth.user, password: auth.password });
+    const wrong = Store.connect({ endpoints: [fx.etcd.endpoint], username: auth.user, password: 'nope' });
     try {
       const p = `${PREFIX}/auth/`;
       const { revision } = await store.list(p);
