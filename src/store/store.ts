@@ -120,7 +120,7 @@ export class Store {
    * later call to etcd3 too; an error status from etcd (a compacted revision, a key the role
    * does not cover) leaves the direct client in place, and etcd3 asks again and reports it.
    */
-  private async either<T>(direct: (d: DirectKv) => Promise<T>, viaEtcd3: () => PromiseLike<T>): Promise<T> {
+  private async directFirst<T>(direct: (d: DirectKv) => Promise<T>, viaEtcd3: () => PromiseLike<T>): Promise<T> {
     const d = this.direct;
     if (d) {
       try {
@@ -136,7 +136,7 @@ export class Store {
   }
 
   private range(req: RangeRequest): Promise<RangeResponseObject> {
-    return this.either(
+    return this.directFirst(
       (d) => d.range(req),
       () =>
         this.client.kv.range({
@@ -212,7 +212,7 @@ export class Store {
   /**
    * Commits one transaction: every compare must hold, then every op applies, atomically.
    * False when a compare failed (which a repeated call can also report for a commit that
-   * landed, etcd3's retries as much as either(): the caller re-reads to tell the two apart).
+   * landed, etcd3's retries as much as directFirst(): the caller re-reads to tell the two apart).
    */
   async commit(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<boolean> {
     return (await this.txn(compares, ops)).succeeded;
@@ -222,7 +222,7 @@ export class Store {
   async txn(compares: readonly Compare[], ops: readonly TxnOp[]): Promise<{ succeeded: boolean; revision: number }> {
     const compare = compares.map(toEtcdCompare);
     const success = ops.map(toEtcdOp);
-    return this.either(
+    return this.directFirst(
       (d) => d.txn(compare, success),
       async () => {
         const res = await this.client.kv.txn({ compare, success, failure: [] });
@@ -233,7 +233,7 @@ export class Store {
 
   /** A new etcd lease of `ttlSeconds`: its ID and the TTL etcd gave it. */
   async grantLease(ttlSeconds: number): Promise<{ id: string; ttl: number }> {
-    return this.either(
+    return this.directFirst(
       (d) => d.leaseGrant(ttlSeconds),
       async () => {
         const res = await this.client.leaseClient.leaseGrant({ TTL: ttlSeconds, ID: 0 });
@@ -244,7 +244,7 @@ export class Store {
 
   /** Revokes an etcd lease (its keys go with it). */
   async revokeLease(id: string): Promise<void> {
-    await this.either<unknown>(
+    await this.directFirst<unknown>(
       (d) => d.leaseRevoke(id),
       () => this.client.leaseClient.leaseRevoke({ ID: id }),
     );
