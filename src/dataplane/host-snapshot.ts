@@ -1,7 +1,7 @@
 // The host's links, addresses and default routes as the agent's interface selection sees them
 // (agent/iface.ts), read once at start. Over rtnetlink from the agent's own process when the
 // binding loads: the agent's main thread is busy from its spawn to its first bulk chunk, and
-// each `ip` process cost it a fork of a large Node process (~3 ms each, three or four of them)
+// each `ip` process cost it a fork of a large Node process (4-7 ms each in a profile, 3-4 of them)
 // plus the `ip` processes' own CPU beside etcd's. Else with `ip -json` processes, as before.
 // Both read the same kernel answers and keep the same ones (docs/performance.md).
 import { Ipv4, Ipv6, parseIp, type IpAddr } from '../alloc/cidr.js';
