@@ -1,6 +1,7 @@
 // Choosing the uplink the way flanneld does: --iface (name or IP, first found), then
 // --iface-regex, then --iface-can-reach, else the default route's interface. The choice is
-// a pure function of a snapshot of the host's links; reading the snapshot is the I/O edge.
+// a pure function of a snapshot of the host's links; reading the snapshot is the I/O edge
+// (dataplane/host-snapshot.ts: over netlink, else with `ip` processes).
 //
 // A network's stacks decide what the uplink must carry: an IPv4 address (IPv4 and
 // dual-stack), a global IPv6 address (dual-stack and IPv6-only), or both. The chosen
@@ -8,27 +9,10 @@
 // --public-ipv6 says otherwise, the public IP published in the lease.
 import { namedError } from '../api/errors.js';
 import { Ipv4, Ipv6, parseIp, type IpAddr } from '../alloc/cidr.js';
-import * as ipcmd from '../dataplane/ipcmd.js';
+import type { HostSnapshot, LinkInfo } from '../dataplane/host-snapshot.js';
 import type { Uplink4 as Uplink } from '../dataplane/types.js';
 
-export interface LinkInfo {
-  name: string;
-  index: number;
-  mtu: number;
-  up: boolean;
-  addresses: { ip: Ipv4; prefixLength: number }[];
-  /** Global-scope IPv6 addresses only: a link-local address is never a VTEP's address. */
-  addresses6?: { ip: Ipv6; prefixLength: number }[];
-}
-
-export interface HostSnapshot {
-  links: LinkInfo[];
-  defaultRouteDev?: string;
-  /** The IPv6 default route's interface, read when the network has IPv6. */
-  defaultRouteDev6?: string;
-  /** Answer of `ip route get <can-reach>`, when asked. */
-  canReach?: { dev: string; src?: IpAddr };
-}
+export type { HostSnapshot, LinkInfo };
 
 export interface SelectionOptions {
   ifaces: string[];
@@ -173,47 +157,4 @@ export function selectInterface(opts: SelectionOptions, host: HostSnapshot, stac
     }
   }
   return selection;
-}
-
-interface IpAddrJson {
-  ifindex?: number;
-  ifname?: string;
-  mtu?: number;
-  flags?: string[];
-  addr_info?: { family?: string; local?: string; prefixlen?: number; scope?: string; dadfailed?: boolean }[];
-}
-
-/** Reads the links and the route facts selectInterface needs (the IPv6 default route when asked). */
-export async function readHostSnapshot(canReach?: string, opts: { ipv6?: boolean } = {}): Promise<HostSnapshot> {
-  // Independent reads: the `ip` processes run side by side (a start-up cost otherwise paid in turn).
-  const none = Promise.resolve([]);
-  const [addrs, routes, routes6, got] = await Promise.all([
-    ipcmd.json<IpAddrJson[]>('ip', ['addr', 'show']),
-    ipcmd.json<{ dev?: string }[]>('ip', ['route', 'show', 'default']).catch(() => []),
-    opts.ipv6 ? ipcmd.json<{ dev?: string }[]>('ip', ['-6', 'route', 'show', 'default']).catch(() => []) : none,
-    canReach && parseIp(canReach) ? ipcmd.json<{ dev?: string; prefsrc?: string }[]>('ip', ['route', 'get', canReach]).catch(() => []) : none,
-  ]);
-  const links: LinkInfo[] = [];
-  for (const l of addrs) {
-    if (typeof l.ifname !== 'string' || typeof l.ifindex !== 'number') continue;
-    const info = l.addr_info ?? [];
-    const addresses = info
-      .filter((a) => a.family === 'inet')
-      .map((a) => ({ ip: Ipv4.parse(a.local), prefixLength: a.prefixlen ?? 32 }))
-      .filter((a): a is { ip: Ipv4; prefixLength: number } => a.ip !== undefined);
-    const addresses6 = info
-      .filter((a) => a.family === 'inet6' && a.scope === 'global' && !a.dadfailed)
-      .map((a) => ({ ip: Ipv6.parse(a.local), prefixLength: a.prefixlen ?? 128 }))
-      .filter((a): a is { ip: Ipv6; prefixLength: number } => a.ip !== undefined);
-    links.push({ name: l.ifname, index: l.ifindex, mtu: l.mtu ?? 1500, up: (l.flags ?? []).includes('UP'), addresses, addresses6 });
-  }
-  const snapshot: HostSnapshot = { links };
-  if (routes[0]?.dev) snapshot.defaultRouteDev = routes[0].dev;
-  if (routes6[0]?.dev) snapshot.defaultRouteDev6 = routes6[0].dev;
-  const reach = got[0] as { dev?: string; prefsrc?: string } | undefined;
-  if (reach?.dev) {
-    const src = parseIp(reach.prefsrc);
-    snapshot.canReach = { dev: reach.dev, ...(src ? { src } : {}) };
-  }
-  return snapshot;
 }

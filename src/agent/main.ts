@@ -1,6 +1,7 @@
 // `weft agent`: flags -> Agent, signals, health endpoint, exit codes. The imperative edge.
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { readHostSnapshot } from '../dataplane/host-snapshot.js';
 import { createLogger } from '../log.js';
 import { Store } from '../store/store.js';
 import { etcd3Module } from '../store/etcd3-module.js';
@@ -8,7 +9,6 @@ import { Agent, FatalAgentError } from './agent.js';
 import { createBackendFor } from './backend-factory.js';
 import { AGENT_USAGE, parseAgentFlags, UsageError, type AgentOptions } from './flags.js';
 import { startHealthServer } from './health.js';
-import { readHostSnapshot } from './iface.js';
 import { AgentMetrics } from './metrics.js';
 import { weftVersion } from '../version.js';
 

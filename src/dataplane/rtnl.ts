@@ -38,14 +38,14 @@ export const AF_BRIDGE = 7;
 export const AF_INET6 = 10;
 
 export const RT_TABLE_MAIN = 254;
-const RT_SCOPE_UNIVERSE = 0;
+export const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_NOWHERE = 255;
 export const RTN_UNICAST = 1;
 export const RTNH_F_ONLINK = 4;
 
 // Attribute types, one table per kind of message (linux/rtnetlink.h, neighbour.h, if_link.h,
 // if_addr.h): RTA.DST is the kernel's RTA_DST. Only the attributes weft writes or reads.
-const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, TABLE: 15 } as const;
+const RTA = { DST: 1, OIF: 4, GATEWAY: 5, PRIORITY: 6, PREFSRC: 7, TABLE: 15 } as const;
 const NDA = { DST: 1, LLADDR: 2, PORT: 6, VNI: 7, IFINDEX: 8, MASTER: 9, SRC_VNI: 11 } as const;
 /** IFALIAS is the device's alias (weft's owner mark, weft:<network>). */
 const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, LINKINFO: 18, IFALIAS: 20 } as const;
@@ -59,6 +59,7 @@ export const NTF_SELF = 0x02;
 const NLA_F_NESTED = 0x8000;
 export const IFF_UP = 0x1;
 const IFA_F_NODAD = 0x02;
+export const IFA_F_DADFAILED = 0x08;
 
 const HDR = 16;
 
@@ -373,6 +374,16 @@ export function dump(type: typeof RTM_GETROUTE | typeof RTM_GETNEIGH | typeof RT
   return { ...r, flags: NLM_F_REQUEST | NLM_F_DUMP };
 }
 
+/**
+ * `ip route get IP`: the kernel's route lookup for one destination, answered with one
+ * RTM_NEWROUTE (its device and preferred source) or an errno (no route). Without NLM_F_ACK,
+ * as iproute2 asks: nothing follows the answer.
+ */
+export function routeGet(ip: IpAddr): Request {
+  const r = rtmsg(new Body(12), afOf(ip.family), ip.family === 6 ? 128 : 32, 0, 0, 0, 0, 0).addr(RTA.DST, ip).finish(RTM_GETROUTE, 0);
+  return { ...r, flags: NLM_F_REQUEST };
+}
+
 // ---- decoding ----
 
 export interface Message {
@@ -554,6 +565,8 @@ export interface RouteMsg {
   type: number;
   onlink: boolean;
   metric: number;
+  /** RTA_PREFSRC: the source address the kernel picks (a route lookup's answer has it). */
+  prefsrc: IpAddr | undefined;
 }
 
 /** An RTM_NEWROUTE/RTM_DELROUTE body; undefined for other families or malformed ones. */
@@ -581,6 +594,7 @@ export function decodeRoute(body: Buffer): RouteMsg | undefined {
     type: body.readUInt8(7),
     onlink: (body.readUInt32LE(8) & RTNH_F_ONLINK) !== 0,
     metric: a.u32(RTA.PRIORITY) ?? 0,
+    prefsrc: a.has(RTA.PREFSRC) ? a.addr(RTA.PREFSRC, af) : undefined,
   };
 }
 
@@ -681,11 +695,16 @@ export interface AddrMsg {
   index: number;
   prefix: number;
   ip: IpAddr;
+  /** ifa_scope: RT_SCOPE_UNIVERSE (iproute2's "global"), link (253), host (254). */
+  scope: number;
+  /** IFA_F_* (IFA_FLAGS when present: it holds the flags that do not fit ifa_flags' byte). */
+  flags: number;
 }
 
 export function decodeAddr(body: Buffer): AddrMsg | undefined {
   const msg = ipMessage(body, 8);
   const ip = msg && addrOf(msg.a.get(IFA.LOCAL) ?? msg.a.get(IFA.ADDRESS), msg.af);
-  return ip && { family: msg.family, prefix: body.readUInt8(1), index: body.readUInt32LE(4), ip };
+  const flags = msg && (u32(msg.a.get(IFA.FLAGS)) ?? body.readUInt8(2));
+  return ip && { family: msg.family, prefix: body.readUInt8(1), index: body.readUInt32LE(4), ip, scope: body.readUInt8(3), flags: flags ?? 0 };
 }
 

@@ -82,6 +82,28 @@ describe('rtnetlink messages', () => {
     expect(m.body.includes(Buffer.from('weft:default\0'))).toBe(false);
   });
 
+  it('asks for a route lookup as `ip route get` does, and reads its device and preferred source', () => {
+    const m = roundTrip(rtnl.routeGet(ip6('fd00:9::7')));
+    expect(m.type).toBe(rtnl.RTM_GETROUTE);
+    expect(m.flags).toBe(rtnl.NLM_F_REQUEST); // no ACK: the answer is the only reply
+    expect([...m.body.subarray(0, 2)]).toEqual([rtnl.AF_INET6, 128]);
+    expect(rtnl.decodeRoute(m.body)).toMatchObject({ family: 6, dst: net6('fd00:9::7/128'), prefsrc: undefined });
+    // The kernel's answer: RTA_DST, RTA_OIF 3, RTA_PREFSRC 192.0.2.1.
+    const answer = Buffer.from([2, 32, 0, 0, 254, 2, 0, 1, 0, 2, 0, 0, 8, 0, 1, 0, 10, 1, 2, 3, 8, 0, 4, 0, 3, 0, 0, 0, 8, 0, 7, 0, 192, 0, 2, 1]);
+    expect(rtnl.decodeRoute(answer)).toMatchObject({ dst: cidr('10.1.2.3/32'), oif: 3, prefsrc: ip('192.0.2.1') });
+  });
+
+  it("reads an address's scope, and its flags from IFA_FLAGS when the kernel sends them (dadfailed)", () => {
+    // ifaddrmsg: AF_INET6, /64, flags 0x80 (permanent), scope 0 (global), index 4; IFA_ADDRESS; IFA_FLAGS 0x88.
+    const addr = [0xfd, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5];
+    const body = Buffer.from([10, 64, 0x80, 0, 4, 0, 0, 0, 20, 0, 1, 0, ...addr, 8, 0, 8, 0, 0x88, 0, 0, 0]);
+    expect(rtnl.decodeAddr(body)).toEqual({ family: 6, prefix: 64, index: 4, ip: ip6('fd00:2::5'), scope: 0, flags: 0x88 });
+    expect(rtnl.decodeAddr(body.subarray(0, 28))).toMatchObject({ flags: 0x80 }); // no IFA_FLAGS: ifa_flags
+    expect(rtnl.decodeAddr(body)!.flags & rtnl.IFA_F_DADFAILED).not.toBe(0);
+    body[3] = 253; // link scope
+    expect(rtnl.decodeAddr(body)).toMatchObject({ scope: 253 });
+  });
+
   it('survives truncated and hostile input without throwing', () => {
     const good = rtnl.frame([rtnl.neighDel(ip('10.5.3.0'), 9)], 1);
     expect(rtnl.parseMessages(good.subarray(0, 20)).messages).toEqual([]);
