@@ -20,7 +20,7 @@
 import { connect, type ClientHttp2Session } from 'node:http2';
 import { decodeAuthenticateToken, encodeAuthenticate, endpointUrl, sessionOptions, unary, type GrpcTarget } from './grpc-http2.js';
 import { decodeLeaseGrantResponse, decodeTxnResponse, encodeLeaseGrant, encodeLeaseRevoke, encodeRangeRequest, encodeTxnRequest, type RangeRequest } from './kv-codec.js';
-import { decodeRangeResponse, type RangeResponseObject } from './range-decode.js';
+import { decodeRangeKVs, type RangeResult } from './range-decode.js';
 import type { ICompare, IRequestOp } from 'etcd3';
 
 interface Connection {
@@ -41,8 +41,8 @@ export class DirectKv {
     private readonly timeoutMs: number,
   ) {}
 
-  async range(req: RangeRequest): Promise<RangeResponseObject> {
-    return decodeRangeResponse(await this.call('/etcdserverpb.KV/Range', encodeRangeRequest(req)));
+  async range(req: RangeRequest): Promise<RangeResult> {
+    return decodeRangeKVs(await this.call('/etcdserverpb.KV/Range', encodeRangeRequest(req)));
   }
 
   async txn(compare: readonly ICompare[], success: readonly IRequestOp[]): Promise<{ succeeded: boolean; revision: number }> {

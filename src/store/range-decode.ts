@@ -10,6 +10,8 @@
 // The agent's bundle puts it in place of the generated one for KV.Range
 // (build/bundle-agent.mjs); test/unit/range-decode compares the two on random messages.
 
+import type { KV } from '../api/records.js';
+
 export interface RangeKeyValue {
   key: Buffer;
   create_revision: string;
@@ -164,4 +166,67 @@ export function decodeRangeResponse(buf: Buffer): RangeResponseObject {
     else r.skip(wire);
   }
   return out;
+}
+
+/** A Range's answer as the store uses it: its key-values, the revision it was read at, the count. */
+export interface RangeResult {
+  kvs: KV[];
+  revision: number;
+  count: number;
+}
+
+/** int64 as a Number (negative ones, written in ten bytes, included), as Number(int64(v)) would give it. */
+function int64Number(v: number | bigint): number {
+  return typeof v === 'number' ? v : Number(BigInt.asIntN(64, v));
+}
+
+/**
+ * A RangeResponse's bytes straight to the store's KVs: what `toKV` makes of
+ * decodeRangeResponse's objects (test/unit/range-decode checks that), without the
+ * intermediate objects, the keys' and values' Buffer views and the integers' round trip
+ * through text. The direct client's reads (direct-kv.ts) take this way: an agent's start
+ * decodes every lease of the network before its first kernel work.
+ */
+export function decodeRangeKVs(buf: Buffer): RangeResult {
+  const out: RangeResult = { kvs: [], revision: 0, count: 0 };
+  const r = new Reader(buf, 0, buf.length);
+  while (r.pos < r.end) {
+    const tag = r.varint() as number;
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if (field === 2 && wire === 2) {
+      const n = r.length();
+      out.kvs.push(kvOf(r, r.pos + n));
+    } else if (field === 1 && wire === 2) {
+      const n = r.length();
+      out.revision = Number(header(r, r.pos + n).revision);
+    } else if (field === 4 && wire === 0) out.count = int64Number(r.varint());
+    else r.skip(wire);
+  }
+  return out;
+}
+
+/** An mvccpb.KeyValue ending at `end`, as a KV. */
+function kvOf(r: Reader, end: number): KV {
+  const kv: KV = { key: '', value: '', modRevision: 0, createRevision: 0, version: 0, leaseId: '0' };
+  const sub = new Reader(r.buf, r.pos, end);
+  const buf = sub.buf;
+  while (sub.pos < end) {
+    const tag = sub.varint() as number;
+    const field = tag >>> 3;
+    const wire = tag & 7;
+    if ((field === 1 || field === 5) && wire === 2) {
+      const n = sub.length();
+      const text = buf.toString('utf8', sub.pos, sub.pos + n);
+      if (field === 1) kv.key = text;
+      else kv.value = text;
+      sub.pos += n;
+    } else if (field === 2 && wire === 0) kv.createRevision = int64Number(sub.varint());
+    else if (field === 3 && wire === 0) kv.modRevision = int64Number(sub.varint());
+    else if (field === 4 && wire === 0) kv.version = int64Number(sub.varint());
+    else if (field === 6 && wire === 0) kv.leaseId = int64(sub.varint());
+    else sub.skip(wire);
+  }
+  r.pos = end;
+  return kv;
 }

@@ -17,7 +17,7 @@ import { openWatch, type WatchTarget } from './watch-stream.js';
 import { grpcTargetOf, GrpcStatusError } from './grpc-http2.js';
 import { DirectKv } from './direct-kv.js';
 import type { RangeRequest } from './kv-codec.js';
-import type { RangeResponseObject } from './range-decode.js';
+import type { RangeResult } from './range-decode.js';
 
 export type { KV, NetworkMeta, NetworkRecord, NodeStatusRecord, SubnetRecord };
 
@@ -135,25 +135,25 @@ export class Store {
     return this.call(viaEtcd3);
   }
 
-  private range(req: RangeRequest): Promise<RangeResponseObject> {
+  private range(req: RangeRequest): Promise<RangeResult> {
     return this.directFirst(
       (d) => d.range(req),
-      () =>
-        this.client.kv.range({
+      async () => {
+        const res = await this.client.kv.range({
           key: req.key,
           ...(req.rangeEnd ? { range_end: req.rangeEnd } : {}),
           ...(req.revision ? { revision: req.revision } : {}),
           ...(req.keysOnly ? { keys_only: true } : {}),
           ...(req.countOnly ? { count_only: true } : {}),
           ...(req.serializable ? { serializable: true } : {}),
-        }) as PromiseLike<RangeResponseObject>,
+        });
+        return { kvs: res.kvs.map(toKV), revision: Number(res.header.revision), count: Number(res.count) };
+      },
     );
   }
 
   async get(key: string): Promise<KV | undefined> {
-    const res = await this.range({ key: Buffer.from(key) });
-    const kv = res.kvs[0];
-    return kv ? toKV(kv) : undefined;
+    return (await this.range({ key: Buffer.from(key) })).kvs[0];
   }
 
   /** Every key under prefix, at the latest revision or at opts.revision (a compacted one fails). */
@@ -164,7 +164,7 @@ export class Store {
       ...(opts.keysOnly ? { keysOnly: true } : {}),
       ...(opts.revision !== undefined ? { revision: opts.revision } : {}),
     });
-    return { kvs: res.kvs.map(toKV), revision: Number(res.header!.revision) };
+    return { kvs: res.kvs, revision: res.revision };
   }
 
   /** Names of every network with a config key, "default" first. */
@@ -173,7 +173,7 @@ export class Store {
     const res = await this.range({ key: Buffer.from(prefix + '/'), rangeEnd: prefixEnd(prefix + '/'), keysOnly: true });
     const names = new Set<string>();
     for (const kv of res.kvs) {
-      const name = this.layout.networkOfConfigKey(kv.key.toString());
+      const name = this.layout.networkOfConfigKey(kv.key);
       if (name) names.add(name);
     }
     return [...names].sort((a, b) => (a === DEFAULT_NETWORK ? -1 : b === DEFAULT_NETWORK ? 1 : a.localeCompare(b)));
@@ -199,8 +199,7 @@ export class Store {
   /** How many keys a network's subnets hold: etcd counts them and sends no values (a cheap, early hint of the listing's size). */
   async countSubnets(network: string): Promise<number> {
     const prefix = this.layout.subnetsPrefix(network);
-    const res = await this.range({ key: Buffer.from(prefix), rangeEnd: prefixEnd(prefix), countOnly: true });
-    return Number(res.count);
+    return (await this.range({ key: Buffer.from(prefix), rangeEnd: prefixEnd(prefix), countOnly: true })).count;
   }
 
   async listSubnets(network: string): Promise<{ records: SubnetRecord[]; revision: number }> {

@@ -3,7 +3,8 @@
 // order included, for random responses: 64-bit integers beyond 2^53 and negative ones, empty
 // and binary keys and values, missing fields (defaults) and fields the decoder does not know.
 import { describe, expect, it } from 'vitest';
-import { decodeRangeResponse } from '../../src/store/range-decode.js';
+import { decodeRangeKVs, decodeRangeResponse } from '../../src/store/range-decode.js';
+import { toKV } from '../../src/store/store.js';
 import { etcdMethod, randomHeader, randomInt64, randomKv, rng, UNKNOWN_FIELDS } from '../helpers/etcd-proto.js';
 
 const range = etcdMethod('KV', 'Range');
@@ -41,5 +42,16 @@ describe("etcd's RangeResponse", () => {
   it('refuses a truncated response rather than inventing values', () => {
     const bytes = range.responseSerialize({ kvs: [{ key: Buffer.from('/coreos.com/network/subnets/10.5.1.0-24'), value: Buffer.from('{}') }] });
     expect(() => decodeRangeResponse(bytes.subarray(0, bytes.length - 3))).toThrow(RangeError);
+  });
+
+  it('decodes straight to the store\'s KVs what toKV makes of the full decoding, for 2,000 random responses', () => {
+    const r = rng(31);
+    for (let i = 0; i < 2000; i++) {
+      const bytes = range.responseSerialize(randomResponse(r));
+      const full = decodeRangeResponse(bytes);
+      expect(decodeRangeKVs(bytes)).toEqual({ kvs: full.kvs.map(toKV), revision: Number(full.header?.revision ?? 0), count: Number(full.count) });
+    }
+    const truncated = range.responseSerialize({ kvs: [{ key: Buffer.from('/k'), value: Buffer.from('{}') }] });
+    expect(() => decodeRangeKVs(truncated.subarray(0, truncated.length - 2))).toThrow(RangeError);
   });
 });
