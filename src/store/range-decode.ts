@@ -147,9 +147,12 @@ export function header(r: Reader, end: number): NonNullable<RangeResponseObject[
   return h;
 }
 
-/** A RangeResponse's bytes as etcd3's decoder gives them; throws RangeError on malformed input. */
-export function decodeRangeResponse(buf: Buffer): RangeResponseObject {
-  const out: RangeResponseObject = { kvs: [], header: null, more: false, count: '0' };
+/**
+ * A RangeResponse's fields, its key-values made by `kv` (each ending at the given offset);
+ * count as the varint read. Throws RangeError on malformed input.
+ */
+function readRange<K>(buf: Buffer, kv: (r: Reader, end: number) => K): { kvs: K[]; header: RangeResponseObject['header']; more: boolean; count: number | bigint } {
+  const out = { kvs: [] as K[], header: null as RangeResponseObject['header'], more: false, count: 0 as number | bigint };
   const r = new Reader(buf, 0, buf.length);
   while (r.pos < r.end) {
     const tag = r.varint() as number;
@@ -157,15 +160,21 @@ export function decodeRangeResponse(buf: Buffer): RangeResponseObject {
     const wire = tag & 7;
     if (field === 2 && wire === 2) {
       const n = r.length();
-      out.kvs.push(keyValue(r, r.pos + n));
+      out.kvs.push(kv(r, r.pos + n));
     } else if (field === 1 && wire === 2) {
       const n = r.length();
       out.header = header(r, r.pos + n);
     } else if (field === 3 && wire === 0) out.more = r.varint() !== 0;
-    else if (field === 4 && wire === 0) out.count = int64(r.varint());
+    else if (field === 4 && wire === 0) out.count = r.varint();
     else r.skip(wire);
   }
   return out;
+}
+
+/** A RangeResponse's bytes as etcd3's decoder gives them; throws RangeError on malformed input. */
+export function decodeRangeResponse(buf: Buffer): RangeResponseObject {
+  const { kvs, header: h, more, count } = readRange(buf, keyValue);
+  return { kvs, header: h, more, count: int64(count) };
 }
 
 /** A Range's answer as the store uses it: its key-values, the revision it was read at, the count. */
@@ -188,22 +197,8 @@ function int64Number(v: number | bigint): number {
  * decodes every lease of the network before its first kernel work.
  */
 export function decodeRangeKVs(buf: Buffer): RangeResult {
-  const out: RangeResult = { kvs: [], revision: 0, count: 0 };
-  const r = new Reader(buf, 0, buf.length);
-  while (r.pos < r.end) {
-    const tag = r.varint() as number;
-    const field = tag >>> 3;
-    const wire = tag & 7;
-    if (field === 2 && wire === 2) {
-      const n = r.length();
-      out.kvs.push(kvOf(r, r.pos + n));
-    } else if (field === 1 && wire === 2) {
-      const n = r.length();
-      out.revision = Number(header(r, r.pos + n).revision);
-    } else if (field === 4 && wire === 0) out.count = int64Number(r.varint());
-    else r.skip(wire);
-  }
-  return out;
+  const { kvs, header: h, count } = readRange(buf, kvOf);
+  return { kvs, revision: h ? Number(h.revision) : 0, count: int64Number(count) };
 }
 
 /** An mvccpb.KeyValue ending at `end`, as a KV. */
