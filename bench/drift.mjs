@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { execa } from 'execa';
 import { subnetOf } from './leases.mjs';
-import { msSince, now, percentile, printResult, printTable, procUsage, round, startAgent, waitForEntries, withTestbed } from './lib.mjs';
+import { cpuBetween, msSince, now, percentile, printResult, printTable, procUsage, round, startAgent, waitForEntries, withTestbed } from './lib.mjs';
 
 const N = Number(process.argv[2] ?? 1000);
 const K = Number(process.argv[3] ?? 30);
@@ -94,7 +94,7 @@ const r = await withTestbed(async (tb, worker) => {
     routeP99: percentile(routeMs, 99),
     neighP50: percentile(neighMs, 50),
     neighP99: percentile(neighMs, 99),
-    cpuMsPerRepair: (u1.cpuMs - u0.cpuMs) / (2 * K),
+    cpuMsPerRepair: cpuBetween(u0, u1).cpuMs / (2 * K),
     deviceMs,
   };
 });

@@ -1,14 +1,17 @@
 // Bench 2, incremental cost: with N peers programmed, add a lease, give it a new VTEP MAC,
 // remove it (200 events in all, one at a time). Per event: kernel operations (the agent's
 // pass lines: 'dataplane converged', or a peer's line with the pass's outcome), agent CPU
-// (/proc/PID/stat, its children included), and the latency from the etcd put to the kernel
+// (each thread's schedstat, its children's utime + stime added: cpuBetween in lib.mjs), and the latency from the etcd put to the kernel
 // showing the change (`ip monitor` / `bridge monitor` in the host namespace),
 // against the etcd put -> watch event latency seen by a watcher in the same run.
 //
 //   node bench/incremental.mjs [N ...]      (default 1000 5000)
 //   WEFT_BENCH_EVENTS=1200 node bench/incremental.mjs 1000   (more events: the first few hundred
 //   include V8 optimizing the event path's functions, once per agent; 200 by default)
+//   WEFT_BENCH_WARMUP=1500 ...   (events before the measured ones; 6 by default)
+// bench/cpu-pair.mjs compares two builds' CPU per event over the same events and seconds.
 import {
+  cpuBetween,
   isPassLine,
   msSince,
   parseLog,
@@ -25,6 +28,7 @@ import {
 const sizes = process.argv.slice(2).map(Number).filter((n) => n > 0);
 const NS = sizes.length ? sizes : [1000, 5000];
 const EVENTS = Number(process.env.WEFT_BENCH_EVENTS ?? 200);
+const WARMUP = Number(process.env.WEFT_BENCH_WARMUP ?? 6);
 const KINDS = ['add', 'change', 'remove'];
 
 async function incremental(n) {
@@ -39,15 +43,15 @@ async function incremental(n) {
     await worker.call('startMonitor', { ns: host.ns, kinds: ['route', 'neigh', 'fdb'] });
     const convergedBefore = parseLog(tb.agentLog(host)).filter(isPassLine).length;
     // Warm up (JIT, first-use paths) on a few events outside the measurement.
-    for (let k = 0; k < 6; k++) {
+    for (let k = 0; k < WARMUP; k++) {
       const i = n + 1000 + Math.floor(k / 3);
       await worker.call('event', { kind: KINDS[k % 3], i, variant: k % 3 === 0 ? 0 : 1, hosts: [host.ns], kinds: ['route', 'neigh', 'fdb'] });
     }
     // The kernel shows a change just before its pass logs it: wait for the last warm-up's line.
     let warmLines = 0;
-    for (let k = 0; k < 40 && warmLines < convergedBefore + 6; k++) {
+    for (let k = 0; k < 40 && warmLines < convergedBefore + WARMUP; k++) {
       warmLines = parseLog(tb.agentLog(host)).filter(isPassLine).length;
-      if (warmLines < convergedBefore + 6) await new Promise((r) => setTimeout(r, 50));
+      if (warmLines < convergedBefore + WARMUP) await new Promise((r) => setTimeout(r, 50));
     }
     const u0 = procUsage(pid);
     const samples = [];
@@ -58,6 +62,7 @@ async function incremental(n) {
       samples.push({ kind, watchMs: msSince(r.tPut, r.tWatch), kernelMs: msSince(r.tPut, r.tKernel[0]) });
     }
     const u1 = procUsage(pid);
+    const cpu = cpuBetween(u0, u1);
     // The converged line is logged right after the batches; give the last one a moment.
     let lines = [];
     for (let k = 0; k < 40; k++) {
@@ -80,8 +85,11 @@ async function incremental(n) {
       reconciles: lines.length,
       opsPerEvent: ops.reduce((a, b) => a + b, 0) / EVENTS,
       opsByKind,
-      cpuMsPerEvent: (u1.cpuMs - u0.cpuMs) / EVENTS,
-      ownCpuMsPerEvent: (u1.ownCpuMs - u0.ownCpuMs) / EVENTS,
+      cpuMsPerEvent: cpu.cpuMs / EVENTS,
+      ownCpuMsPerEvent: cpu.ownCpuMs / EVENTS,
+      tickCpuMsPerEvent: (u1.cpuMs - u0.cpuMs) / EVENTS,
+      cpuPrecise: cpu.precise,
+      mainThreadCpuMsPerEvent: cpu.mainThreadCpuMs === undefined ? undefined : cpu.mainThreadCpuMs / EVENTS,
       reconcileP50: percentile(reconcileMs, 50),
       jsP50: percentile(jsMs, 50),
       watchP50: percentile(pick(undefined, 'watchMs'), 50),
@@ -110,11 +118,11 @@ for (const n of NS) {
 }
 
 printTable(`Incremental: ${EVENTS} events (add / new MAC / remove), one at a time`, [
-  ['N', 'ops/event (add/change/remove)', 'agent CPU ms/event, children incl. (own)', 'reconcile p50 ms (JS part)', 'put->watch p50/p99 ms', 'put->kernel p50/p99 ms', 'add p99', 'change p99', 'remove p99', 'p99 ratio'],
+  ['N', 'ops/event (add/change/remove)', 'agent CPU ms/event, children incl. (own / main thread)', 'reconcile p50 ms (JS part)', 'put->watch p50/p99 ms', 'put->kernel p50/p99 ms', 'add p99', 'change p99', 'remove p99', 'p99 ratio'],
   ...results.map((r) => [
     r.n,
     `${round(r.opsPerEvent, 2)} (${KINDS.map((k) => r.opsByKind[k] ?? '?').join(', ')})`,
-    `${round(r.cpuMsPerEvent, 2)} (${round(r.ownCpuMsPerEvent, 2)})`,
+    `${round(r.cpuMsPerEvent, 2)} (${round(r.ownCpuMsPerEvent, 2)} / ${r.mainThreadCpuMsPerEvent === undefined ? '?' : round(r.mainThreadCpuMsPerEvent, 2)})`,
     `${round(r.reconcileP50, 2)} (${round(r.jsP50, 2)})`,
     `${round(r.watchP50, 2)} / ${round(r.watchP99, 2)}`,
     `${round(r.kernelP50, 2)} / ${round(r.kernelP99, 2)}`,
@@ -133,6 +141,9 @@ printResult(
     opsByKind: r.opsByKind,
     cpuMsPerEvent: round(r.cpuMsPerEvent, 2),
     ownCpuMsPerEvent: round(r.ownCpuMsPerEvent, 2),
+    tickCpuMsPerEvent: round(r.tickCpuMsPerEvent, 2),
+    cpuPrecise: r.cpuPrecise,
+    mainThreadCpuMsPerEvent: r.mainThreadCpuMsPerEvent === undefined ? undefined : round(r.mainThreadCpuMsPerEvent, 2),
     reconcileP50Ms: round(r.reconcileP50, 2),
     reconcileJsP50Ms: round(r.jsP50, 2),
     watchP50Ms: round(r.watchP50, 2),
