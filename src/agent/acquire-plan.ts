@@ -33,13 +33,14 @@ export type AcquisitionPlan =
   /** `stacks`: the families with no free subnet ("IPv4", "IPv6"). */
   | { action: 'full'; stacks: string[]; release: SubnetRecord[] };
 
-function ownedBy(config: NetworkConfig, record: SubnetRecord, id: Identity): MatchedBy | undefined {
+/** `publicIP`: id.publicIP as text, made once per plan rather than once per lease. */
+function ownedBy(config: NetworkConfig, record: SubnetRecord, id: Identity, publicIP: string | undefined): MatchedBy | undefined {
   if (!record.lease.ok) return undefined;
   const v = record.lease.value;
   if (v.nodeName) return v.nodeName === id.nodeName ? 'node-name' : undefined;
   // Written by flanneld or by an operator without a node: flannel's rule, match the IP.
   if (config.ipv4) {
-    return id.publicIP && !isPlaceholderPublicIP(v.publicIP) && v.publicIP === id.publicIP.toString() ? 'public-ip' : undefined;
+    return publicIP !== undefined && !isPlaceholderPublicIP(v.publicIP) && v.publicIP === publicIP ? 'public-ip' : undefined;
   }
   return id.publicIPv6 && v.publicIPv6 && v.publicIPv6 === id.publicIPv6.toString() ? 'public-ipv6' : undefined;
 }
@@ -69,7 +70,8 @@ export function planAcquisition(
   random: () => number = Math.random,
 ): AcquisitionPlan {
   const fits = (r: SubnetRecord) => r.subnets !== undefined && keyFits(config, r.subnets);
-  const owner = (r: SubnetRecord) => ownedBy(config, r, id);
+  const publicIP = id.publicIP?.toString();
+  const owner = (r: SubnetRecord) => ownedBy(config, r, id, publicIP);
 
   const reservations = records.filter((r) => r.reserved && fits(r));
   const reservation =
