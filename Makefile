@@ -11,7 +11,7 @@ help:
 	@echo "make demo-down  remove what an interrupted demo left behind"
 	@echo "make test       install what is missing, build, run every test (needs root)"
 	@echo "make build      compile TypeScript to dist/ and bundle the agent"
-	@echo "make bench      fleet-scale benches (about 3 minutes; figures vs same-run baselines)"
+	@echo "make bench      fleet-scale benches (about 7 minutes; figures vs same-run baselines)"
 	@echo "make soak       about 10 minutes of churn and etcd restarts under traffic"
 	@echo "make interop FLANNELD=/path/to/flanneld   a mixed fleet with a real flanneld (about 4 minutes)"
 
@@ -57,7 +57,7 @@ demo-down:
 	@if [ -f dist/testbed/demo.js ]; then node dist/testbed/demo.js down; \
 	else echo "dist/testbed/demo.js is missing; run \`make build\` first"; exit 1; fi
 
-# Needs root (network namespaces); about 5 minutes on 2 cores. See docs/performance.md.
+# Needs root (network namespaces); about 7 minutes on 2 cores. See docs/performance.md.
 bench: deps build
 	node bench/run-all.mjs
 
