@@ -5,15 +5,7 @@
 // with one of B measured over the same events and seconds; two runs one after another do not.
 //
 //   node bench/cpu-pair.mjs A/bin/weft B/bin/weft [N] [ROUNDS]     (N 5000, ROUNDS 5)
-import {
-  cpuBetween,
-  percentile,
-  procUsage,
-  round,
-  startAgent,
-  waitForEntries,
-  withTestbed,
-} from './lib.mjs';
+import { cpuBetween, percentile, procUsage, round, startAgent, untilQuiet, waitForEntries, withTestbed } from './lib.mjs';
 
 const [binA, binB, nArg, roundsArg] = process.argv.slice(2);
 if (!binA || !binB) {
@@ -66,12 +58,3 @@ result.forEach((r, i) =>
 );
 const ratios = result.map((r) => r[1].cpuMs / r[0].cpuMs);
 console.log(`  median: A ${round(percentile(perEvent(0, 'cpuMs'), 50), 3)} ms, B ${round(percentile(perEvent(1, 'cpuMs'), 50), 3)} ms; B/A median ${round(percentile(ratios, 50), 3)}`);
-
-/** Waits (up to 15 s) until each agent used less than 20 ms of CPU in a second. */
-async function untilQuiet(pids) {
-  for (let k = 0; k < 15; k++) {
-    const a = pids.map((pid) => procUsage(pid).cpuMs);
-    await new Promise((r) => setTimeout(r, 1000));
-    if (pids.every((pid, i) => procUsage(pid).cpuMs - a[i] < 20)) return;
-  }
-}

@@ -21,6 +21,7 @@ import {
   procUsage,
   round,
   startAgent,
+  untilQuiet,
   waitForEntries,
   withTestbed,
 } from './lib.mjs';
@@ -39,7 +40,7 @@ async function incremental(n) {
     await waitForEntries(host, pid, n, { agent });
     // The 200 events take about a second; without this the collection of the full sync's
     // garbage (hundreds of ms, once) lands in that second and is counted as per-event CPU.
-    await untilQuiet(pid);
+    await untilQuiet([pid]);
     await worker.call('startMonitor', { ns: host.ns, kinds: ['route', 'neigh', 'fdb'] });
     const convergedBefore = parseLog(tb.agentLog(host)).filter(isPassLine).length;
     // Warm up (JIT, first-use paths) on a few events outside the measurement.
@@ -99,15 +100,6 @@ async function incremental(n) {
       byKind: Object.fromEntries(KINDS.map((k) => [k, { p50: percentile(pick(k, 'kernelMs'), 50), p99: percentile(pick(k, 'kernelMs'), 99) }])),
     };
   });
-}
-
-/** Waits (up to 15 s) until the agent used less than 20 ms of CPU in a second: start-up has settled. */
-async function untilQuiet(pid) {
-  for (let k = 0; k < 15; k++) {
-    const a = procUsage(pid).cpuMs;
-    await new Promise((r) => setTimeout(r, 1000));
-    if (procUsage(pid).cpuMs - a < 20) return;
-  }
 }
 
 const results = [];

@@ -249,6 +249,19 @@ export function cpuBetween(u0, u1) {
   return { cpuMs: ownCpuMs + childrenCpuMs, ownCpuMs, mainThreadCpuMs, precise };
 }
 
+/**
+ * Waits (up to 15 s) until each process used less than 20 ms of CPU in a second: an agent's
+ * start-up has settled (the collection of a full sync's garbage, hundreds of ms once, would
+ * otherwise land in what a bench counts next).
+ */
+export async function untilQuiet(pids) {
+  for (let k = 0; k < 15; k++) {
+    const before = pids.map((pid) => procUsage(pid).cpuMs);
+    await new Promise((r) => setTimeout(r, 1000));
+    if (pids.every((pid, i) => procUsage(pid).cpuMs - before[i] < 20)) return;
+  }
+}
+
 /** Each thread's run time so far (ns; the scheduler's own count), by thread id. */
 function threadRuntimes(pid) {
   const out = new Map();
